@@ -1,0 +1,420 @@
+"""customer-activity-features: a persistent feature store for e-commerce customer activity.
+
+The public API. ``CustomerActivityFeatures`` keeps events in indexed SQLite
+tables and computes every feature with a named, parameterized SQL query from
+``sql/``; ``calculate_purchase_features`` and ``calculate_session_features``
+compute the same features over plain lists of dicts.
+
+    >>> from customer_activity_features import CustomerActivityFeatures
+    >>> with CustomerActivityFeatures("shop.db") as store:
+    ...     store.add_purchase("c1", 25.0, "2024-05-01T10:00:00Z")
+    ...     store.get_total_purchase_value("c1", as_of="2024-06-01T00:00:00Z")
+"""
+
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from store import db as _db
+from store import timeutil
+from store import validate as _validate
+from store.errors import (  # noqa: F401  (re-exported)
+    InvalidEventError,
+    ReadOnlyStoreError,
+    SchemaTooNewError,
+    StoreError,
+    UnknownNameError,
+)
+from store.features import (  # noqa: F401  (documented constants, re-exported)
+    CART_MAX_ABANDONED,
+    CART_MIN_CONVERSION_RATIO,
+    DECLINING_RATIO,
+    DEFAULT_FREQUENCY_DAYS,
+    FeatureReader,
+    LONG_WINDOW_DAYS,
+    RECENCY_CONCERN_DAYS,
+    SHORT_WINDOW_DAYS,
+    SUPPORT_ESCALATION_RATIO,
+    SUPPORT_MAX_TICKETS,
+    TRADEOFF_KEYS,
+)
+from store.ingest import IngestResult, Writer  # noqa: F401
+
+__all__ = [
+    "CustomerActivityFeatures",
+    "calculate_purchase_features",
+    "calculate_session_features",
+    "IngestResult",
+    "StoreError",
+    "SchemaTooNewError",
+    "ReadOnlyStoreError",
+    "UnknownNameError",
+    "InvalidEventError",
+]
+
+# The numeric, non-boolean top-level features that get_cohort_summary averages.
+SUMMARY_FEATURES = (
+    "purchase_frequency", "average_order_value", "purchase_recency_days", "total_purchase_value",
+    "session_frequency", "average_session_duration", "abandoned_cart_count", "cart_conversion_ratio",
+    "abandoned_cart_value", "support_ticket_count", "average_response_time_hours", "escalation_count",
+    "escalation_ratio",
+)
+
+
+class CustomerActivityFeatures:
+    """Customer-activity events in SQLite, and the features computed from them.
+
+    ``db``: ``None`` for a private in-memory store, a path (created if missing),
+    an open ``sqlite3.Connection`` or a ``sqlite_utils.Database``. Opening applies
+    pending schema migrations; a database written by a newer version is refused
+    with ``SchemaTooNewError``. ``shop_id`` scopes every read and write to one
+    shop. With ``strict=True`` invalid events raise ``InvalidEventError`` (a
+    ``ValueError``) instead of being recorded as rejected.
+    """
+
+    def __init__(self, db=None, *, shop_id="", strict=False):
+        if not isinstance(shop_id, str):
+            raise TypeError(f"shop_id must be a string, got {type(shop_id).__name__}")
+        self.shop_id = shop_id
+        self.strict = strict
+        self._owns_connection = False
+        if db is None:
+            conn = sqlite3.connect(":memory:", check_same_thread=False)
+            self._owns_connection = True
+            self.path = None
+        elif isinstance(db, sqlite_utils.Database):
+            conn = db.conn
+            self.path = None
+        elif isinstance(db, sqlite3.Connection):
+            conn = db
+            self.path = None
+        elif isinstance(db, (str, Path)):
+            self.path = Path(db)
+            conn = sqlite3.connect(str(db), check_same_thread=False)
+            self._owns_connection = True
+        else:
+            raise TypeError(
+                "db must be None, a path, a sqlite3.Connection or a sqlite_utils.Database, "
+                f"got {type(db).__name__}"
+            )
+        try:
+            _db.check_not_newer(conn)  # before any pragma or write
+            _db.configure(conn)
+            _db.migrate(conn)
+        except BaseException:
+            if self._owns_connection:
+                conn.close()
+            raise
+        self.conn = conn
+        self._writer = Writer(conn, shop_id, strict=strict, use_timer=self._owns_connection)
+        self._reader = FeatureReader(conn, shop_id)
+        self._closed = False
+
+    # -- lifecycle -------------------------------------------------------------
+    def flush(self):
+        """Commit every buffered event now."""
+        self._writer.commit()
+
+    def close(self):
+        """Commit buffered events and close the connection (if the store opened it)."""
+        if self._closed:
+            return
+        self._writer.commit()
+        self._closed = True
+        if self._owns_connection:
+            self.conn.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        self.close()
+
+    def __repr__(self):
+        where = str(self.path) if self.path else "memory/connection"
+        return f"<CustomerActivityFeatures {where} shop_id={self.shop_id!r}>"
+
+    # -- ingest: single events -------------------------------------------------
+    def add_purchase(self, customer_id, order_value, purchase_date=None, *, order_id=None):
+        """Store a purchase; True when stored, False when rejected or already stored."""
+        return self._writer.add(
+            "purchase", (customer_id, order_value, purchase_date, order_id),
+            _payload(customer_id=customer_id, order_value=order_value,
+                     purchase_date=purchase_date, order_id=order_id))
+
+    def add_session(self, customer_id, duration_seconds, device_type=None, session_date=None, *, session_id=None):
+        """Store a session; a missing device is 'unknown'."""
+        return self._writer.add(
+            "session", (customer_id, duration_seconds, device_type, session_date, session_id),
+            _payload(customer_id=customer_id, duration_seconds=duration_seconds, device_type=device_type,
+                     session_date=session_date, session_id=session_id))
+
+    def add_cart_event(self, customer_id, event_type, cart_value=None, event_date=None, *, cart_id=None):
+        """Store a cart event; event_type is 'abandoned' or 'converted', the value may be None."""
+        return self._writer.add(
+            "cart_event", (customer_id, event_type, cart_value, event_date, cart_id),
+            _payload(customer_id=customer_id, event_type=event_type, cart_value=cart_value,
+                     event_date=event_date, cart_id=cart_id))
+
+    def add_support_interaction(self, customer_id, ticket_id, response_time_hours=None, escalated=False,
+                                interaction_date=None):
+        """Store a support interaction; the ticket id is its event id."""
+        return self._writer.add(
+            "support_interaction", (customer_id, ticket_id, response_time_hours, escalated, interaction_date),
+            _payload(customer_id=customer_id, ticket_id=ticket_id, response_time_hours=response_time_hours,
+                     escalated=escalated, interaction_date=interaction_date))
+
+    def set_customer_metadata(self, customer_id, metadata):
+        """Replace a customer's metadata (stored as JSON; non-dict metadata becomes {})."""
+        return self._writer.set_metadata(customer_id, metadata,
+                                         _payload(customer_id=customer_id, metadata=metadata))
+
+    # -- ingest: bulk ------------------------------------------------------------
+    def add_purchases(self, records, *, batch_size=5000, progress=None):
+        """Stream dicts with keys customer_id, order_value, purchase_date, order_id."""
+        return self._writer.bulk("purchase", records, batch_size=batch_size, progress=progress)
+
+    def add_sessions(self, records, *, batch_size=5000, progress=None):
+        """Stream dicts with keys customer_id, duration_seconds, device_type, session_date, session_id."""
+        return self._writer.bulk("session", records, batch_size=batch_size, progress=progress)
+
+    def add_cart_events(self, records, *, batch_size=5000, progress=None):
+        """Stream dicts with keys customer_id, event_type, cart_value, event_date, cart_id."""
+        return self._writer.bulk("cart_event", records, batch_size=batch_size, progress=progress)
+
+    def add_support_interactions(self, records, *, batch_size=5000, progress=None):
+        """Stream dicts with keys customer_id, ticket_id, response_time_hours, escalated, interaction_date."""
+        return self._writer.bulk("support_interaction", records, batch_size=batch_size, progress=progress)
+
+    def set_customers_metadata(self, records, *, batch_size=5000):
+        """Stream dicts with keys customer_id and metadata."""
+        return self._writer.bulk_metadata(records, batch_size=batch_size)
+
+    # -- reads -------------------------------------------------------------------
+    def _read(self, customer_id, as_of):
+        """(normalized id or None, as_of_us), after committing buffered writes."""
+        self._writer.commit()
+        as_of_us = timeutil.as_of_us(as_of)
+        if not customer_id:
+            return None, as_of_us
+        try:
+            return _validate.customer_id(customer_id), as_of_us
+        except _validate.Rejection as rejection:
+            raise ValueError(str(rejection)) from None
+
+    def _family(self, family, column, customer_id, days, as_of, empty, frequency=False):
+        cid, as_of_us = self._read(customer_id, as_of)
+        if cid is None:
+            return empty
+        if frequency:
+            days = DEFAULT_FREQUENCY_DAYS if days is None else days
+            row = self._reader.family(family, cid, as_of_us, frequency_days=days)
+        else:
+            row = self._reader.family(family, cid, as_of_us, days=days)
+        return row[column]
+
+    def get_purchase_frequency(self, customer_id, days=30, *, as_of=None):
+        """Purchases in the last ``days`` per 30 days; 0.0 when days <= 0."""
+        return float(self._family("purchase_features", "purchase_frequency", customer_id, days, as_of, 0.0, True))
+
+    def get_average_order_value(self, customer_id, days=None, *, as_of=None):
+        return float(self._family("purchase_features", "average_order_value", customer_id, days, as_of, 0.0))
+
+    def get_purchase_recency(self, customer_id, *, as_of=None):
+        """Whole days from the last purchase to ``as_of``; None when there is none."""
+        return self._family("purchase_features", "purchase_recency_days", customer_id, None, as_of, None)
+
+    def get_total_purchase_value(self, customer_id, days=None, *, as_of=None):
+        return float(self._family("purchase_features", "total_purchase_value", customer_id, days, as_of, 0.0))
+
+    def get_session_frequency(self, customer_id, days=30, *, as_of=None):
+        return float(self._family("session_features", "session_frequency", customer_id, days, as_of, 0.0, True))
+
+    def get_average_session_duration(self, customer_id, days=None, *, as_of=None):
+        return float(self._family("session_features", "average_session_duration", customer_id, days, as_of, 0.0))
+
+    def get_device_usage_pattern(self, customer_id, days=None, *, as_of=None):
+        """{device: session count}, most used first."""
+        cid, as_of_us = self._read(customer_id, as_of)
+        return {} if cid is None else dict(self._reader.devices(cid, as_of_us, days=days))
+
+    def get_primary_device(self, customer_id, days=None, *, as_of=None):
+        """The most used device; a tie goes to the device seen first (then to the name)."""
+        cid, as_of_us = self._read(customer_id, as_of)
+        if cid is None:
+            return None
+        devices = self._reader.devices(cid, as_of_us, days=days)
+        return devices[0][0] if devices else None
+
+    def get_abandoned_cart_count(self, customer_id, days=None, *, as_of=None):
+        return int(self._family("cart_features", "abandoned_cart_count", customer_id, days, as_of, 0))
+
+    def get_cart_conversion_ratio(self, customer_id, days=None, *, as_of=None):
+        return float(self._family("cart_features", "cart_conversion_ratio", customer_id, days, as_of, 0.0))
+
+    def get_abandoned_cart_value(self, customer_id, days=None, *, as_of=None):
+        return float(self._family("cart_features", "abandoned_cart_value", customer_id, days, as_of, 0.0))
+
+    def get_support_ticket_count(self, customer_id, days=None, *, as_of=None):
+        return int(self._family("support_features", "support_ticket_count", customer_id, days, as_of, 0))
+
+    def get_average_response_time(self, customer_id, days=None, *, as_of=None):
+        value = self._family("support_features", "average_response_time_hours", customer_id, days, as_of, None)
+        return None if value is None else float(value)
+
+    def get_escalation_count(self, customer_id, days=None, *, as_of=None):
+        return int(self._family("support_features", "escalation_count", customer_id, days, as_of, 0))
+
+    def get_escalation_ratio(self, customer_id, days=None, *, as_of=None):
+        return float(self._family("support_features", "escalation_ratio", customer_id, days, as_of, 0.0))
+
+    def get_activity_retention_tradeoff(self, customer_id, *, as_of=None):
+        """Rule-based retention flags; thresholds are the module's documented constants."""
+        cid, as_of_us = self._read(customer_id, as_of)
+        if cid is None:
+            return {}
+        return self._reader.tradeoff(cid, as_of_us)
+
+    def get_all_features(self, customer_id, days=None, *, as_of=None):
+        """Every seed feature of one customer, as a flat dict (three indexed queries)."""
+        cid, as_of_us = self._read(customer_id, as_of)
+        if cid is None:
+            return {}
+        return self._reader.all_features(cid, as_of_us, days=days)
+
+    def get_feature_summary(self, customer_id, *, as_of=None):
+        """The features of one customer grouped into sections."""
+        f = self.get_all_features(customer_id, as_of=as_of)
+        if not f:
+            return {}
+        t = f["activity_retention_tradeoff"]
+        return {
+            "customer_id": customer_id,
+            "purchase_metrics": {
+                "frequency_per_month": f["purchase_frequency"],
+                "average_order_value": f["average_order_value"],
+                "days_since_last_purchase": f["purchase_recency_days"],
+                "total_value": f["total_purchase_value"],
+            },
+            "engagement_metrics": {
+                "session_frequency_per_month": f["session_frequency"],
+                "average_duration_seconds": f["average_session_duration"],
+                "primary_device": f["primary_device"],
+            },
+            "cart_metrics": {
+                "conversion_ratio": f["cart_conversion_ratio"],
+                "abandoned_count": f["abandoned_cart_count"],
+                "abandoned_value": f["abandoned_cart_value"],
+            },
+            "support_metrics": {
+                "ticket_count": f["support_ticket_count"],
+                "average_response_hours": f["average_response_time_hours"],
+                "escalation_ratio": f["escalation_ratio"],
+            },
+            "retention_indicators": {
+                "retention_concern": t["retention_concern"],
+                "activity_trend": t["activity_trend"],
+                "declining_engagement": t["declining_engagement"],
+            },
+        }
+
+    # -- cohorts -------------------------------------------------------------------
+    def _cohort_targets(self, customer_ids, as_of_us):
+        """[(target_id, normalized id, as_of_us)] and {target_id: caller's id}: falsy ids
+        skipped, duplicates collapsed (first spelling kept)."""
+        seen = {}
+        for raw in customer_ids:
+            if not raw:
+                continue
+            try:
+                cid = _validate.customer_id(raw)
+            except _validate.Rejection as rejection:
+                raise ValueError(str(rejection)) from None
+            seen.setdefault(cid, raw)
+        targets = [(i, cid, as_of_us) for i, cid in enumerate(seen)]
+        return targets, list(seen.values())
+
+    def get_cohort_features(self, customer_ids, days=None, *, as_of=None):
+        """{customer id: get_all_features(id, days)} computed set-based for the whole cohort."""
+        self._writer.commit()
+        as_of_us = timeutil.as_of_us(as_of)
+        targets, originals = self._cohort_targets(customer_ids, as_of_us)
+        if not targets:
+            return {}
+        return {originals[tid]: features for tid, features in self._reader.iter_cohort(targets, days=days)}
+
+    def get_cohort_summary(self, customer_ids, days=None, *, as_of=None):
+        """{'size': distinct non-empty ids, 'aggregates': {feature: mean over non-None values}}."""
+        self._writer.commit()
+        as_of_us = timeutil.as_of_us(as_of)
+        targets, _ = self._cohort_targets(customer_ids, as_of_us)
+        if not targets:
+            return {"size": 0, "aggregates": {}}
+        sums = dict.fromkeys(SUMMARY_FEATURES, 0.0)
+        counts = dict.fromkeys(SUMMARY_FEATURES, 0)
+        for _, features in self._reader.iter_cohort(targets, days=days):
+            for key in SUMMARY_FEATURES:
+                value = features[key]
+                if value is not None:
+                    sums[key] += value
+                    counts[key] += 1
+        return {"size": len(targets),
+                "aggregates": {k: sums[k] / counts[k] for k in SUMMARY_FEATURES if counts[k]}}
+
+
+def _payload(**values):
+    return _validate.to_json(values)
+
+
+# -- helpers over plain lists of dicts ---------------------------------------------
+_HELPER_CUSTOMER = "customer"
+
+
+def _helper_store(records, kind, value_key, extra):
+    store = CustomerActivityFeatures()
+    rows = []
+    for record in records if records is not None else ():
+        if not isinstance(record, dict) or record.get(value_key) is None:
+            continue
+        date = record.get("date")
+        if isinstance(date, str):
+            try:
+                timeutil.parse_datetime(date)
+            except ValueError:
+                continue
+        rows.append(extra(record))
+    getattr(store, kind)(rows)
+    return store
+
+
+def calculate_purchase_features(purchases, days=None, *, as_of=None):
+    """Purchase features of one customer's purchases, given as [{'value': ..., 'date': ...}].
+
+    Non-dict records, records without a value and records with an unparseable
+    date are skipped. Returns {frequency, average_order_value, recency_days, total_value}.
+    """
+    with _helper_store(purchases, "add_purchases", "value", lambda r: {
+        "customer_id": _HELPER_CUSTOMER, "order_value": r["value"], "purchase_date": r.get("date")}) as store:
+        return {
+            "frequency": store.get_purchase_frequency(_HELPER_CUSTOMER, days or DEFAULT_FREQUENCY_DAYS, as_of=as_of),
+            "average_order_value": store.get_average_order_value(_HELPER_CUSTOMER, days, as_of=as_of),
+            "recency_days": store.get_purchase_recency(_HELPER_CUSTOMER, as_of=as_of),
+            "total_value": store.get_total_purchase_value(_HELPER_CUSTOMER, days, as_of=as_of),
+        }
+
+
+def calculate_session_features(sessions, days=None, *, as_of=None):
+    """Session features of one customer's sessions, given as [{'duration': ..., 'device': ..., 'date': ...}].
+
+    Returns {frequency, average_duration, device_pattern, primary_device}.
+    """
+    with _helper_store(sessions, "add_sessions", "duration", lambda r: {
+        "customer_id": _HELPER_CUSTOMER, "duration_seconds": r["duration"],
+        "device_type": r.get("device"), "session_date": r.get("date")}) as store:
+        return {
+            "frequency": store.get_session_frequency(_HELPER_CUSTOMER, days or DEFAULT_FREQUENCY_DAYS, as_of=as_of),
+            "average_duration": store.get_average_session_duration(_HELPER_CUSTOMER, days, as_of=as_of),
+            "device_pattern": store.get_device_usage_pattern(_HELPER_CUSTOMER, days, as_of=as_of),
+            "primary_device": store.get_primary_device(_HELPER_CUSTOMER, days, as_of=as_of),
+        }

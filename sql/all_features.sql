@@ -1,0 +1,55 @@
+-- Every seed feature of a target in one statement, with the retention rules.
+--
+-- Reads `target` and the family queries as CTEs named after them
+-- (purchase_features, session_features, cart_features, support_features);
+-- the store composes the statement (store.features.compose). Rule thresholds
+-- are bound parameters whose values are the documented constants of
+-- store.features:
+--   :short_days, :long_days        30 and 90 (the frequency windows of the rules)
+--   :declining_ratio               0.7
+--   :support_escalation_ratio      0.5
+--   :support_max_tickets           3
+--   :cart_min_conversion_ratio     0.3
+--   :cart_max_abandoned            2
+--   :recency_concern_days          60
+
+-- name: all_features
+SELECT
+    f.*,
+    -- retention_concern: recency > :recency_concern_days, or any of the three risks; 0/1 (boolean); 0 when no purchase and no risk
+    (COALESCE(f.purchase_recency_days > :recency_concern_days, 0)
+        OR f.declining_engagement OR f.support_risk OR f.cart_abandonment_risk) AS retention_concern,
+    -- activity_trend: 'declining' if declining_engagement, else 'stable' if high_short_term_activity, else 'inactive'; text
+    CASE
+        WHEN f.declining_engagement THEN 'declining'
+        WHEN f.high_short_term_activity THEN 'stable'
+        ELSE 'inactive'
+    END AS activity_trend
+FROM (
+    SELECT
+        t.target_id AS target_id,
+        t.customer_id AS customer_id,
+        pf.purchase_count, pf.purchase_frequency, pf.average_order_value,
+        pf.purchase_recency_days, pf.total_purchase_value,
+        sf.session_count, sf.session_frequency, sf.average_session_duration,
+        cf.cart_event_count, cf.abandoned_cart_count, cf.cart_conversion_ratio, cf.abandoned_cart_value,
+        su.support_ticket_count, su.average_response_time_hours, su.escalation_count, su.escalation_ratio,
+        -- high_short_term_activity: 30-day purchase and session frequencies both > 0; 0/1 (boolean)
+        (pf.purchase_count_short > 0 AND sf.session_count_short > 0) AS high_short_term_activity,
+        -- declining_engagement: 30- and 90-day purchase frequencies both > 0 and their ratio < :declining_ratio; 0/1 (boolean)
+        (pf.purchase_count_short > 0 AND pf.purchase_count_long > 0
+            AND (pf.purchase_count_short / (:short_days / 30.0))
+                / (pf.purchase_count_long / (:long_days / 30.0)) < :declining_ratio) AS declining_engagement,
+        -- support_risk: 30-day escalation ratio > :support_escalation_ratio or more than :support_max_tickets tickets in 30 days; 0/1 (boolean)
+        (su.escalation_ratio_short > :support_escalation_ratio
+            OR su.support_ticket_count_short > :support_max_tickets) AS support_risk,
+        -- cart_abandonment_risk: 30-day conversion ratio < :cart_min_conversion_ratio and more than :cart_max_abandoned abandoned carts in 30 days; 0/1 (boolean)
+        (cf.cart_conversion_ratio_short < :cart_min_conversion_ratio
+            AND cf.abandoned_cart_count_short > :cart_max_abandoned) AS cart_abandonment_risk
+    FROM target AS t
+    JOIN purchase_features AS pf ON pf.target_id = t.target_id
+    JOIN session_features AS sf ON sf.target_id = t.target_id
+    JOIN cart_features AS cf ON cf.target_id = t.target_id
+    JOIN support_features AS su ON su.target_id = t.target_id
+) AS f
+ORDER BY f.target_id

@@ -1,0 +1,37 @@
+-- Cart features. See purchases.sql for `target` and the shared parameters.
+
+-- name: cart_features
+SELECT
+    t.target_id AS target_id,
+    -- cart_event_count: cart events (abandoned or converted) in the window; integer; 0 when none
+    COUNT(c.event_time_us) FILTER (
+        WHERE :window_us IS NULL OR c.event_time_us >= t.as_of_us - :window_us
+    ) AS cart_event_count,
+    -- abandoned_cart_count: abandoned carts in the window; integer; 0 when none
+    COUNT(c.event_time_us) FILTER (
+        WHERE c.event_type = 'abandoned'
+          AND (:window_us IS NULL OR c.event_time_us >= t.as_of_us - :window_us)
+    ) AS abandoned_cart_count,
+    -- cart_conversion_ratio: converted / all cart events in the window; ratio 0..1; 0.0 when none
+    COALESCE(AVG(c.event_type = 'converted') FILTER (
+        WHERE :window_us IS NULL OR c.event_time_us >= t.as_of_us - :window_us
+    ), 0.0) AS cart_conversion_ratio,
+    -- abandoned_cart_value: sum of the values of abandoned carts in the window, None values skipped; currency units; 0.0 when none
+    TOTAL(c.cart_value) FILTER (
+        WHERE c.event_type = 'abandoned'
+          AND (:window_us IS NULL OR c.event_time_us >= t.as_of_us - :window_us)
+    ) AS abandoned_cart_value,
+    -- abandoned_cart_count_short: abandoned carts in the 30 days up to as_of; integer
+    COUNT(c.event_time_us) FILTER (
+        WHERE c.event_type = 'abandoned' AND c.event_time_us >= t.as_of_us - :short_window_us
+    ) AS abandoned_cart_count_short,
+    -- cart_conversion_ratio_short: converted / all cart events in the 30 days up to as_of; ratio 0..1; 0.0 when none
+    COALESCE(AVG(c.event_type = 'converted') FILTER (
+        WHERE c.event_time_us >= t.as_of_us - :short_window_us
+    ), 0.0) AS cart_conversion_ratio_short
+FROM target AS t
+LEFT JOIN cart_events AS c
+    ON c.shop_id = :shop_id
+   AND c.customer_id = t.customer_id
+   AND c.event_time_us <= t.as_of_us
+GROUP BY t.target_id

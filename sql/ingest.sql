@@ -1,0 +1,31 @@
+-- Statements that write events. Values are always bound parameters.
+-- INSERT OR IGNORE: an event whose (shop_id, event_id) is already stored is a
+-- duplicate and is counted as such, never written twice.
+
+-- name: insert_purchase
+INSERT OR IGNORE INTO purchases (shop_id, customer_id, event_time_us, event_id, order_value)
+VALUES (?, ?, ?, ?, ?);
+
+-- name: insert_session
+INSERT OR IGNORE INTO sessions (shop_id, customer_id, event_time_us, event_id, duration_seconds, device_type)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: insert_cart_event
+INSERT OR IGNORE INTO cart_events (shop_id, customer_id, event_time_us, event_id, event_type, cart_value)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: insert_support_interaction
+INSERT OR IGNORE INTO support_interactions (shop_id, customer_id, event_time_us, event_id, response_time_hours, escalated)
+VALUES (?, ?, ?, ?, ?, ?);
+
+-- name: upsert_customer
+-- Metadata replaces what was stored before.
+INSERT INTO customers (shop_id, customer_id, metadata, updated_at)
+VALUES (?, ?, ?, ?)
+ON CONFLICT (shop_id, customer_id) DO UPDATE SET
+    metadata = excluded.metadata,
+    updated_at = excluded.updated_at;
+
+-- name: insert_rejected_event
+INSERT INTO rejected_events (shop_id, kind, payload, reason, received_at)
+VALUES (?, ?, ?, ?, ?);

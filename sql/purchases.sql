@@ -1,0 +1,47 @@
+-- Purchase features.
+--
+-- Every feature query reads a relation named `target` with columns
+-- (target_id, customer_id, as_of_us): one row per customer to answer for,
+-- each with its own point in time. The store supplies it as a one-row CTE for
+-- a single customer, or as a temporary table for a cohort.
+-- Shared parameters:
+--   :shop_id          the store's shop
+--   :window_us        window length in microseconds; NULL = all time up to as_of
+--   :frequency_us     length of the frequency window in microseconds
+--   :frequency_days   the same in days (frequency = count / (days / 30))
+--   :short_window_us  30 days, :long_window_us 90 days (retention rules)
+-- An event counts only when event_time_us <= as_of_us; a window keeps events
+-- with event_time_us >= as_of_us - length (both ends inclusive).
+
+-- name: purchase_features
+SELECT
+    t.target_id AS target_id,
+    -- purchase_count: purchases in the window; integer; 0 when none
+    COUNT(p.event_time_us) FILTER (
+        WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
+    ) AS purchase_count,
+    -- purchase_frequency: purchases in the frequency window per 30 days; float; 0.0 when none or when frequency_days <= 0
+    CASE WHEN :frequency_days > 0 THEN
+        COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :frequency_us)
+        / (:frequency_days / 30.0)
+    ELSE 0.0 END AS purchase_frequency,
+    -- average_order_value: mean order value in the window; currency units; 0.0 when none
+    COALESCE(AVG(p.order_value) FILTER (
+        WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
+    ), 0.0) AS average_order_value,
+    -- total_purchase_value: sum of order values in the window; currency units; 0.0 when none
+    TOTAL(p.order_value) FILTER (
+        WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
+    ) AS total_purchase_value,
+    -- purchase_recency_days: whole days (floor) from the last purchase at or before as_of to as_of, ignoring the window; integer; NULL when none
+    (t.as_of_us - MAX(p.event_time_us)) / 86400000000 AS purchase_recency_days,
+    -- purchase_count_short: purchases in the 30 days up to as_of; integer
+    COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :short_window_us) AS purchase_count_short,
+    -- purchase_count_long: purchases in the 90 days up to as_of; integer
+    COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :long_window_us) AS purchase_count_long
+FROM target AS t
+LEFT JOIN purchases AS p
+    ON p.shop_id = :shop_id
+   AND p.customer_id = t.customer_id
+   AND p.event_time_us <= t.as_of_us
+GROUP BY t.target_id

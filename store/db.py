@@ -1,0 +1,128 @@
+"""Connections, pragmas and schema migrations: the bottom of the stack.
+
+Connection discipline: a store instance owns one connection, used as the single
+writer of its database (writes run in ``BEGIN IMMEDIATE`` transactions, see
+``store.ingest``). Extra readers are opened read-only (``open_reader``). Every
+connection has WAL journaling (file databases) and a busy timeout, so a reader
+waits for a writer instead of failing with "database is locked".
+"""
+
+import importlib.util
+import sqlite3
+from pathlib import Path
+
+import sqlite_utils
+
+from .errors import ReadOnlyStoreError, SchemaTooNewError, StoreError, UnknownNameError
+from .resources import resource_dir
+
+BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_TABLE = "_sqlite_migrations"
+
+
+def quote_identifier(name, allowed):
+    """Quote an identifier for SQL text, after checking it against an allowlist.
+
+    This is the only place identifiers are put into SQL text; values are always
+    bound parameters.
+    """
+    if name not in allowed:
+        raise UnknownNameError(f"{name!r} is not one of: {', '.join(sorted(map(str, allowed)))}")
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def _load_migrations():
+    path = resource_dir("migrations") / "migrations.py"
+    spec = importlib.util.spec_from_file_location("_caf_migrations", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.migrations
+
+
+MIGRATIONS = _load_migrations()
+
+
+def known_steps():
+    """Names of every migration step this code knows, in order."""
+    return [m.name for m in MIGRATIONS._migrations]
+
+
+def configure(conn, *, read_only=False):
+    """Apply the store's pragmas to a connection."""
+    conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys = ON")
+    if not read_only:
+        mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode not in ("wal", "memory"):
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+            except sqlite3.OperationalError:
+                pass  # e.g. a read-only file: stay in its journal mode
+        conn.execute("PRAGMA synchronous = NORMAL")
+    return conn
+
+
+def connect(path, *, read_only=False):
+    """Open a connection to a database file (created if missing unless read-only)."""
+    path = Path(path)
+    if read_only:
+        uri = path.resolve().as_uri() + "?mode=ro"
+        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+    return configure(conn, read_only=read_only)
+
+
+def open_reader(path):
+    """A read-only connection for concurrent readers of a file database."""
+    return connect(path, read_only=True)
+
+
+def applied_steps(conn):
+    """Names of the steps of our migration set recorded in the database."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [MIGRATIONS_TABLE]
+    ).fetchone()
+    if not exists:
+        return []
+    rows = conn.execute(
+        "SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
+        [MIGRATIONS.name],
+    )
+    return [name for (name,) in rows]
+
+
+def pending_steps(conn):
+    done = set(applied_steps(conn))
+    return [name for name in known_steps() if name not in done]
+
+
+def check_not_newer(conn):
+    """Refuse a database whose schema has steps this code does not know."""
+    unknown = [name for name in applied_steps(conn) if name not in set(known_steps())]
+    if unknown:
+        raise SchemaTooNewError(
+            "this database was written by a newer version of customer-activity-features "
+            f"(unknown schema steps: {', '.join(unknown)}); upgrade the library to open it. "
+            "The database was not modified."
+        )
+
+
+def migrate(conn):
+    """Apply pending migration steps; returns the names applied (none when up to date)."""
+    check_not_newer(conn)
+    pending = pending_steps(conn)
+    if not pending:
+        return []
+    if conn.in_transaction:
+        conn.execute("COMMIT")
+    try:
+        MIGRATIONS.apply(sqlite_utils.Database(conn, execute_plugins=False))
+    except sqlite3.OperationalError as exc:
+        if "readonly" in str(exc) or "read-only" in str(exc):
+            raise ReadOnlyStoreError(
+                f"the database is read-only and its schema needs upgrading ({', '.join(pending)})"
+            ) from exc
+        raise
+    return pending

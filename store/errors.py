@@ -1,0 +1,29 @@
+"""Exception classes. Every error the store raises on purpose is one of these."""
+
+
+class StoreError(Exception):
+    """Base class for errors raised by the customer-activity store."""
+
+
+class SchemaTooNewError(StoreError):
+    """The database was written by a newer version of this library.
+
+    The database is left untouched; upgrade the library to open it.
+    """
+
+
+class ReadOnlyStoreError(StoreError):
+    """A write was attempted on a database opened (or only openable) read-only."""
+
+
+class UnknownNameError(StoreError, ValueError):
+    """An identifier (feature, window, table, column, kind) is not in an allowlist."""
+
+
+class InvalidEventError(ValueError):
+    """Raised by ``add_*`` in strict mode; ``field`` names the offending field."""
+
+    def __init__(self, field, reason):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason

@@ -1,0 +1,194 @@
+"""Running the named feature queries of ``sql/`` for one customer or a cohort.
+
+A feature query reads a relation named ``target`` (target_id, customer_id,
+as_of_us). For one customer it is a one-row CTE; for a cohort it is a
+temporary table filled with one ``executemany``, so a cohort of any size costs
+the same, constant number of statements.
+"""
+
+import itertools
+import json
+import math
+import numbers
+
+from . import timeutil
+from .resources import query
+
+# Rule thresholds of get_activity_retention_tradeoff (documented in the README).
+DEFAULT_FREQUENCY_DAYS = 30      # the window of the two frequencies when days is None
+SHORT_WINDOW_DAYS = 30           # "30-day" in the rules
+LONG_WINDOW_DAYS = 90            # "90-day" in the rules
+DECLINING_RATIO = 0.7            # declining_engagement: 30-day / 90-day purchase frequency below this
+SUPPORT_ESCALATION_RATIO = 0.5   # support_risk: 30-day escalation ratio above this ...
+SUPPORT_MAX_TICKETS = 3          # ... or more than this many tickets in 30 days
+CART_MIN_CONVERSION_RATIO = 0.3  # cart_abandonment_risk: 30-day conversion ratio below this ...
+CART_MAX_ABANDONED = 2           # ... and more than this many abandoned carts in 30 days
+RECENCY_CONCERN_DAYS = 60        # retention_concern: last purchase more than this many days ago
+
+FAMILIES = ("purchase_features", "session_features", "cart_features", "support_features")
+ONE_TARGET = "target(target_id, customer_id, as_of_us) AS (VALUES (0, :customer_id, :as_of_us))"
+
+TRADEOFF_KEYS = ("high_short_term_activity", "declining_engagement", "support_risk",
+                 "cart_abandonment_risk", "retention_concern", "activity_trend")
+
+_cohort_counter = itertools.count(1)
+
+
+def check_days(days, name="days"):
+    if days is None:
+        return None
+    if isinstance(days, bool) or not isinstance(days, numbers.Real) or not math.isfinite(days):
+        raise ValueError(f"{name} must be a finite number of days or None, got {days!r}")
+    return days
+
+
+def parameters(shop_id, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
+    """The bound parameters shared by every feature query."""
+    days = check_days(days)
+    frequency_days = check_days(frequency_days, "frequency days")
+    if frequency_days is None:
+        frequency_days = DEFAULT_FREQUENCY_DAYS
+    return {
+        "shop_id": shop_id,
+        "window_us": timeutil.days_to_us(days) if days is not None and days > 0 else None,
+        "frequency_days": frequency_days,
+        "frequency_us": timeutil.days_to_us(frequency_days) if frequency_days > 0 else 0,
+        "short_window_us": timeutil.days_to_us(SHORT_WINDOW_DAYS),
+        "long_window_us": timeutil.days_to_us(LONG_WINDOW_DAYS),
+        "short_days": SHORT_WINDOW_DAYS,
+        "long_days": LONG_WINDOW_DAYS,
+        "declining_ratio": DECLINING_RATIO,
+        "support_escalation_ratio": SUPPORT_ESCALATION_RATIO,
+        "support_max_tickets": SUPPORT_MAX_TICKETS,
+        "cart_min_conversion_ratio": CART_MIN_CONVERSION_RATIO,
+        "cart_max_abandoned": CART_MAX_ABANDONED,
+        "recency_concern_days": RECENCY_CONCERN_DAYS,
+    }
+
+
+def compose(main, ctes=(), target=ONE_TARGET):
+    """One statement: ``WITH <target>, <cte queries> <main query>``.
+
+    Only query names from sql/ and fixed fragments of this module are put
+    together here; every value is a bound parameter.
+    """
+    parts = [target] + [f"{name} AS (\n{query(name)}\n)" for name in ctes]
+    return "WITH " + ",\n".join(parts) + "\n" + query(main)
+
+
+def _rows(cursor):
+    columns = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(columns, row))
+
+
+def shape_all_features(row, devices, metadata):
+    """The public get_all_features dict from an all_features row."""
+    features = {
+        "purchase_frequency": float(row["purchase_frequency"]),
+        "average_order_value": float(row["average_order_value"]),
+        "purchase_recency_days": row["purchase_recency_days"],
+        "total_purchase_value": float(row["total_purchase_value"]),
+        "session_frequency": float(row["session_frequency"]),
+        "average_session_duration": float(row["average_session_duration"]),
+        "device_usage_pattern": dict(devices),
+        "primary_device": devices[0][0] if devices else None,
+        "abandoned_cart_count": int(row["abandoned_cart_count"]),
+        "cart_conversion_ratio": float(row["cart_conversion_ratio"]),
+        "abandoned_cart_value": float(row["abandoned_cart_value"]),
+        "support_ticket_count": int(row["support_ticket_count"]),
+        "average_response_time_hours": _float_or_none(row["average_response_time_hours"]),
+        "escalation_count": int(row["escalation_count"]),
+        "escalation_ratio": float(row["escalation_ratio"]),
+        "activity_retention_tradeoff": shape_tradeoff(row),
+    }
+    if metadata is not None:
+        features["metadata"] = json.loads(metadata)
+    return features
+
+
+def shape_tradeoff(row):
+    return {key: (row[key] if key == "activity_trend" else bool(row[key])) for key in TRADEOFF_KEYS}
+
+
+def _float_or_none(value):
+    return None if value is None else float(value)
+
+
+class FeatureReader:
+    """Feature queries over one connection, within one shop."""
+
+    def __init__(self, conn, shop_id):
+        self.conn = conn
+        self.shop_id = shop_id
+
+    # -- one customer -------------------------------------------------------
+    def family(self, name, customer_id, as_of_us, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
+        """One row of a family query (e.g. 'purchase_features') for one customer."""
+        params = parameters(self.shop_id, days=days, frequency_days=frequency_days)
+        params.update(customer_id=customer_id, as_of_us=as_of_us)
+        return next(_rows(self.conn.execute(compose(name), params)))
+
+    def devices(self, customer_id, as_of_us, *, days=None):
+        """[(device, session count)] in the window, most used first."""
+        params = parameters(self.shop_id, days=days)
+        params.update(customer_id=customer_id, as_of_us=as_of_us)
+        return [(r["device_type"], r["session_count"])
+                for r in _rows(self.conn.execute(compose("session_devices"), params))]
+
+    def all_features(self, customer_id, as_of_us, *, days=None):
+        params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
+        params.update(customer_id=customer_id, as_of_us=as_of_us)
+        row = next(_rows(self.conn.execute(compose("all_features", FAMILIES), params)))
+        devices = [(r["device_type"], r["session_count"])
+                   for r in _rows(self.conn.execute(compose("session_devices"), params))]
+        meta = self.conn.execute(compose("customer_metadata"), params).fetchone()
+        return shape_all_features(row, devices, meta[1] if meta else None)
+
+    def tradeoff(self, customer_id, as_of_us):
+        params = parameters(self.shop_id)
+        params.update(customer_id=customer_id, as_of_us=as_of_us)
+        row = next(_rows(self.conn.execute(compose("all_features", FAMILIES), params)))
+        return shape_tradeoff(row)
+
+    # -- cohorts -------------------------------------------------------------
+    def iter_cohort(self, targets, *, days=None):
+        """Yield (target_id, features) for [(target_id, customer_id, as_of_us)], in target_id order.
+
+        Constant number of statements: the targets go into a temporary table and
+        three set-based queries (features, devices, metadata) are merged by
+        target_id as they stream.
+        """
+        table = f"cohort_{next(_cohort_counter)}"
+        cursors = []
+        self.conn.execute(
+            f"CREATE TEMP TABLE {table} (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
+            "as_of_us INTEGER NOT NULL)"
+        )
+        try:
+            self.conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?, ?)", targets)
+            target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
+            params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
+            cursors = [
+                self.conn.execute(compose("all_features", FAMILIES, target), params),
+                self.conn.execute(compose("session_devices", (), target), params),
+                self.conn.execute(compose("customer_metadata", (), target) + " ORDER BY t.target_id", params),
+            ]
+            rows, devices, metas = (_rows(c) for c in cursors)
+            device = next(devices, None)
+            meta = next(metas, None)
+            for row in rows:
+                tid = row["target_id"]
+                pattern = []
+                while device is not None and device["target_id"] == tid:
+                    pattern.append((device["device_type"], device["session_count"]))
+                    device = next(devices, None)
+                metadata = None
+                if meta is not None and meta["target_id"] == tid:
+                    metadata = meta["metadata"]
+                    meta = next(metas, None)
+                yield tid, shape_all_features(row, pattern, metadata)
+        finally:
+            for cursor in cursors:
+                cursor.close()
+            self.conn.execute(f"DROP TABLE IF EXISTS temp.{table}")

@@ -1,0 +1,291 @@
+"""Writing events: buffered single calls, streamed bulk loads, recorded rejections.
+
+Durability contract (also in the README):
+
+* single ``add_*`` calls are written into an open ``BEGIN IMMEDIATE``
+  transaction and committed when any of these happens first: a read through
+  the store, ``flush()``, ``close()`` or leaving the ``with`` block,
+  ``MAX_PENDING`` buffered events, or ``MAX_PENDING_SECONDS`` after the
+  transaction began (a timer commits an idle buffer on connections the store
+  opened itself; on a caller's connection the next call or read does);
+* a bulk call commits every batch of ``BATCH_SIZE`` offered records in its own
+  transaction, so a crash loses at most the batch in flight, never part of one;
+* an event is durable once its transaction has committed (WAL with
+  ``synchronous=NORMAL``: durable across a process crash; across a power loss
+  the last transactions before it may roll back, never half of one).
+"""
+
+import sqlite3
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from . import timeutil, validate
+from .errors import InvalidEventError, ReadOnlyStoreError
+from .resources import query
+
+MAX_PENDING = 5_000
+MAX_PENDING_SECONDS = 0.25
+BATCH_SIZE = 5_000
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One kind of event: how its values become a row, and where the row goes."""
+
+    name: str  # as recorded in rejected_events.kind
+    table: str
+    fields: tuple  # accepted keys of a bulk record, in the order of row()'s arguments
+    row: object  # validate.*_row
+    insert: str  # name of the INSERT query in sql/ingest.sql
+
+
+KINDS = {
+    "purchase": Kind("purchase", "purchases",
+                     ("customer_id", "order_value", "purchase_date", "order_id"),
+                     validate.purchase_row, "insert_purchase"),
+    "session": Kind("session", "sessions",
+                    ("customer_id", "duration_seconds", "device_type", "session_date", "session_id"),
+                    validate.session_row, "insert_session"),
+    "cart_event": Kind("cart_event", "cart_events",
+                       ("customer_id", "event_type", "cart_value", "event_date", "cart_id"),
+                       validate.cart_event_row, "insert_cart_event"),
+    "support_interaction": Kind("support_interaction", "support_interactions",
+                                ("customer_id", "ticket_id", "response_time_hours", "escalated", "interaction_date"),
+                                validate.support_row, "insert_support_interaction"),
+}
+
+
+@dataclass
+class IngestResult:
+    """What became of the offered records: accepted + rejected + duplicates = offered."""
+
+    accepted: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    rejected_by_reason: Counter = field(default_factory=Counter)
+
+    @property
+    def offered(self):
+        return self.accepted + self.rejected + self.duplicates
+
+    def as_dict(self):
+        return {
+            "offered": self.offered,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "rejected_by_reason": dict(self.rejected_by_reason),
+        }
+
+
+def _record_values(kind, record):
+    if not isinstance(record, dict):
+        raise validate.Rejection("record", f"must be a dict, got {type(record).__name__}")
+    unknown = [key for key in record if key not in kind.fields]
+    if unknown:
+        shown = ", ".join(repr(k) for k in unknown[:5])
+        raise validate.Rejection("record", f"unknown field(s) {shown}; expected {', '.join(kind.fields)}"[:300])
+    return [record.get(name) for name in kind.fields]
+
+
+def _payload(record):
+    if isinstance(record, dict):
+        return validate.to_json(record)
+    return validate.to_json({"record": record})
+
+
+class Writer:
+    """The single writer of a store: buffers single events, streams bulk loads."""
+
+    def __init__(self, conn, shop_id, *, strict=False, use_timer=True):
+        self.conn = conn
+        self.shop_id = shop_id
+        self.strict = strict
+        self.use_timer = use_timer
+        self.lock = threading.RLock()
+        self._pending = 0
+        self._began = 0.0
+        self._timer = None
+        self._sql = {name: query(kind.insert) for name, kind in KINDS.items()}
+        self._sql_reject = query("insert_rejected_event")
+        self._sql_customer = query("upsert_customer")
+
+    # -- transactions -------------------------------------------------------
+    def _begin(self):
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            _raise_if_read_only(exc)
+            raise
+        self._began = time.monotonic()
+        self._pending = 0
+
+    def _ensure_transaction(self):
+        if not self.conn.in_transaction:
+            self._begin()
+            if self.use_timer:
+                self._timer = threading.Timer(MAX_PENDING_SECONDS, self._timed_commit, args=(self._began,))
+                self._timer.daemon = True
+                self._timer.start()
+
+    def _timed_commit(self, began):
+        with self.lock:
+            if self.conn.in_transaction and self._began == began:
+                self.commit()
+
+    def commit(self):
+        """Commit buffered events (a no-op when nothing is buffered)."""
+        with self.lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self.conn.in_transaction:
+                try:
+                    self.conn.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    _raise_if_read_only(exc)
+                    raise
+            self._pending = 0
+
+    def rollback(self):
+        with self.lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            self._pending = 0
+
+    def _after_write(self):
+        self._pending += 1
+        if self._pending >= MAX_PENDING or time.monotonic() - self._began >= MAX_PENDING_SECONDS:
+            self.commit()
+
+    # -- single events ------------------------------------------------------
+    def add(self, kind_name, values, payload):
+        """Store one event; True when stored, False when rejected or a duplicate."""
+        kind = KINDS[kind_name]
+        with self.lock:
+            try:
+                row = kind.row(self.shop_id, timeutil.now_us(), *values)
+            except validate.Rejection as rejection:
+                if self.strict:
+                    raise InvalidEventError(rejection.field, str(rejection)) from None
+                self._ensure_transaction()
+                self._write_rejection(kind.name, payload, rejection.reason)
+                self._after_write()
+                return False
+            self._ensure_transaction()
+            try:
+                stored = self.conn.execute(self._sql[kind_name], row).rowcount == 1
+            except sqlite3.OperationalError as exc:
+                _raise_if_read_only(exc)
+                raise
+            self._after_write()
+            return stored
+
+    def set_metadata(self, customer, metadata, payload):
+        with self.lock:
+            try:
+                row = self._customer_row(customer, metadata)
+            except validate.Rejection as rejection:
+                if self.strict:
+                    raise InvalidEventError(rejection.field, str(rejection)) from None
+                self._ensure_transaction()
+                self._write_rejection("customer", payload, rejection.reason)
+                self._after_write()
+                return False
+            self._ensure_transaction()
+            self.conn.execute(self._sql_customer, row)
+            self._after_write()
+            return True
+
+    def _customer_row(self, customer, metadata):
+        return (self.shop_id, validate.customer_id(customer), validate.metadata_json(metadata),
+                timeutil.iso(timeutil.now_us()))
+
+    def _write_rejection(self, kind, payload, reason):
+        self.conn.execute(self._sql_reject,
+                          (self.shop_id, kind, payload, reason, timeutil.iso(timeutil.now_us())))
+
+    # -- bulk ---------------------------------------------------------------
+    def bulk(self, kind_name, records, *, batch_size=BATCH_SIZE, progress=None):
+        """Stream an iterable of dicts into the store, one transaction per batch."""
+        kind = KINDS[kind_name]
+        sql = self._sql[kind_name]
+        result = IngestResult()
+        with self.lock:
+            self.commit()
+            rows, rejections = [], []
+            for index, record in enumerate(records):
+                try:
+                    rows.append(kind.row(self.shop_id, timeutil.now_us(), *_record_values(kind, record)))
+                except validate.Rejection as rejection:
+                    if self.strict:
+                        raise InvalidEventError(rejection.field, f"record {index}: {rejection}") from None
+                    rejections.append((self.shop_id, kind.name, _payload(record), rejection.reason))
+                if len(rows) + len(rejections) >= batch_size:
+                    self._write_batch(sql, rows, rejections, result)
+                    rows, rejections = [], []
+                    if progress is not None:
+                        progress(result)
+            if rows or rejections:
+                self._write_batch(sql, rows, rejections, result)
+                if progress is not None:
+                    progress(result)
+        return result
+
+    def bulk_metadata(self, records, *, batch_size=BATCH_SIZE):
+        """Stream {customer_id, metadata} dicts into the customers table."""
+        result = IngestResult()
+        with self.lock:
+            self.commit()
+            batch = []
+            for record in records:
+                batch.append(record)
+                if len(batch) >= batch_size:
+                    self._metadata_batch(batch, result)
+                    batch = []
+            if batch:
+                self._metadata_batch(batch, result)
+        return result
+
+    def _metadata_batch(self, batch, result):
+        rows, rejections = [], []
+        for record in batch:
+            try:
+                if not isinstance(record, dict) or set(record) - {"customer_id", "metadata"}:
+                    raise validate.Rejection("record", "must be a dict with keys customer_id and metadata")
+                rows.append(self._customer_row(record.get("customer_id"), record.get("metadata")))
+            except validate.Rejection as rejection:
+                if self.strict:
+                    raise InvalidEventError(rejection.field, str(rejection)) from None
+                rejections.append((self.shop_id, "customer", _payload(record), rejection.reason))
+        self._write_batch(self._sql_customer, rows, rejections, result)
+
+    def _write_batch(self, sql, rows, rejections, result):
+        self._begin()
+        try:
+            before = self.conn.total_changes
+            if rows:
+                self.conn.executemany(sql, rows)
+            inserted = self.conn.total_changes - before
+            if rejections:
+                received = timeutil.iso(timeutil.now_us())
+                self.conn.executemany(self._sql_reject, [r + (received,) for r in rejections])
+            self.conn.execute("COMMIT")
+        except BaseException:
+            self.rollback()
+            raise
+        result.accepted += inserted
+        result.duplicates += len(rows) - inserted
+        result.rejected += len(rejections)
+        result.rejected_by_reason.update(r[3] for r in rejections)
+
+
+def _raise_if_read_only(exc):
+    text = str(exc).lower()
+    if "readonly" in text or "read-only" in text:
+        raise ReadOnlyStoreError(f"this store is read-only: {exc}") from exc

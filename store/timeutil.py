@@ -1,0 +1,80 @@
+"""Time: every instant is stored as whole microseconds since 1970-01-01 UTC.
+
+Rules (the same for event times and for ``as_of``):
+
+* ``None`` means now;
+* an aware ``datetime`` is converted to UTC;
+* a naive ``datetime`` is local time, as ``datetime.now()`` gives;
+* a ``date`` is midnight local time of that day;
+* a string is ISO-8601 (``Z`` or an offset accepted; without one it is local
+  time, like a naive datetime).
+
+Anything else, or a value that does not fit, raises ``ValueError``.
+"""
+
+from datetime import date, datetime, timedelta, timezone
+
+UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+ONE_US = timedelta(microseconds=1)
+US_PER_SECOND = 1_000_000
+US_PER_DAY = 86_400 * US_PER_SECOND
+
+
+def now_us():
+    """The current instant, in microseconds since the epoch."""
+    return to_us(datetime.now(UTC))
+
+
+def parse_datetime(value):
+    """Parse an accepted time value into an aware UTC ``datetime``."""
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise ValueError("empty date string")
+        if text[-1] in "zZ":
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            raise ValueError(f"not an ISO-8601 date: {value[:80]!r}") from None
+    else:
+        raise ValueError(f"expected a datetime, date or ISO-8601 string, got {type(value).__name__}")
+    try:
+        # astimezone() on a naive datetime assumes local time.
+        return dt.astimezone(UTC)
+    except (OverflowError, ValueError, OSError):
+        raise ValueError(f"date out of range: {value!r}"[:120]) from None
+
+
+def to_us(value):
+    """An accepted time value (not None) as microseconds since the epoch."""
+    return (parse_datetime(value) - EPOCH) // ONE_US
+
+
+def as_of_us(as_of):
+    """``as_of`` (None = now) as microseconds since the epoch."""
+    return now_us() if as_of is None else to_us(as_of)
+
+
+def from_us(us):
+    """Microseconds since the epoch as an aware UTC ``datetime``."""
+    return EPOCH + timedelta(microseconds=us)
+
+
+def iso(us):
+    """Microseconds since the epoch as ISO-8601 UTC text, e.g. 2011-12-09T12:50:00Z."""
+    dt = from_us(us)
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S")
+    if dt.microsecond:
+        text += f".{dt.microsecond:06d}"
+    return text + "Z"
+
+
+def days_to_us(days):
+    """A window length in days (int or float) as whole microseconds."""
+    return timedelta(days=days) // ONE_US

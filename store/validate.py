@@ -1,0 +1,182 @@
+"""Turning offered events into storable rows, or into a rejection with a reason.
+
+Each ``*_row`` function takes the values of one event (as the ``add_*``
+methods receive them) and returns the tuple stored in the event table, or
+raises ``Rejection`` naming the field and the reason. The single ``add_*``
+calls and the bulk methods share these functions, so both accept and reject
+exactly the same things.
+"""
+
+import json
+import math
+import numbers
+import secrets
+from datetime import date, datetime
+
+from . import timeutil
+
+CART_EVENT_TYPES = ("abandoned", "converted")
+UNKNOWN_DEVICE = "unknown"
+
+
+class Rejection(Exception):
+    def __init__(self, field, reason):
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = f"{field}: {reason}"
+
+
+def _text(value, field):
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Rejection(field, "is not valid Unicode text") from None
+    return value
+
+
+def customer_id(value, field="customer_id"):
+    """Customer ids are text; integers (and integral floats such as 17850.0) become their digits."""
+    if value is None or value == "" or isinstance(value, bool):
+        raise Rejection(field, "is empty" if not isinstance(value, bool) else "must be text or an integer, got bool")
+    if isinstance(value, str):
+        return _text(value, field)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isfinite(value) and value.is_integer():
+            return str(int(value))
+        raise Rejection(field, f"must be text or an integer, got {value!r}")
+    raise Rejection(field, f"must be text or an integer, got {type(value).__name__}")
+
+
+def event_id(value, field):
+    """The caller's natural key, or a generated one when none is given."""
+    if value is None or value == "":
+        return secrets.token_hex(8)
+    if isinstance(value, bool):
+        raise Rejection(field, "must be text or an integer, got bool")
+    if isinstance(value, str):
+        return _text(value, field)
+    if isinstance(value, int):
+        return str(value)
+    raise Rejection(field, f"must be text or an integer, got {type(value).__name__}")
+
+
+def amount(value, field, *, optional=False):
+    """A finite, non-negative number (not a bool, not a string)."""
+    if value is None:
+        if optional:
+            return None
+        raise Rejection(field, "is missing")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Rejection(field, f"must be a number, got {type(value).__name__}")
+    try:
+        number = float(value)
+    except (OverflowError, ValueError):
+        raise Rejection(field, "is too large") from None
+    if math.isnan(number):
+        raise Rejection(field, "is NaN")
+    if math.isinf(number):
+        raise Rejection(field, "is infinite")
+    if number < 0:
+        raise Rejection(field, "is negative")
+    return number
+
+
+def event_time(value, field, now_us):
+    if value is None:
+        return now_us
+    try:
+        return timeutil.to_us(value)
+    except ValueError as exc:
+        raise Rejection(field, f"unparseable date ({exc})") from None
+
+
+def purchase_row(shop_id, now_us, customer, order_value, purchase_date=None, order_id=None):
+    return (
+        shop_id,
+        customer_id(customer),
+        event_time(purchase_date, "purchase_date", now_us),
+        event_id(order_id, "order_id"),
+        amount(order_value, "order_value"),
+    )
+
+
+def session_row(shop_id, now_us, customer, duration_seconds, device_type=None, session_date=None, session_id=None):
+    if device_type is None or device_type == "":
+        device = UNKNOWN_DEVICE
+    elif isinstance(device_type, str):
+        device = _text(device_type, "device_type")
+    else:
+        raise Rejection("device_type", f"must be text, got {type(device_type).__name__}")
+    return (
+        shop_id,
+        customer_id(customer),
+        event_time(session_date, "session_date", now_us),
+        event_id(session_id, "session_id"),
+        amount(duration_seconds, "duration_seconds"),
+        device,
+    )
+
+
+def cart_event_row(shop_id, now_us, customer, event_type, cart_value=None, event_date=None, cart_id=None):
+    if not isinstance(event_type, str) or event_type not in CART_EVENT_TYPES:
+        shown = event_type if isinstance(event_type, str) else type(event_type).__name__
+        raise Rejection("event_type", f"must be 'abandoned' or 'converted', got {shown!r}"[:200])
+    return (
+        shop_id,
+        customer_id(customer),
+        event_time(event_date, "event_date", now_us),
+        event_id(cart_id, "cart_id"),
+        event_type,
+        amount(cart_value, "cart_value", optional=True),
+    )
+
+
+def support_row(shop_id, now_us, customer, ticket_id, response_time_hours=None, escalated=False, interaction_date=None):
+    if escalated is None:
+        flag = 0
+    elif isinstance(escalated, bool) or (isinstance(escalated, int) and escalated in (0, 1)):
+        flag = int(escalated)
+    else:
+        raise Rejection("escalated", f"must be True or False, got {escalated!r}"[:200])
+    return (
+        shop_id,
+        customer_id(customer),
+        event_time(interaction_date, "interaction_date", now_us),
+        event_id(ticket_id, "ticket_id"),
+        amount(response_time_hours, "response_time_hours", optional=True),
+        flag,
+    )
+
+
+def jsonable(value, _depth=0):
+    """A JSON-serialisable copy: datetimes and dates become ISO strings, dicts and
+    lists (and tuples) are kept, non-finite floats and other objects become str(obj)."""
+    if _depth > 100:
+        return str(value)
+    if value is None or isinstance(value, (bool, int, str)):
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k) if not isinstance(k, str) else jsonable(k): jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v, _depth + 1) for v in value]
+    return jsonable(str(value))
+
+
+def to_json(value):
+    return json.dumps(jsonable(value), ensure_ascii=False, allow_nan=False)
+
+
+def metadata_json(metadata):
+    """Customer metadata as JSON text; non-dict metadata becomes {}."""
+    return to_json(metadata if isinstance(metadata, dict) else {})
