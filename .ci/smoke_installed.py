@@ -1,0 +1,45 @@
+"""Smoke test of a real (non-editable) install, run from outside the source tree.
+
+Checks that the library imports from site-packages, finds its sql/ and
+migrations/ inside the installed package, creates a file database, computes
+features, and that `sqlite-utils migrate --list` with the installed
+migrations.py sees every step applied.
+"""
+
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from pathlib import Path
+
+import customer_activity_features as caf
+import store
+from store.resources import resource_dir
+
+site = Path(sysconfig.get_paths()["purelib"]).resolve()
+for module in (caf, store):
+    assert Path(module.__file__).resolve().is_relative_to(site), module.__file__
+for name in ("sql", "migrations"):
+    assert resource_dir(name).resolve().is_relative_to(site), resource_dir(name)
+
+with tempfile.TemporaryDirectory() as tmp:
+    path = Path(tmp) / "smoke.db"
+    with caf.CustomerActivityFeatures(path) as s:
+        assert s.add_purchase("c1", 20.0, "2024-05-01T10:00:00Z")
+        assert s.add_purchase("c1", 30.0, "2024-05-20T10:00:00Z")
+        assert s.add_session("c1", 120, "mobile", "2024-05-21T10:00:00Z")
+        assert not s.add_purchase("", 5.0)
+    with caf.CustomerActivityFeatures(path) as s:
+        features = s.get_all_features("c1", as_of="2024-06-01T00:00:00Z")
+        assert features["total_purchase_value"] == 50.0, features
+        assert features["purchase_recency_days"] == 11, features
+        assert features["primary_device"] == "mobile", features
+    listing = subprocess.run(
+        [str(Path(sys.executable).parent / "sqlite-utils"), "migrate", str(path),
+         str(resource_dir("migrations") / "migrations.py"), "--list"],
+        check=True, capture_output=True, text=True).stdout
+    assert "(none)" in listing.split("Pending:")[1], listing
+    cli = Path(sys.executable).parent / "caf"
+    if cli.exists():
+        subprocess.run([str(cli), "--help"], check=True, capture_output=True)
+print("installed wheel OK:", caf.__file__)
