@@ -27,3 +27,8 @@ class InvalidEventError(ValueError):
         super().__init__(f"{field}: {reason}")
         self.field = field
         self.reason = reason
+
+
+class LoadError(StoreError, ValueError):
+    """A file could not be loaded as a whole (missing, unknown kind or format,
+    missing columns, bad option). Bad rows never raise: they are rejected."""
