@@ -1,0 +1,216 @@
+"""Crash safety: writer processes killed with SIGKILL at random (seeded) moments.
+
+After every kill: ``PRAGMA integrity_check`` is ok, every event of a batch the
+worker logged as committed is stored exactly once, what is stored is a whole
+prefix of the stream (whole batches for bulk loads), and a final re-run ends
+with exactly the rows of an uninterrupted run. The default run kills each
+scenario a few times; ``pytest -m long`` kills each at least 20 times.
+
+The figures of the last long run are in docs/reliability.md; a run prints its
+own with ``-s`` (lines starting with ``RELIABILITY``).
+"""
+
+import hashlib
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import reliability_workers as workers
+
+WORKER = Path(workers.__file__).resolve()
+EVENT_TABLES = ("purchases", "sessions", "cart_events", "support_interactions")
+TABLE_OF_KIND = dict(zip(("purchase", "session", "cart_event", "support_interaction"), EVENT_TABLES))
+ID_KEY = {"purchase": "order_id", "session": "session_id", "cart_event": "cart_id",
+          "support_interaction": "ticket_id"}
+
+
+# -- helpers shared with the other reliability tests ---------------------------------
+def spawn(mode, *args):
+    return subprocess.Popen([sys.executable, str(WORKER), mode, *map(str, args)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(proc):
+    line = proc.stdout.readline().strip()
+    if line != "ready":
+        proc.kill()
+        _, err = proc.communicate()
+        raise AssertionError(f"worker did not start: {line!r}\n{err}")
+
+
+def finish(proc, timeout=300):
+    out, err = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"worker failed ({proc.returncode}):\n{err}"
+    return out
+
+
+def integrity(path):
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute("PRAGMA integrity_check").fetchall()
+    finally:
+        conn.close()
+
+
+def table_digest(path, tables=EVENT_TABLES):
+    """{table: sha256 of every row in key order} (customers: without updated_at)."""
+    conn = sqlite3.connect(path)
+    digests = {}
+    try:
+        for table in tables:
+            h = hashlib.sha256()
+            rows = conn.execute(f"SELECT * FROM {table} ORDER BY shop_id, event_id")  # noqa: S608 fixed names
+            for row in rows:
+                h.update(repr(row).encode())
+            digests[table] = h.hexdigest()
+        h = hashlib.sha256()
+        for row in conn.execute("SELECT shop_id, customer_id, metadata FROM customers ORDER BY 1, 2"):
+            h.update(repr(row).encode())
+        digests["customers"] = h.hexdigest()
+    finally:
+        conn.close()
+    return digests
+
+
+def read_log(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as handle:
+        return [line.split() for line in handle if line.endswith("\n")]
+
+
+def kill_at_random(proc, rng, low, high):
+    """SIGKILL the worker after a random delay; True when it was still running."""
+    wait_ready(proc)
+    try:
+        proc.wait(timeout=rng.uniform(low, high))
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        return True
+    proc.communicate()
+    return False
+
+
+# -- the single add_* stream ----------------------------------------------------------
+def check_single(path, log, n_total):
+    assert integrity(path) == [("ok",)]
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute(
+            "SELECT customer_id, order_value, event_time_us, event_id FROM purchases ORDER BY event_id").fetchall()
+        assert conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0] == 0
+    finally:
+        conn.close()
+    stored = len(rows)
+    committed_batches = [int(x[0]) for x in read_log(log)]
+    must_have = (max(committed_batches) + 1) * workers.SINGLE_BATCH if committed_batches else 0
+    assert stored >= must_have, f"committed batch lost: {stored} rows stored, {must_have} committed"
+    # exactly the first `stored` events, each once, with their values: a prefix of the stream
+    ids = [r[3] for r in rows]
+    assert ids == [f"P{i:06d}" for i in range(stored)]
+    from store import timeutil
+    for i, (customer, value, when_us, _) in enumerate(rows):
+        c, v, w, _ = workers.single_event(i)
+        assert (customer, value, when_us) == (c, v, timeutil.to_us(w))
+    return stored
+
+
+def crash_single(tmp_path, kills, n_total, seed, delay):
+    ref = tmp_path / "ref.db"
+    finish(spawn("single", ref, tmp_path / "ref.log", n_total))
+    path, log = tmp_path / "crash.db", tmp_path / "crash.log"
+    rng = random.Random(seed)
+    killed = 0
+    stored = []
+    attempts = 0
+    while killed < kills:
+        attempts += 1
+        assert attempts < kills * 3, "the worker keeps finishing before the kill: make the stream longer"
+        if kill_at_random(spawn("single", path, log, n_total), rng, *delay):
+            killed += 1
+        stored.append(check_single(path, log, n_total))
+    finish(spawn("single", path, log, n_total))
+    assert check_single(path, log, n_total) == n_total
+    assert table_digest(path) == table_digest(ref)
+    print(f"RELIABILITY crash single: kills={killed} rows_lost=0 stored_after_kills={stored}")
+    return killed
+
+
+def test_crash_single_calls(tmp_path):
+    crash_single(tmp_path, kills=3, n_total=40_000, seed=11, delay=(0.05, 0.8))
+
+
+@pytest.mark.long
+def test_crash_single_calls_long(tmp_path):
+    assert crash_single(tmp_path, kills=20, n_total=150_000, seed=12, delay=(0.05, 2.5)) >= 20
+
+
+# -- bulk loads ----------------------------------------------------------------------------
+def expected_ids(customers):
+    return {kind: [record[ID_KEY[kind]] for record in workers.bulk_stream(kind, customers)]
+            for kind, _ in workers.BULK_KINDS}
+
+
+def check_bulk(path, log, ids, batch):
+    assert integrity(path) == [("ok",)]
+    logged = {}
+    for kind, offered in read_log(log):
+        logged[kind] = max(logged.get(kind, 0), int(offered))
+    conn = sqlite3.connect(path)
+    counts = {}
+    try:
+        previous_complete = True
+        for kind, _ in workers.BULK_KINDS:
+            stored = [r[0] for r in conn.execute(
+                f"SELECT event_id FROM {TABLE_OF_KIND[kind]}")]  # noqa: S608 fixed names
+            n = len(stored)
+            counts[kind] = n
+            assert len(set(stored)) == n, f"{kind}: an event stored twice"
+            assert n >= logged.get(kind, 0), f"{kind}: committed batch lost ({n} < {logged[kind]})"
+            assert n % batch == 0 or n == len(ids[kind]), f"{kind}: part of a batch stored ({n} rows)"
+            assert set(stored) == set(ids[kind][:n]), f"{kind}: stored rows are not the stream's first batches"
+            if n:
+                assert previous_complete, f"{kind} stored before the previous kind finished"
+            previous_complete = n == len(ids[kind])
+        assert conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0] == 0
+    finally:
+        conn.close()
+    return counts
+
+
+def crash_bulk(tmp_path, kills, customers, batch, seed, delay):
+    ref = tmp_path / "ref.db"
+    finish(spawn("bulk", ref, tmp_path / "ref.log", customers, batch))
+    ids = expected_ids(customers)
+    path, log = tmp_path / "crash.db", tmp_path / "crash.log"
+    rng = random.Random(seed)
+    killed, attempts, seen = 0, 0, []
+    while killed < kills:
+        attempts += 1
+        assert attempts < kills * 3, "the worker keeps finishing before the kill: make the stream longer"
+        if kill_at_random(spawn("bulk", path, log, customers, batch), rng, *delay):
+            killed += 1
+        seen.append(sum(check_bulk(path, log, ids, batch).values()))
+    finish(spawn("bulk", path, log, customers, batch))
+    final = check_bulk(path, log, ids, batch)
+    assert final == {kind: len(v) for kind, v in ids.items()}
+    assert table_digest(path) == table_digest(ref)
+    print(f"RELIABILITY crash bulk: kills={killed} rows_lost=0 events={sum(final.values())} "
+          f"stored_after_kills={seen}")
+    return killed
+
+
+def test_crash_bulk_load(tmp_path):
+    crash_bulk(tmp_path, kills=3, customers=2000, batch=1000, seed=21, delay=(0.05, 0.7))
+
+
+@pytest.mark.long
+def test_crash_bulk_load_long(tmp_path):
+    assert crash_bulk(tmp_path, kills=20, customers=12000, batch=2000, seed=22, delay=(0.05, 3.0)) >= 20
