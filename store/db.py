@@ -117,8 +117,23 @@ def migrate(conn):
         return []
     if conn.in_transaction:
         conn.execute("COMMIT")
+    database = sqlite_utils.Database(conn, execute_plugins=False)
     try:
-        MIGRATIONS.apply(sqlite_utils.Database(conn, execute_plugins=False))
+        # Take the write lock first (waiting up to the busy timeout), then look
+        # again: another process may have migrated meanwhile. Without the lock,
+        # processes opening a fresh file at once failed with "database is
+        # locked" or "table already exists". The steps nest as savepoints.
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            check_not_newer(conn)
+            pending = pending_steps(conn)
+            if pending:
+                MIGRATIONS.apply(database)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
     except sqlite3.OperationalError as exc:
         if "readonly" in str(exc) or "read-only" in str(exc):
             raise ReadOnlyStoreError(
