@@ -7,6 +7,7 @@ connection has WAL journaling (file databases) and a busy timeout, so a reader
 waits for a writer instead of failing with "database is locked".
 """
 
+import contextlib
 import importlib.util
 import sqlite3
 from pathlib import Path
@@ -52,6 +53,10 @@ def configure(conn, *, read_only=False):
     conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
+    # Single-customer feature statements join one-row CTEs; the automatic
+    # indexes SQLite would build for those joins cost ~4x the query itself.
+    # Set-based statements turn them back on with automatic_indexes().
+    conn.execute("PRAGMA automatic_index = OFF")
     if not read_only:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode not in ("wal", "memory"):
@@ -61,6 +66,22 @@ def configure(conn, *, read_only=False):
                 pass  # e.g. a read-only file: stay in its journal mode
         conn.execute("PRAGMA synchronous = NORMAL")
     return conn
+
+
+@contextlib.contextmanager
+def automatic_indexes(conn):
+    """Let statements prepared inside the block use automatic indexes.
+
+    Set-based statements (cohorts, materialisation) join per-target CTEs of
+    many rows and need them. Changing the pragma expires prepared statements,
+    so do this around whole set-based operations, never per customer.
+    Statements already running keep the plan they were prepared with.
+    """
+    conn.execute("PRAGMA automatic_index = ON")
+    try:
+        yield conn
+    finally:
+        conn.execute("PRAGMA automatic_index = OFF")
 
 
 def connect(path, *, read_only=False):

@@ -12,6 +12,7 @@ import math
 import numbers
 
 from . import timeutil
+from .db import automatic_indexes
 from .resources import query
 
 # Rule thresholds of get_activity_retention_tradeoff (documented in the README).
@@ -169,11 +170,13 @@ class FeatureReader:
             self.conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?, ?)", targets)
             target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
             params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
-            cursors = [
-                self.conn.execute(compose("all_features", FAMILIES, target), params),
-                self.conn.execute(compose("session_devices", (), target), params),
-                self.conn.execute(compose("customer_metadata", (), target) + " ORDER BY t.target_id", params),
-            ]
+            with automatic_indexes(self.conn):
+                cursors = [
+                    self.conn.execute(compose("all_features", FAMILIES, target), params),
+                    self.conn.execute(compose("session_devices", (), target), params),
+                    self.conn.execute(compose("customer_metadata", (), target) + " ORDER BY t.target_id",
+                                      params),
+                ]
             rows, devices, metas = (_rows(c) for c in cursors)
             device = next(devices, None)
             meta = next(metas, None)
