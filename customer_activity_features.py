@@ -143,12 +143,41 @@ class CustomerActivityFeatures:
             _payload(customer_id=customer_id, order_value=order_value,
                      purchase_date=purchase_date, order_id=order_id))
 
-    def add_session(self, customer_id, duration_seconds, device_type=None, session_date=None, *, session_id=None):
-        """Store a session; a missing device is 'unknown'."""
+    def add_session(self, customer_id, duration_seconds, device_type=None, session_date=None, *, session_id=None,
+                    session_start=None, session_end=None, page_views=None, browser=None, referrer=None,
+                    channel=None):
+        """Store a session; a missing device is 'unknown'.
+
+        Optional extras (docs/behavior.md): session_start/session_end (times; a None
+        duration is derived from them, a None session_date is session_start),
+        page_views (count), browser, referrer and channel (text).
+        """
         return self._writer.add(
-            "session", (customer_id, duration_seconds, device_type, session_date, session_id),
+            "session", (customer_id, duration_seconds, device_type, session_date, session_id,
+                        session_start, session_end, page_views, browser, referrer, channel),
             _payload(customer_id=customer_id, duration_seconds=duration_seconds, device_type=device_type,
-                     session_date=session_date, session_id=session_id))
+                     session_date=session_date, session_id=session_id, session_start=session_start,
+                     session_end=session_end, page_views=page_views, browser=browser, referrer=referrer,
+                     channel=channel))
+
+    def add_interaction(self, customer_id, event_type, event_date=None, *, session_id=None, page_type=None,
+                        product_id=None, category=None, search_query=None, view_duration_seconds=None,
+                        device_type=None, event_id=None):
+        """Store a clickstream interaction; event_type is one of store.validate.INTERACTION_TYPES."""
+        return self._writer.add(
+            "interaction", (customer_id, event_type, event_date, session_id, page_type, product_id, category,
+                            search_query, view_duration_seconds, device_type, event_id),
+            _payload(customer_id=customer_id, event_type=event_type, event_date=event_date,
+                     session_id=session_id, page_type=page_type, product_id=product_id, category=category,
+                     search_query=search_query, view_duration_seconds=view_duration_seconds,
+                     device_type=device_type, event_id=event_id))
+
+    def add_attribution(self, customer_id, order_id, source, medium=None, attribution_date=None):
+        """Store the marketing source (and medium) of an order; one attribution per order id."""
+        return self._writer.add(
+            "attribution", (customer_id, order_id, source, medium, attribution_date),
+            _payload(customer_id=customer_id, order_id=order_id, source=source, medium=medium,
+                     attribution_date=attribution_date))
 
     def add_cart_event(self, customer_id, event_type, cart_value=None, event_date=None, *, cart_id=None):
         """Store a cart event; event_type is 'abandoned' or 'converted', the value may be None."""
@@ -165,10 +194,15 @@ class CustomerActivityFeatures:
             _payload(customer_id=customer_id, ticket_id=ticket_id, response_time_hours=response_time_hours,
                      escalated=escalated, interaction_date=interaction_date))
 
-    def set_customer_metadata(self, customer_id, metadata):
-        """Replace a customer's metadata (stored as JSON; non-dict metadata becomes {})."""
-        return self._writer.set_metadata(customer_id, metadata,
-                                         _payload(customer_id=customer_id, metadata=metadata))
+    def set_customer_metadata(self, customer_id, metadata, *, created_at=None):
+        """Replace a customer's metadata (stored as JSON; non-dict metadata becomes {}).
+
+        ``created_at`` (a time) records when the account was created; None keeps
+        the stored creation time.
+        """
+        payload = (_payload(customer_id=customer_id, metadata=metadata) if created_at is None else
+                   _payload(customer_id=customer_id, metadata=metadata, created_at=created_at))
+        return self._writer.set_metadata(customer_id, metadata, payload, created_at=created_at)
 
     # -- ingest: bulk ------------------------------------------------------------
     def add_purchases(self, records, *, batch_size=5000, progress=None):
@@ -176,8 +210,18 @@ class CustomerActivityFeatures:
         return self._writer.bulk("purchase", records, batch_size=batch_size, progress=progress)
 
     def add_sessions(self, records, *, batch_size=5000, progress=None):
-        """Stream dicts with keys customer_id, duration_seconds, device_type, session_date, session_id."""
+        """Stream dicts with keys customer_id, duration_seconds, device_type, session_date, session_id
+        (and optionally session_start, session_end, page_views, browser, referrer, channel)."""
         return self._writer.bulk("session", records, batch_size=batch_size, progress=progress)
+
+    def add_interactions(self, records, *, batch_size=5000, progress=None):
+        """Stream dicts with keys customer_id, event_type, event_date, session_id, page_type, product_id,
+        category, search_query, view_duration_seconds, device_type, event_id (all but the first two optional)."""
+        return self._writer.bulk("interaction", records, batch_size=batch_size, progress=progress)
+
+    def add_attributions(self, records, *, batch_size=5000, progress=None):
+        """Stream dicts with keys customer_id, order_id, source, medium, attribution_date."""
+        return self._writer.bulk("attribution", records, batch_size=batch_size, progress=progress)
 
     def add_cart_events(self, records, *, batch_size=5000, progress=None):
         """Stream dicts with keys customer_id, event_type, cart_value, event_date, cart_id."""
@@ -188,7 +232,7 @@ class CustomerActivityFeatures:
         return self._writer.bulk("support_interaction", records, batch_size=batch_size, progress=progress)
 
     def set_customers_metadata(self, records, *, batch_size=5000):
-        """Stream dicts with keys customer_id and metadata."""
+        """Stream dicts with keys customer_id and metadata (and optionally created_at)."""
         return self._writer.bulk_metadata(records, batch_size=batch_size)
 
     # -- reads -------------------------------------------------------------------

@@ -7,8 +7,9 @@ INSERT OR IGNORE INTO purchases (shop_id, customer_id, event_time_us, event_id, 
 VALUES (?, ?, ?, ?, ?);
 
 -- name: insert_session
-INSERT OR IGNORE INTO sessions (shop_id, customer_id, event_time_us, event_id, duration_seconds, device_type)
-VALUES (?, ?, ?, ?, ?, ?);
+INSERT OR IGNORE INTO sessions (shop_id, customer_id, event_time_us, event_id, duration_seconds, device_type,
+                                session_start_us, session_end_us, page_views, browser, referrer, channel)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
 
 -- name: insert_cart_event
 INSERT OR IGNORE INTO cart_events (shop_id, customer_id, event_time_us, event_id, event_type, cart_value)
@@ -19,12 +20,23 @@ INSERT OR IGNORE INTO support_interactions (shop_id, customer_id, event_time_us,
 VALUES (?, ?, ?, ?, ?, ?);
 
 -- name: upsert_customer
--- Metadata replaces what was stored before.
-INSERT INTO customers (shop_id, customer_id, metadata, updated_at)
-VALUES (?, ?, ?, ?)
+-- Metadata replaces what was stored before; created_at_us (migration 0004)
+-- replaces it only when given (NULL keeps the stored creation time).
+INSERT INTO customers (shop_id, customer_id, metadata, updated_at, created_at_us)
+VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (shop_id, customer_id) DO UPDATE SET
     metadata = excluded.metadata,
-    updated_at = excluded.updated_at;
+    updated_at = excluded.updated_at,
+    created_at_us = COALESCE(excluded.created_at_us, customers.created_at_us);
+
+-- name: insert_interaction
+INSERT OR IGNORE INTO interactions (shop_id, customer_id, event_time_us, event_id, session_id, event_type,
+                                    page_type, product_id, category, search_query, view_duration_seconds, device_type)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?);
+
+-- name: insert_attribution
+INSERT OR IGNORE INTO purchase_attributions (shop_id, customer_id, event_time_us, event_id, source, medium)
+VALUES (?, ?, ?, ?, ?, ?);
 
 -- name: insert_rejected_event
 INSERT INTO rejected_events (shop_id, kind, payload, reason, received_at)

@@ -46,7 +46,8 @@ KINDS = {
                      ("customer_id", "order_value", "purchase_date", "order_id"),
                      validate.purchase_row, "insert_purchase"),
     "session": Kind("session", "sessions",
-                    ("customer_id", "duration_seconds", "device_type", "session_date", "session_id"),
+                    ("customer_id", "duration_seconds", "device_type", "session_date", "session_id",
+                     "session_start", "session_end", "page_views", "browser", "referrer", "channel"),
                     validate.session_row, "insert_session"),
     "cart_event": Kind("cart_event", "cart_events",
                        ("customer_id", "event_type", "cart_value", "event_date", "cart_id"),
@@ -54,6 +55,13 @@ KINDS = {
     "support_interaction": Kind("support_interaction", "support_interactions",
                                 ("customer_id", "ticket_id", "response_time_hours", "escalated", "interaction_date"),
                                 validate.support_row, "insert_support_interaction"),
+    "interaction": Kind("interaction", "interactions",
+                        ("customer_id", "event_type", "event_date", "session_id", "page_type", "product_id",
+                         "category", "search_query", "view_duration_seconds", "device_type", "event_id"),
+                        validate.interaction_row, "insert_interaction"),
+    "attribution": Kind("attribution", "purchase_attributions",
+                        ("customer_id", "order_id", "source", "medium", "attribution_date"),
+                        validate.attribution_row, "insert_attribution"),
 }
 
 
@@ -186,10 +194,10 @@ class Writer:
             self._after_write()
             return stored
 
-    def set_metadata(self, customer, metadata, payload):
+    def set_metadata(self, customer, metadata, payload, *, created_at=None):
         with self.lock:
             try:
-                row = self._customer_row(customer, metadata)
+                row = self._customer_row(customer, metadata, created_at)
             except validate.Rejection as rejection:
                 if self.strict:
                     raise InvalidEventError(rejection.field, str(rejection)) from None
@@ -202,9 +210,9 @@ class Writer:
             self._after_write()
             return True
 
-    def _customer_row(self, customer, metadata):
+    def _customer_row(self, customer, metadata, created_at=None):
         return (self.shop_id, validate.customer_id(customer), validate.metadata_json(metadata),
-                timeutil.iso(timeutil.now_us()))
+                timeutil.iso(timeutil.now_us()), validate.created_at(created_at))
 
     def _write_rejection(self, kind, payload, reason):
         self.conn.execute(self._sql_reject,
@@ -238,7 +246,7 @@ class Writer:
         return result
 
     def bulk_metadata(self, records, *, batch_size=BATCH_SIZE):
-        """Stream {customer_id, metadata} dicts into the customers table."""
+        """Stream {customer_id, metadata[, created_at]} dicts into the customers table."""
         result = IngestResult()
         with self.lock:
             self.commit()
@@ -256,9 +264,11 @@ class Writer:
         rows, rejections = [], []
         for record in batch:
             try:
-                if not isinstance(record, dict) or set(record) - {"customer_id", "metadata"}:
-                    raise validate.Rejection("record", "must be a dict with keys customer_id and metadata")
-                rows.append(self._customer_row(record.get("customer_id"), record.get("metadata")))
+                if not isinstance(record, dict) or set(record) - {"customer_id", "metadata", "created_at"}:
+                    raise validate.Rejection("record", "must be a dict with keys customer_id, metadata "
+                                                       "and optionally created_at")
+                rows.append(self._customer_row(record.get("customer_id"), record.get("metadata"),
+                                               record.get("created_at")))
             except validate.Rejection as rejection:
                 if self.strict:
                     raise InvalidEventError(rejection.field, str(rejection)) from None

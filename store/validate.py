@@ -102,21 +102,123 @@ def purchase_row(shop_id, now_us, customer, order_value, purchase_date=None, ord
     )
 
 
-def session_row(shop_id, now_us, customer, duration_seconds, device_type=None, session_date=None, session_id=None):
+def session_row(shop_id, now_us, customer, duration_seconds, device_type=None, session_date=None, session_id=None,
+                session_start=None, session_end=None, page_views=None, browser=None, referrer=None, channel=None):
+    """A sessions row. The keyword extras (issue 5) are optional: a missing
+    duration is derived from session_end - session_start when both are given,
+    and a missing session_date is session_start when that is given."""
     if device_type is None or device_type == "":
         device = UNKNOWN_DEVICE
     elif isinstance(device_type, str):
         device = _text(device_type, "device_type")
     else:
         raise Rejection("device_type", f"must be text, got {type(device_type).__name__}")
+    start_us = None if session_start is None else event_time(session_start, "session_start", now_us)
+    end_us = None if session_end is None else event_time(session_end, "session_end", now_us)
+    if start_us is not None and end_us is not None and end_us < start_us:
+        raise Rejection("session_end", "is before session_start")
+    if duration_seconds is None and start_us is not None and end_us is not None:
+        duration = (end_us - start_us) / 1_000_000
+    else:
+        duration = amount(duration_seconds, "duration_seconds")
+    if session_date is None and start_us is not None:
+        time_us = start_us
+    else:
+        time_us = event_time(session_date, "session_date", now_us)
     return (
         shop_id,
         customer_id(customer),
-        event_time(session_date, "session_date", now_us),
+        time_us,
         event_id(session_id, "session_id"),
-        amount(duration_seconds, "duration_seconds"),
+        duration,
         device,
+        start_us,
+        end_us,
+        count(page_views, "page_views"),
+        optional_text(browser, "browser"),
+        optional_text(referrer, "referrer"),
+        optional_text(channel, "channel"),
     )
+
+
+# -- issue 5: interactions, attributions, customer creation time ---------------
+INTERACTION_TYPES = ("page_view", "product_view", "category_view", "search",
+                     "add_to_cart", "remove_from_cart", "checkout", "purchase")
+
+
+def optional_text(value, field, *, max_length=1000):
+    """Optional free text: None or '' is NULL; integers become their digits."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise Rejection(field, "must be text, got bool")
+    if isinstance(value, int):
+        return str(value)
+    if not isinstance(value, str):
+        raise Rejection(field, f"must be text, got {type(value).__name__}")
+    if len(value) > max_length:
+        raise Rejection(field, f"is longer than {max_length} characters")
+    return _text(value, field)
+
+
+def count(value, field):
+    """An optional non-negative integer (integral floats accepted)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise Rejection(field, f"must be a whole number, got {type(value).__name__}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise Rejection(field, f"must be a whole number, got {value!r}")
+    number = int(value)
+    if number < 0:
+        raise Rejection(field, "is negative")
+    if number >= 2 ** 63:
+        raise Rejection(field, "is too large")
+    return number
+
+
+def interaction_row(shop_id, now_us, customer, event_type, event_date=None, session_id=None, page_type=None,
+                    product_id=None, category=None, search_query=None, view_duration_seconds=None,
+                    device_type=None, interaction_id=None):
+    if not isinstance(event_type, str) or event_type not in INTERACTION_TYPES:
+        shown = event_type if isinstance(event_type, str) else type(event_type).__name__
+        raise Rejection("event_type", f"must be one of {', '.join(INTERACTION_TYPES)}, got {shown!r}"[:300])
+    return (
+        shop_id,
+        customer_id(customer),
+        event_time(event_date, "event_date", now_us),
+        event_id(interaction_id, "event_id"),
+        optional_text(session_id, "session_id"),
+        event_type,
+        optional_text(page_type, "page_type"),
+        optional_text(product_id, "product_id"),
+        optional_text(category, "category"),
+        optional_text(search_query, "search_query"),
+        amount(view_duration_seconds, "view_duration_seconds", optional=True),
+        optional_text(device_type, "device_type"),
+    )
+
+
+def attribution_row(shop_id, now_us, customer, order_id, source, medium=None, attribution_date=None):
+    if order_id is None or order_id == "":
+        raise Rejection("order_id", "is missing")
+    if source is None or source == "":
+        raise Rejection("source", "is missing")
+    return (
+        shop_id,
+        customer_id(customer),
+        event_time(attribution_date, "attribution_date", now_us),
+        event_id(order_id, "order_id"),
+        optional_text(source, "source"),
+        optional_text(medium, "medium"),
+    )
+
+
+def created_at(value):
+    """A customer's account creation time in microseconds, or None when not given."""
+    if value is None or value == "":
+        return None
+    return event_time(value, "created_at", 0)
 
 
 def cart_event_row(shop_id, now_us, customer, event_type, cart_value=None, event_date=None, cart_id=None):
