@@ -29,6 +29,8 @@ CREATE TABLE interactions (
     PRIMARY KEY (shop_id, customer_id, event_time_us, event_id)
 ) WITHOUT ROWID;
 CREATE UNIQUE INDEX interactions_event_id ON interactions (shop_id, event_id);
+-- The interactions of one session (page views per session, session-level cart and checkout outcomes).
+CREATE INDEX interactions_by_session ON interactions (shop_id, customer_id, session_id);
 
 ALTER TABLE sessions ADD COLUMN session_start_us INTEGER;  -- session start, microseconds since the Unix epoch, UTC; NULL when not known
 ALTER TABLE sessions ADD COLUMN session_end_us INTEGER;    -- session end, same unit; NULL when not known
