@@ -17,6 +17,8 @@ from pathlib import Path
 import sqlite_utils
 
 from store import db as _db
+from store import localtime as _localtime
+from store import rfm as _rfm
 from store import timeutil
 from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
@@ -73,9 +75,11 @@ class CustomerActivityFeatures:
     ``ValueError``) instead of being recorded as rejected.
     """
 
-    def __init__(self, db=None, *, shop_id="", strict=False):
+    def __init__(self, db=None, *, shop_id="", strict=False, timezone="UTC"):
         if not isinstance(shop_id, str):
             raise TypeError(f"shop_id must be a string, got {type(shop_id).__name__}")
+        # The store's timezone (IANA name): periods, times of day and weekdays are local to it.
+        self.timezone = _localtime.check_timezone(timezone)
         self.shop_id = shop_id
         self.strict = strict
         self._owns_connection = False
@@ -102,6 +106,7 @@ class CustomerActivityFeatures:
             _db.check_not_newer(conn)  # before any pragma or write
             _db.configure(conn)
             _db.migrate(conn)
+            _localtime.install(conn, self.timezone)
         except BaseException:
             if self._owns_connection:
                 conn.close()
@@ -405,6 +410,35 @@ class CustomerActivityFeatures:
                     counts[key] += 1
         return {"size": len(targets),
                 "aggregates": {k: sums[k] / counts[k] for k in SUMMARY_FEATURES if counts[k]}}
+
+    # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
+    def rfm_summary(self, observation_end=None, *, freq="D", freq_multiplier=1, include_first=False,
+                    include_zero_values=False):
+        """Iterator of RFMRow(customer_id, frequency, recency, T, monetary_value), by customer id.
+
+        As lifetimes' summary_data_from_transaction_data: purchase times truncated to
+        periods ('D', 'W' Monday-Sunday, 'h') in the store's timezone; purchases in a
+        period after observation_end's period dropped; observation_end defaults to the
+        last purchase. Zero-value purchases are left out unless include_zero_values.
+        Streamed from one SQL statement.
+        """
+        self._writer.commit()
+        return _rfm.summary(self.conn, self.shop_id, observation_end, freq=freq,
+                            freq_multiplier=freq_multiplier, include_first=include_first,
+                            include_zero=include_zero_values)
+
+    def calibration_and_holdout(self, calibration_end, observation_end=None, *, freq="D", freq_multiplier=1,
+                                include_first=False, include_zero_values=False):
+        """Iterator of CalibrationHoldoutRow (frequency_cal, recency_cal, T_cal, monetary_value_cal,
+        frequency_holdout, monetary_value_holdout, duration_holdout), by customer id.
+
+        As lifetimes' calibration_and_holdout_data. ValueError when the holdout period
+        is empty or holds no purchase. Streamed from one SQL statement.
+        """
+        self._writer.commit()
+        return _rfm.calibration_and_holdout(self.conn, self.shop_id, calibration_end, observation_end,
+                                            freq=freq, freq_multiplier=freq_multiplier,
+                                            include_first=include_first, include_zero=include_zero_values)
 
 
 def _payload(**values):

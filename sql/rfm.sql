@@ -1,0 +1,162 @@
+-- RFM/T summaries in the conventions of the lifetimes library
+-- (summary_data_from_transaction_data, calibration_and_holdout_data).
+-- See docs/rfm.md for the definitions and store/rfm.py for the parameters.
+--
+-- Periods. A purchase's period is the number of the period (day, week or hour)
+-- holding its local wall-clock time in the store's timezone (store/localtime.py:
+-- temp.caf_tz and temp.caf_tz_offsets), counted from 1970-01-01 local:
+--     period = (local_us + :bias_us) / :period_us - :bias_periods
+-- where :period_us is the period length, :bias_us = a large multiple of a week
+-- (so the integer division floors for times before 1970 too) plus, for weeks,
+-- 3 days (weeks run Monday..Sunday, pandas Period 'W' = 'W-SUN'), and
+-- :bias_periods = that multiple divided by :period_us.
+-- Purchases counted: this shop's purchases with order_value > 0, or >= 0 when
+-- :include_zero is 1.
+-- Shared parameters: :shop_id, :period_us, :bias_us, :bias_periods,
+-- :include_zero (0/1), :include_first (0/1), :freq_multiplier (REAL > 0).
+
+-- name: rfm_last_period
+-- The default observation end: the period of the last counted purchase.
+SELECT
+    -- last_period: largest period number of a counted purchase; integer; NULL when the shop has none
+    MAX((p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
+            (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
+             WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
+         + :bias_us) / :period_us - :bias_periods) AS last_period,
+    -- last_us: the last counted purchase time; microseconds since the epoch (UTC); NULL when none
+    MAX(p.event_time_us) AS last_us
+FROM purchases AS p
+WHERE p.shop_id = :shop_id
+  AND (p.order_value > 0 OR :include_zero)
+
+-- name: rfm_summary
+-- One row per customer with a counted purchase in a period <= :end_period
+-- (a purchase later in the observation end's own period counts, as in
+-- lifetimes), ordered by customer_id.
+SELECT
+    -- customer_id: the customer; text
+    c.customer_id AS customer_id,
+    -- frequency: distinct purchase periods minus 1 (plus 1 back when :include_first); REAL (a whole number); 0.0 for a single period
+    CAST(COUNT(*) - 1 + :include_first AS REAL) AS frequency,
+    -- recency: last period minus first period, divided by :freq_multiplier; REAL periods; 0.0 for a single period
+    (MAX(c.period) - MIN(c.period)) / :freq_multiplier AS recency,
+    -- T: :end_period minus first period, divided by :freq_multiplier; REAL periods; never NULL
+    (:end_period - MIN(c.period)) / :freq_multiplier AS T,
+    -- monetary_value: mean of the per-period value sums, the first period excluded (included when :include_first); currency units; 0.0 when no period is left
+    COALESCE(AVG(c.value) FILTER (WHERE c.period > c.first_period OR :include_first), 0.0) AS monetary_value
+FROM (
+    SELECT s.customer_id, s.period, s.value,
+           MIN(s.period) OVER (PARTITION BY s.customer_id) AS first_period
+    FROM (
+        SELECT l.customer_id, l.period, SUM(l.order_value) AS value
+        FROM (
+            SELECT p.customer_id, p.order_value,
+                   (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
+                        (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
+                         WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
+                    + :bias_us) / :period_us - :bias_periods AS period
+            FROM purchases AS p
+            WHERE p.shop_id = :shop_id
+              AND (p.order_value > 0 OR :include_zero)
+        ) AS l
+        WHERE l.period <= :end_period
+        GROUP BY l.customer_id, l.period
+    ) AS s
+) AS c
+GROUP BY c.customer_id
+ORDER BY c.customer_id
+
+-- name: rfm_calibration_holdout
+-- Calibration: counted purchases at or before :calibration_end_us (an instant),
+-- summarised as rfm_summary with the observation end :calibration_period.
+-- Holdout: counted purchases with :calibration_end_us < time <= :observation_end_us.
+-- One row per customer with a calibration purchase (customers seen only in the
+-- holdout are left out), ordered by customer_id.
+SELECT
+    -- customer_id: the customer; text
+    cal.customer_id AS customer_id,
+    -- frequency_cal: as rfm_summary frequency over the calibration purchases; REAL
+    cal.frequency_cal AS frequency_cal,
+    -- recency_cal: as rfm_summary recency; REAL periods / :freq_multiplier
+    cal.recency_cal AS recency_cal,
+    -- T_cal: :calibration_period minus first period, / :freq_multiplier; REAL periods
+    cal.T_cal AS T_cal,
+    -- monetary_value_cal: as rfm_summary monetary_value; currency units; 0.0 when none
+    cal.monetary_value_cal AS monetary_value_cal,
+    -- frequency_holdout: distinct periods with a holdout purchase; REAL (a whole number); 0.0 when none
+    CAST(COALESCE(h.periods, 0) AS REAL) AS frequency_holdout,
+    -- monetary_value_holdout: mean of the raw holdout purchase values (not per-period sums, as lifetimes); currency units; 0.0 when none
+    COALESCE(h.mean_value, 0.0) AS monetary_value_holdout,
+    -- duration_holdout: observation end period minus calibration end period, / :freq_multiplier; REAL periods; same for every row
+    (:observation_period - :calibration_period) / :freq_multiplier AS duration_holdout
+FROM (
+    SELECT
+        c.customer_id AS customer_id,
+        CAST(COUNT(*) - 1 + :include_first AS REAL) AS frequency_cal,
+        (MAX(c.period) - MIN(c.period)) / :freq_multiplier AS recency_cal,
+        (:calibration_period - MIN(c.period)) / :freq_multiplier AS T_cal,
+        COALESCE(AVG(c.value) FILTER (WHERE c.period > c.first_period OR :include_first), 0.0)
+            AS monetary_value_cal
+    FROM (
+        SELECT s.customer_id, s.period, s.value,
+               MIN(s.period) OVER (PARTITION BY s.customer_id) AS first_period
+        FROM (
+            SELECT l.customer_id, l.period, SUM(l.order_value) AS value
+            FROM (
+                SELECT p.customer_id, p.order_value,
+                       (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
+                            (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
+                             WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
+                        + :bias_us) / :period_us - :bias_periods AS period
+                FROM purchases AS p
+                WHERE p.shop_id = :shop_id
+                  AND (p.order_value > 0 OR :include_zero)
+                  AND p.event_time_us <= :calibration_end_us
+            ) AS l
+            WHERE l.period <= :calibration_period
+            GROUP BY l.customer_id, l.period
+        ) AS s
+    ) AS c
+    GROUP BY c.customer_id
+) AS cal
+LEFT JOIN (
+    SELECT
+        l.customer_id AS customer_id,
+        COUNT(DISTINCT l.period) AS periods,
+        AVG(l.order_value) AS mean_value
+    FROM (
+        SELECT p.customer_id, p.order_value,
+               (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
+                    (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
+                     WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
+                + :bias_us) / :period_us - :bias_periods AS period
+        FROM purchases AS p
+        WHERE p.shop_id = :shop_id
+          AND (p.order_value > 0 OR :include_zero)
+          AND p.event_time_us > :calibration_end_us
+          AND p.event_time_us <= :observation_end_us
+    ) AS l
+    GROUP BY l.customer_id
+) AS h ON h.customer_id = cal.customer_id
+ORDER BY cal.customer_id
+
+-- name: rfm_period_of
+-- The period number of one instant (an observation or calibration end).
+SELECT
+    -- period: period number of :time_us in the store's timezone; integer; NULL when :time_us is NULL
+    (:time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
+        (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
+         WHERE o.start_us <= :time_us ORDER BY o.start_us DESC LIMIT 1))
+     + :bias_us) / :period_us - :bias_periods AS period
+
+-- name: rfm_holdout_count
+-- Whether any counted purchase falls in the holdout (:calibration_end_us, :observation_end_us].
+SELECT
+    -- holdout_purchases: 1 when there is at least one counted holdout purchase, else 0; integer
+    EXISTS (
+        SELECT 1 FROM purchases AS p
+        WHERE p.shop_id = :shop_id
+          AND (p.order_value > 0 OR :include_zero)
+          AND p.event_time_us > :calibration_end_us
+          AND p.event_time_us <= :observation_end_us
+    ) AS holdout_purchases

@@ -1,0 +1,130 @@
+"""RFM/T summaries in the conventions of the lifetimes library, streamed from SQL.
+
+``summary(...)`` mirrors ``lifetimes.utils.summary_data_from_transaction_data``
+and ``calibration_and_holdout(...)`` mirrors ``calibration_and_holdout_data``
+(lifetimes 0.11.x, with ``freq_multiplier`` and ``include_first_transaction``),
+over the store's purchases. Definitions, choices and deviations: docs/rfm.md.
+Each call validates its arguments eagerly, then returns an iterator of named
+tuples streamed from one SQL statement (memory does not grow with the number
+of purchases or customers).
+"""
+
+import math
+import numbers
+from collections import namedtuple
+
+from . import localtime, timeutil
+from .resources import query
+
+US_PER_HOUR = localtime.US_PER_HOUR
+US_PER_DAY = localtime.US_PER_DAY
+US_PER_WEEK = 7 * US_PER_DAY
+
+# freq -> (period length in microseconds, shift in microseconds). Weeks run
+# Monday..Sunday (pandas 'W' = 'W-SUN', weeks ending on Sunday): 1970-01-01 was
+# a Thursday, so shifting by 3 days puts Monday 1969-12-29 at the start of week 0.
+FREQS = {
+    "D": (US_PER_DAY, 0),
+    "W": (US_PER_WEEK, 3 * US_PER_DAY),
+    "h": (US_PER_HOUR, 0),
+}
+FREQ_ALIASES = {"H": "h", "d": "D", "w": "W"}
+# A multiple of every period length, larger than any stored time's distance
+# from 1970 (datetime years 1..9999): adding it makes SQLite's truncating
+# integer division floor.
+BIAS_US = 1_000_000 * US_PER_WEEK
+
+RFMRow = namedtuple("RFMRow", "customer_id frequency recency T monetary_value")
+CalibrationHoldoutRow = namedtuple(
+    "CalibrationHoldoutRow",
+    "customer_id frequency_cal recency_cal T_cal monetary_value_cal "
+    "frequency_holdout monetary_value_holdout duration_holdout")
+
+
+def check_freq(freq):
+    """The canonical freq ('D', 'W' or 'h'); ValueError otherwise."""
+    canonical = FREQ_ALIASES.get(freq, freq) if isinstance(freq, str) else None
+    if canonical not in FREQS:
+        raise ValueError(f"freq must be 'D' (days), 'W' (weeks, Monday to Sunday) or 'h' (hours), got {freq!r}")
+    return canonical
+
+
+def check_multiplier(freq_multiplier):
+    if (isinstance(freq_multiplier, bool) or not isinstance(freq_multiplier, numbers.Real)
+            or not math.isfinite(freq_multiplier) or freq_multiplier <= 0):
+        raise ValueError(f"freq_multiplier must be a finite number > 0, got {freq_multiplier!r}")
+    return float(freq_multiplier)
+
+
+def parameters(shop_id, freq="D", freq_multiplier=1, include_first=False, include_zero=False):
+    """The bound parameters shared by the queries of sql/rfm.sql."""
+    freq = check_freq(freq)
+    period_us, shift_us = FREQS[freq]
+    return {
+        "shop_id": shop_id,
+        "period_us": period_us,
+        "bias_us": BIAS_US + shift_us,
+        "bias_periods": BIAS_US // period_us,
+        "freq_multiplier": check_multiplier(freq_multiplier),
+        "include_first": 1 if include_first else 0,
+        "include_zero": 1 if include_zero else 0,
+    }
+
+
+def period_of(conn, params, time_us):
+    """The period number of an instant, computed by the same SQL as the purchases'."""
+    return conn.execute(query("rfm_period_of"), {**params, "time_us": time_us}).fetchone()[0]
+
+
+def _stream(cursor, row_type):
+    try:
+        for row in cursor:
+            yield row_type(*row)
+    finally:
+        cursor.close()
+
+
+def summary(conn, shop_id, observation_end=None, *, freq="D", freq_multiplier=1,
+            include_first=False, include_zero=False):
+    """Iterator of RFMRow(customer_id, frequency, recency, T, monetary_value), by customer_id."""
+    params = parameters(shop_id, freq, freq_multiplier, include_first, include_zero)
+    if observation_end is None:
+        end_period = conn.execute(query("rfm_last_period"), params).fetchone()[0]
+        if end_period is None:  # no counted purchase at all
+            return iter(())
+    else:
+        end_period = period_of(conn, params, timeutil.to_us(observation_end))
+    params["end_period"] = end_period
+    return _stream(conn.execute(query("rfm_summary"), params), RFMRow)
+
+
+def calibration_and_holdout(conn, shop_id, calibration_end, observation_end=None, *, freq="D",
+                            freq_multiplier=1, include_first=False, include_zero=False):
+    """Iterator of CalibrationHoldoutRow, by customer_id.
+
+    ``observation_end`` None means the last counted purchase. Raises ValueError
+    when the holdout period is empty (calibration_end >= observation_end) or
+    holds no counted purchase (lifetimes raises then too).
+    """
+    params = parameters(shop_id, freq, freq_multiplier, include_first, include_zero)
+    if calibration_end is None:
+        raise ValueError("calibration_end is required (the last instant of the calibration period)")
+    cal_us = timeutil.to_us(calibration_end)
+    if observation_end is None:
+        obs_us = conn.execute(query("rfm_last_period"), params).fetchone()[1]
+        if obs_us is None:
+            raise ValueError("no purchases to summarise: the store has no counted purchase")
+    else:
+        obs_us = timeutil.to_us(observation_end)
+    if cal_us >= obs_us:
+        raise ValueError(
+            f"empty holdout period: calibration_end ({timeutil.iso(cal_us)}) must be before "
+            f"observation_end ({timeutil.iso(obs_us)})")
+    params.update(calibration_end_us=cal_us, observation_end_us=obs_us)
+    if not conn.execute(query("rfm_holdout_count"), params).fetchone()[0]:
+        raise ValueError(
+            f"empty holdout: no counted purchase after calibration_end ({timeutil.iso(cal_us)}) "
+            f"and at or before observation_end ({timeutil.iso(obs_us)})")
+    params["calibration_period"] = period_of(conn, params, cal_us)
+    params["observation_period"] = period_of(conn, params, obs_us)
+    return _stream(conn.execute(query("rfm_calibration_holdout"), params), CalibrationHoldoutRow)
