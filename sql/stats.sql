@@ -30,7 +30,22 @@ UNION ALL
 SELECT 'support_interactions', count(*), count(DISTINCT customer_id),
        strftime('%Y-%m-%dT%H:%M:%SZ', min(event_time_us) / 1000000.0, 'unixepoch'),
        strftime('%Y-%m-%dT%H:%M:%SZ', max(event_time_us) / 1000000.0, 'unixepoch')
-FROM support_interactions WHERE shop_id = :shop_id;
+FROM support_interactions WHERE shop_id = :shop_id
+UNION ALL
+SELECT 'refunds', count(*), count(DISTINCT customer_id),
+       strftime('%Y-%m-%dT%H:%M:%SZ', min(event_time_us) / 1000000.0, 'unixepoch'),
+       strftime('%Y-%m-%dT%H:%M:%SZ', max(event_time_us) / 1000000.0, 'unixepoch')
+FROM refunds WHERE shop_id = :shop_id
+UNION ALL
+SELECT 'interactions', count(*), count(DISTINCT customer_id),
+       strftime('%Y-%m-%dT%H:%M:%SZ', min(event_time_us) / 1000000.0, 'unixepoch'),
+       strftime('%Y-%m-%dT%H:%M:%SZ', max(event_time_us) / 1000000.0, 'unixepoch')
+FROM interactions WHERE shop_id = :shop_id
+UNION ALL
+SELECT 'purchase_attributions', count(*), count(DISTINCT customer_id),
+       strftime('%Y-%m-%dT%H:%M:%SZ', min(event_time_us) / 1000000.0, 'unixepoch'),
+       strftime('%Y-%m-%dT%H:%M:%SZ', max(event_time_us) / 1000000.0, 'unixepoch')
+FROM purchase_attributions WHERE shop_id = :shop_id;
 
 -- name: stats_other_tables
 SELECT
@@ -40,7 +55,9 @@ SELECT
     count(*) AS row_count
 FROM customers WHERE shop_id = :shop_id
 UNION ALL
-SELECT 'rejected_events', count(*) FROM rejected_events WHERE shop_id = :shop_id;
+SELECT 'rejected_events', count(*) FROM rejected_events WHERE shop_id = :shop_id
+UNION ALL
+SELECT 'loads', count(*) FROM loads WHERE shop_id = :shop_id;
 
 -- name: stats_customer_count
 SELECT
@@ -73,6 +90,9 @@ SELECT
     OR EXISTS (SELECT 1 FROM sessions WHERE shop_id = :shop_id AND customer_id = :customer_id)
     OR EXISTS (SELECT 1 FROM cart_events WHERE shop_id = :shop_id AND customer_id = :customer_id)
     OR EXISTS (SELECT 1 FROM support_interactions WHERE shop_id = :shop_id AND customer_id = :customer_id)
+    OR EXISTS (SELECT 1 FROM refunds WHERE shop_id = :shop_id AND customer_id = :customer_id)
+    OR EXISTS (SELECT 1 FROM interactions WHERE shop_id = :shop_id AND customer_id = :customer_id)
+    OR EXISTS (SELECT 1 FROM purchase_attributions WHERE shop_id = :shop_id AND customer_id = :customer_id)
     AS known;
 
 -- name: rejected_events_list
@@ -88,13 +108,40 @@ SELECT
     -- received_at: when the record was offered; ISO-8601 UTC text; never NULL
     received_at,
     -- payload: the offered record as JSON text; never NULL
-    payload
+    payload,
+    -- load_id: the file load (loads.id) that offered it; NULL for add_* calls
+    load_id,
+    -- source_row: its 1-based input row number within that load; NULL for add_* calls
+    source_row
 FROM rejected_events
 WHERE shop_id = :shop_id
   AND (:reason IS NULL OR substr(reason, 1, length(:reason)) = :reason)
   AND (:kind IS NULL OR kind = :kind)
 ORDER BY id
 LIMIT :limit;
+
+-- name: stats_last_materialization
+SELECT
+    -- id: the run's id (materializations.id); never NULL
+    id,
+    -- kind: 'full' (materialize) or 'refresh'; never NULL
+    kind,
+    -- as_of: the snapshot's point in time; ISO-8601 UTC text; never NULL
+    as_of,
+    -- windows: the window lengths in days; JSON array text; never NULL
+    windows,
+    -- rows: rows of the shop in customer_features after the run; count; never NULL
+    rows,
+    -- recomputed: customers computed by the run; count; never NULL
+    recomputed,
+    -- started_at: when the run started; ISO-8601 UTC text; never NULL
+    started_at,
+    -- finished_at: when the run finished; ISO-8601 UTC text; never NULL
+    finished_at
+FROM materializations
+WHERE shop_id = :shop_id
+ORDER BY id DESC
+LIMIT 1;
 
 -- name: table_exists
 SELECT
