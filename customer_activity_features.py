@@ -332,6 +332,30 @@ class CustomerActivityFeatures:
             return {}
         return self._reader.all_features(cid, as_of_us, days=days)
 
+    def get_behavior_features(self, customer_id, as_of=None):
+        """Every behaviour feature of one customer (docs/behavior.md), one SQL statement.
+
+        Flat dict in store.behavior.FEATURES order; undefined values are None.
+        churn_probability and lifetime_value_prediction are not built (no predictive
+        models): historical_value, risk_score and the retention flags take their place.
+        """
+        from store import behavior as _behavior
+        cid, as_of_us = self._read(customer_id, as_of)
+        if cid is None:
+            return {}
+        return _behavior.one(self.conn, self.shop_id, cid, as_of_us)
+
+    def get_cohort_behavior_features(self, customer_ids, *, as_of=None):
+        """{customer id: get_behavior_features(id)} for a cohort, set-based (one statement)."""
+        from store import behavior as _behavior
+        self._writer.commit()
+        as_of_us = timeutil.as_of_us(as_of)
+        targets, originals = self._cohort_targets(customer_ids, as_of_us)
+        if not targets:
+            return {}
+        return {originals[tid]: features
+                for tid, features in _behavior.iter_cohort(self.conn, self.shop_id, targets)}
+
     def get_feature_summary(self, customer_id, *, as_of=None):
         """The features of one customer grouped into sections."""
         f = self.get_all_features(customer_id, as_of=as_of)
