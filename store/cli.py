@@ -689,14 +689,15 @@ def export_features(env, file, fmt, as_of):
 @click.option("--observation-end", type=TIME, help="End of the observation period (default: the last purchase).")
 @click.option("--freq", type=click.Choice(("D", "W", "h")), default="D", show_default=True,
               help="Period: D day, W week, h hour.")
-@click.option("--freq-multiplier", type=click.IntRange(min=1), default=1, show_default=True,
-              help="Divide recency and T by this.")
+@click.option("--freq-multiplier", type=click.FloatRange(min=0, min_open=True), default=1, show_default=True,
+              help="Divide recency and T by this (e.g. 7 with --freq D gives weeks).")
 @click.option("--include-first", is_flag=True, help="Include the first period in monetary_value.")
+@click.option("--include-zero-values", is_flag=True, help="Keep zero-value purchases (left out by default).")
 @pass_env
-def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_first):
+def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_first, include_zero_values):
     """Write the RFM/T summary per customer to FILE.
 
-    The conventions of the lifetimes library.
+    The conventions of the lifetimes library (summary_data_from_transaction_data).
 
     Columns: customer_id, frequency, recency, T, monetary_value (see docs/cli.md).
 
@@ -708,28 +709,47 @@ def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_f
     fmt = _format_from_name(fmt, file)
     with env.open() as store:
         summary = _require(store, "rfm_summary")
-        rows = summary(observation_end, freq=freq, freq_multiplier=freq_multiplier, include_first=include_first)
-        count = write_rows(file, rows, fmt)
+        kwargs = {"freq": freq, "freq_multiplier": freq_multiplier, "include_first": include_first}
+        if include_zero_values:
+            kwargs["include_zero_values"] = True
+        rows = summary(observation_end, **kwargs)
+        count = write_rows(file, rows, fmt, fields=RFM_COLUMNS)
     click.echo(f"Wrote {count:,} customers to {file} ({fmt})")
 
 
-def write_rows(path, rows, fmt):
-    """Stream rows (dicts, or namedtuples) to a CSV or NDJSON file; returns the row count."""
+RFM_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
+
+
+def write_rows(path, rows, fmt, *, fields=None):
+    """Stream rows (dicts or namedtuples) to a CSV or NDJSON file; returns the row count.
+
+    Written to a temporary name and renamed at the end, so FILE is never half
+    written. ``fields`` gives the CSV header when there is no row.
+    """
     import csv
 
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
     count = 0
-    with open(path, "w", encoding="utf-8", newline="") as out:
-        writer = None
-        for row in rows:
-            record = row._asdict() if hasattr(row, "_asdict") else dict(row)
-            if fmt == "ndjson":
-                out.write(json.dumps(record, default=_json_default) + "\n")
-            else:
-                if writer is None:
-                    writer = csv.DictWriter(out, fieldnames=list(record))
-                    writer.writeheader()
-                writer.writerow(record)
-            count += 1
+    try:
+        with open(partial, "w", encoding="utf-8", newline="") as out:
+            writer = None
+            for row in rows:
+                record = row._asdict() if hasattr(row, "_asdict") else dict(row)
+                if fmt == "ndjson":
+                    out.write(json.dumps(record, default=_json_default) + "\n")
+                else:
+                    if writer is None:
+                        writer = csv.DictWriter(out, fieldnames=list(record))
+                        writer.writeheader()
+                    writer.writerow(record)
+                count += 1
+            if writer is None and fmt != "ndjson" and fields:
+                csv.writer(out).writerow(fields)
+        os.replace(partial, path)
+    finally:
+        if partial.exists():
+            partial.unlink()
     return count
 
 
