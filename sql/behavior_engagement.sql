@@ -1,0 +1,71 @@
+-- Behaviour features: engagement family. See purchases.sql for `target`,
+-- docs/behavior.md for every definition and constant.
+-- Parameters (documented constants of store.behavior):
+--   :shop_id
+--   :bounce_max_page_views                  a session with at most this many page views is a bounce (1)
+--   :engagement_sessions_cap, :engagement_duration_cap_seconds, :engagement_pages_cap
+--   :engagement_weight_sessions, :engagement_weight_duration, :engagement_weight_pages
+-- Every session at or before the target's as_of counts (no window).
+-- Page views of a session: sessions.page_views when given; otherwise, when the
+-- session has interactions (same customer, interactions.session_id = the
+-- session id, at or before as_of), the number of them of type page_view,
+-- product_view or category_view; otherwise unknown (NULL).
+
+-- name: behavior_session_pages
+-- One row per session of a target at or before its as_of.
+SELECT
+    t.target_id AS target_id,
+    -- event_id: the session id
+    s.event_id AS event_id,
+    -- event_time_us: session time; microseconds since the epoch, UTC
+    s.event_time_us AS event_time_us,
+    -- duration_seconds: seconds
+    s.duration_seconds AS duration_seconds,
+    -- pages: page views of the session (rule above); integer; NULL when unknown
+    CASE
+        WHEN s.page_views IS NOT NULL THEN s.page_views
+        WHEN COUNT(i.event_id) > 0 THEN
+            COUNT(i.event_id) FILTER (WHERE i.event_type IN ('page_view', 'product_view', 'category_view'))
+    END AS pages
+FROM target AS t
+JOIN sessions AS s
+    ON s.shop_id = :shop_id
+   AND s.customer_id = t.customer_id
+   AND s.event_time_us <= t.as_of_us
+LEFT JOIN interactions AS i
+    ON i.shop_id = :shop_id
+   AND i.customer_id = t.customer_id
+   AND i.session_id = s.event_id
+   AND i.event_time_us <= t.as_of_us
+GROUP BY t.target_id, s.event_id
+
+-- name: behavior_engagement
+SELECT
+    target_id,
+    total_sessions,
+    avg_session_duration,
+    page_views_per_session,
+    bounce_rate,
+    -- engagement_score: weight_sessions * min(total_sessions / sessions_cap, 1)
+    --   + weight_duration * min(avg_session_duration / duration_cap, 1)
+    --   + weight_pages * min(page_views_per_session / pages_cap, 1), NULL inputs counting 0;
+    --   weights sum to 1; score 0..1; 0.0 when no session
+    :engagement_weight_sessions * MIN(total_sessions * 1.0 / :engagement_sessions_cap, 1.0)
+      + :engagement_weight_duration * MIN(COALESCE(avg_session_duration, 0.0) / :engagement_duration_cap_seconds, 1.0)
+      + :engagement_weight_pages * MIN(COALESCE(page_views_per_session, 0.0) / :engagement_pages_cap, 1.0)
+      AS engagement_score
+FROM (
+    SELECT
+        t.target_id AS target_id,
+        -- total_sessions: sessions at or before as_of; integer; 0 when none
+        COUNT(sp.event_id) AS total_sessions,
+        -- avg_session_duration: mean session duration; seconds; NULL when no session
+        AVG(sp.duration_seconds) AS avg_session_duration,
+        -- page_views_per_session: mean page views over sessions whose page views are known; page views; NULL when none is known
+        AVG(sp.pages) AS page_views_per_session,
+        -- bounce_rate: share of the sessions with known page views that have at most :bounce_max_page_views; ratio 0..1; NULL when none is known
+        AVG(sp.pages <= :bounce_max_page_views) AS bounce_rate
+    FROM target AS t
+    LEFT JOIN behavior_session_pages AS sp ON sp.target_id = t.target_id
+    GROUP BY t.target_id
+)

@@ -1,0 +1,36 @@
+-- Every behaviour feature of a target in one statement (docs/behavior.md).
+--
+-- Reads `target` and the behaviour family queries as CTEs named after them;
+-- store.behavior composes the statement (CTE order: store.behavior.CTES) and
+-- binds the documented constants of store.behavior and store.features.
+
+-- name: behavior_features
+SELECT
+    t.target_id AS target_id,
+    -- purchase family (behavior_purchase.sql)
+    pu.total_purchases, pu.avg_purchase_value, pu.purchase_frequency, pu.purchase_consistency,
+    pu.seasonal_purchase_pattern,
+    -- engagement family (behavior_engagement.sql)
+    en.total_sessions, en.avg_session_duration, en.page_views_per_session, en.bounce_rate, en.engagement_score,
+    -- search and discovery family (behavior_search.sql)
+    se.search_frequency, se.search_query_diversity, se.product_discovery_method, se.category_exploration,
+    -- shopping patterns family (behavior_shopping.sql)
+    sh.cart_abandonment_rate, sh.checkout_completion_rate, sh.product_comparison_behavior,
+    sh.impulse_purchase_tendency,
+    -- device and channel family (behavior_device.sql)
+    dv.preferred_device, dv.channel_preference, dv.mobile_usage_pattern, dv.desktop_usage_pattern,
+    -- temporal family (behavior_temporal.sql)
+    tm.preferred_shopping_time, tm.shopping_day_preference, tm.seasonal_behavior, tm.loyalty_trend,
+    -- segmentation family (behavior_segmentation.sql; historical_value from behavior_purchase)
+    sg.customer_segment, sg.recency_score, sg.frequency_score, sg.monetary_score, sg.risk_score,
+    pu.historical_value, sg.account_age_days,
+    sg.recency_risk, sg.declining_engagement, sg.support_risk, sg.cart_abandonment_risk, sg.retention_concern
+FROM target AS t
+JOIN behavior_purchase AS pu ON pu.target_id = t.target_id
+JOIN behavior_engagement AS en ON en.target_id = t.target_id
+JOIN behavior_search AS se ON se.target_id = t.target_id
+JOIN behavior_shopping AS sh ON sh.target_id = t.target_id
+JOIN behavior_device AS dv ON dv.target_id = t.target_id
+JOIN behavior_temporal AS tm ON tm.target_id = t.target_id
+JOIN behavior_segmentation AS sg ON sg.target_id = t.target_id
+ORDER BY t.target_id

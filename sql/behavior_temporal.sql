@@ -1,0 +1,106 @@
+-- Behaviour features: temporal family (and the local-time purchase relation
+-- that the purchase family's season feature shares). See purchases.sql for
+-- `target`, docs/behavior.md for every definition and constant.
+-- Parameters (documented constants of store.behavior):
+--   :shop_id
+--   :loyalty_half_us, :loyalty_half_days   half of the loyalty_trend window (90 days)
+--
+-- Hours, weekdays, months and seasons are those of the LOCAL wall-clock time
+-- `local_us` computed in behavior_purchase_local below, in the store's timezone
+-- (CustomerActivityFeatures(timezone=...), default UTC; store/localtime.py):
+-- the one place where the timezone applies.
+
+-- name: behavior_purchase_local
+-- One row per purchase of a target at or before its as_of, with its local time.
+SELECT
+    t.target_id AS target_id,
+    -- event_time_us: purchase instant; microseconds since the epoch, UTC
+    p.event_time_us AS event_time_us,
+    -- event_id: order id (orders ties at the same instant)
+    p.event_id AS event_id,
+    -- order_value: currency units
+    p.order_value AS order_value,
+    -- local_us: the purchase's local wall-clock time in the store's timezone, as microseconds
+    -- since 1970-01-01T00:00 local (store/localtime.py idiom; the one place the timezone applies)
+    p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
+                               (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
+                                WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1)) AS local_us
+FROM target AS t
+JOIN purchases AS p
+    ON p.shop_id = :shop_id
+   AND p.customer_id = t.customer_id
+   AND p.event_time_us <= t.as_of_us
+
+-- name: behavior_purchase_seasons
+-- One row per (target, season) with purchases. Seasons (meteorological,
+-- northern hemisphere) of the local month: winter Dec-Feb, spring Mar-May,
+-- summer Jun-Aug, autumn Sep-Nov.
+SELECT
+    target_id,
+    -- season: winter, spring, summer or autumn; text
+    season,
+    -- purchase_count: purchases in that season (any year); integer
+    COUNT(*) AS purchase_count,
+    -- first_us: the first such purchase (tie-break of the most common season); microseconds
+    MIN(event_time_us) AS first_us
+FROM (
+    SELECT target_id, event_time_us,
+           CASE CAST(strftime('%m', local_us / 1000000.0, 'unixepoch') AS INTEGER)
+               WHEN 12 THEN 'winter' WHEN 1 THEN 'winter' WHEN 2 THEN 'winter'
+               WHEN 3 THEN 'spring' WHEN 4 THEN 'spring' WHEN 5 THEN 'spring'
+               WHEN 6 THEN 'summer' WHEN 7 THEN 'summer' WHEN 8 THEN 'summer'
+               ELSE 'autumn'
+           END AS season
+    FROM behavior_purchase_local
+)
+GROUP BY target_id, season
+
+-- name: behavior_temporal
+SELECT
+    t.target_id AS target_id,
+    -- preferred_shopping_time: the local hour (0-23) with most purchases; ties: earliest first purchase in that hour, then the smaller hour; NULL when no purchase
+    hr.hour AS preferred_shopping_time,
+    -- shopping_day_preference: the local weekday (0 = Monday ... 6 = Sunday) with most purchases; same tie rule; NULL when no purchase
+    wd.weekday AS shopping_day_preference,
+    -- seasonal_behavior: (share of purchases in the most common season - 0.25) / 0.75; 0 = spread evenly, 1 = one season only; ratio 0..1; NULL when no purchase
+    (ss.top_count * 1.0 / ss.total - 0.25) / 0.75 AS seasonal_behavior,
+    -- loyalty_trend: purchases per 30 days in the recent half (as_of - half .. as_of) minus those in the earlier half (as_of - 2 half .. as_of - half, exclusive); purchases per 30 days; 0.0 when none
+    (COALESCE(lt.recent, 0) - COALESCE(lt.earlier, 0)) / (:loyalty_half_days / 30.0) AS loyalty_trend
+FROM target AS t
+LEFT JOIN (
+    SELECT target_id, hour FROM (
+        SELECT target_id, hour,
+               ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY COUNT(*) DESC, MIN(event_time_us), hour) AS rn
+        FROM (SELECT target_id, event_time_us,
+                     CAST(strftime('%H', local_us / 1000000.0, 'unixepoch') AS INTEGER) AS hour
+              FROM behavior_purchase_local)
+        GROUP BY target_id, hour
+    ) WHERE rn = 1
+) AS hr ON hr.target_id = t.target_id
+LEFT JOIN (
+    SELECT target_id, weekday FROM (
+        SELECT target_id, weekday,
+               ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY COUNT(*) DESC, MIN(event_time_us), weekday) AS rn
+        FROM (SELECT target_id, event_time_us,
+                     (CAST(strftime('%w', local_us / 1000000.0, 'unixepoch') AS INTEGER) + 6) % 7 AS weekday
+              FROM behavior_purchase_local)
+        GROUP BY target_id, weekday
+    ) WHERE rn = 1
+) AS wd ON wd.target_id = t.target_id
+LEFT JOIN (
+    SELECT target_id, MAX(purchase_count) AS top_count, SUM(purchase_count) AS total
+    FROM behavior_purchase_seasons
+    GROUP BY target_id
+) AS ss ON ss.target_id = t.target_id
+LEFT JOIN (
+    SELECT t2.target_id AS target_id,
+           COUNT(*) FILTER (WHERE p.event_time_us >= t2.as_of_us - :loyalty_half_us) AS recent,
+           COUNT(*) FILTER (WHERE p.event_time_us < t2.as_of_us - :loyalty_half_us) AS earlier
+    FROM target AS t2
+    JOIN purchases AS p
+        ON p.shop_id = :shop_id
+       AND p.customer_id = t2.customer_id
+       AND p.event_time_us <= t2.as_of_us
+       AND p.event_time_us >= t2.as_of_us - 2 * :loyalty_half_us
+    GROUP BY t2.target_id
+) AS lt ON lt.target_id = t.target_id

@@ -1,0 +1,188 @@
+"""Behaviour features (issue 5): composing the ``sql/behavior_*.sql`` family queries.
+
+Every feature is defined in docs/behavior.md (formula, unit, window, null
+rule); the thresholds below are its documented constants and travel to SQL as
+bound parameters. One customer costs one statement (``one``); a cohort costs
+one temporary table and one statement, whatever its size (``iter_cohort``).
+
+``churn_probability`` and ``lifetime_value_prediction`` of the behaviour
+generator this mirrors are deliberately NOT built (no predictive models):
+``historical_value`` and the retention flags / ``risk_score`` take their place.
+"""
+
+import itertools
+
+from . import features as _features
+from . import timeutil
+from .db import automatic_indexes
+from .resources import query
+
+# -- documented constants (docs/behavior.md) ----------------------------------------
+MIN_ACTIVE_SPAN_DAYS = 1            # purchase_frequency, search_frequency: span floor, days
+BOUNCE_MAX_PAGE_VIEWS = 1           # bounce: a session with at most this many page views
+ENGAGEMENT_SESSIONS_CAP = 20        # engagement_score: sessions that saturate the sessions term
+ENGAGEMENT_DURATION_CAP_SECONDS = 600.0  # ... mean session duration that saturates the duration term
+ENGAGEMENT_PAGES_CAP = 10.0         # ... mean page views per session that saturates the pages term
+ENGAGEMENT_WEIGHT_SESSIONS = 0.4    # weights of the three terms (sum 1)
+ENGAGEMENT_WEIGHT_DURATION = 0.3
+ENGAGEMENT_WEIGHT_PAGES = 0.3
+DISCOVERY_GAP_MINUTES = 30          # product_discovery_method: search/category view at most this long before first touch
+IMPULSE_WINDOW_MINUTES = 10         # impulse_purchase_tendency: purchase at most this long after first touch
+COMPARISON_MIN_PRODUCTS = 2         # product_comparison_behavior: distinct products viewed in one session
+LOYALTY_WINDOW_DAYS = 180           # loyalty_trend: window, split into two halves of 90 days
+RFM_BINS = 5                        # customer_segment: RFM scores 1..5
+NEW_CUSTOMER_DAYS = 30              # customer_segment 'new': first purchase at most this many days ago
+RISK_POINTS = 25                    # risk_score: points per raised flag (4 flags: 0..100)
+PAGE_VIEW_TYPES = ("page_view", "product_view", "category_view")
+MOBILE_DEVICES = ("mobile", "tablet", "smartphone", "phone")
+DESKTOP_DEVICES = ("desktop", "laptop", "pc")
+SEASONS = ("winter", "spring", "summer", "autumn")
+SEGMENTS = ("no_purchases", "new", "champions", "loyal", "at_risk", "hibernating", "needs_attention")
+
+# The CTEs of the behaviour statement, in dependency order (the seed families
+# and all_features feed the retention flags of the segmentation family).
+CTES = _features.FAMILIES + (
+    "all_features",
+    "behavior_purchase_local", "behavior_purchase_seasons", "behavior_purchase",
+    "behavior_session_pages", "behavior_engagement",
+    "behavior_interaction_stream", "behavior_search", "behavior_shopping",
+    "behavior_device", "behavior_temporal",
+    "behavior_rfm_population", "behavior_rfm_scores", "behavior_segmentation",
+)
+
+# Feature name -> (family, type) in output order; type is the Python type of a
+# non-NULL value ('bool' columns are 0/1 in SQL).
+FEATURES = {
+    "total_purchases": ("purchase", int),
+    "avg_purchase_value": ("purchase", float),
+    "purchase_frequency": ("purchase", float),
+    "purchase_consistency": ("purchase", float),
+    "seasonal_purchase_pattern": ("purchase", str),
+    "total_sessions": ("engagement", int),
+    "avg_session_duration": ("engagement", float),
+    "page_views_per_session": ("engagement", float),
+    "bounce_rate": ("engagement", float),
+    "engagement_score": ("engagement", float),
+    "search_frequency": ("search", float),
+    "search_query_diversity": ("search", float),
+    "product_discovery_method": ("search", str),
+    "category_exploration": ("search", int),
+    "cart_abandonment_rate": ("shopping", float),
+    "checkout_completion_rate": ("shopping", float),
+    "product_comparison_behavior": ("shopping", float),
+    "impulse_purchase_tendency": ("shopping", float),
+    "preferred_device": ("device", str),
+    "channel_preference": ("device", str),
+    "mobile_usage_pattern": ("device", float),
+    "desktop_usage_pattern": ("device", float),
+    "preferred_shopping_time": ("temporal", int),
+    "shopping_day_preference": ("temporal", int),
+    "seasonal_behavior": ("temporal", float),
+    "loyalty_trend": ("temporal", float),
+    "customer_segment": ("segmentation", str),
+    "recency_score": ("segmentation", int),
+    "frequency_score": ("segmentation", int),
+    "monetary_score": ("segmentation", int),
+    "risk_score": ("segmentation", int),
+    "historical_value": ("segmentation", float),
+    "account_age_days": ("segmentation", int),
+    "recency_risk": ("segmentation", bool),
+    "declining_engagement": ("segmentation", bool),
+    "support_risk": ("segmentation", bool),
+    "cart_abandonment_risk": ("segmentation", bool),
+    "retention_concern": ("segmentation", bool),
+}
+FAMILY_NAMES = ("purchase", "engagement", "search", "shopping", "device", "temporal", "segmentation")
+NOT_BUILT = {
+    "churn_probability": "not built: no predictive models; see risk_score and the retention flags",
+    "lifetime_value_prediction": "not built: no predictive models; see historical_value",
+}
+
+_cohort_counter = itertools.count(1)
+
+
+def parameters(shop_id):
+    """Bound parameters of the behaviour statement: the seed's (for all_features) and ours."""
+    params = _features.parameters(shop_id)
+    params.update({
+        "min_active_span_days": MIN_ACTIVE_SPAN_DAYS,
+        "bounce_max_page_views": BOUNCE_MAX_PAGE_VIEWS,
+        "engagement_sessions_cap": ENGAGEMENT_SESSIONS_CAP,
+        "engagement_duration_cap_seconds": ENGAGEMENT_DURATION_CAP_SECONDS,
+        "engagement_pages_cap": ENGAGEMENT_PAGES_CAP,
+        "engagement_weight_sessions": ENGAGEMENT_WEIGHT_SESSIONS,
+        "engagement_weight_duration": ENGAGEMENT_WEIGHT_DURATION,
+        "engagement_weight_pages": ENGAGEMENT_WEIGHT_PAGES,
+        "discovery_gap_us": DISCOVERY_GAP_MINUTES * 60 * timeutil.US_PER_SECOND,
+        "impulse_window_us": IMPULSE_WINDOW_MINUTES * 60 * timeutil.US_PER_SECOND,
+        "comparison_min_products": COMPARISON_MIN_PRODUCTS,
+        "loyalty_half_us": timeutil.days_to_us(LOYALTY_WINDOW_DAYS / 2),
+        "loyalty_half_days": LOYALTY_WINDOW_DAYS / 2,
+        "rfm_bins": RFM_BINS,
+        "new_customer_us": timeutil.days_to_us(NEW_CUSTOMER_DAYS),
+        "risk_points": RISK_POINTS,
+    })
+    return params
+
+
+def statement(target=_features.ONE_TARGET):
+    """The one behaviour statement over ``target``."""
+    return _features.compose("behavior_features", CTES, target)
+
+
+def shape(row):
+    """{feature: value} from a behavior_features row (typed; NULL stays None)."""
+    out = {}
+    for name, (_, kind) in FEATURES.items():
+        value = row[name]
+        out[name] = None if value is None else kind(value)
+    return out
+
+
+def _rows(cursor):
+    columns = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(columns, row))
+
+
+def one(conn, shop_id, customer_id, as_of_us):
+    """The behaviour features of one (normalized) customer id at ``as_of_us``: one statement."""
+    params = parameters(shop_id)
+    params.update(customer_id=customer_id, as_of_us=as_of_us)
+    cursor = conn.execute(statement(), params)
+    try:
+        return shape(next(_rows(cursor)))
+    finally:
+        cursor.close()
+
+
+def iter_cohort(conn, shop_id, targets):
+    """Yield (target_id, features) for [(target_id, customer_id, as_of_us)] in target_id order.
+
+    Set-based: the targets go into a temporary table and one statement answers
+    them all (automatic indexes on, as store.db asks of set-based statements).
+    """
+    table = f"behavior_cohort_{next(_cohort_counter)}"
+    conn.execute(f"CREATE TEMP TABLE {table} (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
+                 "as_of_us INTEGER NOT NULL)")
+    cursor = None
+    try:
+        conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?, ?)", targets)
+        target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
+        with automatic_indexes(conn):
+            cursor = conn.execute(statement(target), parameters(shop_id))
+        for row in _rows(cursor):
+            yield row["target_id"], shape(row)
+    finally:
+        if cursor is not None:
+            cursor.close()
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+
+def query_names():
+    """Every named query the behaviour statement uses (for the catalog)."""
+    return ("behavior_features",) + tuple(n for n in CTES if n.startswith("behavior_"))
+
+
+def sql_of(name):
+    return query(name)
