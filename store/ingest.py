@@ -278,10 +278,9 @@ class Writer:
     def _write_batch(self, sql, rows, rejections, result):
         self._begin()
         try:
-            before = self.conn.total_changes
-            if rows:
-                self.conn.executemany(sql, rows)
-            inserted = self.conn.total_changes - before
+            # rowcount (sqlite3_changes summed per row) counts only the rows this
+            # statement wrote, not rows written by triggers (total_changes does).
+            inserted = self.conn.executemany(sql, rows).rowcount if rows else 0
             if rejections:
                 received = timeutil.iso(timeutil.now_us())
                 self.conn.executemany(self._sql_reject, [r + (received,) for r in rejections])
