@@ -236,6 +236,24 @@ class CustomerActivityFeatures:
         """Stream dicts with keys customer_id, ticket_id, response_time_hours, escalated, interaction_date."""
         return self._writer.bulk("support_interaction", records, batch_size=batch_size, progress=progress)
 
+    def add_refund(self, customer_id, refund_value, refund_date=None, *, refund_id=None, order_id=None):
+        """Store a refund or cancellation (refund_value >= 0); refund_id is the credit note /
+        cancellation number, order_id the refunded order when known."""
+        return self._writer.add(
+            "refund", (customer_id, refund_value, refund_date, refund_id, order_id),
+            _payload(customer_id=customer_id, refund_value=refund_value, refund_date=refund_date,
+                     refund_id=refund_id, order_id=order_id))
+
+    def add_refunds(self, records, *, batch_size=5000, progress=None):
+        """Stream dicts with keys customer_id, refund_value, refund_date, refund_id, order_id."""
+        return self._writer.bulk("refund", records, batch_size=batch_size, progress=progress)
+
+    def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None):
+        """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md."""
+        from store import loaders as _loaders
+        return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
+                             timezone=timezone, progress=progress)
+
     def set_customers_metadata(self, records, *, batch_size=5000):
         """Stream dicts with keys customer_id and metadata (and optionally created_at)."""
         return self._writer.bulk_metadata(records, batch_size=batch_size)

@@ -55,6 +55,9 @@ KINDS = {
     "support_interaction": Kind("support_interaction", "support_interactions",
                                 ("customer_id", "ticket_id", "response_time_hours", "escalated", "interaction_date"),
                                 validate.support_row, "insert_support_interaction"),
+    "refund": Kind("refund", "refunds",
+                   ("customer_id", "refund_value", "refund_date", "refund_id", "order_id"),
+                   validate.refund_row, "insert_refund"),  # insert_refund: sql/refunds.sql
     "interaction": Kind("interaction", "interactions",
                         ("customer_id", "event_type", "event_date", "session_id", "page_type", "product_id",
                          "category", "search_query", "view_duration_seconds", "device_type", "event_id"),

@@ -252,6 +252,23 @@ def support_row(shop_id, now_us, customer, ticket_id, response_time_hours=None, 
     )
 
 
+def refund_row(shop_id, now_us, customer, refund_value, refund_date=None, refund_id=None, order_id=None):
+    """A refund or cancellation: refund_id is the credit note / cancellation number;
+    order_id the refunded order when known (None otherwise)."""
+    if order_id is None or order_id == "":
+        order = None
+    else:
+        order = event_id(order_id, "order_id")
+    return (
+        shop_id,
+        customer_id(customer),
+        event_time(refund_date, "refund_date", now_us),
+        event_id(refund_id, "refund_id"),
+        amount(refund_value, "refund_value"),
+        order,
+    )
+
+
 def jsonable(value, _depth=0):
     """A JSON-serialisable copy: datetimes and dates become ISO strings, dicts and
     lists (and tuples) are kept, non-finite floats and other objects become str(obj)."""
