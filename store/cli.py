@@ -792,10 +792,10 @@ def catalog(env, name, as_json):
             else:
                 click.echo(f"{key.ljust(width)}  {text}")
         return
-    columns = [c for c in ("name", "type", "unit", "window_rule", "window", "meaning")
-               if any(c in r for r in records)]
+    columns = [c for c in ("name", "type", "unit", "meaning") if any(c in r for r in records)]
     click.echo(table([[r.get(c) if r.get(c) is not None else "-" for c in columns] for r in records], columns,
                      align=[False] * len(columns)))
+    click.echo(f"\n{len(records)} features. The whole record of one: caf catalog NAME")
 
 
 # -- stats / rejected ---------------------------------------------------------------------------
