@@ -30,7 +30,7 @@ from . import synthetic, timeutil
 from .errors import StoreError
 
 DEFAULT_DB = "customer_activity.db"
-GENERIC_KINDS = ("purchases", "sessions", "carts", "support", "customers", "refunds")
+GENERIC_KINDS = ("purchases", "sessions", "carts", "support", "refunds", "customers")
 PRESET_KINDS = ("online-retail", "rees46", "incidents")
 FORMATS = ("csv", "tsv", "json", "ndjson")
 DEMO_PERSONAS = ("loyal", "churner", "cart_abandoner", "support_heavy", "new", "casual")
@@ -431,10 +431,10 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
       sessions   customer_id, duration_seconds, device_type, session_date, session_id
       carts      customer_id, event_type, cart_value, event_date, cart_id
       support    customer_id, ticket_id, response_time_hours, escalated, interaction_date
-      customers  customer_id and metadata columns
-      refunds    refunds and returns of purchases
+      refunds    customer_id, refund_value, refund_date, refund_id, order_id
+      customers  customer_id, metadata (a JSON object; else the other columns)
     or a preset for a public format (mapping decisions in docs/loading.md):
-      online-retail  UCI Online Retail invoice lines -> purchases
+      online-retail  UCI Online Retail invoice lines -> purchases, refunds
       rees46         REES46 clickstream -> sessions, cart events, purchases
       incidents      UCI incident event log -> support interactions
 
