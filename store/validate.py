@@ -41,7 +41,7 @@ def customer_id(value, field="customer_id"):
     if isinstance(value, str):
         return _text(value, field)
     if isinstance(value, int):
-        return str(value)
+        return _int_text(value, field)
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer():
             return str(int(value))
@@ -58,8 +58,32 @@ def event_id(value, field):
     if isinstance(value, str):
         return _text(value, field)
     if isinstance(value, int):
-        return str(value)
+        return _int_text(value, field)
     raise Rejection(field, f"must be text or an integer, got {type(value).__name__}")
+
+
+def _int_text(value, field):
+    """An integer's digits; one beyond Python's int-to-str digit limit is rejected, not a crash."""
+    try:
+        return str(int(value))
+    except ValueError:
+        raise Rejection(field, f"is an integer too large to store ({value.bit_length()} bits)") from None
+
+
+def _shown(value):
+    """A short repr for a rejection reason; never raises (huge ints, hostile __repr__)."""
+    try:
+        return repr(value)[:120]
+    except Exception:
+        return f"a {type(value).__name__}"
+
+
+def _safe_str(value):
+    """str(value), or a placeholder when the object cannot be turned into text."""
+    try:
+        return str(value)
+    except Exception:  # a hostile __str__ or an int beyond the digit limit
+        return f"<unprintable {type(value).__name__}>"
 
 
 def amount(value, field, *, optional=False):
@@ -241,7 +265,7 @@ def support_row(shop_id, now_us, customer, ticket_id, response_time_hours=None, 
     elif isinstance(escalated, bool) or (isinstance(escalated, int) and escalated in (0, 1)):
         flag = int(escalated)
     else:
-        raise Rejection("escalated", f"must be True or False, got {escalated!r}"[:200])
+        raise Rejection("escalated", f"must be True or False, got {_shown(escalated)}"[:200])
     return (
         shop_id,
         customer_id(customer),
@@ -273,8 +297,14 @@ def jsonable(value, _depth=0):
     """A JSON-serialisable copy: datetimes and dates become ISO strings, dicts and
     lists (and tuples) are kept, non-finite floats and other objects become str(obj)."""
     if _depth > 100:
-        return str(value)
-    if value is None or isinstance(value, (bool, int, str)):
+        return jsonable(_safe_str(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            int.__repr__(value)  # what json.dumps calls; fails beyond the int-to-str digit limit
+        except ValueError:
+            return f"<integer of {value.bit_length()} bits>"
+        return int(value)
+    if value is None or isinstance(value, (bool, str)):
         if isinstance(value, str):
             try:
                 value.encode("utf-8")
@@ -286,10 +316,11 @@ def jsonable(value, _depth=0):
     if isinstance(value, (datetime, date)):
         return value.isoformat()
     if isinstance(value, dict):
-        return {str(k) if not isinstance(k, str) else jsonable(k): jsonable(v, _depth + 1) for k, v in value.items()}
+        return {jsonable(k if isinstance(k, str) else _safe_str(k)): jsonable(v, _depth + 1)
+                for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v, _depth + 1) for v in value]
-    return jsonable(str(value))
+    return jsonable(_safe_str(value))
 
 
 def to_json(value):
