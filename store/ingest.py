@@ -96,7 +96,7 @@ def _record_values(kind, record):
         raise validate.Rejection("record", f"must be a dict, got {type(record).__name__}")
     unknown = [key for key in record if key not in kind.fields]
     if unknown:
-        shown = ", ".join(repr(k) for k in unknown[:5])
+        shown = ", ".join(validate._shown(k) for k in unknown[:5])  # never raises (huge int keys)
         raise validate.Rejection("record", f"unknown field(s) {shown}; expected {', '.join(kind.fields)}"[:300])
     return [record.get(name) for name in kind.fields]
 
