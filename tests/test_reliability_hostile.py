@@ -1,0 +1,306 @@
+"""Hostile and broken input: arbitrary values for every add_* and every bulk method.
+
+Hypothesis offers wrong types, huge and tiny numbers, NaN, infinities, empty
+and 1 MB strings, control characters, lone surrogates, dates in year 1 and
+9999 in several time zones, nested and self-referencing objects. Promises:
+
+* non-strict: no exception at all; ``add_*`` returns a bool; every offer is
+  exactly one of stored, rejected (a row in ``rejected_events`` with a
+  non-empty reason) or a duplicate; for bulk methods accepted + rejected +
+  duplicates = offered and the tables grew by exactly those counts;
+* strict: the only exception is ``InvalidEventError`` (a ``ValueError``),
+  and nothing is written for the rejected event.
+"""
+
+import math
+import sqlite3
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from customer_activity_features import CustomerActivityFeatures, InvalidEventError
+from store import ingest, validate
+
+MB = "x" * (1 << 20)
+ZONES = [None, timezone.utc, timezone(timedelta(hours=14)), timezone(timedelta(hours=-12)),
+         timezone(timedelta(hours=5, minutes=45))]
+
+
+class Weird:
+    def __str__(self):
+        return "weird \x00 object"
+
+
+class BadStr:
+    def __str__(self):
+        raise RuntimeError("__str__ exploded")
+
+    def __repr__(self):
+        return "BadStr()"
+
+
+_self_list = []
+_self_list.append(_self_list)
+
+special_values = st.sampled_from([
+    None, "", " ", MB, "\x00", "\x00abc", "\ud800", "a\udfffb", "\u202e\u0000\t\r\n", "NaN", "inf", "-1",
+    float("nan"), float("inf"), float("-inf"), -0.0, 5e-324, 1.7976931348623157e308, -1e308,
+    10 ** 400, -(10 ** 400), 2 ** 63, -(2 ** 63) - 1, True, False, 0, 1, -1,
+    Decimal("NaN"), Decimal("1e999999"), Fraction(1, 3), complex(1, 2), b"bytes", bytearray(b"\xff\xfe"),
+    object(), Weird(), BadStr(), _self_list, {"nested": {"deeper": [1, {"x": float("nan")}]}}, [1, 2], (3,),
+    {1, 2}, date(1, 1, 1), date(9999, 12, 31), datetime.min, datetime.max,
+    datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=14))), datetime(9999, 12, 31, 23, 59, tzinfo=timezone(timedelta(hours=-12))),
+    "0001-01-01T00:00:00+05:00", "9999-12-31T23:59:59-12:00", "9999-12-31T23:59:59.999999Z", "2024-02-30",
+    "2024-01-01T00:00:00+25:00", "24-01-01", "2024-06-01 10:00:00\x00",
+])
+# built lazily: hypothesis cannot repr an int beyond the 4300-digit str limit inside a strategy
+huge_int = st.just(5000).map(lambda digits: 10 ** digits)
+
+datetimes = st.builds(
+    lambda dt, tz: dt.replace(tzinfo=tz),
+    st.datetimes(min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)),
+    st.sampled_from(ZONES))
+
+scalars = st.one_of(
+    special_values,
+    huge_int,
+    st.text(max_size=30),
+    st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x1F), max_size=5),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    datetimes,
+    datetimes.map(lambda d: d.isoformat()),
+    st.dates(),
+    st.binary(max_size=10),
+)
+anything = st.recursive(scalars, lambda inner: st.one_of(
+    st.lists(inner, max_size=3), st.dictionaries(st.one_of(st.text(max_size=5), st.integers()), inner, max_size=3)),
+    max_leaves=6)
+# plausible values mixed in so that some offers are accepted and some are duplicates
+customer = st.one_of(st.sampled_from(["c1", "c2", 17850, 17850.0]), anything)
+event_id = st.one_of(st.none(), st.sampled_from(["e1", "e2", 7]), anything)
+amount = st.one_of(st.floats(min_value=0, max_value=1e6), st.integers(0, 10 ** 6), anything)
+when = st.one_of(st.none(), st.just("2024-05-01T10:00:00Z"), datetimes, anything)
+
+
+def field_strategy(name):
+    """A strategy for one field: mostly hostile, with plausible values mixed in."""
+    if name == "customer_id":
+        return customer
+    if name == "event_type":
+        valid = list(validate.CART_EVENT_TYPES) + list(getattr(validate, "INTERACTION_TYPES", ()))
+        return st.one_of(st.sampled_from(valid), anything)
+    if name.endswith("_id"):
+        return event_id
+    if name.endswith(("_date", "_start", "_end")) or name == "created_at":
+        return when
+    if name.endswith(("_value", "_seconds", "_hours")) or name == "page_views":
+        return amount
+    if name == "escalated":
+        return st.one_of(st.booleans(), anything)
+    if name == "metadata":
+        return anything
+    return st.one_of(st.sampled_from(["mobile", "email", "search"]), anything)  # free text fields
+
+
+# every event kind of the ingest layer, with its single and bulk method
+SINGLE_METHOD = {"purchase": "add_purchase", "session": "add_session", "cart_event": "add_cart_event",
+                 "support_interaction": "add_support_interaction", "refund": "add_refund",
+                 "interaction": "add_interaction", "attribution": "add_attribution"}
+BULK_METHOD = {"purchase": "add_purchases", "session": "add_sessions", "cart_event": "add_cart_events",
+               "support_interaction": "add_support_interactions", "refund": "add_refunds",
+               "interaction": "add_interactions", "attribution": "add_attributions"}
+KIND_NAMES = sorted(ingest.KINDS)
+SINGLE = {SINGLE_METHOD[k]: (ingest.KINDS[k].table,
+                             st.fixed_dictionaries({f: field_strategy(f) for f in ingest.KINDS[k].fields}))
+          for k in KIND_NAMES}
+SINGLE["set_customer_metadata"] = ("customers", st.fixed_dictionaries(
+    {"customer_id": customer, "metadata": anything}, optional={"created_at": when}))
+BULK = {BULK_METHOD[k]: (ingest.KINDS[k].table, ingest.KINDS[k].fields) for k in KIND_NAMES}
+BULK["set_customers_metadata"] = ("customers", ("customer_id", "metadata", "created_at"))
+FIELD_VALUE = {f: field_strategy(f) for _, fields in BULK.values() for f in fields}
+
+
+def test_every_add_method_is_covered():
+    public = {m for m in dir(CustomerActivityFeatures) if m.startswith(("add_", "set_customer"))}
+    assert public == set(SINGLE) | set(BULK), public ^ (set(SINGLE) | set(BULK))
+
+
+EXAMPLES = 20  # per method in the default run; the long variant runs LONG_EXAMPLES
+LONG_EXAMPLES = 300
+STATS = {"offered": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
+
+
+def counts(store, table):
+    c = store.conn
+    return (c.execute(f"SELECT count(*) FROM {table}").fetchone()[0],  # noqa: S608 fixed names
+            c.execute("SELECT count(*) FROM rejected_events").fetchone()[0])
+
+
+def new_store(strict=False):
+    return CustomerActivityFeatures(strict=strict)
+
+
+def check_reasons(store):
+    bad = store.conn.execute(
+        "SELECT count(*) FROM rejected_events WHERE reason IS NULL OR trim(reason) = '' "
+        "OR NOT json_valid(payload)").fetchone()[0]
+    assert bad == 0
+
+
+@pytest.mark.parametrize("method", sorted(SINGLE))
+def test_single_calls_never_crash(method):
+    single_calls(method, EXAMPLES)
+
+
+def single_calls(method, examples):
+    table, kwargs_strategy = SINGLE[method]
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(calls=st.lists(kwargs_strategy, min_size=1, max_size=6))
+    def run(calls):
+        with new_store() as store:
+            for kwargs in calls:
+                rows0, rej0 = counts(store, table)
+                result = getattr(store, method)(**kwargs)
+                rows1, rej1 = counts(store, table)
+                assert isinstance(result, bool)
+                STATS["offered"] += 1
+                if method == "set_customer_metadata":  # an upsert: stored or rejected
+                    assert result == (rej1 == rej0) and rej1 - rej0 in (0, 1)
+                    STATS["accepted" if result else "rejected"] += 1
+                elif result:
+                    assert (rows1 - rows0, rej1 - rej0) == (1, 0)
+                    STATS["accepted"] += 1
+                elif rej1 == rej0 + 1:
+                    assert rows1 == rows0
+                    STATS["rejected"] += 1
+                else:  # a duplicate: nothing written
+                    assert (rows1, rej1) == (rows0, rej0)
+                    STATS["duplicates"] += 1
+            check_reasons(store)
+            assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    run()
+
+
+@pytest.mark.parametrize("method", sorted(SINGLE))
+def test_single_calls_strict_raise_only_invalid_event_error(method):
+    single_strict(method, EXAMPLES // 2)
+
+
+def single_strict(method, examples):
+    table, kwargs_strategy = SINGLE[method]
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(kwargs=kwargs_strategy)
+    def run(kwargs):
+        with new_store(strict=True) as store:
+            before = counts(store, table)
+            try:
+                getattr(store, method)(**kwargs)
+            except InvalidEventError as exc:
+                assert isinstance(exc, ValueError) and exc.field and str(exc)
+                assert counts(store, table) == before  # nothing written for it
+            STATS["offered"] += 1
+
+    run()
+
+
+def records_strategy(fields):
+    record = st.fixed_dictionaries({}, optional={f: FIELD_VALUE[f] for f in fields})
+    extra = st.dictionaries(st.one_of(st.text(max_size=4), st.integers(), huge_int), anything, max_size=2)
+    return st.lists(st.one_of(record, record, extra, anything), max_size=12)
+
+
+@pytest.mark.parametrize("method", sorted(BULK))
+def test_bulk_methods_never_crash(method):
+    bulk_calls(method, EXAMPLES)
+
+
+def bulk_calls(method, examples):
+    table, fields = BULK[method]
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(records=records_strategy(fields), batch_size=st.integers(1, 5))
+    def run(records, batch_size):
+        with new_store() as store:
+            rows0, rej0 = counts(store, table)
+            result = getattr(store, method)(iter(records), batch_size=batch_size)
+            rows1, rej1 = counts(store, table)
+            assert result.offered == len(records)
+            assert min(result.accepted, result.rejected, result.duplicates) >= 0, result.as_dict()
+            assert result.accepted + result.rejected + result.duplicates == len(records)
+            assert rej1 - rej0 == result.rejected
+            if method == "set_customers_metadata":
+                assert rows1 - rows0 <= result.accepted  # an upsert: repeated ids update
+            else:
+                assert rows1 - rows0 == result.accepted
+            assert all(reason for reason in result.rejected_by_reason)
+            assert sum(result.rejected_by_reason.values()) == result.rejected
+            check_reasons(store)
+            for key in ("accepted", "rejected", "duplicates"):
+                STATS[key] += getattr(result, key)
+            STATS["offered"] += len(records)
+
+    run()
+
+
+@pytest.mark.parametrize("method", sorted(BULK))
+def test_bulk_methods_strict_raise_only_invalid_event_error(method):
+    bulk_strict(method, EXAMPLES // 2)
+
+
+def bulk_strict(method, examples):
+    table, fields = BULK[method]
+
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(records=records_strategy(fields))
+    def run(records):
+        with new_store(strict=True) as store:
+            try:
+                getattr(store, method)(records, batch_size=3)
+            except InvalidEventError as exc:
+                assert str(exc)
+            STATS["offered"] += len(records)
+
+    run()
+
+
+def test_extremes_are_stored_exactly():
+    """Accepted extremes come back as given: tiny/huge amounts, years 1 and 9999, a 1 MB id."""
+    with new_store() as store:
+        assert store.add_purchase("c", 5e-324, "0001-01-01T00:00:00Z", order_id="tiny")
+        assert store.add_purchase("c", 1.7976931348623157e308, "9999-12-31T23:59:59Z", order_id="huge")
+        assert store.add_purchase(MB, 1.0, datetime(2024, 1, 1, tzinfo=timezone(timedelta(hours=14))),
+                                  order_id=MB + "id")
+        rows = dict(store.conn.execute("SELECT event_id, order_value FROM purchases"))
+        assert rows["tiny"] == 5e-324 and rows["huge"] == 1.7976931348623157e308
+        assert rows[MB + "id"] == 1.0
+        times = dict(store.conn.execute("SELECT order_id, event_time FROM purchases_readable"))
+        assert times["tiny"].startswith("0001-01-01") and times["huge"].startswith("9999-12-31")
+        assert store.get_total_purchase_value(MB, as_of="2024-01-02T00:00:00Z") == 1.0
+        assert math.isinf(store.get_total_purchase_value("c", as_of="9999-12-31T23:59:59Z")) is False
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("method", sorted(set(SINGLE) | set(BULK)))
+def test_hostile_long(method):
+    if method in SINGLE:
+        single_calls(method, LONG_EXAMPLES)
+        single_strict(method, LONG_EXAMPLES // 3)
+    if method in BULK:
+        bulk_calls(method, LONG_EXAMPLES)
+        bulk_strict(method, LONG_EXAMPLES // 3)
+
+
+def test_report_figures(capsys):
+    """Prints the inputs tried by this module (run with -s; collected last in the file)."""
+    with capsys.disabled():
+        print(f"\nRELIABILITY hostile: {STATS}")
+    assert sqlite3.sqlite_version
