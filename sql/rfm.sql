@@ -71,74 +71,52 @@ ORDER BY c.customer_id
 -- summarised as rfm_summary with the observation end :calibration_period.
 -- Holdout: counted purchases with :calibration_end_us < time <= :observation_end_us.
 -- One row per customer with a calibration purchase (customers seen only in the
--- holdout are left out), ordered by customer_id.
+-- holdout are left out), ordered by customer_id. One pass over the purchases:
+-- per (customer, period, part) sums, part 0 = calibration, 1 = holdout.
 SELECT
     -- customer_id: the customer; text
-    cal.customer_id AS customer_id,
-    -- frequency_cal: as rfm_summary frequency over the calibration purchases; REAL
-    cal.frequency_cal AS frequency_cal,
+    c.customer_id AS customer_id,
+    -- frequency_cal: as rfm_summary frequency over the calibration purchases; REAL (a whole number)
+    CAST(COUNT(*) FILTER (WHERE c.part = 0) - 1 + :include_first AS REAL) AS frequency_cal,
     -- recency_cal: as rfm_summary recency; REAL periods / :freq_multiplier
-    cal.recency_cal AS recency_cal,
-    -- T_cal: :calibration_period minus first period, / :freq_multiplier; REAL periods
-    cal.T_cal AS T_cal,
-    -- monetary_value_cal: as rfm_summary monetary_value; currency units; 0.0 when none
-    cal.monetary_value_cal AS monetary_value_cal,
+    (MAX(c.period) FILTER (WHERE c.part = 0) - MIN(c.period) FILTER (WHERE c.part = 0))
+        / :freq_multiplier AS recency_cal,
+    -- T_cal: :calibration_period minus the first period, / :freq_multiplier; REAL periods
+    (:calibration_period - MIN(c.period) FILTER (WHERE c.part = 0)) / :freq_multiplier AS T_cal,
+    -- monetary_value_cal: as rfm_summary monetary_value; currency units; 0.0 when no period is left
+    COALESCE(AVG(c.value) FILTER (WHERE c.part = 0 AND (c.period > c.first_period OR :include_first)), 0.0)
+        AS monetary_value_cal,
     -- frequency_holdout: distinct periods with a holdout purchase; REAL (a whole number); 0.0 when none
-    CAST(COALESCE(h.periods, 0) AS REAL) AS frequency_holdout,
+    CAST(COUNT(*) FILTER (WHERE c.part = 1) AS REAL) AS frequency_holdout,
     -- monetary_value_holdout: mean of the raw holdout purchase values (not per-period sums, as lifetimes); currency units; 0.0 when none
-    COALESCE(h.mean_value, 0.0) AS monetary_value_holdout,
+    COALESCE(SUM(c.value) FILTER (WHERE c.part = 1) / SUM(c.purchases) FILTER (WHERE c.part = 1), 0.0)
+        AS monetary_value_holdout,
     -- duration_holdout: observation end period minus calibration end period, / :freq_multiplier; REAL periods; same for every row
     (:observation_period - :calibration_period) / :freq_multiplier AS duration_holdout
 FROM (
-    SELECT
-        c.customer_id AS customer_id,
-        CAST(COUNT(*) - 1 + :include_first AS REAL) AS frequency_cal,
-        (MAX(c.period) - MIN(c.period)) / :freq_multiplier AS recency_cal,
-        (:calibration_period - MIN(c.period)) / :freq_multiplier AS T_cal,
-        COALESCE(AVG(c.value) FILTER (WHERE c.period > c.first_period OR :include_first), 0.0)
-            AS monetary_value_cal
+    SELECT s.customer_id, s.period, s.part, s.value, s.purchases,
+           MIN(s.period) FILTER (WHERE s.part = 0) OVER (PARTITION BY s.customer_id) AS first_period
     FROM (
-        SELECT s.customer_id, s.period, s.value,
-               MIN(s.period) OVER (PARTITION BY s.customer_id) AS first_period
+        SELECT l.customer_id, l.period, l.part, SUM(l.order_value) AS value, COUNT(*) AS purchases
         FROM (
-            SELECT l.customer_id, l.period, SUM(l.order_value) AS value
-            FROM (
-                SELECT p.customer_id, p.order_value,
-                       (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
-                            (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
-                             WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
-                        + :bias_us) / :period_us - :bias_periods AS period
-                FROM purchases AS p
-                WHERE p.shop_id = :shop_id
-                  AND (p.order_value > 0 OR :include_zero)
-                  AND p.event_time_us <= :calibration_end_us
-            ) AS l
-            WHERE l.period <= :calibration_period
-            GROUP BY l.customer_id, l.period
-        ) AS s
-    ) AS c
-    GROUP BY c.customer_id
-) AS cal
-LEFT JOIN (
-    SELECT
-        l.customer_id AS customer_id,
-        COUNT(DISTINCT l.period) AS periods,
-        AVG(l.order_value) AS mean_value
-    FROM (
-        SELECT p.customer_id, p.order_value,
-               (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
-                    (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
-                     WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
-                + :bias_us) / :period_us - :bias_periods AS period
-        FROM purchases AS p
-        WHERE p.shop_id = :shop_id
-          AND (p.order_value > 0 OR :include_zero)
-          AND p.event_time_us > :calibration_end_us
-          AND p.event_time_us <= :observation_end_us
-    ) AS l
-    GROUP BY l.customer_id
-) AS h ON h.customer_id = cal.customer_id
-ORDER BY cal.customer_id
+            SELECT p.customer_id, p.order_value,
+                   CASE WHEN p.event_time_us <= :calibration_end_us THEN 0 ELSE 1 END AS part,
+                   (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
+                        (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
+                         WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
+                    + :bias_us) / :period_us - :bias_periods AS period
+            FROM purchases AS p
+            WHERE p.shop_id = :shop_id
+              AND (p.order_value > 0 OR :include_zero)
+              AND p.event_time_us <= :observation_end_us
+        ) AS l
+        WHERE l.part = 1 OR l.period <= :calibration_period
+        GROUP BY l.customer_id, l.period, l.part
+    ) AS s
+) AS c
+GROUP BY c.customer_id
+HAVING COUNT(*) FILTER (WHERE c.part = 0) > 0
+ORDER BY c.customer_id
 
 -- name: rfm_period_of
 -- The period number of one instant (an observation or calibration end).

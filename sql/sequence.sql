@@ -15,65 +15,55 @@
 -- Parameters: :shop_id.
 
 -- name: sequence_features
+-- One pass: target LEFT JOIN purchases (a target without purchases keeps one
+-- row of NULLs), window functions per target_id, then GROUP BY target_id (no
+-- join back to target, so no per-target scan of a materialised subquery).
 SELECT
-    t.target_id AS target_id,
+    m.target_id AS target_id,
     -- sequence_purchase_count: purchases at or before as_of; integer; 0 when none
-    COALESCE(s.n, 0) AS sequence_purchase_count,
+    MAX(m.n) AS sequence_purchase_count,
     -- gap_mean_days: mean of the inter-purchase gaps; days (float); NULL when fewer than 2 purchases
-    s.gap_mean_us / 86400000000.0 AS gap_mean_days,
-    -- gap_std_days: population standard deviation of the gaps; days (float); NULL when fewer than 2 purchases (0.0 with exactly 2)
-    SQRT(s.gap_var_us2) / 86400000000.0 AS gap_std_days,
+    MAX(m.gap_mean_us) / 86400000000.0 AS gap_mean_days,
+    -- gap_std_days: population standard deviation of the gaps (two-pass: deviations from the mean); days (float); NULL when fewer than 2 purchases (0.0 with exactly 2)
+    SQRT(AVG((m.gap_us - m.gap_mean_us) * (m.gap_us - m.gap_mean_us))) / 86400000000.0 AS gap_std_days,
     -- gap_cv: coefficient of variation, gap_std / gap_mean; ratio (float); NULL when fewer than 2 purchases or when the mean gap is 0
-    CASE WHEN s.gap_mean_us > 0 THEN SQRT(s.gap_var_us2) / s.gap_mean_us END AS gap_cv,
-    -- order_value_trend: least-squares slope of order value over order index 0..n-1 (time order); currency units per order; NULL when fewer than 2 purchases
-    s.trend AS order_value_trend,
-    -- gap_median_days: median inter-purchase gap; days (float); NULL when fewer than 2 purchases
-    s.gap_median_us / 86400000000.0 AS gap_median_days,
-    -- periodicity: share of gaps within 20% of the median gap (5*|gap - median| <= median); in [0, 1]; NULL when fewer than 2 purchases
-    s.periodicity AS periodicity
-FROM target AS t
-LEFT JOIN (
+    CASE WHEN MAX(m.gap_mean_us) > 0 THEN
+        SQRT(AVG((m.gap_us - m.gap_mean_us) * (m.gap_us - m.gap_mean_us))) / MAX(m.gap_mean_us)
+    END AS gap_cv,
+    -- order_value_trend: least-squares slope of order value over order index 0..n-1 (time order), sum((i - (n-1)/2) * v) / (n(n^2-1)/12); currency units per order; NULL when fewer than 2 purchases
+    CASE WHEN MAX(m.n) >= 2 THEN
+        SUM((m.idx - (m.n - 1) / 2.0) * m.order_value) / (MAX(m.n) * (MAX(m.n) * MAX(m.n) - 1) / 12.0)
+    END AS order_value_trend,
+    -- gap_median_days: median inter-purchase gap (mean of the middle two for an even number of gaps); days (float); NULL when fewer than 2 purchases
+    MAX(m.gap_median_us) / 86400000000.0 AS gap_median_days,
+    -- periodicity: share of gaps within 20% of the median gap (5*|gap - median| <= median); ratio in [0, 1]; NULL when fewer than 2 purchases
+    AVG(CASE WHEN m.gap_us IS NOT NULL THEN 5 * ABS(m.gap_us - m.gap_median_us) <= m.gap_median_us END)
+        AS periodicity
+FROM (
     SELECT
-        m.target_id AS target_id,
-        MAX(m.n) AS n,
-        MAX(m.gap_mean_us) AS gap_mean_us,
-        -- population variance, two-pass (deviations from the mean)
-        AVG((m.gap_us - m.gap_mean_us) * (m.gap_us - m.gap_mean_us)) AS gap_var_us2,
-        -- slope = sum((i - (n-1)/2) * v) / sum((i - (n-1)/2)^2), the denominator being n(n^2-1)/12
-        CASE WHEN MAX(m.n) >= 2 THEN
-            SUM((m.idx - (m.n - 1) / 2.0) * m.order_value)
-            / (MAX(m.n) * (MAX(m.n) * MAX(m.n) - 1) / 12.0)
-        END AS trend,
-        MAX(m.gap_median_us) AS gap_median_us,
-        AVG(CASE WHEN m.gap_us IS NOT NULL
-                 THEN 5 * ABS(m.gap_us - m.gap_median_us) <= m.gap_median_us END) AS periodicity
+        r.*,
+        AVG(CASE WHEN r.gap_us IS NOT NULL AND r.gap_rank IN (r.n / 2, (r.n + 1) / 2) THEN r.gap_us END)
+            OVER (PARTITION BY r.target_id) AS gap_median_us
     FROM (
         SELECT
-            r.*,
-            AVG(CASE WHEN r.gap_us IS NOT NULL
-                      AND r.gap_rank IN (r.n / 2, (r.n + 1) / 2) THEN r.gap_us END)
-                OVER (PARTITION BY r.target_id) AS gap_median_us
+            o.*,
+            AVG(o.gap_us) OVER (PARTITION BY o.target_id) AS gap_mean_us,
+            -- rank 1..n-1 of the non-NULL gaps, smallest first
+            ROW_NUMBER() OVER (PARTITION BY o.target_id ORDER BY o.gap_us NULLS LAST) AS gap_rank
         FROM (
             SELECT
-                o.*,
-                AVG(o.gap_us) OVER (PARTITION BY o.target_id) AS gap_mean_us,
-                -- rank 1..n-1 of the non-NULL gaps, smallest first
-                ROW_NUMBER() OVER (PARTITION BY o.target_id ORDER BY o.gap_us NULLS LAST) AS gap_rank
-            FROM (
-                SELECT
-                    t2.target_id AS target_id,
-                    p.order_value AS order_value,
-                    ROW_NUMBER() OVER w - 1 AS idx,
-                    COUNT(*) OVER (PARTITION BY t2.target_id) AS n,
-                    p.event_time_us - LAG(p.event_time_us) OVER w AS gap_us
-                FROM target AS t2
-                JOIN purchases AS p
-                    ON p.shop_id = :shop_id
-                   AND p.customer_id = t2.customer_id
-                   AND p.event_time_us <= t2.as_of_us
-                WINDOW w AS (PARTITION BY t2.target_id ORDER BY p.event_time_us, p.event_id)
-            ) AS o
-        ) AS r
-    ) AS m
-    GROUP BY m.target_id
-) AS s ON s.target_id = t.target_id
+                t.target_id AS target_id,
+                p.order_value AS order_value,
+                ROW_NUMBER() OVER w - 1 AS idx,
+                COUNT(p.event_time_us) OVER (PARTITION BY t.target_id) AS n,
+                p.event_time_us - LAG(p.event_time_us) OVER w AS gap_us
+            FROM target AS t
+            LEFT JOIN purchases AS p
+                ON p.shop_id = :shop_id
+               AND p.customer_id = t.customer_id
+               AND p.event_time_us <= t.as_of_us
+            WINDOW w AS (PARTITION BY t.target_id ORDER BY p.event_time_us, p.event_id)
+        ) AS o
+    ) AS r
+) AS m
+GROUP BY m.target_id
