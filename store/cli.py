@@ -475,7 +475,7 @@ def _load_summary(report):
         return (f"{report.source}: already loaded ({when}, load {prev.get('load_id', '?')}); "
                 "nothing written")
     seconds = report.seconds or 0.0
-    rate = f", {report.read / seconds:,.0f} rows/s" if seconds > 0 else ""
+    rate = f", {report.read / seconds:,.0f} rows/s" if seconds >= 0.1 else ""
     lines = [f"Loaded {report.source} as {report.kind} in {seconds:,.1f} s{rate}"
              + (" (resumed)" if getattr(report, "resumed", False) else "")]
     rows = [("read", report.read), ("accepted", report.accepted),
@@ -485,7 +485,8 @@ def _load_summary(report):
         reasons = sorted(report.rejected_by_reason.items(), key=lambda kv: (-kv[1], kv[0]))
         lines.append("")
         lines.append(table(reasons, ["rejection reason", "rows"]))
-        lines.append("(see them with: caf rejected --reason REASON)")
+        field = reasons[0][0].split(":", 1)[0]
+        lines.append(f"(see them with: caf rejected --reason '{field}')")
     if getattr(report, "tables", None):
         lines.append("")
         lines.append(table(sorted(report.tables.items()), ["table", "rows inserted"]))
