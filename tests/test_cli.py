@@ -384,3 +384,21 @@ def test_demo_picks_customers_of_the_named_personas():
 def test_demo_bad_input(tmp_path):
     assert_error(run(["demo", "--customers", "0"], db=tmp_path / "d.db"), 2, "'--customers'")
     assert_error(run(["demo", "--customers", "lots"], db=tmp_path / "d.db"), 2, "'--customers'")
+
+
+def test_stats_and_rejected_stay_within_the_shop(tmp_path):
+    path = tmp_path / "shops.db"
+    with CustomerActivityFeatures(path, shop_id="north") as north:
+        north.add_purchase("n1", 10.0, "2025-01-01T00:00:00Z", order_id="o1")
+        north.add_purchase("n2", -1.0, "2025-01-01T00:00:00Z", order_id="o2")
+    with CustomerActivityFeatures(path, shop_id="south") as south:
+        south.add_purchase("s1", 10.0, "2025-02-01T00:00:00Z", order_id="o1")
+        south.add_purchase("s2", 12.0, "2025-03-01T00:00:00Z", order_id="o3")
+    north = json.loads(ok(run(["--shop", "north", "stats", "--json"], db=path)).output)
+    south = json.loads(ok(run(["stats", "--json"], db=path, env={"CAF_SHOP": "south"})).output)
+    assert (north["customers"], north["tables"]["purchases"], north["tables"]["rejected_events"]) == (1, 1, 1)
+    assert (south["customers"], south["tables"]["purchases"], south["tables"]["rejected_events"]) == (2, 2, 0)
+    assert south["first_event_time"] == "2025-02-01T00:00:00Z"
+    assert json.loads(ok(run(["--shop", "south", "rejected", "--json"], db=path)).output) == []
+    assert len(json.loads(ok(run(["--shop", "north", "rejected", "--json"], db=path)).output)) == 1
+    assert "shop 'north'" in ok(run(["--shop", "north", "stats"], db=path)).output
