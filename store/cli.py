@@ -351,19 +351,21 @@ def migrate(env, list_steps, as_json):
 
 
 def _migration_status(path):
+    """[{name, status}]: every known step, applied or pending, then steps only a newer version knows."""
     known = storedb.known_steps()
-    applied = []
+    applied, pending = [], list(known)
     if path.exists():
         try:
             conn = storedb.open_reader(path)
             try:
-                applied = storedb.applied_steps(conn)
+                applied, pending = storedb.applied_steps(conn), storedb.pending_steps(conn)
             finally:
                 conn.close()
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(f"cannot open {path}: {_one_line(exc)}") from None
-    done = set(applied)
-    steps = [{"name": name, "status": "applied" if name in done else "pending"} for name in known]
+    status = {name: "pending" for name in pending}
+    status.update({name: "applied" for name in applied if name in set(known)})
+    steps = [{"name": name, "status": status[name]} for name in known]
     steps += [{"name": name, "status": "unknown (written by a newer version)"}
               for name in applied if name not in set(known)]
     return steps
