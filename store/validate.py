@@ -35,10 +35,17 @@ def _text(value, field):
 
 
 def customer_id(value, field="customer_id"):
-    """Customer ids are text; integers (and integral floats such as 17850.0) become their digits."""
+    """Customer ids are text; integers (and integral floats such as 17850.0) become their digits.
+
+    A NUL character is refused: SQLite's JSON functions, which carry cohorts of
+    ids into set-based queries, cut text at NUL, so such a customer would
+    silently vanish from cohorts and materialisations.
+    """
     if value is None or value == "" or isinstance(value, bool):
         raise Rejection(field, "is empty" if not isinstance(value, bool) else "must be text or an integer, got bool")
     if isinstance(value, str):
+        if "\x00" in value:
+            raise Rejection(field, "contains a NUL character")
         return _text(value, field)
     if isinstance(value, int):
         return _int_text(value, field)
