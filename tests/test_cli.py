@@ -402,3 +402,23 @@ def test_stats_and_rejected_stay_within_the_shop(tmp_path):
     assert json.loads(ok(run(["--shop", "south", "rejected", "--json"], db=path)).output) == []
     assert len(json.loads(ok(run(["--shop", "north", "rejected", "--json"], db=path)).output)) == 1
     assert "shop 'north'" in ok(run(["--shop", "north", "stats"], db=path)).output
+
+
+# -- hostile arguments: never a traceback ------------------------------------------------
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TEXT = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(customer=_TEXT, as_of=_TEXT, reason=_TEXT)
+def test_arbitrary_arguments_never_give_a_traceback(demo_db, customer, as_of, reason):
+    for args in (["features", customer], ["features", "C0000000", "--as-of", as_of],
+                 ["rejected", "--reason", reason, "--json"], ["load", customer, "x.csv"]):
+        result = run(args, db=demo_db)
+        assert result.exit_code in (0, 1, 2), (args, result.output)
+        assert isinstance(result.exception, (SystemExit, type(None))), (args, result.exception)
+        assert "Traceback" not in result.output
+        if result.exit_code:
+            assert result.stderr.startswith("Error: ") and result.stderr.count("\n") == 1, result.stderr
