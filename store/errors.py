@@ -32,3 +32,15 @@ class InvalidEventError(ValueError):
 class LoadError(StoreError, ValueError):
     """A file could not be loaded as a whole (missing, unknown kind or format,
     missing columns, bad option). Bad rows never raise: they are rejected."""
+
+
+class StorageFullError(StoreError):
+    """The database file or its disk is full (SQLITE_FULL, or ``PRAGMA max_page_count``
+    reached). The transaction in flight was rolled back: every batch committed
+    before it is intact, none of it is half-written. Free space (or raise the
+    limit) and run the same load again: it continues where it stopped.
+    ``result``, when set, holds the counts of what was committed before."""
+
+    def __init__(self, message, result=None):
+        super().__init__(message)
+        self.result = result
