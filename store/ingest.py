@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from . import timeutil, validate
-from .errors import InvalidEventError, ReadOnlyStoreError
+from .errors import InvalidEventError, ReadOnlyStoreError, StorageFullError
 from .resources import query
 
 MAX_PENDING = 5_000
@@ -185,7 +185,11 @@ class Writer:
                 if self.strict:
                     raise InvalidEventError(rejection.field, str(rejection)) from None
                 self._ensure_transaction()
-                self._write_rejection(kind.name, payload, rejection.reason)
+                try:
+                    self._write_rejection(kind.name, payload, rejection.reason)
+                except sqlite3.OperationalError as exc:
+                    _raise_if_read_only(exc)
+                    raise
                 self._after_write()
                 return False
             self._ensure_transaction()
@@ -288,8 +292,10 @@ class Writer:
                 received = timeutil.iso(timeutil.now_us())
                 self.conn.executemany(self._sql_reject, [r + (received,) for r in rejections])
             self.conn.execute("COMMIT")
-        except BaseException:
+        except BaseException as exc:
             self.rollback()
+            if isinstance(exc, sqlite3.OperationalError):
+                _raise_if_read_only(exc, result)
             raise
         result.accepted += inserted
         result.duplicates += len(rows) - inserted
@@ -297,7 +303,19 @@ class Writer:
         result.rejected_by_reason.update(r[3] for r in rejections)
 
 
-def _raise_if_read_only(exc):
+def _raise_if_read_only(exc, result=None):
+    """Turn SQLite's read-only and full-disk errors into the store's own classes."""
     text = str(exc).lower()
     if "readonly" in text or "read-only" in text:
         raise ReadOnlyStoreError(f"this store is read-only: {exc}") from exc
+    if is_full_error(exc):
+        raise StorageFullError(
+            f"the database is full ({exc}): the batch in flight was rolled back, every batch committed "
+            "before it is intact; free space (or raise PRAGMA max_page_count) and run the same load "
+            "again to continue", result) from exc
+
+
+def is_full_error(exc):
+    """True for SQLITE_FULL: the disk is full or PRAGMA max_page_count was reached."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == getattr(sqlite3, "SQLITE_FULL", 13) or "database or disk is full" in str(exc).lower()
