@@ -680,7 +680,7 @@ def export_features(env, file, fmt, as_of):
     fmt = _format_from_name(fmt, file)
     with env.open() as store:
         run = _require(store, "export")
-        result = run(file, format=fmt, as_of=as_of)
+        result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of))
     rows = result if isinstance(result, int) and not isinstance(result, bool) else _as_dict(result).get("rows")
     click.echo(f"Wrote {_fmt(rows) + ' rows' if rows is not None else 'features'} to {file} ({fmt})")
 
@@ -723,6 +723,19 @@ def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_f
 RFM_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
 
 
+def _replace_when_done(path, write):
+    """Call ``write(partial path)``, then rename the partial file to ``path``: FILE is never half written."""
+    path = Path(path)
+    partial = path.with_name(path.name + ".partial")
+    try:
+        result = write(str(partial))
+        os.replace(partial, path)
+        return result
+    finally:
+        if partial.exists():
+            partial.unlink()
+
+
 def write_rows(path, rows, fmt, *, fields=None):
     """Stream rows (dicts or namedtuples) to a CSV or NDJSON file; returns the row count.
 
@@ -731,10 +744,8 @@ def write_rows(path, rows, fmt, *, fields=None):
     """
     import csv
 
-    path = Path(path)
-    partial = path.with_name(path.name + ".partial")
-    count = 0
-    try:
+    def write(partial):
+        count = 0
         with open(partial, "w", encoding="utf-8", newline="") as out:
             writer = None
             for row in rows:
@@ -749,11 +760,9 @@ def write_rows(path, rows, fmt, *, fields=None):
                 count += 1
             if writer is None and fmt != "ndjson" and fields:
                 csv.writer(out).writerow(fields)
-        os.replace(partial, path)
-    finally:
-        if partial.exists():
-            partial.unlink()
-    return count
+        return count
+
+    return _replace_when_done(path, write)
 
 
 # -- catalog ------------------------------------------------------------------------------

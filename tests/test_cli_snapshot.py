@@ -209,3 +209,17 @@ def test_catalog_list_one_and_json(shop):
 @has("catalog")
 def test_catalog_unknown_feature(shop):
     assert_error(run(["catalog", "no_such_feature"], db=shop), 1, "no feature named 'no_such_feature'")
+
+
+def test_a_failed_export_leaves_no_file(shop, tmp_path, monkeypatch):
+    def broken_export(self, path, *, format="csv", as_of=None):
+        with open(path, "w") as out:
+            out.write("customer_id\nhalf")
+        raise ValueError("disk trouble")
+
+    monkeypatch.setattr(CustomerActivityFeatures, "export", broken_export, raising=False)
+    out = tmp_path / "features.csv"
+    out.write_text("the previous export\n")
+    assert_error(run(["export", str(out)], db=shop), 1, "disk trouble")
+    assert out.read_text() == "the previous export\n"
+    assert not list(tmp_path.glob("*.partial"))
