@@ -209,11 +209,19 @@ class Writer:
                 if self.strict:
                     raise InvalidEventError(rejection.field, str(rejection)) from None
                 self._ensure_transaction()
-                self._write_rejection("customer", payload, rejection.reason)
+                try:
+                    self._write_rejection("customer", payload, rejection.reason)
+                except sqlite3.OperationalError as exc:
+                    _raise_if_read_only(exc)
+                    raise
                 self._after_write()
                 return False
             self._ensure_transaction()
-            self.conn.execute(self._sql_customer, row)
+            try:
+                self.conn.execute(self._sql_customer, row)
+            except sqlite3.OperationalError as exc:
+                _raise_if_read_only(exc)
+                raise
             self._after_write()
             return True
 
