@@ -130,6 +130,27 @@ def check_not_newer(conn):
         )
 
 
+def check_file_not_newer(path):
+    """Refuse a database file with unknown schema steps without touching it at all.
+
+    Reads through an ``immutable=1`` connection: no lock, no -wal/-shm side
+    files, so a refused file (even one in WAL mode opened read-only) stays
+    byte-for-byte as it was. A file that cannot be read this way (e.g. being
+    written right now) is left to the normal check on the real connection.
+    """
+    uri = Path(path).resolve().as_uri() + "?mode=ro&immutable=1"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+    except sqlite3.Error:
+        return
+    try:
+        check_not_newer(conn)
+    except sqlite3.DatabaseError:
+        pass
+    finally:
+        conn.close()
+
+
 def migrate(conn):
     """Apply pending migration steps; returns the names applied (none when up to date)."""
     check_not_newer(conn)
