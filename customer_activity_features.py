@@ -11,6 +11,7 @@ compute the same features over plain lists of dicts.
     ...     store.get_total_purchase_value("c1", as_of="2024-06-01T00:00:00Z")
 """
 
+import contextlib
 import sqlite3
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from store.errors import (  # noqa: F401  (re-exported)
     InvalidEventError,
     ReadOnlyStoreError,
     SchemaTooNewError,
+    StorageFullError,
     StoreError,
     UnknownNameError,
 )
@@ -42,6 +44,7 @@ from store.features import (  # noqa: F401  (documented constants, re-exported)
     TRADEOFF_KEYS,
 )
 from store.ingest import IngestResult, Writer  # noqa: F401
+from store.ingest import _raise_if_read_only
 
 __all__ = [
     "CustomerActivityFeatures",
@@ -51,6 +54,7 @@ __all__ = [
     "StoreError",
     "SchemaTooNewError",
     "ReadOnlyStoreError",
+    "StorageFullError",
     "UnknownNameError",
     "InvalidEventError",
 ]
@@ -75,9 +79,12 @@ class CustomerActivityFeatures:
     ``ValueError``) instead of being recorded as rejected.
     """
 
-    def __init__(self, db=None, *, shop_id="", strict=False, timezone="UTC"):
+    def __init__(self, db=None, *, shop_id="", strict=False, timezone="UTC", read_only=False):
         if not isinstance(shop_id, str):
             raise TypeError(f"shop_id must be a string, got {type(shop_id).__name__}")
+        if read_only and not isinstance(db, (str, Path)):
+            raise TypeError("read_only=True needs a database path")
+        self.read_only = bool(read_only)
         # The store's timezone (IANA name): periods, times of day and weekdays are local to it.
         self.timezone = _localtime.check_timezone(timezone)
         self.shop_id = shop_id
@@ -93,6 +100,17 @@ class CustomerActivityFeatures:
         elif isinstance(db, sqlite3.Connection):
             conn = db
             self.path = None
+        elif isinstance(db, (str, Path)) and read_only:
+            # A read-only open (mode=ro): reads are served, every write raises ReadOnlyStoreError.
+            self.path = Path(db)
+            if not self.path.is_file():
+                raise ReadOnlyStoreError(f"cannot open {db} read-only: no such database file")
+            _db.check_file_not_newer(self.path)  # refuse before a read-only WAL open leaves -shm/-wal files
+            try:
+                conn = _db.connect(db, read_only=True)
+            except sqlite3.OperationalError as exc:
+                raise ReadOnlyStoreError(f"cannot open {db} read-only: {exc}") from exc
+            self._owns_connection = True
         elif isinstance(db, (str, Path)):
             self.path = Path(db)
             conn = sqlite3.connect(str(db), check_same_thread=False)
@@ -104,7 +122,7 @@ class CustomerActivityFeatures:
             )
         try:
             _db.check_not_newer(conn)  # before any pragma or write
-            _db.configure(conn)
+            _db.configure(conn, read_only=self.read_only)
             _db.migrate(conn)
             _localtime.install(conn, self.timezone)
         except BaseException:
@@ -251,8 +269,9 @@ class CustomerActivityFeatures:
     def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None):
         """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md."""
         from store import loaders as _loaders
-        return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
-                             timezone=timezone, progress=progress)
+        with _sqlite_errors():
+            return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
+                                 timezone=timezone, progress=progress)
 
     def set_customers_metadata(self, records, *, batch_size=5000):
         """Stream dicts with keys customer_id and metadata (and optionally created_at)."""
@@ -481,6 +500,16 @@ class CustomerActivityFeatures:
         return _rfm.calibration_and_holdout(self.conn, self.shop_id, calibration_end, observation_end,
                                             freq=freq, freq_multiplier=freq_multiplier,
                                             include_first=include_first, include_zero=include_zero_values)
+
+
+@contextlib.contextmanager
+def _sqlite_errors():
+    """SQLite's read-only and full-disk errors as ReadOnlyStoreError / StorageFullError."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        _raise_if_read_only(exc)
+        raise
 
 
 def _payload(**values):
