@@ -473,6 +473,16 @@ class CustomerActivityFeatures:
                 "aggregates": {k: sums[k] / counts[k] for k in SUMMARY_FEATURES if counts[k]}}
 
     # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
+    def get_sequence_features(self, customer_id, *, as_of=None):
+        """Purchase-sequence statistics of one customer (sql/sequence.sql, docs/rfm.md): gap mean,
+        population std, CV and median in days, periodicity, order-value trend; None when undefined."""
+        cid, as_of_us = self._read(customer_id, as_of)
+        if cid is None:
+            return {}
+        row = self._reader.family("sequence_features", cid, as_of_us)
+        row.pop("target_id", None)
+        return row
+
     def rfm_summary(self, observation_end=None, *, freq="D", freq_multiplier=1, include_first=False,
                     include_zero_values=False):
         """Iterator of RFMRow(customer_id, frequency, recency, T, monetary_value), by customer id.
