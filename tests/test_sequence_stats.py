@@ -108,3 +108,15 @@ def test_sequence_features_match_the_oracle(history, as_ofs, ties):
         got = rows[tid]
         for key in KEYS:
             assert same(got[key], want[key]), (key, got[key], want[key], cid, as_of)
+
+
+def test_get_sequence_features_one_customer():
+    t0 = timeutil.to_us("2024-01-01T00:00:00Z")
+    with store_with([("a", t0, "o1", 10.0), ("a", t0 + 2 * DAY_US, "o2", 20.0)]) as store:
+        got = store.get_sequence_features("a", as_of="2024-02-01T00:00:00Z")
+        assert got == {"sequence_purchase_count": 2, "gap_mean_days": 2.0, "gap_std_days": 0.0, "gap_cv": 0.0,
+                       "order_value_trend": 10.0, "gap_median_days": 2.0, "periodicity": 1.0}
+        assert store.get_sequence_features("a", as_of="2024-01-02T00:00:00Z")["gap_mean_days"] is None
+        assert store.get_sequence_features("nobody", as_of="2024-02-01T00:00:00Z") == {
+            "sequence_purchase_count": 0, **dict.fromkeys(KEYS[1:])}
+        assert store.get_sequence_features("", as_of="2024-02-01T00:00:00Z") == {}
