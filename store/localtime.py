@@ -37,9 +37,10 @@ One timezone per connection: installing another replaces it.
 
 import functools
 import sqlite3
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from . import timeutil
 from .errors import StoreError
 
 UTC = timezone.utc
@@ -174,3 +175,31 @@ def _fill(conn, name, rows):
         raise
     if not in_tx:
         conn.execute("COMMIT")
+
+
+def to_us(value, name="UTC"):
+    """An instant given to a local-time feature, as UTC microseconds.
+
+    Like ``store.timeutil.to_us``, except that a time without an offset (naive
+    datetime, date, ISO text without offset) is wall-clock time in the zone
+    ``name`` (the store's timezone), not the machine's local time; an ambiguous
+    wall-clock time (DST fall-back) is its first occurrence.
+    """
+    dt = None
+    if isinstance(value, datetime):
+        dt = value
+    elif isinstance(value, date):
+        dt = datetime(value.year, value.month, value.day)
+    elif isinstance(value, str):
+        text = value.strip()
+        if text[-1:] in ("z", "Z"):
+            text = text[:-1] + "+00:00"
+        try:
+            dt = datetime.fromisoformat(text)
+        except ValueError:
+            dt = None
+    if dt is None:
+        return timeutil.to_us(value)  # raises its usual ValueError
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=ZoneInfo(check_timezone(name)))
+    return timeutil.to_us(dt)

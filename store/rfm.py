@@ -4,7 +4,8 @@
 and ``calibration_and_holdout(...)`` mirrors ``calibration_and_holdout_data``
 (lifetimes 0.11.x, with ``freq_multiplier`` and ``include_first_transaction``),
 over the store's purchases. Definitions, choices and deviations: docs/rfm.md.
-Each call validates its arguments eagerly, then returns an iterator of named
+Times without an offset (naive datetimes, dates, ISO text without offset) are
+wall-clock times in the store's timezone. Each call validates its arguments eagerly, then returns an iterator of named
 tuples streamed from one SQL statement (memory does not grow with the number
 of purchases or customers).
 """
@@ -76,6 +77,11 @@ def period_of(conn, params, time_us):
     return conn.execute(query("rfm_period_of"), {**params, "time_us": time_us}).fetchone()[0]
 
 
+def _zone(conn):
+    """The timezone installed on the connection (naive times are wall-clock times in it)."""
+    return localtime.installed(conn) or "UTC"
+
+
 def _stream(cursor, row_type):
     try:
         for row in cursor:
@@ -93,7 +99,7 @@ def summary(conn, shop_id, observation_end=None, *, freq="D", freq_multiplier=1,
         if end_period is None:  # no counted purchase at all
             return iter(())
     else:
-        end_period = period_of(conn, params, timeutil.to_us(observation_end))
+        end_period = period_of(conn, params, localtime.to_us(observation_end, _zone(conn)))
     params["end_period"] = end_period
     return _stream(conn.execute(query("rfm_summary"), params), RFMRow)
 
@@ -109,13 +115,14 @@ def calibration_and_holdout(conn, shop_id, calibration_end, observation_end=None
     params = parameters(shop_id, freq, freq_multiplier, include_first, include_zero)
     if calibration_end is None:
         raise ValueError("calibration_end is required (the last instant of the calibration period)")
-    cal_us = timeutil.to_us(calibration_end)
+    zone = _zone(conn)
+    cal_us = localtime.to_us(calibration_end, zone)
     if observation_end is None:
         obs_us = conn.execute(query("rfm_last_period"), params).fetchone()[1]
         if obs_us is None:
             raise ValueError("no purchases to summarise: the store has no counted purchase")
     else:
-        obs_us = timeutil.to_us(observation_end)
+        obs_us = localtime.to_us(observation_end, zone)
     if cal_us >= obs_us:
         raise ValueError(
             f"empty holdout period: calibration_end ({timeutil.iso(cal_us)}) must be before "

@@ -313,3 +313,20 @@ def test_calibration_and_holdout_matches_the_oracle(history, tz, cal, end, opts)
     assert got.keys() == want.keys()
     for cid in want:
         assert close(got[cid], want[cid]), (cid, got[cid], want[cid])
+
+
+def test_naive_times_are_wall_clock_times_in_the_store_timezone():
+    from datetime import date, datetime
+
+    purchases = [("a", "2024-01-01T15:00:00Z", 1.0)]
+    with store_with(purchases, "America/New_York") as store:
+        # '2024-01-03' is midnight Jan 3 in New York (05:00 UTC): period Jan 3 local, T = 2
+        for end in ("2024-01-03", "2024-01-03T00:00:00", date(2024, 1, 3), datetime(2024, 1, 3)):
+            assert summary(store, end) == {"a": (0.0, 0.0, 2.0, 0.0)}, end
+        # with an offset it is that instant: 2024-01-03T00:00Z is Jan 2, 19:00 in New York
+        assert summary(store, "2024-01-03T00:00:00Z") == {"a": (0.0, 0.0, 1.0, 0.0)}
+    purchases = [("a", "2024-01-01T15:00:00Z", 1.0), ("a", "2024-01-03T04:30:00Z", 2.0)]
+    with store_with(purchases, "America/New_York") as store:
+        # the second purchase is Jan 2 23:30 local: before a naive calibration end of Jan 3
+        with pytest.raises(ValueError, match="no counted purchase after"):
+            store.calibration_and_holdout("2024-01-03", "2024-01-05")
