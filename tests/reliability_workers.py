@@ -22,9 +22,10 @@ Modes:
   ``add_purchase`` calls with ids TAG-i, flushing every 100, plus a bulk load
   of N purchases with ids TAG-bulk-i.
 * ``open DB``: opens the store (migrating a fresh file) and closes it.
-* ``loader DB LOG FILE``: ``store.loaders.load(store, 'purchases', FILE)`` in
-  batches (when store.loaders exists).
-* ``materialize DB LOG AS_OF``: ``store.materialize(as_of=AS_OF)`` repeatedly.
+* ``loader DB LOG FILE BATCH``: ``store.load('purchases', FILE)`` with
+  BATCH rows per committed batch; ``report.read`` is logged after each.
+* ``materialize DB LOG AS_OF1,AS_OF2 TIMES``: ``store.materialize`` TIMES
+  times, alternating the as_of values; each finished run's as_of is logged.
 """
 
 import json
@@ -144,23 +145,41 @@ def run_open(db):
     print("done", flush=True)
 
 
+def loader_rows(n):
+    """Rows of the generated purchases dump: every 10th row is invalid (negative value)."""
+    for i in range(int(n)):
+        value = -1.0 if i % 10 == 9 else round(1 + (i * 37 % 500) / 10, 2)
+        yield (f"L{i % 97:03d}", value, f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:30:00Z", f"LO{i:07d}")
+
+
+def write_dump(path, n):
+    with open(path, "w") as out:
+        out.write("customer_id,order_value,purchase_date,order_id\n")
+        for row in loader_rows(n):
+            out.write(",".join(map(str, row)) + "\n")
+
+
 def run_loader(db, log, path, batch):
     from store import loaders
+    loaders.BATCH_ROWS = int(batch)  # many small batches: many places to be killed
     with CustomerActivityFeatures(db) as store, open(log, "a") as out:
         print("ready", flush=True)
 
-        def progress(result):
-            log_line(out, str(getattr(result, "offered", result)))
-        loaders.load(store, "purchases", path, batch_size=int(batch), progress=progress)
+        def progress(report):
+            log_line(out, str(report.read))
+        store.load("purchases", path, progress=progress)
     print("done", flush=True)
 
 
-def run_materialize(db, log, as_of, times):
+def run_materialize(db, log, as_ofs, times):
+    as_ofs = as_ofs.split(",")
     with CustomerActivityFeatures(db) as store, open(log, "a") as out:
         print("ready", flush=True)
         for i in range(int(times)):
+            as_of = as_ofs[i % len(as_ofs)]
+            log_line(out, f"begin {as_of}")
             store.materialize(as_of=as_of)
-            log_line(out, str(i))
+            log_line(out, f"done {as_of}")
     print("done", flush=True)
 
 

@@ -214,3 +214,126 @@ def test_crash_bulk_load(tmp_path):
 @pytest.mark.long
 def test_crash_bulk_load_long(tmp_path):
     assert crash_bulk(tmp_path, kills=20, customers=12000, batch=2000, seed=22, delay=(0.05, 3.0)) >= 20
+
+
+# -- a dump load through store.loaders ---------------------------------------------------
+def check_loader(path, log, rows, batch):
+    assert integrity(path) == [("ok",)]
+    logged = max((int(x[0]) for x in read_log(log)), default=0)
+    conn = sqlite3.connect(path)
+    try:
+        stored = [r[0] for r in conn.execute("SELECT event_id FROM purchases")]
+        rejected = conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0]
+        loads = conn.execute("SELECT count(*) FROM loads").fetchone()[0]
+    finally:
+        conn.close()
+    assert len(set(stored)) == len(stored)
+    assert loads <= 1, "a resumed load must continue its loads row, not start another"
+    # the committed rows are the first n rows of the file, n a whole number of batches (or all)
+    valid = [r[3] for r in rows if r[1] >= 0]
+    candidates = [k for k in range(0, len(rows) + batch, batch)
+                  if sum(1 for r in rows[:k] if r[1] >= 0) == len(stored)]
+    n = next((k for k in candidates if set(stored) == {r[3] for r in rows[:k] if r[1] >= 0}), None)
+    assert n is not None, f"stored rows are not whole batches of the file ({len(stored)} stored)"
+    n = min(n, len(rows))
+    assert n >= logged, f"committed batch lost: {n} rows stored, {logged} logged"
+    # each rejection recorded once, however many times the load was resumed
+    assert rejected == sum(1 for r in rows[:n] if r[1] < 0)
+    return n, len(valid)
+
+
+def crash_loader(tmp_path, kills, n_rows, batch, seed, delay):
+    dump = tmp_path / "dump.csv"
+    workers.write_dump(dump, n_rows)
+    rows = list(workers.loader_rows(n_rows))
+    ref = tmp_path / "ref.db"
+    finish(spawn("loader", ref, tmp_path / "ref.log", dump, batch))
+    path, log = tmp_path / "crash.db", tmp_path / "crash.log"
+    rng = random.Random(seed)
+    killed, attempts, seen = 0, 0, []
+    while killed < kills:
+        attempts += 1
+        assert attempts < kills * 3, "the loader keeps finishing before the kill: make the file longer"
+        if kill_at_random(spawn("loader", path, log, dump, batch), rng, *delay):
+            killed += 1
+        seen.append(check_loader(path, log, rows, batch)[0])
+    finish(spawn("loader", path, log, dump, batch))
+    assert check_loader(path, log, rows, batch)[0] == n_rows
+    assert table_digest(path) == table_digest(ref)
+    conn = sqlite3.connect(path)
+    status = conn.execute("SELECT status, rows_read, rows_accepted, rows_rejected FROM loads").fetchall()
+    conn.close()
+    assert status == [("completed", n_rows, n_rows - n_rows // 10, n_rows // 10)]
+    print(f"RELIABILITY crash loader: kills={killed} rows_lost=0 rows={n_rows} rows_after_kills={seen}")
+    return killed
+
+
+def test_crash_dump_load(tmp_path):
+    crash_loader(tmp_path, kills=3, n_rows=20_000, batch=1000, seed=31, delay=(0.05, 0.8))
+
+
+@pytest.mark.long
+def test_crash_dump_load_long(tmp_path):
+    assert crash_loader(tmp_path, kills=20, n_rows=150_000, batch=5000, seed=32, delay=(0.05, 3.0)) >= 20
+
+
+# -- materialize ----------------------------------------------------------------------------
+MATERIALIZE_AS_OF = ("2025-07-01T00:00:00Z", "2026-01-01T00:00:00Z")
+
+
+def snapshot_digest(path):
+    conn = sqlite3.connect(path)
+    try:
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'customer_features'").fetchone()
+        if not exists:
+            return None
+        h = hashlib.sha256()
+        for row in conn.execute("SELECT * FROM customer_features ORDER BY shop_id, customer_id"):
+            h.update(repr(row).encode())
+        as_ofs = [r[0] for r in conn.execute("SELECT DISTINCT as_of_us FROM customer_features")]
+        return h.hexdigest(), as_ofs
+    finally:
+        conn.close()
+
+
+def crash_materialize(tmp_path, kills, customers, seed, delay):
+    path = tmp_path / "mat.db"
+    finish(spawn("bulk", path, tmp_path / "load.log", customers, 5000))
+    expected = {}
+    for as_of in MATERIALIZE_AS_OF:
+        ref = tmp_path / f"ref-{as_of[:7]}.db"
+        ref.write_bytes(path.read_bytes())
+        finish(spawn("materialize", ref, tmp_path / "ref.log", as_of, 1))
+        expected[snapshot_digest(ref)[0]] = as_of
+    log = tmp_path / "mat.log"
+    finish(spawn("materialize", path, log, MATERIALIZE_AS_OF[1], 1))  # the previous snapshot: the other as_of
+    rng = random.Random(seed)
+    killed, attempts, seen, mid_run = 0, 0, [], 0
+    while killed < kills:
+        attempts += 1
+        assert attempts < kills * 3, "materialize keeps finishing before the kill"
+        order = rng.sample(MATERIALIZE_AS_OF, len(MATERIALIZE_AS_OF))  # each run starts with either as_of
+        if kill_at_random(spawn("materialize", path, log, ",".join(order), 1000), rng, *delay):
+            killed += 1
+        assert integrity(path) == [("ok",)]
+        state = snapshot_digest(path)
+        assert state is not None and state[0] in expected, f"customer_features is neither snapshot: {state}"
+        assert len(state[1]) == 1, "rows of two snapshots mixed"
+        last = read_log(log)[-1]
+        if last[0] == "done":
+            assert expected[state[0]] == last[1], "the last finished materialize is not the snapshot"
+        else:
+            mid_run += 1  # killed inside materialize: the snapshot is the previous one
+        seen.append(expected[state[0]][:7])
+    print(f"RELIABILITY crash materialize: kills={killed} killed_inside_materialize={mid_run} mixed_snapshots=0 "
+          f"snapshots_after_kills={seen}")
+    return killed
+
+
+def test_crash_materialize(tmp_path):
+    crash_materialize(tmp_path, kills=3, customers=800, seed=41, delay=(0.05, 1.5))
+
+
+@pytest.mark.long
+def test_crash_materialize_long(tmp_path):
+    assert crash_materialize(tmp_path, kills=20, customers=4000, seed=42, delay=(0.05, 3.0)) >= 20
