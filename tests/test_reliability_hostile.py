@@ -12,6 +12,7 @@ and 1 MB strings, control characters, lone surrogates, dates in year 1 and
   and nothing is written for the rejected event.
 """
 
+import json
 import math
 import sqlite3
 from datetime import date, datetime, timedelta, timezone
@@ -297,6 +298,107 @@ def test_hostile_long(method):
     if method in BULK:
         bulk_calls(method, LONG_EXAMPLES)
         bulk_strict(method, LONG_EXAMPLES // 3)
+
+
+# -- loader formats: hostile files --------------------------------------------------------
+from store.errors import LoadError  # noqa: E402
+
+LOADER_KINDS = ["purchases", "sessions", "carts", "support", "customers", "refunds",
+                "online-retail", "rees46", "incidents"]
+cell = st.one_of(
+    st.sampled_from(["", "17850", "17850.0", "1.5", "-3", "NaN", "inf", "1e999", "2024-05-01T10:00:00Z",
+                     "0001-01-01", "9999-12-31T23:59:59+14:00", "abandoned", "converted", "view", "purchase",
+                     "\"", "\"\"", "a,b", "a\tb", "line\nbreak", "\r", "\x00", "\ud800", "x" * 5000,
+                     "C536379", "'; DROP TABLE purchases; --"]),
+    st.text(max_size=12))
+json_value = st.recursive(
+    st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), cell),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(cell, inner, max_size=3)), max_leaves=8)
+
+
+def header_for(kind):
+    from store import loaders
+    if kind in loaders.GENERIC:
+        return list(loaders.GENERIC[kind].fields)
+    return list(loaders.PRESET[kind].columns)
+
+
+def encode(text):
+    """UTF-8, with lone surrogates written as the invalid bytes they would be (invalid UTF-8)."""
+    return text.encode("utf-8", "surrogatepass")
+
+
+@st.composite
+def hostile_file(draw, kind):
+    fmt = draw(st.sampled_from(["csv", "tsv", "json", "ndjson"]))
+    header = header_for(kind)
+    if draw(st.booleans()):
+        header = header + draw(st.lists(cell, max_size=2))
+    if draw(st.integers(0, 9)) == 0:
+        header = draw(st.lists(cell, max_size=4))  # wrong columns altogether
+    n = draw(st.integers(0, 8))
+    if fmt in ("csv", "tsv"):
+        sep = "," if fmt == "csv" else "\t"
+        lines = [sep.join(header)]
+        for _ in range(n):
+            cells = draw(st.lists(cell, min_size=0, max_size=len(header) + 2))
+            if draw(st.booleans()):
+                cells = ['"' + c.replace('"', '""') + '"' for c in cells]
+            lines.append(sep.join(cells))
+        data = encode("\n".join(lines) + draw(st.sampled_from(["", "\n", "\r\n", "\n\n"])))
+    else:
+        records = draw(st.lists(st.one_of(
+            st.fixed_dictionaries({}, optional={h: json_value for h in header}), json_value), max_size=n))
+        if fmt == "json":
+            text = json.dumps(records, ensure_ascii=draw(st.booleans()))
+        else:
+            text = "\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+        data = encode(text)
+    if draw(st.integers(0, 4)) == 0:  # broken bytes: truncated, invalid UTF-8, binary garbage
+        cut = draw(st.integers(0, len(data)))
+        data = data[:cut] + draw(st.binary(max_size=8)) + draw(st.sampled_from([b"", b"\xff\xfe", b"\xc3", b"\x00"]))
+    return fmt, data
+
+
+def loader_calls(kind, examples, tmp_path_factory):
+    @settings(max_examples=examples, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(spec=hostile_file(kind), named=st.booleans())
+    def run(spec, named):
+        fmt, data = spec
+        path = tmp_path_factory.mktemp("hostile") / (f"in.{fmt}" if named else "in.dat")
+        path.write_bytes(data)
+        with new_store() as store:
+            rejected0 = store.conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0]
+            try:
+                report = store.load(kind, path, fmt=None if named else fmt)
+            except LoadError as exc:  # the documented file-level error, with a message
+                assert str(exc)
+                STATS["offered"] += 1
+                STATS["rejected"] += 1
+                return
+            assert report.read == report.accepted + report.rejected + report.duplicates, report.as_dict()
+            assert min(report.accepted, report.rejected, report.duplicates) >= 0
+            rejected = store.conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0] - rejected0
+            assert rejected == report.rejected
+            check_reasons(store)
+            assert all(reason for reason in report.rejected_by_reason)
+            assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            STATS["offered"] += report.read
+            for key in ("accepted", "rejected", "duplicates"):
+                STATS[key] += getattr(report, key)
+
+    run()
+
+
+@pytest.mark.parametrize("kind", LOADER_KINDS)
+def test_loader_formats_never_crash(kind, tmp_path_factory):
+    loader_calls(kind, EXAMPLES, tmp_path_factory)
+
+
+@pytest.mark.long
+@pytest.mark.parametrize("kind", LOADER_KINDS)
+def test_loader_formats_never_crash_long(kind, tmp_path_factory):
+    loader_calls(kind, LONG_EXAMPLES, tmp_path_factory)
 
 
 def test_report_figures(capsys):
