@@ -130,7 +130,9 @@ class DefaultGroup(_OneLineErrors, click.Group):
 
 # -- parameter types ----------------------------------------------------------------
 class TimeType(click.ParamType):
-    """An ISO-8601 time or date (``Z``/offset for UTC; without one: local time)."""
+    """An ISO-8601 time or date, checked here and passed on as text, so that the
+    library reads it as it documents (a naive time is local time for ``as_of``,
+    the store's timezone for RFM observation ends)."""
 
     name = "TIME"
 
@@ -138,10 +140,22 @@ class TimeType(click.ParamType):
         if isinstance(value, datetime):
             return value
         try:
-            return timeutil.parse_datetime(value)
+            timeutil.parse_datetime(value)
         except ValueError:
             self.fail(f"{value!r} is not an ISO-8601 time (e.g. 2011-12-09 or 2011-12-09T12:50:00Z)",
                       param, ctx)
+        return value.strip()
+
+
+def _check_timezone(ctx, param, value):
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise click.BadParameter(f"unknown timezone {value!r}: expected an IANA name such as 'UTC' "
+                                 "or 'Europe/London'") from None
+    return value
 
 
 class MappingType(click.ParamType):
@@ -163,20 +177,30 @@ TIME = TimeType()
 
 # -- context: where the database is -------------------------------------------------
 class Env:
-    def __init__(self, db, shop):
+    def __init__(self, db, shop, timezone="UTC"):
         self.db = Path(db)
         self.shop = shop
+        self.timezone = timezone
 
-    def open(self, *, create=False):
-        """Open the store; without ``create`` a missing database file is an error."""
+    def open(self, *, create=False, write=True):
+        """Open the store; without ``create`` a missing database file is an error.
+
+        A command that only reads (``write=False``) opens a file it may not
+        write read-only, so a read-only database still answers.
+        """
         from customer_activity_features import CustomerActivityFeatures
 
         if not create and not self.db.exists():
             raise click.ClickException(
                 f"no database at {self.db}: run 'caf init', 'caf load' or 'caf demo' first "
                 "(or point --db / CAF_DB at one)")
+        kwargs = {"shop_id": self.shop}
+        if self.timezone != "UTC":
+            kwargs["timezone"] = self.timezone
+        if not write and self.db.exists() and not _writable(self.db):
+            kwargs["read_only"] = True
         try:
-            return CustomerActivityFeatures(self.db, shop_id=self.shop)
+            return CustomerActivityFeatures(self.db, **kwargs)
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(f"cannot open {self.db}: {_one_line(exc)}") from None
 
@@ -191,6 +215,10 @@ class Env:
 pass_env = click.make_pass_decorator(Env)
 
 
+def _writable(path):
+    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+
+
 def _require(store, method):
     """The store's bound method ``method``, or a clear 'not available yet' error."""
     fn = getattr(store, method, None)
@@ -201,11 +229,10 @@ def _require(store, method):
 
 
 def _iso(value):
+    """A time option's value (text or datetime) as ISO-8601 UTC text."""
     if value is None:
         return None
-    if isinstance(value, datetime):
-        return timeutil.iso(timeutil.to_us(value))
-    return str(value)
+    return timeutil.iso(timeutil.to_us(value))
 
 
 def _now():
@@ -273,9 +300,12 @@ def _json_default(value):
               show_default=True, show_envvar=True, help="The database file.")
 @click.option("--shop", default="", envvar="CAF_SHOP", show_envvar=True,
               help="The shop whose data the command reads and writes (default: the '' shop).")
+@click.option("--store-timezone", default="UTC", envvar="CAF_TIMEZONE", show_envvar=True,
+              show_default=True, callback=_check_timezone,
+              help="IANA timezone of the store: RFM periods, times of day and weekdays are local to it.")
 @click.version_option(__version__, "--version", prog_name="caf")
 @click.pass_context
-def cli(ctx, db, shop):
+def cli(ctx, db, shop, store_timezone):
     """caf: a SQLite feature store for e-commerce customer activity.
 
     Load historical dumps, compute customer features, materialise and export
@@ -289,7 +319,7 @@ def cli(ctx, db, shop):
       caf features 17850 --as-of 2011-12-10
       caf stats
     """
-    ctx.obj = Env(db, shop)
+    ctx.obj = Env(db, shop, store_timezone)
 
 
 # -- init / migrate -------------------------------------------------------------------
@@ -515,7 +545,7 @@ def features(env, customer_id, as_of, days, as_json):
     from . import validate
 
     as_of = as_of or _now()
-    with env.open() as store:
+    with env.open(write=False) as store:
         try:
             cid = validate.customer_id(customer_id)
         except validate.Rejection as rejection:
@@ -678,7 +708,7 @@ def export_features(env, file, fmt, as_of):
       caf export features.ndjson --as-of 2011-12-10
     """
     fmt = _format_from_name(fmt, file)
-    with env.open() as store:
+    with env.open(write=False) as store:
         run = _require(store, "export")
         result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of))
     rows = result if isinstance(result, int) and not isinstance(result, bool) else _as_dict(result).get("rows")
@@ -710,7 +740,7 @@ def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_f
       caf export rfm rfm_weekly.ndjson --freq W --observation-end 2011-12-10
     """
     fmt = _format_from_name(fmt, file)
-    with env.open() as store:
+    with env.open(write=False) as store:
         summary = _require(store, "rfm_summary")
         kwargs = {"freq": freq, "freq_multiplier": freq_multiplier, "include_first": include_first}
         if include_zero_values:
@@ -784,7 +814,7 @@ def catalog(env, name, as_json):
       caf catalog average_order_value
       caf catalog --json
     """
-    with env.open() as store:
+    with env.open(write=False) as store:
         records = [_as_dict(r) for r in _require(store, "catalog")()]
     if name is not None:
         records = [r for r in records if r.get("name") == name]
@@ -825,7 +855,7 @@ def stats(env, as_json):
       caf stats
       caf --db shop.db stats --json
     """
-    with env.open() as store:
+    with env.open(write=False) as store:
         info = storestats.summary(store)
     if as_json:
         echo_json(info)
@@ -884,7 +914,7 @@ def rejected(env, reason, kind, limit, as_json):
       caf rejected --reason customer_id --limit 5
       caf rejected --kind purchase --json
     """
-    with env.open() as store:
+    with env.open(write=False) as store:
         rows = list(storestats.rejected(store, reason=reason, kind=kind, limit=limit))
     if as_json:
         for row in rows:

@@ -223,3 +223,47 @@ def test_a_failed_export_leaves_no_file(shop, tmp_path, monkeypatch):
     assert_error(run(["export", str(out)], db=shop), 1, "disk trouble")
     assert out.read_text() == "the previous export\n"
     assert not list(tmp_path.glob("*.partial"))
+
+
+# -- the store's timezone and read-only files ---------------------------------------------------
+@has("rfm_summary")
+def test_store_timezone_sets_the_rfm_periods(tmp_path, monkeypatch):
+    db = tmp_path / "tz.db"
+    with CustomerActivityFeatures(db) as store:
+        store.add_purchase("c1", 10.0, "2025-01-01T12:00:00Z", order_id="o1")
+        store.add_purchase("c1", 20.0, "2025-01-02T02:00:00Z", order_id="o2")  # 21:00 on Jan 1st in New York
+    utc, ny = tmp_path / "utc.csv", tmp_path / "ny.csv"
+    ok(run(["export", "rfm", str(utc)], db=db))
+    ok(run(["--store-timezone", "America/New_York", "export", "rfm", str(ny)], db=db))
+    monkeypatch.setenv("CAF_TIMEZONE", "America/New_York")
+    env_ny = tmp_path / "env_ny.csv"
+    ok(run(["export", "rfm", str(env_ny)], db=db))
+
+    def frequency(path):
+        with open(path, newline="") as f:
+            return float(next(csv.DictReader(f))["frequency"])
+
+    assert frequency(utc) == 1.0  # two days
+    assert frequency(ny) == frequency(env_ny) == 0.0  # one day
+
+
+def test_unknown_store_timezone_is_a_usage_error(shop):
+    assert_error(run(["--store-timezone", "Mars/Olympus_Mons", "stats"], db=shop), 2, "unknown timezone")
+
+
+def test_reading_commands_open_an_unwritable_file_read_only(shop, monkeypatch, tmp_path):
+    import store.cli as cli_module
+
+    opened = []
+    real_init = CustomerActivityFeatures.__init__
+
+    def spy(self, *args, **kwargs):
+        opened.append(kwargs.get("read_only", False))
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(cli_module, "_writable", lambda path: False)
+    monkeypatch.setattr(CustomerActivityFeatures, "__init__", spy)
+    ok(run(["stats"], db=shop))
+    ok(run(["features", "C0000000", "--as-of", AS_OF], db=shop))
+    ok(run(["rejected"], db=shop))
+    assert opened == [True, True, True]
