@@ -488,8 +488,10 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
     with env.open(create=True) as store:
         bar = Progress(f"{kind} {file}", _interactive() if progress is None else progress)
         try:
-            report = loaders.load(store, kind, file, fmt=fmt, mapping=dict(mapping) or None,
-                                  date_format=date_format, timezone=tz, progress=bar)
+            # store.load (when present) is loaders.load with the store's clearer sqlite errors.
+            run = getattr(store, "load", None) or (lambda *a, **k: loaders.load(store, *a, **k))
+            report = run(kind, file, fmt=fmt, mapping=dict(mapping) or None,
+                         date_format=date_format, timezone=tz, progress=bar)
         except NotImplementedError:
             raise NotAvailableError("not available yet: store.loaders.load is not built in this version") from None
         finally:
