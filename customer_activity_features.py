@@ -20,6 +20,8 @@ import sqlite_utils
 from store import db as _db
 from store import localtime as _localtime
 from store import rfm as _rfm
+from store import catalog as _catalog
+from store import materialize as _materialize
 from store import timeutil
 from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
@@ -461,16 +463,72 @@ class CustomerActivityFeatures:
         targets, _ = self._cohort_targets(customer_ids, as_of_us)
         if not targets:
             return {"size": 0, "aggregates": {}}
-        sums = dict.fromkeys(SUMMARY_FEATURES, 0.0)
-        counts = dict.fromkeys(SUMMARY_FEATURES, 0)
-        for _, features in self._reader.iter_cohort(targets, days=days):
-            for key in SUMMARY_FEATURES:
-                value = features[key]
-                if value is not None:
-                    sums[key] += value
-                    counts[key] += 1
+        row = self._reader.cohort_summary(targets, days=days)  # aggregated in SQL (AVG leaves NULL out)
         return {"size": len(targets),
-                "aggregates": {k: sums[k] / counts[k] for k in SUMMARY_FEATURES if counts[k]}}
+                "aggregates": {k: float(row[k]) for k in SUMMARY_FEATURES if row[k] is not None}}
+
+    # -- feature store (docs/feature_store.md) --------------------------------------
+    def iter_features(self, customer_ids=None, *, days=None, as_of=None):
+        """Yield (customer_id, get_all_features dict) for a cohort, or for every customer of the
+        shop when ``customer_ids`` is None (in customer id order), streamed from SQL with a
+        constant number of statements and bounded memory."""
+        self._writer.commit()
+        as_of_us = timeutil.as_of_us(as_of)
+        if customer_ids is None:
+            select = ("fill_targets_all_customers", {"shop_id": self.shop_id, "as_of_us": as_of_us})
+            return ((cid, features) for _, cid, _, features
+                    in self._reader.iter_cohort((), days=days, select=select, with_keys=True))
+        targets, originals = self._cohort_targets(customer_ids, as_of_us)
+        return ((originals[tid], features) for tid, features in self._reader.iter_cohort(targets, days=days))
+
+    def features_at(self, pairs, *, days=None):
+        """Point-in-time rows: for each (customer_id, as_of) pair, in order, yield
+        (customer_id, as_of as an aware UTC datetime, get_all_features(customer_id, days, as_of=as_of)),
+        computed set-based from events at or before that pair's cutoff only. A falsy id gives {}."""
+        self._writer.commit()
+        return _features_at(self, pairs, days)
+
+    def materialize(self, as_of=None, windows=(7, 30, 90, 365)):
+        """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
+        (default now) and swap it in atomically; returns a summary of the run."""
+        windows = _materialize.check_windows(windows)
+        with self._writer.lock:
+            self._writer.commit()
+            with _sqlite_errors():
+                return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows)
+
+    def refresh(self, as_of=None):
+        """Bring the last materialisation to ``as_of`` (default now), recomputing only the customers
+        whose values can have changed; equal to materialize(as_of) with the same windows."""
+        with self._writer.lock:
+            self._writer.commit()
+            with _sqlite_errors():
+                return _materialize.refresh(self.conn, self.shop_id, timeutil.as_of_us(as_of))
+
+    def catalog(self):
+        """The definition record of every feature, as a list of dicts (also in feature_catalog)."""
+        records = [f.as_record() for f in _catalog.features()]
+        try:
+            with self._writer.lock:
+                self._writer.commit()
+                self.conn.execute("BEGIN IMMEDIATE")
+                try:
+                    _catalog.sync_catalog(self.conn)
+                    self.conn.execute("COMMIT")
+                except BaseException:
+                    self.conn.execute("ROLLBACK")
+                    raise
+        except (sqlite3.OperationalError, ReadOnlyStoreError):
+            pass  # a read-only database: the records are still returned
+        return records
+
+    def export(self, path, *, format="csv", as_of=None):
+        """Stream the shop's feature rows to ``path`` as csv or ndjson: the materialised rows when
+        the last snapshot is at ``as_of`` (or as_of is None), else rows computed at ``as_of``."""
+        with self._writer.lock:
+            self._writer.commit()
+            return _materialize.export(self.conn, self.shop_id, path, format=format,
+                                       as_of_us=None if as_of is None else timeutil.as_of_us(as_of))
 
     # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
     def get_sequence_features(self, customer_id, *, as_of=None):
@@ -510,6 +568,26 @@ class CustomerActivityFeatures:
         return _rfm.calibration_and_holdout(self.conn, self.shop_id, calibration_end, observation_end,
                                             freq=freq, freq_multiplier=freq_multiplier,
                                             include_first=include_first, include_zero=include_zero_values)
+
+
+def _features_at(store, pairs, days):
+    def targets():
+        for i, pair in enumerate(pairs):
+            try:
+                raw, cutoff = pair
+            except (TypeError, ValueError):
+                raise ValueError(f"pair {i}: expected (customer_id, as_of), got {pair!r}"[:200]) from None
+            cid = ""
+            if raw:
+                try:
+                    cid = _validate.customer_id(raw)
+                except _validate.Rejection as rejection:
+                    raise ValueError(f"pair {i}: {rejection}") from None
+            yield (i, cid, timeutil.as_of_us(cutoff))
+
+    # Falsy ids are kept as '' (no event can have that id) so that rows stay in pair order.
+    for _, cid, cutoff_us, features in store._reader.iter_cohort(targets(), days=days, with_keys=True):
+        yield (cid or None), timeutil.from_us(cutoff_us), (features if cid else {})
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ TRADEOFF_KEYS = ("high_short_term_activity", "declining_engagement", "support_ri
                  "cart_abandonment_risk", "retention_concern", "activity_trend")
 
 _cohort_counter = itertools.count(1)
+TARGET_CHUNK = 100_000  # cohort targets per INSERT statement (memory bound of a streamed cohort)
 
 
 def check_days(days, name="days"):
@@ -153,12 +154,52 @@ class FeatureReader:
         return shape_tradeoff(row)
 
     # -- cohorts -------------------------------------------------------------
-    def iter_cohort(self, targets, *, days=None):
+    def _fill_cohort(self, table, targets, select):
+        """Fill a cohort's temp table: from an iterable of (target_id, customer_id, as_of_us),
+        TARGET_CHUNK targets per statement (one JSON array through json_each: one
+        statement, not one per row), or from ``select`` = (named query, params)."""
+        insert = f"INSERT INTO temp.{table} (target_id, customer_id, as_of_us) "
+        if select is not None:
+            name, params = select
+            self.conn.execute(insert + query(name), params)
+            return
+        fill = insert + query("fill_targets_from_json")
+        iterator = iter(targets)
+        while True:
+            chunk = list(itertools.islice(iterator, TARGET_CHUNK))
+            if not chunk:
+                return
+            self.conn.execute(fill, {"targets": json.dumps(chunk)})
+
+    def cohort_summary(self, targets, *, days=None):
+        """{'size', <feature>: mean} over the targets, aggregated in SQL (sql/materialize.sql)."""
+        table = f"cohort_{next(_cohort_counter)}"
+        self.conn.execute(
+            f"CREATE TEMP TABLE {table} (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
+            "as_of_us INTEGER NOT NULL)"
+        )
+        try:
+            self._fill_cohort(table, targets, None)
+            target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
+            params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
+            with automatic_indexes(self.conn):
+                cursor = self.conn.execute(compose("cohort_summary", FAMILIES + ("all_features",), target), params)
+            try:
+                return next(_rows(cursor))
+            finally:
+                cursor.close()
+        finally:
+            self.conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+
+    def iter_cohort(self, targets, *, days=None, select=None, with_keys=False):
         """Yield (target_id, features) for [(target_id, customer_id, as_of_us)], in target_id order.
 
         Constant number of statements: the targets go into a temporary table and
         three set-based queries (features, devices, metadata) are merged by
-        target_id as they stream.
+        target_id as they stream. ``select`` = (query name, params) fills the
+        table with a named query of sql/ instead (e.g. every customer of the shop).
+        With ``with_keys`` it yields (target_id, customer_id, as_of_us, features),
+        the keys read back from the temp table by a fourth streamed query.
         """
         table = f"cohort_{next(_cohort_counter)}"
         cursors = []
@@ -167,7 +208,7 @@ class FeatureReader:
             "as_of_us INTEGER NOT NULL)"
         )
         try:
-            self.conn.executemany(f"INSERT INTO temp.{table} VALUES (?, ?, ?)", targets)
+            self._fill_cohort(table, targets, select)
             target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
             params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
             with automatic_indexes(self.conn):
@@ -177,7 +218,10 @@ class FeatureReader:
                     self.conn.execute(compose("customer_metadata", (), target) + " ORDER BY t.target_id",
                                       params),
                 ]
-            rows, devices, metas = (_rows(c) for c in cursors)
+                if with_keys:
+                    cursors.append(self.conn.execute(
+                        f"SELECT target_id, customer_id, as_of_us FROM temp.{table} ORDER BY target_id"))
+            rows, devices, metas = (_rows(c) for c in cursors[:3])
             device = next(devices, None)
             meta = next(metas, None)
             for row in rows:
@@ -190,7 +234,13 @@ class FeatureReader:
                 if meta is not None and meta["target_id"] == tid:
                     metadata = meta["metadata"]
                     meta = next(metas, None)
-                yield tid, shape_all_features(row, pattern, metadata)
+                if with_keys:
+                    key = next(cursors[3])
+                    while key[0] != tid:
+                        key = next(cursors[3])
+                    yield tid, key[1], key[2], shape_all_features(row, pattern, metadata)
+                else:
+                    yield tid, shape_all_features(row, pattern, metadata)
         finally:
             for cursor in cursors:
                 cursor.close()

@@ -1,0 +1,128 @@
+-- Feature-store queries: materialisation, refresh, cohorts (docs/feature_store.md).
+-- Family-style queries read `target(target_id, customer_id, as_of_us)` like
+-- the queries of purchases.sql; see there for the shared parameters.
+
+-- name: purchase_last
+SELECT
+    t.target_id AS target_id,
+    -- last_purchase_us: time of the last purchase at or before as_of; microseconds since the epoch; NULL when none
+    MAX(p.event_time_us) AS last_purchase_us
+FROM target AS t
+LEFT JOIN purchases AS p
+    ON p.shop_id = :shop_id
+   AND p.customer_id = t.customer_id
+   AND p.event_time_us <= t.as_of_us
+GROUP BY t.target_id
+
+-- name: primary_device
+-- Reads the session_devices query (sessions.sql) as a CTE.
+SELECT
+    d.target_id AS target_id,
+    -- primary_device: the most used device in the window (tie: seen first, then name); text; no row when no session
+    d.device_type AS primary_device
+FROM (
+    SELECT target_id, device_type,
+           ROW_NUMBER() OVER (PARTITION BY target_id
+                              ORDER BY session_count DESC, first_seen_us, device_type) AS rank
+    FROM session_devices
+) AS d
+WHERE d.rank = 1
+
+-- name: fill_targets_from_json
+-- Fills a cohort's temporary target table in one statement from a JSON array
+-- of [target_id, customer_id, as_of_us] triples bound as :targets.
+SELECT
+    -- target_id: the target's position; integer
+    json_extract(j.value, '$[0]') AS target_id,
+    -- customer_id: the normalized customer id; text
+    json_extract(j.value, '$[1]') AS customer_id,
+    -- as_of_us: the target's point in time; microseconds since the epoch
+    json_extract(j.value, '$[2]') AS as_of_us
+FROM json_each(:targets) AS j
+
+-- name: fill_targets_all_customers
+-- Every customer of the shop (the all_customers view), one target each, in
+-- customer id order, all at :as_of_us.
+SELECT
+    -- target_id: 1, 2, ... in customer id order; integer
+    ROW_NUMBER() OVER (ORDER BY c.customer_id) AS target_id,
+    -- customer_id: the customer; text
+    c.customer_id AS customer_id,
+    -- as_of_us: the snapshot's point in time; microseconds since the epoch
+    :as_of_us AS as_of_us
+FROM (SELECT DISTINCT customer_id FROM all_customers WHERE shop_id = :shop_id) AS c
+
+-- name: cohort_summary
+-- Means of the numeric top-level features over a cohort; reads the
+-- all_features query as a CTE. AVG leaves NULL out; NULL when no value.
+SELECT
+    -- size: targets in the cohort; integer
+    COUNT(*) AS size,
+    -- <feature>: mean of the feature over the cohort, NULL values left out; the feature's unit; NULL when no value
+    AVG(purchase_frequency) AS purchase_frequency,
+    AVG(average_order_value) AS average_order_value,
+    AVG(purchase_recency_days) AS purchase_recency_days,
+    AVG(total_purchase_value) AS total_purchase_value,
+    AVG(session_frequency) AS session_frequency,
+    AVG(average_session_duration) AS average_session_duration,
+    AVG(abandoned_cart_count) AS abandoned_cart_count,
+    AVG(cart_conversion_ratio) AS cart_conversion_ratio,
+    AVG(abandoned_cart_value) AS abandoned_cart_value,
+    AVG(support_ticket_count) AS support_ticket_count,
+    AVG(average_response_time_hours) AS average_response_time_hours,
+    AVG(escalation_count) AS escalation_count,
+    AVG(escalation_ratio) AS escalation_ratio
+FROM all_features
+
+-- name: refresh_intervals
+-- The time intervals in which an event makes refresh() recompute its
+-- customer: [:lo_us, :hi_us] (between the old and the new as_of, an event
+-- entering or leaving every window at its upper end) and, for each window
+-- edge e in the JSON array :edges_us, [:lo_us - e, :hi_us - e] (an event
+-- entering or leaving that window at its lower end).
+SELECT
+    -- lo_us: start of the interval; microseconds since the epoch
+    :lo_us AS lo_us,
+    -- hi_us: end of the interval, inclusive; microseconds since the epoch
+    :hi_us AS hi_us
+UNION ALL
+SELECT :lo_us - j.value, :hi_us - j.value FROM json_each(:edges_us) AS j
+
+-- name: refresh_events
+-- Customers of one event table ({events}, a name from the allowlist of the
+-- materialized families' tables) with an event in one of the intervals of
+-- the refresh_intervals CTE.
+SELECT DISTINCT
+    -- customer_id: the customer; text
+    e.customer_id AS customer_id
+FROM {events} AS e
+WHERE e.shop_id = :shop_id
+  AND EXISTS (SELECT 1 FROM refresh_intervals AS i WHERE e.event_time_us BETWEEN i.lo_us AND i.hi_us)
+
+-- name: refresh_targets
+-- The customers refresh() recomputes: those logged in changed_customers since
+-- the last run and those of the refresh_events CTEs (composed as one CTE
+-- named refresh_candidates), one target each at the new as_of.
+SELECT
+    -- target_id: 1, 2, ... in customer id order; integer
+    ROW_NUMBER() OVER (ORDER BY c.customer_id) AS target_id,
+    -- customer_id: the customer; text
+    c.customer_id AS customer_id,
+    -- as_of_us: the new point in time; microseconds since the epoch
+    :as_of_us AS as_of_us
+FROM (
+    SELECT customer_id FROM changed_customers WHERE shop_id = :shop_id
+    UNION SELECT customer_id FROM refresh_candidates
+) AS c
+
+-- name: refresh_recency
+-- Brings the rows refresh() does not recompute to the new as_of: the
+-- recency (from last_purchase_us) and the retention concern that reads it.
+-- Every other column of such a row is unchanged by construction.
+UPDATE customer_features SET
+    as_of = :as_of,
+    as_of_us = :as_of_us,
+    purchase_recency_days = (:as_of_us - last_purchase_us) / 86400000000,
+    retention_concern = (COALESCE((:as_of_us - last_purchase_us) / 86400000000 > :recency_concern_days, 0)
+                         OR declining_engagement OR support_risk OR cart_abandonment_risk)
+WHERE shop_id = :shop_id

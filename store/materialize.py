@@ -1,0 +1,377 @@
+"""Materialisation, incremental refresh and export of the feature table.
+
+``materialize`` writes ``customer_features``: one row per customer of the
+shop, every scalar feature of the catalog as a plain column (windowed features
+once per window as ``<name>_<N>d`` and once over all time as ``<name>``), by
+one ``INSERT ... SELECT`` composed from the family queries of ``sql/``. The
+new rows are built into ``customer_features_new`` and swapped in by
+``DROP``/``ALTER TABLE ... RENAME`` inside the same transaction: a reader sees
+the old snapshot or the new one, never a mix. ``materializations`` records
+each run.
+
+``refresh`` brings the last snapshot to a new ``as_of`` by recomputing only
+the customers whose values can have changed: those logged in
+``changed_customers`` by the triggers of migration 0003, and those with an
+event in ``[lo, hi]`` or ``[lo - e, hi - e]`` for a window edge ``e``, where
+``lo``/``hi`` are the old and new ``as_of``. The recency of the other rows
+is recomputed from ``last_purchase_us`` by one UPDATE. The result equals a
+full ``materialize`` at the same ``as_of`` (tests/test_refresh.py).
+
+Column names come only from the catalog (store/catalog.py) and the window
+allowlist below, through ``store.db.quote_identifier``; values are bound.
+"""
+
+import csv
+import json
+import math
+import numbers
+import re
+
+from . import catalog, timeutil
+from .db import applied_steps, automatic_indexes, quote_identifier
+from .errors import StoreError, UnknownNameError
+from .features import parameters
+from .resources import queries, query
+
+TABLE = "customer_features"
+NEW_TABLE = "customer_features_new"
+DEFAULT_WINDOWS = (7, 30, 90, 365)
+MAX_WINDOW_DAYS = 36_500
+EXPORT_FORMATS = ("csv", "ndjson")
+ALL_TIME_FREQUENCY_DAYS = 30
+_WINDOW_PARAMS = re.compile(r":(window_us|frequency_days|frequency_us)\b")
+_TARGETS = "temp.materialize_targets"
+
+
+def check_windows(windows):
+    """Windows as a sorted tuple of distinct positive whole days (the window allowlist)."""
+    if windows is None:
+        return DEFAULT_WINDOWS
+    if isinstance(windows, (str, bytes)) or not hasattr(windows, "__iter__"):
+        raise ValueError(f"windows must be an iterable of positive whole days, got {windows!r}")
+    out = set()
+    for w in windows:
+        if isinstance(w, bool) or not isinstance(w, numbers.Integral) or not 0 < w <= MAX_WINDOW_DAYS:
+            if isinstance(w, float) and w.is_integer() and 0 < w <= MAX_WINDOW_DAYS:
+                w = int(w)
+            else:
+                raise ValueError(f"a window must be a whole number of days in 1..{MAX_WINDOW_DAYS}, got {w!r}")
+        out.add(int(w))
+    if not out:
+        raise ValueError("windows must name at least one window")
+    return tuple(sorted(out))
+
+
+def _table_exists(conn, name, schema="main"):
+    return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type IN ('table', 'view') AND name = ?",
+                        [name]).fetchone() is not None
+
+
+def table_columns(conn, table=TABLE):
+    """Column names of an existing table, [] when it does not exist."""
+    if not _table_exists(conn, table):
+        return []
+    return [row[1] for row in conn.execute(
+        f"PRAGMA table_info({quote_identifier(table, (TABLE, NEW_TABLE))})")]
+
+
+class Plan:
+    """The columns of customer_features for a set of windows, and the SQL computing them."""
+
+    def __init__(self, conn, windows=DEFAULT_WINDOWS):
+        self.windows = check_windows(windows)
+        known = queries()
+        self.families = []
+        for fam in catalog.FAMILIES:
+            missing = [t for t in fam.tables if not _table_exists(conn, t)]
+            missing += [q for q in (fam.query,) + tuple(fam.requires) if q not in known]
+            if missing:
+                if fam.optional:
+                    continue
+                raise StoreError(f"feature family {fam.query!r} needs {', '.join(missing)}, which do not exist")
+            self.families.append(fam)
+        active = {fam.query for fam in self.families}
+        registered = {fam.query for fam in catalog.FAMILIES}
+        self.fixed, self.windowed = [], []
+        for f in catalog.features():
+            if f.materialize is None:
+                continue
+            if f.query not in registered:
+                raise StoreError(f"feature {f.name!r} is materialized but its query {f.query!r} is not a family")
+            if f.query not in active:
+                continue
+            (self.windowed if f.materialize == catalog.WINDOWED else self.fixed).append(f)
+        windowed_families = {f.query for f in self.windowed}
+        for fam in self.families:
+            if fam.query in windowed_families and fam.requires:
+                raise StoreError(f"family {fam.query!r} has windowed features and requires other queries")
+        # (column name, SQL type, CTE, CTE column), in table order
+        self.columns = []
+        for f in self.windowed + self.fixed:
+            self.columns.append((f.name, catalog.SQL_TYPES[f.type], f.query, f.name))
+        for w in self.windows:
+            for f in self.windowed:
+                self.columns.append((f"{f.name}_{w}d", catalog.SQL_TYPES[f.type], _window_cte(f.query, w), f.name))
+        self.column_names = [name for name, _ in catalog.KEY_COLUMNS] + [c[0] for c in self.columns]
+        names = [c[0] for c in self.columns]
+        if len(set(names)) != len(names):
+            raise StoreError("two materialized columns have the same name")
+        self.edges_days = set(self.windows) | {ALL_TIME_FREQUENCY_DAYS}
+        self.everyone_on_as_of_change = False
+        for fam in self.families:
+            if fam.edges_days is None:
+                self.everyone_on_as_of_change = True
+            else:
+                self.edges_days.update(fam.edges_days)
+        self.tables = sorted({t for fam in self.families for t in fam.tables})
+
+    # -- SQL -----------------------------------------------------------------
+    def create_sql(self, table):
+        cols = [f"{quote_identifier(name, self._allowed)} {decl}" for name, decl in catalog.KEY_COLUMNS]
+        cols += [f"{quote_identifier(name, self._allowed)} {sqltype}" for name, sqltype, _, _ in self.columns]
+        return (f"CREATE TABLE {quote_identifier(table, (TABLE, NEW_TABLE))} (\n    "
+                + ",\n    ".join(cols) + ",\n    PRIMARY KEY (shop_id, customer_id)\n)")
+
+    @property
+    def _allowed(self):
+        return set(self.column_names)
+
+    def _ctes(self):
+        """[(cte name, sql)] of the all-time pass and of every window."""
+        ctes, done = [], set()
+        used = {c[2] for c in self.columns}
+        windowed_families = {f.query for f in self.windowed}
+
+        def add(name):
+            if name in done:
+                return
+            fam = next((f for f in self.families if f.query == name), None)
+            for dep in (fam.requires if fam else ()):
+                add(dep)
+            done.add(name)
+            ctes.append((name, query(name)))
+
+        for fam in self.families:
+            if fam.query in used:
+                add(fam.query)
+        for w in self.windows:
+            for fam in self.families:
+                if fam.query in windowed_families:
+                    text = _WINDOW_PARAMS.sub(lambda m, w=w: f":w{w}_{m.group(1)}", query(fam.query))
+                    ctes.append((_window_cte(fam.query, w), text))
+        return ctes
+
+    def select_sql(self, target_table):
+        """One SELECT of every column for the targets in ``target_table`` (a temp table)."""
+        ctes = self._ctes()
+        cte_names = [name for name, _ in ctes]
+        allowed_ctes = set(cte_names)
+        parts = [f"target AS (SELECT target_id, customer_id, as_of_us FROM {target_table})"]
+        # MATERIALIZED: each family is computed once into an ephemeral table that the
+        # final join reads through an automatic index (never re-scanned per row).
+        parts += [f"{quote_identifier(name, allowed_ctes)} AS MATERIALIZED (\n{sql}\n)" for name, sql in ctes]
+        aliases = {}
+        for _, _, cte, _ in self.columns:
+            aliases.setdefault(cte, f"f{len(aliases)}")
+        select = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
+        allowed_cols = {c[3] for c in self.columns}
+        for name, _, cte, col in self.columns:
+            select.append(f"{aliases[cte]}.{quote_identifier(col, allowed_cols)} AS {quote_identifier(name, self._allowed)}")
+        joins = [f"LEFT JOIN {quote_identifier(cte, allowed_ctes)} AS {alias} ON {alias}.target_id = t.target_id"
+                 for cte, alias in aliases.items()]
+        return ("WITH " + ",\n".join(parts) + "\nSELECT " + ",\n    ".join(select)
+                + "\nFROM target AS t\n" + "\n".join(joins) + "\nORDER BY t.target_id")
+
+    def insert_sql(self, table, target_table):
+        cols = ", ".join(quote_identifier(n, self._allowed) for n in self.column_names)
+        return (f"INSERT INTO {quote_identifier(table, (TABLE, NEW_TABLE))} ({cols})\n"
+                + self.select_sql(target_table))
+
+    def params(self, shop_id, as_of_us):
+        params = parameters(shop_id, frequency_days=ALL_TIME_FREQUENCY_DAYS)
+        params.update(as_of_us=as_of_us, as_of=timeutil.iso(as_of_us))
+        for w in self.windows:
+            params[f"w{w}_window_us"] = timeutil.days_to_us(w)
+            params[f"w{w}_frequency_days"] = w
+            params[f"w{w}_frequency_us"] = timeutil.days_to_us(w)
+        return params
+
+
+def _window_cte(family, w):
+    return f"{family}_{w}d"
+
+
+# -- runs -----------------------------------------------------------------------
+def last_run(conn, shop_id):
+    """The latest materializations row of the shop as a dict, or None."""
+    if not _table_exists(conn, "materializations"):
+        return None
+    cur = conn.execute("SELECT * FROM materializations WHERE shop_id = ? ORDER BY id DESC LIMIT 1", [shop_id])
+    row = cur.fetchone()
+    if row is None:
+        return None
+    run = dict(zip([d[0] for d in cur.description], row))
+    run["windows"] = json.loads(run["windows"])
+    run["columns"] = json.loads(run["columns"])
+    return run
+
+
+def _fill_targets(conn, sql, params):
+    conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
+    conn.execute(f"CREATE TEMP TABLE materialize_targets (target_id INTEGER PRIMARY KEY, "
+                 "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
+    conn.execute(f"INSERT INTO {_TARGETS} (target_id, customer_id, as_of_us) " + sql, params)
+
+
+def _record(conn, shop_id, kind, plan, as_of_us, started, recomputed):
+    rows = conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE shop_id = ?", [shop_id]).fetchone()[0]
+    steps = applied_steps(conn)
+    conn.execute(
+        "INSERT INTO materializations (shop_id, kind, as_of, as_of_us, windows, columns, schema_version, "
+        "started_at, finished_at, rows, recomputed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [shop_id, kind, timeutil.iso(as_of_us), as_of_us, json.dumps(list(plan.windows)),
+         json.dumps(plan.column_names), steps[-1] if steps else "", started,
+         timeutil.iso(timeutil.now_us()), rows, recomputed])
+    return {"kind": kind, "as_of": timeutil.iso(as_of_us), "windows": list(plan.windows), "rows": rows,
+            "recomputed": recomputed, "columns": len(plan.column_names)}
+
+
+def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS):
+    """Rebuild the shop's rows of customer_features at ``as_of_us`` (caller holds the writer lock)."""
+    plan = Plan(conn, windows)
+    started = timeutil.iso(timeutil.now_us())
+    params = plan.params(shop_id, as_of_us)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        catalog.sync_catalog(conn)
+        conn.execute(f"DROP TABLE IF EXISTS {NEW_TABLE}")
+        conn.execute(plan.create_sql(NEW_TABLE))
+        old = table_columns(conn, TABLE)
+        if old:  # keep other shops' rows (columns in common; new columns NULL)
+            common = [c for c in plan.column_names if c in old]
+            allowed = set(common)
+            cols = ", ".join(quote_identifier(c, allowed) for c in common)
+            conn.execute(f"INSERT INTO {NEW_TABLE} ({cols}) SELECT {cols} FROM {TABLE} WHERE shop_id <> ?",
+                         [shop_id])
+        _fill_targets(conn, query("fill_targets_all_customers"), {"shop_id": shop_id, "as_of_us": as_of_us})
+        with automatic_indexes(conn):
+            conn.execute(plan.insert_sql(NEW_TABLE, _TARGETS), params)
+        recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
+        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+        conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
+        conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
+        result = _record(conn, shop_id, "full", plan, as_of_us, started, recomputed)
+        conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _has_change_triggers(conn, tables):
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    return all(f"changed_customers_{t}_insert" in names for t in tables)
+
+
+def refresh(conn, shop_id, as_of_us):
+    """Bring the shop's last snapshot forward (or back) to ``as_of_us``, recomputing only
+    customers whose values can have changed; a full materialize when there is no usable
+    snapshot (none yet, other columns, a family without declared window edges)."""
+    run = last_run(conn, shop_id)
+    windows = run["windows"] if run else DEFAULT_WINDOWS
+    plan = Plan(conn, windows)
+    if (run is None or run["columns"] != plan.column_names
+            or table_columns(conn, TABLE) != plan.column_names
+            or (plan.everyone_on_as_of_change and run["as_of_us"] != as_of_us)
+            or not _has_change_triggers(conn, plan.tables)):
+        return materialize(conn, shop_id, as_of_us, windows)
+    started = timeutil.iso(timeutil.now_us())
+    lo, hi = sorted((run["as_of_us"], as_of_us))
+    edges = sorted(timeutil.days_to_us(d) for d in plan.edges_days)
+    allowed_tables = set(plan.tables)
+    candidates = "\nUNION\n".join(
+        query("refresh_events").replace("{events}", quote_identifier(t, allowed_tables)) for t in plan.tables)
+    fill = ("WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n),\n"
+            "refresh_candidates AS (\n" + candidates + "\n)\n" + query("refresh_targets"))
+    params = plan.params(shop_id, as_of_us)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        catalog.sync_catalog(conn)
+        _fill_targets(conn, fill, {"shop_id": shop_id, "as_of_us": as_of_us, "lo_us": lo, "hi_us": hi,
+                                   "edges_us": json.dumps(edges)})
+        conn.execute(f"DELETE FROM {TABLE} WHERE shop_id = ? AND customer_id IN "
+                     f"(SELECT customer_id FROM {_TARGETS})", [shop_id])
+        conn.execute(query("refresh_recency"), {k: params[k] for k in (
+            "as_of", "as_of_us", "shop_id", "recency_concern_days")})
+        with automatic_indexes(conn):
+            conn.execute(plan.insert_sql(TABLE, _TARGETS), params)
+        recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
+        conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
+        result = _record(conn, shop_id, "refresh", plan, as_of_us, started, recomputed)
+        conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+# -- export -----------------------------------------------------------------------
+def _json_value(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
+    """Stream the shop's feature rows to ``path`` (csv or ndjson); returns a summary dict.
+
+    Reads the materialized table when its last snapshot is at ``as_of_us`` (or
+    ``as_of_us`` is None and a snapshot exists); otherwise computes the same
+    rows on the fly at ``as_of_us`` (None = now). Memory does not grow with
+    the number of rows: rows go from the cursor to the file one at a time.
+    """
+    if format not in EXPORT_FORMATS:
+        raise UnknownNameError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    run = last_run(conn, shop_id)
+    windows = check_windows(windows if windows is not None else (run["windows"] if run else None))
+    plan = Plan(conn, windows)
+    use_table = (run is not None and run["columns"] == plan.column_names
+                 and table_columns(conn, TABLE) == plan.column_names
+                 and (as_of_us is None or as_of_us == run["as_of_us"]))
+    temp_made = False
+    if use_table:
+        as_of_us = run["as_of_us"]
+        cols = ", ".join(quote_identifier(c, set(plan.column_names)) for c in plan.column_names)
+        cursor = conn.execute(f"SELECT {cols} FROM {TABLE} WHERE shop_id = ? ORDER BY customer_id", [shop_id])
+    else:
+        if as_of_us is None:
+            as_of_us = timeutil.now_us()
+        _fill_targets(conn, query("fill_targets_all_customers"), {"shop_id": shop_id, "as_of_us": as_of_us})
+        temp_made = True
+        with automatic_indexes(conn):
+            cursor = conn.execute(plan.select_sql(_TARGETS), plan.params(shop_id, as_of_us))
+    names = plan.column_names
+    count = 0
+    try:
+        with open(path, "w", newline="", encoding="utf-8") as out:
+            if format == "csv":
+                writer = csv.writer(out)
+                writer.writerow(names)
+                for row in cursor:
+                    writer.writerow(row)
+                    count += 1
+            else:
+                for row in cursor:
+                    out.write(json.dumps(dict(zip(names, map(_json_value, row))), ensure_ascii=False))
+                    out.write("\n")
+                    count += 1
+    finally:
+        cursor.close()
+        if temp_made:
+            conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
+    return {"path": str(path), "format": format, "rows": count, "as_of": timeutil.iso(as_of_us),
+            "source": "materialized" if use_table else "computed", "columns": len(names)}

@@ -1,0 +1,118 @@
+"""Set-based cohort reads: get_cohort_features, get_cohort_summary, iter_features."""
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from customer_activity_features import SUMMARY_FEATURES, CustomerActivityFeatures
+from oracle_feature_store import AS_OF, CUSTOMERS, approx_equal, events, load
+
+cohorts = st.lists(st.sampled_from(CUSTOMERS + ("unknown", "", None)), max_size=8)
+days_values = st.sampled_from((None, 0, -3, 1, 7, 30, 90, 365, 2.5))
+
+
+@settings(max_examples=15, deadline=None)
+@given(history=events(), cohort=cohorts, days=days_values)
+def test_cohort_features_equal_per_customer_getters(history, cohort, days):
+    with CustomerActivityFeatures() as store:
+        load(store, history)
+        got = store.get_cohort_features(cohort, days, as_of=AS_OF)
+        expected = {c: store.get_all_features(c, days, as_of=AS_OF) for c in cohort if c}
+        assert list(got) == list(dict.fromkeys(c for c in cohort if c))
+        assert got == expected
+        # iter_features over the same cohort: same rows, in first-seen order
+        assert list(store.iter_features(cohort, days=days, as_of=AS_OF)) == list(expected.items())
+
+
+@settings(max_examples=15, deadline=None)
+@given(history=events(), cohort=cohorts, days=days_values)
+def test_cohort_summary_is_the_mean_of_the_getters(history, cohort, days):
+    with CustomerActivityFeatures() as store:
+        load(store, history)
+        got = store.get_cohort_summary(cohort, days, as_of=AS_OF)
+        ids = list(dict.fromkeys(c for c in cohort if c))
+        assert got["size"] == len(ids)
+        expected = {}
+        for key in SUMMARY_FEATURES:
+            values = [store.get_all_features(c, days, as_of=AS_OF)[key] for c in ids]
+            values = [v for v in values if v is not None]
+            if values:
+                expected[key] = sum(values) / len(values)
+        assert got["aggregates"].keys() == expected.keys()
+        assert approx_equal(got["aggregates"], expected)
+        assert all(isinstance(v, float) for v in got["aggregates"].values())
+
+
+@settings(max_examples=12, deadline=None)
+@given(history=events(), days=days_values)
+def test_iter_features_over_everyone(history, days):
+    with CustomerActivityFeatures(shop_id="s1") as store, CustomerActivityFeatures(store.conn, shop_id="s2") as other:
+        load(store, history)
+        other.add_purchase("only-in-s2", 10.0, "2025-01-01T00:00:00Z")
+        other.flush()
+        store.set_customer_metadata("meta-only", {"tier": "gold"})
+        got = list(store.iter_features(days=days, as_of=AS_OF))
+        everyone = sorted({rec["customer_id"] for _, rec in history} | {"meta-only"})
+        assert [c for c, _ in got] == everyone  # every customer of this shop, none of the other
+        for cid, features in got:
+            assert features == store.get_all_features(cid, days, as_of=AS_OF)
+
+
+def test_empty_and_falsy_cohorts():
+    with CustomerActivityFeatures() as store:
+        assert store.get_cohort_features([]) == {}
+        assert store.get_cohort_features(["", None]) == {}
+        assert store.get_cohort_summary([]) == {"size": 0, "aggregates": {}}
+        assert store.get_cohort_summary(["x"], as_of=AS_OF)["aggregates"]["purchase_frequency"] == 0.0
+        assert "average_response_time_hours" not in store.get_cohort_summary(["x"], as_of=AS_OF)["aggregates"]
+        assert list(store.iter_features([])) == []
+        assert list(store.iter_features()) == []
+        assert store.get_cohort_features([17850.0], as_of=AS_OF) == {
+            17850.0: store.get_all_features("17850", as_of=AS_OF)}
+
+
+def _count_statements(store, call):
+    statements = []
+    store.conn.set_trace_callback(statements.append)
+    try:
+        call()
+    finally:
+        store.conn.set_trace_callback(None)
+    return len(statements)
+
+
+@pytest.fixture(scope="module")
+def big_store():
+    store = CustomerActivityFeatures()
+    store.add_purchases({"customer_id": f"C{i:05d}", "order_value": 1.0 + i % 7,
+                         "purchase_date": "2025-05-20T00:00:00Z", "order_id": f"o{i}"} for i in range(5000))
+    store.add_sessions({"customer_id": f"C{i:05d}", "duration_seconds": 60.0, "device_type": "mobile",
+                        "session_date": "2025-05-21T00:00:00Z", "session_id": f"s{i}"} for i in range(0, 5000, 3))
+    store.flush()
+    yield store
+    store.close()
+
+
+@pytest.mark.parametrize("call", [
+    lambda s, ids: s.get_cohort_features(ids, as_of=AS_OF),
+    lambda s, ids: s.get_cohort_features(ids, 30, as_of=AS_OF),
+    lambda s, ids: s.get_cohort_summary(ids, as_of=AS_OF),
+    lambda s, ids: list(s.iter_features(ids, as_of=AS_OF)),
+    lambda s, ids: list(s.features_at((c, AS_OF) for c in ids)),
+], ids=["cohort_features", "cohort_features_days", "cohort_summary", "iter_features", "features_at"])
+def test_statement_count_does_not_depend_on_cohort_size(big_store, call):
+    small = [f"C{i:05d}" for i in range(5)]
+    large = [f"C{i:05d}" for i in range(5000)]
+    n_small = _count_statements(big_store, lambda: call(big_store, small))
+    n_large = _count_statements(big_store, lambda: call(big_store, large))
+    assert n_small == n_large
+    assert n_large < 20
+
+
+def test_statement_count_everyone(big_store):
+    n = _count_statements(big_store, lambda: sum(1 for _ in big_store.iter_features(as_of=AS_OF)))
+    assert n < 20
+    with CustomerActivityFeatures() as small:
+        small.add_purchase("a", 1.0, "2025-01-01T00:00:00Z")
+        small.flush()
+        assert _count_statements(small, lambda: list(small.iter_features(as_of=AS_OF))) == n
