@@ -160,6 +160,29 @@ FEATURES = [
     Feature("metadata", "object", "JSON object", "not time-dependent", "key absent when never set",
             "The customer's metadata as last set with set_customer_metadata.", "customer_metadata"),
     # -- features added by other issues: one entry each, below this line --------
+    # purchase-sequence statistics (sql/sequence.sql, docs/rfm.md)
+    Feature("sequence_purchase_count", "integer", "count", ALL_TIME_RULE + "; zero-value purchases included",
+            "0 when none", "Number of purchases at or before as_of.", "sequence_features", FIXED,
+            added_by="issue 5 (sequence statistics)"),
+    Feature("gap_mean_days", "real", "days", ALL_TIME_RULE, "NULL when fewer than 2 purchases",
+            "Mean gap between consecutive purchases (time order; 0 for purchases at the same instant).",
+            "sequence_features", FIXED, added_by="issue 5 (sequence statistics)"),
+    Feature("gap_std_days", "real", "days", ALL_TIME_RULE, "NULL when fewer than 2 purchases; 0.0 with exactly 2",
+            "Population standard deviation of the gaps between consecutive purchases.",
+            "sequence_features", FIXED, added_by="issue 5 (sequence statistics)"),
+    Feature("gap_cv", "real", "ratio", ALL_TIME_RULE, "NULL when fewer than 2 purchases or when the mean gap is 0",
+            "Coefficient of variation of the gaps: gap_std_days / gap_mean_days.",
+            "sequence_features", FIXED, added_by="issue 5 (sequence statistics)"),
+    Feature("order_value_trend", "real", "currency units per order", ALL_TIME_RULE,
+            "NULL when fewer than 2 purchases",
+            "Least-squares slope of order value over order index 0..n-1 (time order).",
+            "sequence_features", FIXED, added_by="issue 5 (sequence statistics)"),
+    Feature("gap_median_days", "real", "days", ALL_TIME_RULE, "NULL when fewer than 2 purchases",
+            "Median gap between consecutive purchases (mean of the middle two for an even number of gaps).",
+            "sequence_features", FIXED, added_by="issue 5 (sequence statistics)"),
+    Feature("periodicity", "real", "ratio 0..1", ALL_TIME_RULE, "NULL when fewer than 2 purchases",
+            "Share of gaps within 20% of the median gap (5 * |gap - median| <= median).",
+            "sequence_features", FIXED, added_by="issue 5 (sequence statistics)"),
 ]
 
 # -- the families materialized into customer_features ----------------------------
@@ -174,6 +197,8 @@ FAMILIES = [
     Family("purchase_last", ("purchases",)),
     Family("primary_device", ("sessions",), requires=("session_devices",)),
     # -- families added by other issues: one entry each, below this line --------
+    # purchase-sequence statistics: all time up to as_of, no window edges
+    Family("sequence_features", ("purchases",), added_by="issue 5 (sequence statistics)"),
 ]
 
 # Columns of customer_features that are keys and bookkeeping, not features.
