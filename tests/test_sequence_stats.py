@@ -120,3 +120,22 @@ def test_get_sequence_features_one_customer():
         assert store.get_sequence_features("nobody", as_of="2024-02-01T00:00:00Z") == {
             "sequence_purchase_count": 0, **dict.fromkeys(KEYS[1:])}
         assert store.get_sequence_features("", as_of="2024-02-01T00:00:00Z") == {}
+
+
+def test_sequence_features_are_in_the_catalog_and_materialized():
+    from store import catalog
+
+    records = {f.name: f for f in catalog.features() if f.query == "sequence_features"}
+    assert set(records) == set(KEYS)
+    assert catalog.family("sequence_features").tables == ("purchases",)
+    t0 = timeutil.to_us("2024-01-01T00:00:00Z")
+    purchases = [("a", t0 + d * DAY_US, f"a{d}", float(d)) for d in (0, 1, 5, 6)] + [("b", t0, "b0", 3.0)]
+    with store_with(purchases) as store:
+        store.materialize(as_of="2024-02-01T00:00:00Z")
+        cursor = store.conn.execute(f"SELECT customer_id, {', '.join(KEYS)} FROM customer_features "
+                                    "ORDER BY customer_id")
+        rows = {r[0]: dict(zip(KEYS, r[1:])) for r in cursor}
+    as_of = timeutil.to_us("2024-02-01T00:00:00Z")
+    for cid in ("a", "b"):
+        want = oracle_rfm.sequence_features([(t, e, v) for c, t, e, v in purchases if c == cid], as_of)
+        assert all(same(rows[cid][k], want[k]) for k in KEYS), (cid, rows[cid], want)
