@@ -27,7 +27,9 @@ ANCHOR_DAYS = (0, 1, 7, 30, 45.25, 60, 61, 90, 91, 365)
 DELTAS_US = (-1, 0, 1, -1_000_000, 1_000_000, 3_600_000_000, -3_600_000_000)
 DAYS = (None, 0, -1, -30, 0.25, 1, 7, 30, 45.25, 60, 61, 90, 365)
 
-SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# A deeper search: SEED_PROPERTY_EXAMPLES=1000 pytest tests/test_seed_properties.py
+SETTINGS = settings(max_examples=int(os.environ.get("SEED_PROPERTY_EXAMPLES", "60")), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 times = st.one_of(
     st.builds(lambda d, us: AS_OF - timedelta(days=d) + us * US,
@@ -146,10 +148,12 @@ def test_every_getter_matches_oracle(history, days):
                                 f"{name}({cid!r}, days={days!r})", ordered=True)
 
 
+metadata_maps = st.dictionaries(customers, st.dictionaries(st.sampled_from("abc"), st.integers(-5, 5), max_size=2),
+                                max_size=3)
+
+
 @SETTINGS
-@given(histories(), st.sampled_from(DAYS),
-       st.dictionaries(customers, st.dictionaries(st.sampled_from("abc"), st.integers(-5, 5), max_size=2),
-                       max_size=2))
+@given(histories(), st.sampled_from(DAYS), metadata_maps)
 def test_all_features_matches_oracle(history, days, metadata):
     store, orc = load(history, metadata)
     with store:
@@ -164,9 +168,9 @@ cohort_ids = st.lists(st.sampled_from(QUERIED + ("", None)), max_size=8)
 
 
 @SETTINGS
-@given(histories(), st.sampled_from(DAYS), cohort_ids)
-def test_cohort_features_and_summary_match_oracle(history, days, ids):
-    store, orc = load(history, {"c2": {"tier": "gold"}})
+@given(histories(), st.sampled_from(DAYS), cohort_ids, metadata_maps)
+def test_cohort_features_and_summary_match_oracle(history, days, ids, metadata):
+    store, orc = load(history, metadata)
     with store:
         assert_same(store.get_cohort_features(ids, days, as_of=AS_OF),
                     orc.get_cohort_features(ids, days, as_of=AS_OF), "get_cohort_features")
