@@ -144,7 +144,7 @@ def crash_single(tmp_path, kills, n_total, seed, delay):
 
 
 def test_crash_single_calls(tmp_path):
-    crash_single(tmp_path, kills=3, n_total=40_000, seed=11, delay=(0.05, 0.8))
+    crash_single(tmp_path, kills=3, n_total=25_000, seed=11, delay=(0.05, 0.5))
 
 
 @pytest.mark.long
@@ -208,7 +208,7 @@ def crash_bulk(tmp_path, kills, customers, batch, seed, delay):
 
 
 def test_crash_bulk_load(tmp_path):
-    crash_bulk(tmp_path, kills=3, customers=2000, batch=1000, seed=21, delay=(0.05, 0.7))
+    crash_bulk(tmp_path, kills=3, customers=1500, batch=1000, seed=21, delay=(0.05, 0.5))
 
 
 @pytest.mark.long
@@ -331,7 +331,7 @@ def crash_materialize(tmp_path, kills, customers, seed, delay):
 
 
 def test_crash_materialize(tmp_path):
-    crash_materialize(tmp_path, kills=3, customers=800, seed=41, delay=(0.05, 1.5))
+    crash_materialize(tmp_path, kills=3, customers=600, seed=41, delay=(0.05, 1.5))
 
 
 @pytest.mark.long

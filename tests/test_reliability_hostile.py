@@ -133,7 +133,7 @@ def test_every_add_method_is_covered():
 
 
 EXAMPLES = 20  # per method in the default run; the long variant runs LONG_EXAMPLES
-LONG_EXAMPLES = 300
+LONG_EXAMPLES = 200
 STATS = {"offered": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
 
 

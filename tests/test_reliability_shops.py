@@ -108,13 +108,13 @@ def canon(value):
 
 
 def test_two_shops_never_see_each_other(tmp_path_factory):
-    settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))(
+    settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))(
         given(events=history)(check_two_shops))(tmp_path_factory)
 
 
 @pytest.mark.long
 def test_two_shops_never_see_each_other_long(tmp_path_factory):
-    settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))(
+    settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))(
         given(events=history)(check_two_shops))(tmp_path_factory)
 
 
