@@ -406,3 +406,10 @@ def test_report_figures(capsys):
     with capsys.disabled():
         print(f"\nRELIABILITY hostile: {STATS}")
     assert sqlite3.sqlite_version
+
+
+@pytest.mark.long
+def test_report_figures_long(capsys):
+    """The same figures after the long variants (collected last: run with -m long -s)."""
+    with capsys.disabled():
+        print(f"\nRELIABILITY hostile (long): {STATS}")

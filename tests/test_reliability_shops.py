@@ -146,3 +146,10 @@ def check_two_shops(tmp_path_factory, events):
 def test_report_figures(capsys):
     with capsys.disabled():
         print(f"\nRELIABILITY shops: {STATS}")
+
+
+@pytest.mark.long
+def test_report_figures_long(capsys):
+    """The same figures after the long variants (collected last: run with -m long -s)."""
+    with capsys.disabled():
+        print(f"\nRELIABILITY shops (long): {STATS}")
