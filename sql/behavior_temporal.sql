@@ -13,6 +13,12 @@
 -- name: behavior_purchase_local
 -- One row per purchase of a target at or before its as_of, with its local time.
 SELECT
+    target_id, event_time_us, event_id, order_value, local_us,
+    -- local_s: local_us floored to whole seconds (exact integer arithmetic: strftime on a
+    -- fractional value would round to the millisecond); the argument of strftime(..., 'unixepoch')
+    (local_us - ((local_us % 1000000) + 1000000) % 1000000) / 1000000 AS local_s
+FROM (
+SELECT
     t.target_id AS target_id,
     -- event_time_us: purchase instant; microseconds since the epoch, UTC
     p.event_time_us AS event_time_us,
@@ -30,6 +36,7 @@ JOIN purchases AS p
     ON p.shop_id = :shop_id
    AND p.customer_id = t.customer_id
    AND p.event_time_us <= t.as_of_us
+)
 
 -- name: behavior_purchase_seasons
 -- One row per (target, season) with purchases. Seasons (meteorological,
@@ -45,7 +52,7 @@ SELECT
     MIN(event_time_us) AS first_us
 FROM (
     SELECT target_id, event_time_us,
-           CASE CAST(strftime('%m', local_us / 1000000.0, 'unixepoch') AS INTEGER)
+           CASE CAST(strftime('%m', local_s, 'unixepoch') AS INTEGER)
                WHEN 12 THEN 'winter' WHEN 1 THEN 'winter' WHEN 2 THEN 'winter'
                WHEN 3 THEN 'spring' WHEN 4 THEN 'spring' WHEN 5 THEN 'spring'
                WHEN 6 THEN 'summer' WHEN 7 THEN 'summer' WHEN 8 THEN 'summer'
@@ -72,7 +79,7 @@ LEFT JOIN (
         SELECT target_id, hour,
                ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY COUNT(*) DESC, MIN(event_time_us), hour) AS rn
         FROM (SELECT target_id, event_time_us,
-                     CAST(strftime('%H', local_us / 1000000.0, 'unixepoch') AS INTEGER) AS hour
+                     CAST(strftime('%H', local_s, 'unixepoch') AS INTEGER) AS hour
               FROM behavior_purchase_local)
         GROUP BY target_id, hour
     ) WHERE rn = 1
@@ -82,7 +89,7 @@ LEFT JOIN (
         SELECT target_id, weekday,
                ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY COUNT(*) DESC, MIN(event_time_us), weekday) AS rn
         FROM (SELECT target_id, event_time_us,
-                     (CAST(strftime('%w', local_us / 1000000.0, 'unixepoch') AS INTEGER) + 6) % 7 AS weekday
+                     (CAST(strftime('%w', local_s, 'unixepoch') AS INTEGER) + 6) % 7 AS weekday
               FROM behavior_purchase_local)
         GROUP BY target_id, weekday
     ) WHERE rn = 1
