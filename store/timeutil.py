@@ -75,6 +75,13 @@ def iso(us):
     return text + "Z"
 
 
+# Windows longer than this reach before any representable instant (datetimes span
+# about 3.65 million days); clamping keeps them within timedelta and SQLite's
+# 64-bit integers (1e8 days = 8.64e18 us) instead of raising OverflowError.
+MAX_WINDOW_DAYS = 100_000_000
+
+
 def days_to_us(days):
-    """A window length in days (int or float) as whole microseconds."""
-    return timedelta(days=days) // ONE_US
+    """A window length in days (int or float) as whole microseconds (longer
+    windows than MAX_WINDOW_DAYS are clamped to it: the same events)."""
+    return timedelta(days=min(days, MAX_WINDOW_DAYS)) // ONE_US
