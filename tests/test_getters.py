@@ -545,3 +545,16 @@ def test_cohort_summary_days_and_empty(busy):
     agg = busy.get_cohort_summary(["c1"], 30, as_of=AS_OF)["aggregates"]
     assert agg["total_purchase_value"] == 10.0
     assert agg["support_ticket_count"] == 2.0
+
+
+@pytest.mark.parametrize("days", [10 ** 6, 10 ** 9, 10 ** 12, 1e300])
+def test_huge_windows_are_all_time(store, days):
+    """A window longer than any representable span keeps every event (no OverflowError)."""
+    store.add_purchase("c", 1.0, "0001-01-02T00:00:00Z")
+    store.add_purchase("c", 2.0, ago(1))
+    store.add_session("c", 5, "tv", "0001-01-02T00:00:00Z")
+    assert store.get_total_purchase_value("c", days, as_of=AS_OF) == 3.0
+    assert store.get_purchase_frequency("c", days, as_of=AS_OF) == pytest.approx(2 / (days / 30))
+    assert store.get_device_usage_pattern("c", days, as_of=AS_OF) == {"tv": 1}
+    assert store.get_all_features("c", days, as_of=AS_OF)["total_purchase_value"] == 3.0
+    assert store.get_cohort_summary(["c"], days, as_of=AS_OF)["aggregates"]["total_purchase_value"] == 3.0
