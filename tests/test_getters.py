@@ -558,3 +558,19 @@ def test_huge_windows_are_all_time(store, days):
     assert store.get_device_usage_pattern("c", days, as_of=AS_OF) == {"tv": 1}
     assert store.get_all_features("c", days, as_of=AS_OF)["total_purchase_value"] == 3.0
     assert store.get_cohort_summary(["c"], days, as_of=AS_OF)["aggregates"]["total_purchase_value"] == 3.0
+
+
+def test_naive_datetimes_are_local_time_in_any_zone(store):
+    """Naive event times and as_of are local time, as datetime.now() gives (whatever the
+    machine's zone; test_seed_properties also checks a fixed +05:30 zone)."""
+    naive = datetime(2025, 5, 31, 12, 0)
+    instant = naive.astimezone(timezone.utc)  # the local-time reading of the naive value
+    store.add_purchase("c", 1.0, naive)
+    store.add_purchase("c", 2.0, "2025-05-31T12:00:00")  # a naive ISO string: local too
+    assert store.get_total_purchase_value("c", as_of=instant) == 3.0
+    assert store.get_total_purchase_value("c", as_of=instant - US) == 0.0
+    assert store.get_total_purchase_value("c", as_of=naive) == 3.0
+    assert store.get_total_purchase_value("c", as_of=datetime(2025, 5, 31, 11, 59, 59, 999999)) == 0.0
+    now = datetime.now()
+    store.add_purchase("d", 1.0, now - timedelta(days=2, seconds=1))
+    assert store.get_purchase_recency("d") == 2
