@@ -182,3 +182,36 @@ def test_shops_in_one_file_are_separate(tmp_path):
         assert a.get_total_purchase_value("c1", as_of=AS_OF) == 1.0
     with CustomerActivityFeatures(path) as default:
         assert default.get_total_purchase_value("c1", as_of=AS_OF) == 0.0
+
+
+def test_single_adds_are_buffered_not_committed_per_call(tmp_path, monkeypatch):
+    """With the time limit out of the way, a loop of add_* calls stays in one open
+    transaction until flush() (another connection sees nothing before)."""
+    from store import ingest
+    monkeypatch.setattr(ingest, "MAX_PENDING_SECONDS", 3600)
+    path = tmp_path / "store.db"
+    with CustomerActivityFeatures(path) as store:
+        for i in range(20):
+            assert store.add_purchase("c1", 1.0, ago(1)) is True
+        assert store.conn.in_transaction
+        assert plain_count(path, "purchases") == 0
+        store.flush()
+        assert not store.conn.in_transaction
+        assert plain_count(path, "purchases") == 20
+
+
+def test_buffer_is_committed_every_max_pending_events(tmp_path, monkeypatch):
+    from store import ingest
+    monkeypatch.setattr(ingest, "MAX_PENDING_SECONDS", 3600)
+    monkeypatch.setattr(ingest, "MAX_PENDING", 5)
+    path = tmp_path / "store.db"
+    with CustomerActivityFeatures(path) as store:
+        for i in range(12):
+            store.add_purchase("c1", 1.0, ago(1))
+        assert plain_count(path, "purchases") == 10
+
+
+def test_file_store_uses_wal_and_a_busy_timeout(tmp_path):
+    with CustomerActivityFeatures(tmp_path / "store.db") as store:
+        assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
