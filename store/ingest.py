@@ -183,7 +183,7 @@ class Writer:
                 row = kind.row(self.shop_id, timeutil.now_us(), *values)
             except validate.Rejection as rejection:
                 if self.strict:
-                    raise InvalidEventError(rejection.field, str(rejection)) from None
+                    raise InvalidEventError(rejection.field, rejection.why) from None
                 self._ensure_transaction()
                 try:
                     self._write_rejection(kind.name, payload, rejection.reason)
@@ -207,7 +207,7 @@ class Writer:
                 row = self._customer_row(customer, metadata, created_at)
             except validate.Rejection as rejection:
                 if self.strict:
-                    raise InvalidEventError(rejection.field, str(rejection)) from None
+                    raise InvalidEventError(rejection.field, rejection.why) from None
                 self._ensure_transaction()
                 try:
                     self._write_rejection("customer", payload, rejection.reason)
@@ -247,7 +247,7 @@ class Writer:
                     rows.append(kind.row(self.shop_id, timeutil.now_us(), *_record_values(kind, record)))
                 except validate.Rejection as rejection:
                     if self.strict:
-                        raise InvalidEventError(rejection.field, f"record {index}: {rejection}") from None
+                        raise InvalidEventError(rejection.field, f"record {index}: {rejection.why}") from None
                     rejections.append((self.shop_id, kind.name, _payload(record), rejection.reason))
                 if len(rows) + len(rejections) >= batch_size:
                     self._write_batch(sql, rows, rejections, result)
@@ -286,7 +286,7 @@ class Writer:
                                                record.get("created_at")))
             except validate.Rejection as rejection:
                 if self.strict:
-                    raise InvalidEventError(rejection.field, str(rejection)) from None
+                    raise InvalidEventError(rejection.field, rejection.why) from None
                 rejections.append((self.shop_id, "customer", _payload(record), rejection.reason))
         self._write_batch(self._sql_customer, rows, rejections, result)
 

@@ -23,6 +23,7 @@ class Rejection(Exception):
     def __init__(self, field, reason):
         super().__init__(f"{field}: {reason}")
         self.field = field
+        self.why = reason  # without the field name
         self.reason = f"{field}: {reason}"
 
 
