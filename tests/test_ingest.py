@@ -292,6 +292,18 @@ def test_bulk_rejections_name_their_reason(store):
     assert result.as_dict()["offered"] == 6
 
 
+def test_strict_error_names_the_field_once():
+    with CustomerActivityFeatures(strict=True) as store:
+        with pytest.raises(InvalidEventError) as info:
+            store.add_purchase("c", -1, DATE)
+        assert str(info.value) == "order_value: is negative"
+        assert (info.value.field, info.value.reason) == ("order_value", "is negative")
+        with pytest.raises(InvalidEventError) as info:
+            store.add_sessions([{"customer_id": "c", "duration_seconds": 1},
+                                {"customer_id": "c", "duration_seconds": float("nan")}])
+        assert str(info.value) == "duration_seconds: record 1: is NaN"
+
+
 def test_bulk_strict_raises_value_error_naming_the_field():
     with CustomerActivityFeatures(strict=True) as store:
         with pytest.raises(ValueError, match="order_value"):
