@@ -572,5 +572,5 @@ def test_naive_datetimes_are_local_time_in_any_zone(store):
     assert store.get_total_purchase_value("c", as_of=naive) == 3.0
     assert store.get_total_purchase_value("c", as_of=datetime(2025, 5, 31, 11, 59, 59, 999999)) == 0.0
     now = datetime.now()
-    store.add_purchase("d", 1.0, now - timedelta(days=2, seconds=1))
+    store.add_purchase("d", 1.0, now - timedelta(days=2, hours=2))  # 2 days even across a DST change
     assert store.get_purchase_recency("d") == 2
