@@ -1,7 +1,7 @@
 """The module-level helpers over plain lists of dicts: calculate_purchase_features and
 calculate_session_features."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -1,8 +1,7 @@
 """Ingest: validation, rejections with reasons, strict mode, bulk counts, duplicates, metadata."""
 
 import json
-import math
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from decimal import Decimal
 
 import pytest
