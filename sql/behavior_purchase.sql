@@ -67,4 +67,5 @@ LEFT JOIN (
                ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY purchase_count DESC, first_us, season) AS rn
         FROM behavior_purchase_seasons
     ) WHERE rn = 1
+    GROUP BY target_id  -- one row per target already; an aggregate gets an automatic index in cohort joins
 ) AS se ON se.target_id = t.target_id

@@ -6,8 +6,10 @@
 --   :new_customer_us        'new': first purchase at most this long before as_of (30 days)
 --   :recency_concern_days   recency_risk: last purchase more than this many days ago (60, the seed constant)
 --   :risk_points            points per raised flag in risk_score (25; 4 flags -> 0..100)
--- Reads the CTEs behavior_purchase (first/last purchase) and all_features
--- (the seed retention flags, computed with the seed's default parameters).
+--   :short_window_us, :long_window_us, :short_days, :long_days, :declining_ratio,
+--   :support_escalation_ratio, :support_max_tickets, :cart_min_conversion_ratio,
+--   :cart_max_abandoned   the seed's retention-rule constants (store.features)
+-- Reads the CTEs behavior_purchase (first purchase) and behavior_retention.
 
 -- name: behavior_rfm_population
 -- One row per (as_of of the targets, shop customer with a purchase at or
@@ -45,6 +47,71 @@ SELECT
         / COUNT(*) OVER (PARTITION BY as_of_us) AS monetary_score
 FROM behavior_rfm_population
 
+-- name: behavior_retention
+-- The seed retention flags (sql/all_features.sql, same rules and constants),
+-- recomputed here with one indexed correlated count per input instead of
+-- joining the seed family CTEs: the behaviour statement stays linear in the
+-- cohort size whatever plan SQLite picks for the seed join.
+SELECT
+    target_id,
+    -- recency_risk: last purchase more than :recency_concern_days whole days before as_of; 0/1; 0 when no purchase
+    COALESCE((as_of_us - last_us) / 86400000000 > :recency_concern_days, 0) AS recency_risk,
+    -- declining_engagement: 30- and 90-day purchase counts both > 0 and (n30 / (30/30)) / (n90 / (90/30)) < :declining_ratio; 0/1
+    (n30 > 0 AND n90 > 0
+        AND (n30 / (:short_days / 30.0)) / (n90 / (:long_days / 30.0)) < :declining_ratio) AS declining_engagement,
+    -- support_risk: 30-day escalation ratio > :support_escalation_ratio or more than :support_max_tickets tickets in 30 days; 0/1
+    (COALESCE(escalated30 * 1.0 / NULLIF(tickets30, 0), 0.0) > :support_escalation_ratio
+        OR tickets30 > :support_max_tickets) AS support_risk,
+    -- cart_abandonment_risk: 30-day conversion ratio < :cart_min_conversion_ratio and more than :cart_max_abandoned abandoned carts in 30 days; 0/1
+    (COALESCE(converted30 * 1.0 / NULLIF(carts30, 0), 0.0) < :cart_min_conversion_ratio
+        AND carts30 - converted30 > :cart_max_abandoned) AS cart_abandonment_risk
+FROM (
+    SELECT
+        t.target_id AS target_id,
+        t.as_of_us AS as_of_us,
+        (SELECT MAX(p.event_time_us) FROM purchases AS p
+          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
+            AND p.event_time_us <= t.as_of_us) AS last_us,
+        (SELECT COUNT(*) FROM purchases AS p
+          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
+            AND p.event_time_us <= t.as_of_us AND p.event_time_us >= t.as_of_us - :short_window_us) AS n30,
+        (SELECT COUNT(*) FROM purchases AS p
+          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
+            AND p.event_time_us <= t.as_of_us AND p.event_time_us >= t.as_of_us - :long_window_us) AS n90,
+        (SELECT COUNT(*) FROM support_interactions AS s
+          WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id
+            AND s.event_time_us <= t.as_of_us AND s.event_time_us >= t.as_of_us - :short_window_us) AS tickets30,
+        (SELECT TOTAL(s.escalated) FROM support_interactions AS s
+          WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id
+            AND s.event_time_us <= t.as_of_us AND s.event_time_us >= t.as_of_us - :short_window_us) AS escalated30,
+        (SELECT COUNT(*) FROM cart_events AS c
+          WHERE c.shop_id = :shop_id AND c.customer_id = t.customer_id
+            AND c.event_time_us <= t.as_of_us AND c.event_time_us >= t.as_of_us - :short_window_us) AS carts30,
+        (SELECT COUNT(*) FROM cart_events AS c
+          WHERE c.shop_id = :shop_id AND c.customer_id = t.customer_id AND c.event_type = 'converted'
+            AND c.event_time_us <= t.as_of_us AND c.event_time_us >= t.as_of_us - :short_window_us) AS converted30
+    FROM target AS t
+)
+
+-- name: behavior_rfm_scores_few
+-- The same scores as behavior_rfm_scores, for the target customers only, by
+-- counting the population members with a strictly worse value (no window
+-- sorts over the whole population): store.behavior uses it in place of
+-- behavior_rfm_scores for a single customer; O(targets x population).
+SELECT
+    me.as_of_us AS as_of_us,
+    me.customer_id AS customer_id,
+    -- recency_score: 1..rfm_bins, higher = more recent; integer
+    1 + (:rfm_bins * SUM(pop.recency_us > me.recency_us)) / COUNT(*) AS recency_score,
+    -- frequency_score: 1..rfm_bins, higher = more purchases; integer
+    1 + (:rfm_bins * SUM(pop.frequency < me.frequency)) / COUNT(*) AS frequency_score,
+    -- monetary_score: 1..rfm_bins, higher = more value; integer
+    1 + (:rfm_bins * SUM(pop.monetary < me.monetary)) / COUNT(*) AS monetary_score
+FROM (SELECT DISTINCT t.as_of_us, t.customer_id FROM target AS t) AS w
+JOIN behavior_rfm_population AS me ON me.as_of_us = w.as_of_us AND me.customer_id = w.customer_id
+JOIN behavior_rfm_population AS pop ON pop.as_of_us = w.as_of_us
+GROUP BY me.as_of_us, me.customer_id
+
 -- name: behavior_segmentation
 SELECT
     t.target_id AS target_id,
@@ -65,23 +132,29 @@ SELECT
         WHEN sc.recency_score <= 2 THEN 'hibernating'
         ELSE 'needs_attention'
     END AS customer_segment,
-    -- recency_risk: last purchase more than :recency_concern_days whole days before as_of; 0/1 (boolean); 0 when no purchase
-    COALESCE(af.purchase_recency_days > :recency_concern_days, 0) AS recency_risk,
-    -- declining_engagement, support_risk, cart_abandonment_risk, retention_concern: the seed retention flags (all_features.sql); 0/1 (boolean)
-    af.declining_engagement AS declining_engagement,
-    af.support_risk AS support_risk,
-    af.cart_abandonment_risk AS cart_abandonment_risk,
-    af.retention_concern AS retention_concern,
+    -- recency_risk, declining_engagement, support_risk, cart_abandonment_risk: behavior_retention; 0/1 (boolean)
+    rt.recency_risk AS recency_risk,
+    rt.declining_engagement AS declining_engagement,
+    rt.support_risk AS support_risk,
+    rt.cart_abandonment_risk AS cart_abandonment_risk,
+    -- retention_concern: any of the four flags (the seed's rule); 0/1 (boolean)
+    (rt.recency_risk OR rt.declining_engagement OR rt.support_risk OR rt.cart_abandonment_risk) AS retention_concern,
     -- risk_score: :risk_points x (recency_risk + declining_engagement + support_risk + cart_abandonment_risk); rule-based, NOT a probability; integer 0..100
-    :risk_points * (COALESCE(af.purchase_recency_days > :recency_concern_days, 0)
-                    + af.declining_engagement + af.support_risk + af.cart_abandonment_risk) AS risk_score,
+    :risk_points * (rt.recency_risk + rt.declining_engagement + rt.support_risk + rt.cart_abandonment_risk)
+        AS risk_score,
     -- account_age_days: whole days (floor) from customers.created_at to as_of; integer; NULL when unknown or after as_of
     CASE WHEN cu.created_at_us <= t.as_of_us THEN (t.as_of_us - cu.created_at_us) / 86400000000 END
         AS account_age_days
 FROM target AS t
 JOIN behavior_purchase AS bp ON bp.target_id = t.target_id
-JOIN all_features AS af ON af.target_id = t.target_id
-LEFT JOIN behavior_rfm_scores AS sc
+JOIN behavior_retention AS rt ON rt.target_id = t.target_id
+LEFT JOIN (
+    -- one row per (as_of, customer) already; as an aggregate it gets an automatic index in cohort joins
+    SELECT as_of_us, customer_id, MAX(recency_score) AS recency_score, MAX(frequency_score) AS frequency_score,
+           MAX(monetary_score) AS monetary_score
+    FROM behavior_rfm_scores
+    GROUP BY as_of_us, customer_id
+) AS sc
     ON sc.as_of_us = t.as_of_us
    AND sc.customer_id = t.customer_id
 LEFT JOIN customers AS cu

@@ -12,7 +12,7 @@ from oracle_behavior import AS_OF, LONG, MINUTE, check_family, histories, iso
 AS_OFS = st.sampled_from((AS_OF, AS_OF - LONG))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(histories(), AS_OFS)
 def test_engagement_family_matches_oracle(h, as_of):
     check_family("engagement", h, as_ofs=(as_of,))

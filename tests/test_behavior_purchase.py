@@ -10,7 +10,7 @@ from oracle_behavior import AS_OF, DAY, LONG, check_family, histories, iso
 AS_OFS = st.sampled_from((AS_OF, AS_OF - LONG))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(histories(), AS_OFS)
 def test_purchase_family_matches_oracle(h, as_of):
     check_family("purchase", h, as_ofs=(as_of,))

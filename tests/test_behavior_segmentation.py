@@ -11,7 +11,7 @@ from store import behavior
 AS_OFS = st.sampled_from((AS_OF, AS_OF - LONG))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(histories(), AS_OFS)
 def test_segmentation_family_matches_oracle(h, as_of):
     check_family("segmentation", h, as_ofs=(as_of,))

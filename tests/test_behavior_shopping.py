@@ -10,7 +10,7 @@ from oracle_behavior import AS_OF, DAY, LONG, MINUTE, check_family, histories, i
 AS_OFS = st.sampled_from((AS_OF, AS_OF - LONG))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(histories(), AS_OFS)
 def test_shopping_family_matches_oracle(h, as_of):
     check_family("shopping", h, as_ofs=(as_of,))

@@ -11,7 +11,7 @@ from oracle_behavior import AS_OF, DAY, LONG, check_family, histories, iso
 ZONES = st.sampled_from(("UTC", "Europe/London", "America/New_York", "Asia/Kolkata"))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(histories(), ZONES, st.sampled_from((AS_OF, AS_OF - LONG)))
 def test_temporal_family_matches_oracle(h, tz, as_of):
     check_family("temporal", h, tz=tz, as_ofs=(as_of,))
