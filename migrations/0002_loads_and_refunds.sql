@@ -60,21 +60,25 @@ CREATE UNIQUE INDEX rejected_events_source ON rejected_events (load_id, source_r
 -- load, when one INSERT ... SELECT ... GROUP BY per output table aggregates
 -- them (an invoice is one purchase whatever the order of its lines), then
 -- they are deleted. Rows of an interrupted load stay until it is resumed.
+-- The primary key starts with the group (invoice, session, incident), so the
+-- aggregation reads the groups in order without sorting, and ends with the
+-- row's hash, so an exact duplicate row is staged once (INSERT OR IGNORE)
+-- and counted as a duplicate.
 CREATE TABLE load_staging_online_retail (
     load_id        INTEGER NOT NULL,
-    line_key       TEXT NOT NULL,             -- the whole line: exact duplicate lines are staged once
-    source_row     INTEGER NOT NULL,
+    source_row     INTEGER NOT NULL,          -- 1-based input row number
+    line_hash BLOB NOT NULL,  -- blake2b-128 of the whole input row
     invoice        TEXT NOT NULL,
     customer_id    TEXT NOT NULL,
     event_time_us  INTEGER NOT NULL,
     amount         REAL NOT NULL,             -- quantity x unit price
-    PRIMARY KEY (load_id, line_key)
+    PRIMARY KEY (load_id, invoice, line_hash)
 ) WITHOUT ROWID;
 
 CREATE TABLE load_staging_rees46 (
     load_id        INTEGER NOT NULL,
-    line_key       TEXT NOT NULL,             -- the whole line: exact duplicate lines are staged once
-    source_row     INTEGER NOT NULL,
+    source_row     INTEGER NOT NULL,          -- 1-based input row number
+    line_hash BLOB NOT NULL,  -- blake2b-128 of the whole input row
     user_session   TEXT NOT NULL,
     customer_id    TEXT NOT NULL,             -- user_id
     event_time_us  INTEGER NOT NULL,
@@ -84,13 +88,13 @@ CREATE TABLE load_staging_rees46 (
     category_code  TEXT,
     brand          TEXT,
     price          REAL,
-    PRIMARY KEY (load_id, line_key)
+    PRIMARY KEY (load_id, user_session, customer_id, line_hash)
 ) WITHOUT ROWID;
 
 CREATE TABLE load_staging_incidents (
     load_id             INTEGER NOT NULL,
-    line_key            TEXT NOT NULL,        -- the whole line: exact duplicate lines are staged once
-    source_row          INTEGER NOT NULL,
+    source_row          INTEGER NOT NULL,     -- 1-based input row number
+    line_hash BLOB NOT NULL,  -- blake2b-128 of the whole input row
     incident            TEXT NOT NULL,
     customer_id         TEXT NOT NULL,        -- caller_id
     state               TEXT NOT NULL,
@@ -99,5 +103,5 @@ CREATE TABLE load_staging_incidents (
     resolved_us         INTEGER,
     reassignment_count  INTEGER NOT NULL,
     priority            TEXT NOT NULL,
-    PRIMARY KEY (load_id, line_key)
+    PRIMARY KEY (load_id, incident, line_hash)
 ) WITHOUT ROWID;
