@@ -8,11 +8,13 @@ SIGKILL everything named in the side file must be in the database.
 
 Modes:
 
-* ``single DB LOG N``: N single ``add_purchase`` calls (order ids P000000..),
-  ``flush()`` after every ``SINGLE_BATCH`` calls, then the batch number is logged.
-* ``bulk DB LOG CUSTOMERS BATCH``: the synthetic shop of CUSTOMERS customers
-  through the bulk methods, kind by kind; after every committed batch the
-  kind and the number of records offered so far are logged.
+* ``single DB LOG N [RESUME]``: N single ``add_purchase`` calls (order ids
+  P000000..), ``flush()`` after every ``SINGLE_BATCH`` calls, then the batch
+  number is logged; RESUME=1 starts after the last logged batch.
+* ``bulk DB LOG CUSTOMERS BATCH [RESUME]``: the synthetic shop of CUSTOMERS
+  customers through the bulk methods, kind by kind; after every committed
+  batch the kind and the number of records offered so far are logged;
+  RESUME=1 skips what the log says is committed.
 * ``rounds DB LOG ROUNDS``: the concurrency writer; each round is one bulk
   batch of ROUND_SIZE purchases (value 1.0, one per cohort customer) followed
   by one bulk batch of sessions; the round number is logged after both.
@@ -28,6 +30,7 @@ Modes:
   times, alternating the as_of values; each finished run's as_of is logged.
 """
 
+import itertools
 import json
 import os
 import sys
@@ -60,11 +63,24 @@ def single_event(i):
             f"2025-{1 + i % 12:02d}-{1 + i % 28:02d}T{i % 24:02d}:00:00Z", f"P{i:06d}")
 
 
-def run_single(db, log, n):
+def logged_lines(log):
+    if not os.path.exists(log):
+        return []
+    with open(log) as handle:
+        return [line.split() for line in handle if line.endswith("\n")]
+
+
+def run_single(db, log, n, resume="0"):
+    """With resume=1 the stream restarts after the last logged batch (a producer resuming from
+    its checkpoint); with resume=0 it is offered again from the start (duplicates)."""
     n = int(n)
+    start = 0
+    if resume == "1":
+        batches = [int(x[0]) for x in logged_lines(log)]
+        start = (max(batches) + 1) * SINGLE_BATCH if batches else 0
     with CustomerActivityFeatures(db) as store, open(log, "a") as out:
         print("ready", flush=True)
-        for i in range(n):
+        for i in range(start, n):
             customer, value, when, order_id = single_event(i)
             store.add_purchase(customer, value, when, order_id=order_id)
             if (i + 1) % SINGLE_BATCH == 0:
@@ -77,14 +93,22 @@ def bulk_stream(kind, customers):
     return synthetic.events(kind, int(customers), seed=7)
 
 
-def run_bulk(db, log, customers, batch):
+def run_bulk(db, log, customers, batch, resume="0"):
+    """With resume=1 each kind's stream restarts after its last logged batch."""
     batch = int(batch)
+    done = {}
+    if resume == "1":
+        for kind, offered in logged_lines(log):
+            done[kind] = max(done.get(kind, 0), int(offered))
     with CustomerActivityFeatures(db) as store, open(log, "a") as out:
         print("ready", flush=True)
         for kind, method in BULK_KINDS:
-            def progress(result, kind=kind):
-                log_line(out, f"{kind} {result.offered}")
-            getattr(store, method)(bulk_stream(kind, customers), batch_size=batch, progress=progress)
+            skip = done.get(kind, 0)
+
+            def progress(result, kind=kind, skip=skip):
+                log_line(out, f"{kind} {skip + result.offered}")
+            records = itertools.islice(bulk_stream(kind, customers), skip, None)
+            getattr(store, method)(records, batch_size=batch, progress=progress)
     print("done", flush=True)
 
 
