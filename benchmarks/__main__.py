@@ -76,9 +76,15 @@ def run(args):
     own_workdir = args.workdir is None
     workdir = Path(args.workdir or tempfile.mkdtemp(prefix="caf-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    repeat = args.repeat if args.repeat else (1 if args.smoke or args.customers > 200_000 else 3)
+    if args.repeat:
+        repeat = heavy = args.repeat
+    elif args.smoke:
+        repeat = heavy = 1
+    else:
+        repeat = 3 if args.customers < 50_000 else 2 if args.customers <= 200_000 else 1
+        heavy = repeat if args.customers < 50_000 else 1
     cfg = {
-        "customers": args.customers, "seed": args.seed, "repeat": repeat,
+        "customers": args.customers, "seed": args.seed, "repeat": repeat, "heavy_repeat": heavy,
         "dump_repeat": 1 if args.smoke else min(repeat, 2),
         "workdir": str(workdir), "db": str(workdir / "shop.db"), "as_of_us": AS_OF_US,
         "smoke": args.smoke, "data_dir": str(Path(args.data_dir) if args.data_dir else DATA_DIR),
@@ -87,8 +93,9 @@ def run(args):
     }
     steps = [s for s in ORDER if not args.only or s in args.only.split(",") or s == "generate"]
     results = {}
-    timeout = max(600, args.customers // 100)
-    print(f"benchmark: {args.customers:,} customers, seed {args.seed}, repeat {repeat}, workdir {workdir}",
+    timeout = args.step_timeout or max(600, args.customers // 100)
+    print(f"benchmark: {args.customers:,} customers, seed {args.seed}, repeat {repeat} "
+          f"(ingest/materialize/refresh: {heavy}), workdir {workdir}",
           file=sys.stderr)
     try:
         for name in steps:
@@ -106,7 +113,8 @@ def run(args):
         "date": started.strftime("%Y-%m-%d"), "started": started.isoformat(timespec="seconds"),
         "total_seconds": (finished - started).total_seconds(),
         "command": "python -m benchmarks " + " ".join(args.argv),
-        "customers": args.customers, "seed": args.seed, "repeat": repeat, "smoke": args.smoke,
+        "customers": args.customers, "seed": args.seed, "repeat": repeat, "heavy_repeat": heavy,
+        "step_timeout_s": timeout, "smoke": args.smoke,
         "as_of_us": AS_OF_US, "machine": machine(), "steps": results,
     }
     doc["headline"] = report.headline(doc)
@@ -137,8 +145,11 @@ def main(argv=None):
     r = sub.add_parser("run", help="run the benchmark suite")
     r.add_argument("--customers", type=int, default=100_000)
     r.add_argument("--seed", type=int, default=0)
-    r.add_argument("--repeat", type=int, default=0, help="runs per measurement (median); default 3, "
-                   "1 above 200,000 customers and in smoke mode")
+    r.add_argument("--repeat", type=int, default=0, help="runs per measurement (median); default 3 below "
+                   "50,000 customers, 2 up to 200,000, 1 above and in smoke mode; the ingest, materialize "
+                   "and refresh steps run once from 50,000 customers up")
+    r.add_argument("--step-timeout", type=int, default=0,
+                   help="seconds before a step is abandoned (recorded as an error); default max(600, customers/100)")
     r.add_argument("--smoke", action="store_true", help="CI mode: fail on any step error; assert no timing")
     r.add_argument("--output", help="directory for the JSON and Markdown results (default benchmarks/results)")
     r.add_argument("--workdir", help="where the databases go (default: a temporary directory)")

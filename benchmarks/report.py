@@ -127,7 +127,8 @@ def step_rows(doc):
 
 
 def table(doc):
-    lines = [f"\ncustomers {doc['customers']:,} | seed {doc['seed']} | repeat {doc['repeat']} (median) | "
+    lines = [f"\ncustomers {doc['customers']:,} | seed {doc['seed']} | repeat {doc['repeat']} (median; "
+             f"ingest/materialize/refresh {doc.get('heavy_repeat', doc['repeat'])}) | "
              f"{doc['machine']['nproc']} cores, {doc['machine']['memory_gb']} GB | python {doc['machine']['python']}"
              f" | sqlite {doc['machine']['sqlite_python_module']}", "",
              f"{'measure':<60}{'value':>14} {'unit':<9}{'target':>12}  status"]
@@ -143,7 +144,8 @@ def table(doc):
 def markdown(doc):
     m = doc["machine"]
     out = [f"# Benchmark: {doc['customers']:,} customers ({doc['date']})", "",
-           f"Command: `{doc['command']}`; seed {doc['seed']}; each figure the median of {doc['repeat']} run(s); "
+           f"Command: `{doc['command']}`; seed {doc['seed']}; each figure the median of {doc['repeat']} run(s) "
+           f"(ingest, materialize, refresh: {doc.get('heavy_repeat', doc['repeat'])}); "
            f"total {doc['total_seconds']:.0f} s.", "",
            f"Machine: {m['nproc']} cores, {m['memory_gb']} GB, {m['platform']}, Python {m['python']}, "
            f"SQLite {m['sqlite_python_module']} (module) / {m['sqlite3_shell']} (shell).", "",
