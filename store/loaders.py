@@ -497,6 +497,7 @@ class _Run:
 
     # -- rows --------------------------------------------------------------------------
     def _consume(self, reader, fmt):
+        self.decode_errors_at_start = formats._DecodeErrors.count  # before any byte is decoded
         text = reader.text()
         row_no = self.skip
         try:
@@ -547,7 +548,7 @@ class _Run:
         skip = self.skip
         batch, csv_rejections = self.batch, self.csv_rejections
         decode_errors = formats._DecodeErrors
-        errors_at_start = decode_errors.count
+        errors_at_start = self.decode_errors_at_start
         # the payload {column: value} of a rejected row, built with C-level string functions
         keys = [json.dumps(h, ensure_ascii=False) + ":" for h in header]
         escape = json.encoder.encode_basestring
