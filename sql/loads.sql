@@ -170,8 +170,8 @@ SELECT :shop_id, 'online-retail',
                    'amount', s.amount),
        substr(g.outcome, 11), :received_at, :load_id, s.source_row
 FROM temp.load_groups AS g
-CROSS JOIN load_staging_online_retail AS s  -- CROSS JOIN: the few rejected groups drive the loop ON s.load_id = :load_id AND s.invoice = g.group_key
-WHERE g.outcome LIKE 'rejected: %';
+CROSS JOIN load_staging_online_retail AS s  -- CROSS JOIN: the few rejected groups drive the loop
+WHERE g.outcome LIKE 'rejected: %' AND s.load_id = :load_id AND s.invoice = g.group_key;
 
 -- name: online_retail_purchases
 INSERT OR IGNORE INTO purchases (shop_id, customer_id, event_time_us, event_id, order_value)
