@@ -22,9 +22,9 @@ SELECT
     -- temporal family (behavior_temporal.sql)
     tm.preferred_shopping_time, tm.shopping_day_preference, tm.seasonal_behavior, tm.loyalty_trend,
     -- segmentation family (behavior_segmentation.sql; historical_value from behavior_purchase)
-    sg.customer_segment, sg.recency_score, sg.frequency_score, sg.monetary_score, sg.risk_score,
+    sg.customer_segment, sg.recency_score, sg.frequency_score, sg.monetary_score, rt.risk_score,
     pu.historical_value, sg.account_age_days,
-    sg.recency_risk, sg.declining_engagement, sg.support_risk, sg.cart_abandonment_risk, sg.retention_concern
+    rt.recency_risk, rt.declining_engagement, rt.support_risk, rt.cart_abandonment_risk, rt.retention_concern
 FROM target AS t
 JOIN behavior_purchase AS pu ON pu.target_id = t.target_id
 JOIN behavior_engagement AS en ON en.target_id = t.target_id
@@ -32,5 +32,33 @@ JOIN behavior_search AS se ON se.target_id = t.target_id
 JOIN behavior_shopping AS sh ON sh.target_id = t.target_id
 JOIN behavior_device AS dv ON dv.target_id = t.target_id
 JOIN behavior_temporal AS tm ON tm.target_id = t.target_id
-JOIN behavior_segmentation AS sg ON sg.target_id = t.target_id
+JOIN behavior_segments AS sg ON sg.target_id = t.target_id
+JOIN behavior_retention AS rt ON rt.target_id = t.target_id
 ORDER BY t.target_id
+
+-- name: behavior_family
+-- The behaviour features materialized by store.materialize (catalog family
+-- behavior_family, all FIXED columns): every feature of behavior_features
+-- except the population-relative ones (family behavior_segments) and the seed
+-- retention flags (already columns of customer_features). Column names are
+-- the catalog names: purchase_frequency is behavior_purchase_frequency here.
+-- Values depend on as_of only through the window edges 30, 61, 90 and 180 days.
+SELECT
+    t.target_id AS target_id,
+    pu.total_purchases, pu.avg_purchase_value, pu.purchase_frequency AS behavior_purchase_frequency,
+    pu.purchase_consistency, pu.seasonal_purchase_pattern,
+    en.total_sessions, en.avg_session_duration, en.page_views_per_session, en.bounce_rate, en.engagement_score,
+    se.search_frequency, se.search_query_diversity, se.product_discovery_method, se.category_exploration,
+    sh.cart_abandonment_rate, sh.checkout_completion_rate, sh.product_comparison_behavior,
+    sh.impulse_purchase_tendency,
+    dv.preferred_device, dv.channel_preference, dv.mobile_usage_pattern, dv.desktop_usage_pattern,
+    tm.preferred_shopping_time, tm.shopping_day_preference, tm.seasonal_behavior, tm.loyalty_trend,
+    rt.risk_score, pu.historical_value, rt.recency_risk
+FROM target AS t
+JOIN behavior_purchase AS pu ON pu.target_id = t.target_id
+JOIN behavior_engagement AS en ON en.target_id = t.target_id
+JOIN behavior_search AS se ON se.target_id = t.target_id
+JOIN behavior_shopping AS sh ON sh.target_id = t.target_id
+JOIN behavior_device AS dv ON dv.target_id = t.target_id
+JOIN behavior_temporal AS tm ON tm.target_id = t.target_id
+JOIN behavior_retention AS rt ON rt.target_id = t.target_id

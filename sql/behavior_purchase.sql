@@ -13,9 +13,9 @@ SELECT
     COALESCE(agg.n, 0) AS total_purchases,
     -- avg_purchase_value: mean order value; currency units; NULL when no purchase
     agg.mean_value AS avg_purchase_value,
-    -- purchase_frequency: total_purchases per 30 days over the active span (first purchase .. as_of, at least :min_active_span_days days); purchases per 30 days; 0.0 when none
+    -- purchase_frequency: total_purchases per 30 days over the active span (first .. last purchase, at least :min_active_span_days days); purchases per 30 days; 0.0 when none
     CASE WHEN agg.n IS NULL THEN 0.0
-         ELSE agg.n * 30.0 / MAX((t.as_of_us - agg.first_us) / 86400000000.0, :min_active_span_days)
+         ELSE agg.n * 30.0 / MAX((agg.last_us - agg.first_us) / 86400000000.0, :min_active_span_days)
     END AS purchase_frequency,
     -- purchase_consistency: 1 / (1 + CV^2) of the gaps between consecutive purchases (CV = population standard deviation / mean gap); 1.0 when every gap is 0; ratio 0..1; NULL with fewer than 2 purchases
     CASE WHEN gp.n_gaps IS NULL THEN NULL

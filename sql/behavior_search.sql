@@ -37,9 +37,9 @@ WINDOW stream AS (PARTITION BY target_id ORDER BY event_time_us, event_id)
 -- name: behavior_search
 SELECT
     t.target_id AS target_id,
-    -- search_frequency: search interactions per 30 days over the interaction span (first interaction .. as_of, at least :min_active_span_days days); searches per 30 days; 0.0 when no interaction
+    -- search_frequency: search interactions per 30 days over the interaction span (first .. last interaction of any type, at least :min_active_span_days days); searches per 30 days; 0.0 when no interaction
     CASE WHEN agg.n IS NULL THEN 0.0
-         ELSE agg.searches * 30.0 / MAX((t.as_of_us - agg.first_us) / 86400000000.0, :min_active_span_days)
+         ELSE agg.searches * 30.0 / MAX((agg.last_us - agg.first_us) / 86400000000.0, :min_active_span_days)
     END AS search_frequency,
     -- search_query_diversity: distinct normalized queries / searches with a query (normalized: spaces trimmed, ASCII lower case; empty ones ignored); ratio 0..1; NULL when no search has a query
     agg.distinct_queries * 1.0 / NULLIF(agg.queries, 0) AS search_query_diversity,
@@ -53,7 +53,7 @@ SELECT
     COALESCE(dm.method, 'attribution:' || am.source) AS product_discovery_method
 FROM target AS t
 LEFT JOIN (
-    SELECT target_id, COUNT(*) AS n, MIN(event_time_us) AS first_us,
+    SELECT target_id, COUNT(*) AS n, MIN(event_time_us) AS first_us, MAX(event_time_us) AS last_us,
            COUNT(*) FILTER (WHERE event_type = 'search') AS searches,
            COUNT(*) FILTER (WHERE event_type = 'search' AND lower(trim(search_query, ' ')) <> '') AS queries,
            COUNT(DISTINCT lower(trim(search_query, ' '))) FILTER (

@@ -9,7 +9,8 @@
 --   :short_window_us, :long_window_us, :short_days, :long_days, :declining_ratio,
 --   :support_escalation_ratio, :support_max_tickets, :cart_min_conversion_ratio,
 --   :cart_max_abandoned   the seed's retention-rule constants (store.features)
--- Reads the CTEs behavior_purchase (first purchase) and behavior_retention.
+-- Queries: behavior_rfm_population, behavior_rfm_scores (or behavior_rfm_scores_few for one
+-- customer), behavior_retention_flags, behavior_retention, behavior_segments.
 
 -- name: behavior_rfm_population
 -- One row per (as_of of the targets, shop customer with a purchase at or
@@ -22,7 +23,9 @@ SELECT
     -- frequency: purchases at or before as_of; integer
     COUNT(*) AS frequency,
     -- monetary: sum of order values at or before as_of; currency units
-    TOTAL(p.order_value) AS monetary
+    TOTAL(p.order_value) AS monetary,
+    -- first_us: first purchase; microseconds since the epoch
+    MIN(p.event_time_us) AS first_us
 FROM (SELECT DISTINCT as_of_us FROM target) AS a
 JOIN purchases AS p
     ON p.shop_id = :shop_id
@@ -47,7 +50,7 @@ SELECT
         / COUNT(*) OVER (PARTITION BY as_of_us) AS monetary_score
 FROM behavior_rfm_population
 
--- name: behavior_retention
+-- name: behavior_retention_flags
 -- The seed retention flags (sql/all_features.sql, same rules and constants),
 -- recomputed here with one indexed correlated count per input instead of
 -- joining the seed family CTEs: the behaviour statement stays linear in the
@@ -112,7 +115,19 @@ JOIN behavior_rfm_population AS me ON me.as_of_us = w.as_of_us AND me.customer_i
 JOIN behavior_rfm_population AS pop ON pop.as_of_us = w.as_of_us
 GROUP BY me.as_of_us, me.customer_id
 
--- name: behavior_segmentation
+-- name: behavior_retention
+SELECT
+    target_id,
+    recency_risk, declining_engagement, support_risk, cart_abandonment_risk,
+    -- retention_concern: any of the four flags (the seed's rule); 0/1 (boolean)
+    (recency_risk OR declining_engagement OR support_risk OR cart_abandonment_risk) AS retention_concern,
+    -- risk_score: :risk_points x (recency_risk + declining_engagement + support_risk + cart_abandonment_risk); rule-based, NOT a probability; integer 0..100
+    :risk_points * (recency_risk + declining_engagement + support_risk + cart_abandonment_risk) AS risk_score
+FROM behavior_retention_flags
+
+-- name: behavior_segments
+-- The population-relative and as_of-continuous features (materialize: the
+-- family behavior_segments, recomputed for every customer on each refresh).
 SELECT
     t.target_id AS target_id,
     -- recency_score, frequency_score, monetary_score: RFM scores (behavior_rfm_scores); integer 1..5; NULL when no purchase
@@ -124,36 +139,26 @@ SELECT
     --   champions (R >= 4, F >= 4, M >= 4), loyal (R >= 3, F >= 4), at_risk (R <= 2, F >= 3),
     --   hibernating (R <= 2), needs_attention (everything else)
     CASE
-        WHEN bp.first_purchase_us IS NULL THEN 'no_purchases'
-        WHEN bp.first_purchase_us >= t.as_of_us - :new_customer_us THEN 'new'
+        WHEN sc.first_us IS NULL THEN 'no_purchases'
+        WHEN sc.first_us >= t.as_of_us - :new_customer_us THEN 'new'
         WHEN sc.recency_score >= 4 AND sc.frequency_score >= 4 AND sc.monetary_score >= 4 THEN 'champions'
         WHEN sc.recency_score >= 3 AND sc.frequency_score >= 4 THEN 'loyal'
         WHEN sc.recency_score <= 2 AND sc.frequency_score >= 3 THEN 'at_risk'
         WHEN sc.recency_score <= 2 THEN 'hibernating'
         ELSE 'needs_attention'
     END AS customer_segment,
-    -- recency_risk, declining_engagement, support_risk, cart_abandonment_risk: behavior_retention; 0/1 (boolean)
-    rt.recency_risk AS recency_risk,
-    rt.declining_engagement AS declining_engagement,
-    rt.support_risk AS support_risk,
-    rt.cart_abandonment_risk AS cart_abandonment_risk,
-    -- retention_concern: any of the four flags (the seed's rule); 0/1 (boolean)
-    (rt.recency_risk OR rt.declining_engagement OR rt.support_risk OR rt.cart_abandonment_risk) AS retention_concern,
-    -- risk_score: :risk_points x (recency_risk + declining_engagement + support_risk + cart_abandonment_risk); rule-based, NOT a probability; integer 0..100
-    :risk_points * (rt.recency_risk + rt.declining_engagement + rt.support_risk + rt.cart_abandonment_risk)
-        AS risk_score,
     -- account_age_days: whole days (floor) from customers.created_at to as_of; integer; NULL when unknown or after as_of
     CASE WHEN cu.created_at_us <= t.as_of_us THEN (t.as_of_us - cu.created_at_us) / 86400000000 END
         AS account_age_days
 FROM target AS t
-JOIN behavior_purchase AS bp ON bp.target_id = t.target_id
-JOIN behavior_retention AS rt ON rt.target_id = t.target_id
 LEFT JOIN (
     -- one row per (as_of, customer) already; as an aggregate it gets an automatic index in cohort joins
-    SELECT as_of_us, customer_id, MAX(recency_score) AS recency_score, MAX(frequency_score) AS frequency_score,
-           MAX(monetary_score) AS monetary_score
-    FROM behavior_rfm_scores
-    GROUP BY as_of_us, customer_id
+    SELECT sc0.as_of_us AS as_of_us, sc0.customer_id AS customer_id, MAX(sc0.recency_score) AS recency_score,
+           MAX(sc0.frequency_score) AS frequency_score, MAX(sc0.monetary_score) AS monetary_score,
+           MAX(po.first_us) AS first_us
+    FROM behavior_rfm_scores AS sc0
+    JOIN behavior_rfm_population AS po ON po.as_of_us = sc0.as_of_us AND po.customer_id = sc0.customer_id
+    GROUP BY sc0.as_of_us, sc0.customer_id
 ) AS sc
     ON sc.as_of_us = t.as_of_us
    AND sc.customer_id = t.customer_id

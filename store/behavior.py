@@ -45,7 +45,8 @@ CTES = (
     "behavior_session_pages", "behavior_engagement",
     "behavior_interaction_stream", "behavior_search", "behavior_shopping",
     "behavior_device", "behavior_temporal",
-    "behavior_rfm_population", "behavior_rfm_scores", "behavior_retention", "behavior_segmentation",
+    "behavior_rfm_population", "behavior_rfm_scores", "behavior_segments",
+    "behavior_retention_flags", "behavior_retention",
 )
 
 # Feature name -> (family, type) in output order; type is the Python type of a

@@ -106,8 +106,8 @@ def mine(events, customer_id, as_of):
                   key=lambda e: (e["time"], e["event_id"]))
 
 
-def per_30_days(count, first_time, as_of):
-    return count * 30.0 / max((as_of - first_time) / DAY, MIN_SPAN_DAYS)
+def per_30_days(count, first_time, last_time):
+    return count * 30.0 / max((last_time - first_time) / DAY, MIN_SPAN_DAYS)
 
 
 # -- the oracle ----------------------------------------------------------------------------
@@ -124,7 +124,7 @@ def behavior_features(h, customer_id, as_of, tz="UTC"):
     # purchase
     out["total_purchases"] = len(P)
     out["avg_purchase_value"] = mean(p["order_value"] for p in P)
-    out["purchase_frequency"] = per_30_days(len(P), P[0]["time"], as_of) if P else 0.0
+    out["purchase_frequency"] = per_30_days(len(P), P[0]["time"], P[-1]["time"]) if P else 0.0
     gaps = [(b["time"] - a["time"]) / DAY for a, b in zip(P, P[1:])]
     if not gaps:
         out["purchase_consistency"] = None
@@ -154,7 +154,7 @@ def behavior_features(h, customer_id, as_of, tz="UTC"):
 
     # search and discovery
     searches = [i for i in I if i["event_type"] == "search"]
-    out["search_frequency"] = per_30_days(len(searches), I[0]["time"], as_of) if I else 0.0
+    out["search_frequency"] = per_30_days(len(searches), I[0]["time"], I[-1]["time"]) if I else 0.0
     queries = [ascii_lower(i["search_query"].strip(" ")) for i in searches if i["search_query"] is not None]
     queries = [q for q in queries if q != ""]
     out["search_query_diversity"] = len(set(queries)) / len(queries) if queries else None

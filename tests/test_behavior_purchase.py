@@ -34,7 +34,7 @@ def test_hand_worked():
         assert f["total_purchases"] == 3
         assert f["avg_purchase_value"] == 20.0
         assert f["purchase_consistency"] == 0.8
-        assert f["purchase_frequency"] == 3 * 30.0 / 100
+        assert f["purchase_frequency"] == 3 * 30.0 / 40  # active span: first .. last purchase
         # 2025-02-21 (winter), 2025-03-03, 2025-04-02 (spring): spring has more
         assert f["seasonal_purchase_pattern"] == "spring"
         assert store.get_behavior_features("c", as_of=iso(AS_OF + 1))["total_purchases"] == 4

@@ -43,7 +43,7 @@ def test_discovery_paths_and_gap_edge():
         assert f["product_discovery_method"] == "category_browse"
         assert f["category_exploration"] == 2
         assert f["search_query_diversity"] == 1.0
-        # 1 search over the span first interaction .. as_of (1 day) -> 30 per 30 days
+        # 1 search over the span first .. last interaction (301 minutes, floored to 1 day) -> 30 per 30 days
         assert f["search_frequency"] == 30.0
 
 
