@@ -984,7 +984,7 @@ def demo(env, n_customers, seed):
     first = ids[0]
     click.echo(f"Next: caf --db {env.db} features {first} --as-of {_iso(as_of)[:10]}")
     if materialized is not None:
-        click.echo(f"      sqlite3 -header -column {env.db} "
+        click.echo(f"      sqlite3 -line {env.db} "
                    f"\"SELECT * FROM customer_features WHERE customer_id = '{first}'\"")
 
 
