@@ -101,9 +101,14 @@ _cohort_counter = itertools.count(1)
 
 
 def parameters(shop_id):
-    """Bound parameters of the behaviour statement: the seed's (retention-rule constants) and ours."""
-    params = _features.parameters(shop_id)
-    params.update({
+    """Bound parameters of the behaviour statement: store.features.parameters, which
+    includes the seed's retention-rule constants and ours (constant_parameters)."""
+    return _features.parameters(shop_id)
+
+
+def constant_parameters():
+    """The documented constants above, as the named SQL parameters of sql/behavior_*.sql."""
+    return {
         "min_active_span_days": MIN_ACTIVE_SPAN_DAYS,
         "bounce_max_page_views": BOUNCE_MAX_PAGE_VIEWS,
         "engagement_sessions_cap": ENGAGEMENT_SESSIONS_CAP,
@@ -120,8 +125,7 @@ def parameters(shop_id):
         "rfm_bins": RFM_BINS,
         "new_customer_us": timeutil.days_to_us(NEW_CUSTOMER_DAYS),
         "risk_points": RISK_POINTS,
-    })
-    return params
+    }
 
 
 def statement(target=_features.ONE_TARGET):

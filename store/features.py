@@ -65,7 +65,15 @@ def parameters(shop_id, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
         "cart_min_conversion_ratio": CART_MIN_CONVERSION_RATIO,
         "cart_max_abandoned": CART_MAX_ABANDONED,
         "recency_concern_days": RECENCY_CONCERN_DAYS,
+        # issue 5: the behaviour features' documented constants (store.behavior), so that
+        # materialize composes the behaviour families like any other (unused names are ignored)
+        **_behavior_constants(),
     }
+
+
+def _behavior_constants():
+    from .behavior import constant_parameters  # store.behavior imports this module
+    return constant_parameters()
 
 
 def compose(main, ctes=(), target=ONE_TARGET):
