@@ -91,3 +91,25 @@ UNION SELECT shop_id, customer_id FROM support_interactions
 UNION SELECT shop_id, customer_id FROM refunds
 UNION SELECT shop_id, customer_id FROM interactions
 UNION SELECT shop_id, customer_id FROM purchase_attributions;
+
+-- Change log for refresh() (see 0003_feature_store.sql): the new event tables
+-- get the same triggers as the others.
+CREATE TRIGGER changed_customers_interactions_insert AFTER INSERT ON interactions BEGIN
+    INSERT OR IGNORE INTO changed_customers (shop_id, customer_id) VALUES (NEW.shop_id, NEW.customer_id);
+END;
+CREATE TRIGGER changed_customers_interactions_update AFTER UPDATE ON interactions BEGIN
+    INSERT OR IGNORE INTO changed_customers (shop_id, customer_id) VALUES (OLD.shop_id, OLD.customer_id), (NEW.shop_id, NEW.customer_id);
+END;
+CREATE TRIGGER changed_customers_interactions_delete AFTER DELETE ON interactions BEGIN
+    INSERT OR IGNORE INTO changed_customers (shop_id, customer_id) VALUES (OLD.shop_id, OLD.customer_id);
+END;
+
+CREATE TRIGGER changed_customers_purchase_attributions_insert AFTER INSERT ON purchase_attributions BEGIN
+    INSERT OR IGNORE INTO changed_customers (shop_id, customer_id) VALUES (NEW.shop_id, NEW.customer_id);
+END;
+CREATE TRIGGER changed_customers_purchase_attributions_update AFTER UPDATE ON purchase_attributions BEGIN
+    INSERT OR IGNORE INTO changed_customers (shop_id, customer_id) VALUES (OLD.shop_id, OLD.customer_id), (NEW.shop_id, NEW.customer_id);
+END;
+CREATE TRIGGER changed_customers_purchase_attributions_delete AFTER DELETE ON purchase_attributions BEGIN
+    INSERT OR IGNORE INTO changed_customers (shop_id, customer_id) VALUES (OLD.shop_id, OLD.customer_id);
+END;
