@@ -455,11 +455,11 @@ class _Run:
         self.reject_sql = query("insert_load_rejection")
         self.batch = []
         self.rejections = []      # (payload JSON, reason, row number)
-        self.csv_rejections = []  # (payload JSON, reason, row number) of CSV rows
+        self.csv_rejections = self.rejections  # one list: rejection ids follow the row order
 
     def _flush(self, row_no):
         report, conn = self.report, self.conn
-        batch, rejections, csv_rejections = self.batch, self.rejections, self.csv_rejections
+        batch, rejections = self.batch, self.rejections
         received = timeutil.iso(timeutil.now_us())
         load_id = report.load_id
         self._begin()
@@ -469,11 +469,8 @@ class _Run:
             if rejections:
                 conn.executemany(self.reject_sql, [(self.shop_id, self.reject_kind, p, r, received, load_id, n)
                                                    for p, r, n in rejections])
-            if csv_rejections:
-                conn.executemany(self.reject_sql, [(self.shop_id, self.reject_kind, p, r, received, load_id, n)
-                                                   for p, r, n in csv_rejections])
             report.read = row_no
-            report.rejected += len(rejections) + len(csv_rejections)
+            report.rejected += len(rejections)
             report.duplicates += len(batch) - written
             if self.preset is not None:
                 report.pending += written
@@ -489,7 +486,6 @@ class _Run:
             raise
         batch.clear()
         rejections.clear()
-        csv_rejections.clear()
         if self.progress is not None:
             report.bytes_read = self.reader.position()
             report.seconds = round(self.seconds_before + time.monotonic() - self.t0, 3)
@@ -508,7 +504,7 @@ class _Run:
                 row_no = self._consume_json(rows)
         except (OSError, EOFError) as exc:  # corrupt gzip, unreadable file: keep what was committed
             raise LoadError(f"cannot read {self.report.source} after row {self.report.read}: {exc}") from None
-        if self.batch or self.rejections or self.csv_rejections or row_no != self.report.read:
+        if self.batch or self.rejections or row_no != self.report.read:
             self._flush(row_no)
 
     def _column(self, field):
