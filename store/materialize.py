@@ -109,9 +109,21 @@ class Plan:
         self.columns = []
         for f in self.windowed + self.fixed:
             self.columns.append((f.name, catalog.SQL_TYPES[f.type], f.query, f.name))
+        # A windowed family computes every window in one pass (its select list repeated per
+        # window, see multi_window_sql) when its query has the family shape; otherwise one
+        # CTE per window.
+        self.one_pass = {}
+        for fam in self.families:
+            names = [f.name for f in self.windowed if f.query == fam.query]
+            if names:
+                self.one_pass[fam.query] = multi_window_sql(query(fam.query), names, self.windows)
         for w in self.windows:
             for f in self.windowed:
-                self.columns.append((f"{f.name}_{w}d", catalog.SQL_TYPES[f.type], _window_cte(f.query, w), f.name))
+                if self.one_pass.get(f.query):
+                    source = (f.query, f"{f.name}_{w}d")
+                else:
+                    source = (_window_cte(f.query, w), f.name)
+                self.columns.append((f"{f.name}_{w}d", catalog.SQL_TYPES[f.type]) + source)
         self.column_names = [name for name, _ in catalog.KEY_COLUMNS] + [c[0] for c in self.columns]
         names = [c[0] for c in self.columns]
         if len(set(names)) != len(names):
@@ -149,14 +161,14 @@ class Plan:
             for dep in (fam.requires if fam else ()):
                 add(dep)
             done.add(name)
-            ctes.append((name, query(name)))
+            ctes.append((name, self.one_pass.get(name) or query(name)))
 
         for fam in self.families:
             if fam.query in used:
                 add(fam.query)
         for w in self.windows:
             for fam in self.families:
-                if fam.query in windowed_families:
+                if fam.query in windowed_families and not self.one_pass.get(fam.query):
                     text = _WINDOW_PARAMS.sub(lambda m, w=w: f":w{w}_{m.group(1)}", query(fam.query))
                     ctes.append((_window_cte(fam.query, w), text))
         return ctes
@@ -199,6 +211,75 @@ class Plan:
 
 def _window_cte(family, w):
     return f"{family}_{w}d"
+
+
+# -- one pass for every window ------------------------------------------------------
+_TOKENS = re.compile(r"--[^\n]*|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\(|\)|,|[A-Za-z_][A-Za-z0-9_]*|\s+"
+                     r"|[^'\"(),A-Za-z_\s-]+|-")
+_ALIAS = re.compile(r'\s+AS\s+"?([A-Za-z_][A-Za-z0-9_]*)"?\s*$', re.IGNORECASE)
+
+
+def _split_family(sql):
+    """(select items, FROM clause) of a family query ``SELECT a AS x, ... FROM target AS t ...``;
+    None when the query does not have that shape. Comments are dropped."""
+    depth, items, current, head, rest = 0, [], [], None, None
+    tokens = [m.group(0) for m in _TOKENS.finditer(sql)]
+    for i, tok in enumerate(tokens):
+        if tok.startswith("--"):
+            continue
+        upper = tok.upper()
+        if head is None:
+            if tok.strip() == "":
+                continue
+            if upper != "SELECT":
+                return None
+            head = True
+            continue
+        if tok == "(":
+            depth += 1
+        elif tok == ")":
+            depth -= 1
+        if depth == 0 and upper == "FROM":
+            rest = "FROM" + "".join(t for t in tokens[i + 1:] if not t.startswith("--"))
+            break
+        if depth == 0 and tok == ",":
+            items.append("".join(current).strip())
+            current = []
+        else:
+            current.append(tok)
+    if rest is None or not re.match(r"FROM\s+target\s+AS\s+t\b", rest, re.IGNORECASE):
+        return None
+    items.append("".join(current).strip())
+    return items, rest
+
+
+def multi_window_sql(sql, windowed_names, windows):
+    """The family query computing its windowed columns for every window in one pass.
+
+    Each select item whose alias is in ``windowed_names`` is repeated once per
+    window, its window parameters renamed (``:window_us`` -> ``:w7_window_us``,
+    likewise ``:frequency_days`` and ``:frequency_us``) and its alias suffixed
+    (``purchase_count`` -> ``purchase_count_7d``); the original items (all time)
+    stay. The aliases come from the catalog and the windows from the allowlist.
+    None when the query does not have the family shape (then one pass per window).
+    """
+    split = _split_family(sql)
+    if split is None:
+        return None
+    items, rest = split
+    out = list(items)
+    aliases = {}
+    for item in items:
+        m = _ALIAS.search(item)
+        if m:
+            aliases[m.group(1)] = item[:m.start()]
+    if any(name not in aliases for name in windowed_names):
+        return None
+    for w in windows:
+        for name in windowed_names:
+            expr = _WINDOW_PARAMS.sub(lambda m, w=w: f":w{w}_{m.group(1)}", aliases[name])
+            out.append(f"{expr} AS {name}_{w}d")
+    return "SELECT\n    " + ",\n    ".join(out) + "\n" + rest
 
 
 # -- runs -----------------------------------------------------------------------
