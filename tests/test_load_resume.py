@@ -99,7 +99,7 @@ def run_worker(db, kind, source):
 def kill_and_resume(tmp_path, kind, source, kills, seed):
     reference = CustomerActivityFeatures(tmp_path / "reference.db")
     started = time.monotonic()
-    expected_report = loaders.load(reference, kind, source)
+    expected_report = loaders.load(reference, kind, source)  # default batch size: the result must not depend on it
     duration = time.monotonic() - started
     expected = snapshot(reference)
     reference.close()
@@ -112,7 +112,7 @@ def kill_and_resume(tmp_path, kind, source, kills, seed):
         deadline = time.monotonic() + 60
         while not load_started(db) and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.01)
-        time.sleep(rng.uniform(0, duration * 1.2))
+        time.sleep(rng.uniform(0.02, 0.9) * duration)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             interrupted += 1
@@ -125,6 +125,7 @@ def kill_and_resume(tmp_path, kind, source, kills, seed):
             break
     proc = run_worker(db, kind, source)
     out, err = proc.communicate(timeout=300)
+    assert out.split()[0] == "completed" 
     assert proc.returncode == 0, err
     with CustomerActivityFeatures(db) as store:
         assert snapshot(store) == expected
@@ -138,7 +139,7 @@ def kill_and_resume(tmp_path, kind, source, kills, seed):
     return interrupted
 
 
-@pytest.mark.parametrize("kind,make,n", [("online-retail", retail_file, 40_000), ("purchases", purchases_file, 15_000)])
+@pytest.mark.parametrize("kind,make,n", [("online-retail", retail_file, 60_000), ("purchases", purchases_file, 20_000)])
 def test_kill_and_resume(tmp_path, kind, make, n):
     source = make(tmp_path / "big.csv", n)
     kill_and_resume(tmp_path, kind, source, kills=3, seed=20240501)
