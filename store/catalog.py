@@ -26,6 +26,7 @@ a family query of ``sql/`` (or a new family query plus one ``Family`` entry in
 
 from dataclasses import asdict, dataclass, field
 
+from . import behavior as _behavior
 from . import timeutil
 from .errors import StoreError
 
@@ -72,7 +73,10 @@ class Family:
     crossing ``as_of - edge`` changes them); ``None`` means its values can
     change with ``as_of`` for any customer, so ``refresh`` recomputes everyone.
     ``requires``: other named queries it reads as CTEs (only for families
-    without WINDOWED features).
+    without WINDOWED features). ``refresh_all``: a callable
+    ``(conn, shop_id, as_of_us)`` that ``refresh`` runs after its incremental
+    insert to bring the family's columns of every row of the shop to the new
+    as_of (for values that depend on other customers, e.g. RFM ranks).
     """
 
     query: str
@@ -81,6 +85,7 @@ class Family:
     requires: tuple = ()
     optional: bool = False
     added_by: str = "issue 3 (seed features)"
+    refresh_all: object = None
 
 
 # -- the features ----------------------------------------------------------------
@@ -185,6 +190,15 @@ FEATURES = [
             "sequence_features", FIXED, added_by="issue 5 (sequence statistics)"),
 ]
 
+# behaviour features (issue 5; sql/behavior_*.sql, docs/behavior.md): records kept in store.behavior
+FEATURES += [Feature(*record, FIXED, added_by="issue 5 (behaviour features)")
+             for record in _behavior.catalog_records()]
+
+
+def _refresh_behavior_segments(conn, shop_id, as_of_us):
+    _behavior.refresh_segments(conn, shop_id, as_of_us)
+
+
 # -- the families materialized into customer_features ----------------------------
 SEED_FAMILIES = ("purchase_features", "session_features", "cart_features", "support_features")
 FAMILIES = [
@@ -199,6 +213,14 @@ FAMILIES = [
     # -- families added by other issues: one entry each, below this line --------
     # purchase-sequence statistics: all time up to as_of, no window edges
     Family("sequence_features", ("purchases",), added_by="issue 5 (sequence statistics)"),
+    # behaviour features (issue 5): as_of matters only through window edges (loyalty 90/180 days,
+    # recency risk 61, seed rules 30/90); the population-relative segments are recomputed for
+    # every customer on refresh (refresh_all)
+    Family("behavior_family", _behavior.CATALOG_FAMILIES["behavior_family"], edges_days=(30, 61, 90, 180),
+           requires=_behavior.FAMILY_REQUIRES, added_by="issue 5 (behaviour features)"),
+    Family("behavior_segments", _behavior.CATALOG_FAMILIES["behavior_segments"],
+           requires=("behavior_rfm_population", "behavior_rfm_scores"),
+           refresh_all=_refresh_behavior_segments, added_by="issue 5 (behaviour features)"),
 ]
 
 # Columns of customer_features that are keys and bookkeeping, not features.

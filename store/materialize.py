@@ -388,6 +388,9 @@ def refresh(conn, shop_id, as_of_us):
             "as_of", "as_of_us", "shop_id", "recency_concern_days")})
         with automatic_indexes(conn):
             conn.execute(plan.insert_sql(TABLE, _TARGETS), params)
+            for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
+                if fam.refresh_all is not None:
+                    fam.refresh_all(conn, shop_id, as_of_us)
         recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
         conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
         result = _record(conn, shop_id, "refresh", plan, as_of_us, started, recomputed)
