@@ -1,0 +1,60 @@
+"""Behaviour features in the catalog and in materialize/refresh (docs/behavior.md)."""
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from customer_activity_features import CustomerActivityFeatures
+from oracle_behavior import AS_OF, DAY, histories, iso, load
+from store import behavior, catalog
+
+NAMES = [record[0] for record in behavior.CATALOG]
+RENAMED = {"behavior_purchase_frequency": "purchase_frequency"}
+SEED_FLAGS = ("declining_engagement", "support_risk", "cart_abandonment_risk", "retention_concern")
+
+
+def test_every_behaviour_feature_has_a_catalog_record():
+    records = catalog.by_name()
+    keys = {RENAMED.get(n, n) for n in NAMES} | set(SEED_FLAGS)
+    assert keys == set(behavior.FEATURES)
+    for name in NAMES:
+        record = records[name]
+        assert record.materialize == catalog.FIXED and record.query in ("behavior_family", "behavior_segments")
+    assert "churn_probability" not in records and "lifetime_value_prediction" not in records
+    assert "NOT a probability" in records["risk_score"].meaning
+    assert "lifetime_value_prediction" in records["historical_value"].meaning
+
+
+def _rows(store, as_of):
+    cols = ", ".join(["customer_id"] + NAMES)
+    return store.conn.execute(f"SELECT {cols} FROM customer_features ORDER BY customer_id").fetchall()
+
+
+@settings(max_examples=12, deadline=None)
+@given(histories(max_events=8), histories(max_events=6), st.sampled_from((0, 1, DAY, 61 * DAY)))
+def test_materialize_equals_getter_and_refresh_equals_materialize(h1, h2, step):
+    with CustomerActivityFeatures() as store:
+        load(store, h1)
+        start = AS_OF - 2 * DAY
+        store.materialize(as_of=iso(start))
+        for kind, events in h2.items():
+            if isinstance(events, list):
+                for e in events:
+                    e["event_id"] = "new-" + e["event_id"]
+        h2["created_at"] = {}
+        load(store, h2)
+        as_of = start + step
+        store.refresh(as_of=iso(as_of))
+        refreshed = _rows(store, as_of)
+        store.materialize(as_of=iso(as_of))
+        full = _rows(store, as_of)
+        assert refreshed == full
+        for row in full:
+            f = store.get_behavior_features(row[0], as_of=iso(as_of))
+            for name, value in zip(NAMES, row[1:]):
+                expected = f[RENAMED.get(name, name)]
+                if isinstance(expected, bool):
+                    expected = int(expected)
+                if isinstance(expected, float) and value is not None:
+                    assert abs(value - expected) <= 1e-9 * max(1.0, abs(expected)), (name, value, expected)
+                else:
+                    assert value == expected, (row[0], name, value, expected)
