@@ -300,7 +300,8 @@ PRESET = {
         "rees46", ("event_time", "event_type", "product_id", "category_id", "category_code", "brand",
                    "price", "user_id", "user_session"),
         "load_staging_rees46", "stage_rees46", "rees46_groups",
-        (("rees46_sessions", "sessions"), ("rees46_carts", "cart_events"), ("rees46_purchases", "purchases")),
+        (("rees46_sessions", "sessions"), ("rees46_interactions", "interactions"),  # sql/behavior_loaders.sql
+         ("rees46_carts", "cart_events"), ("rees46_purchases", "purchases")),
         "", None, _rees46_parser),
     "incidents": Preset(
         "incidents", ("number", "incident_state", "reassignment_count", "caller_id", "opened_at",
