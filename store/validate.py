@@ -185,7 +185,7 @@ def optional_text(value, field, *, max_length=1000):
     if isinstance(value, bool):
         raise Rejection(field, "must be text, got bool")
     if isinstance(value, int):
-        return str(value)
+        return _int_text(value, field)
     if not isinstance(value, str):
         raise Rejection(field, f"must be text, got {type(value).__name__}")
     if len(value) > max_length:
