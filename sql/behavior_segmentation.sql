@@ -47,7 +47,9 @@ SELECT
         / COUNT(*) OVER (PARTITION BY as_of_us) AS frequency_score,
     -- monetary_score: 1..rfm_bins, higher = more value; integer
     1 + (:rfm_bins * (RANK() OVER (PARTITION BY as_of_us ORDER BY monetary) - 1))
-        / COUNT(*) OVER (PARTITION BY as_of_us) AS monetary_score
+        / COUNT(*) OVER (PARTITION BY as_of_us) AS monetary_score,
+    -- first_us: first purchase (for the 'new' segment); microseconds since the epoch
+    first_us
 FROM behavior_rfm_population
 
 -- name: behavior_retention_flags
@@ -109,7 +111,9 @@ SELECT
     -- frequency_score: 1..rfm_bins, higher = more purchases; integer
     1 + (:rfm_bins * SUM(pop.frequency < me.frequency)) / COUNT(*) AS frequency_score,
     -- monetary_score: 1..rfm_bins, higher = more value; integer
-    1 + (:rfm_bins * SUM(pop.monetary < me.monetary)) / COUNT(*) AS monetary_score
+    1 + (:rfm_bins * SUM(pop.monetary < me.monetary)) / COUNT(*) AS monetary_score,
+    -- first_us: first purchase; microseconds since the epoch
+    me.first_us AS first_us
 FROM (SELECT DISTINCT t.as_of_us, t.customer_id FROM target AS t) AS w
 JOIN behavior_rfm_population AS me ON me.as_of_us = w.as_of_us AND me.customer_id = w.customer_id
 JOIN behavior_rfm_population AS pop ON pop.as_of_us = w.as_of_us
@@ -128,40 +132,47 @@ FROM behavior_retention_flags
 -- name: behavior_segments
 -- The population-relative and as_of-continuous features (materialize: the
 -- family behavior_segments, recomputed for every customer on each refresh).
+-- The scores reach their targets through one window over target UNION ALL
+-- scores (a sort, never a join of two derived tables: SQLite does not always
+-- index those, and a cohort would then cost targets x population).
 SELECT
-    t.target_id AS target_id,
+    x.target_id AS target_id,
+    -- customer_id: the target's customer (lets set-based callers read this CTE alone)
+    x.customer_id AS customer_id,
     -- recency_score, frequency_score, monetary_score: RFM scores (behavior_rfm_scores); integer 1..5; NULL when no purchase
-    sc.recency_score AS recency_score,
-    sc.frequency_score AS frequency_score,
-    sc.monetary_score AS monetary_score,
+    x.recency_score AS recency_score,
+    x.frequency_score AS frequency_score,
+    x.monetary_score AS monetary_score,
     -- customer_segment: the first rule that holds, in this order; text, never NULL:
     --   no_purchases (no purchase at or before as_of), new (first purchase within :new_customer_us),
     --   champions (R >= 4, F >= 4, M >= 4), loyal (R >= 3, F >= 4), at_risk (R <= 2, F >= 3),
     --   hibernating (R <= 2), needs_attention (everything else)
     CASE
-        WHEN sc.first_us IS NULL THEN 'no_purchases'
-        WHEN sc.first_us >= t.as_of_us - :new_customer_us THEN 'new'
-        WHEN sc.recency_score >= 4 AND sc.frequency_score >= 4 AND sc.monetary_score >= 4 THEN 'champions'
-        WHEN sc.recency_score >= 3 AND sc.frequency_score >= 4 THEN 'loyal'
-        WHEN sc.recency_score <= 2 AND sc.frequency_score >= 3 THEN 'at_risk'
-        WHEN sc.recency_score <= 2 THEN 'hibernating'
+        WHEN x.first_us IS NULL THEN 'no_purchases'
+        WHEN x.first_us >= x.as_of_us - :new_customer_us THEN 'new'
+        WHEN x.recency_score >= 4 AND x.frequency_score >= 4 AND x.monetary_score >= 4 THEN 'champions'
+        WHEN x.recency_score >= 3 AND x.frequency_score >= 4 THEN 'loyal'
+        WHEN x.recency_score <= 2 AND x.frequency_score >= 3 THEN 'at_risk'
+        WHEN x.recency_score <= 2 THEN 'hibernating'
         ELSE 'needs_attention'
     END AS customer_segment,
     -- account_age_days: whole days (floor) from customers.created_at to as_of; integer; NULL when unknown or after as_of
-    CASE WHEN cu.created_at_us <= t.as_of_us THEN (t.as_of_us - cu.created_at_us) / 86400000000 END
+    CASE WHEN cu.created_at_us <= x.as_of_us THEN (x.as_of_us - cu.created_at_us) / 86400000000 END
         AS account_age_days
-FROM target AS t
-LEFT JOIN (
-    -- one row per (as_of, customer) already; as an aggregate it gets an automatic index in cohort joins
-    SELECT sc0.as_of_us AS as_of_us, sc0.customer_id AS customer_id, MAX(sc0.recency_score) AS recency_score,
-           MAX(sc0.frequency_score) AS frequency_score, MAX(sc0.monetary_score) AS monetary_score,
-           MAX(po.first_us) AS first_us
-    FROM behavior_rfm_scores AS sc0
-    JOIN behavior_rfm_population AS po ON po.as_of_us = sc0.as_of_us AND po.customer_id = sc0.customer_id
-    GROUP BY sc0.as_of_us, sc0.customer_id
-) AS sc
-    ON sc.as_of_us = t.as_of_us
-   AND sc.customer_id = t.customer_id
+FROM (
+    SELECT target_id, customer_id, as_of_us,
+           MAX(r) OVER w AS recency_score, MAX(f) OVER w AS frequency_score,
+           MAX(m) OVER w AS monetary_score, MAX(first) OVER w AS first_us
+    FROM (
+        SELECT target_id, customer_id, as_of_us, NULL AS r, NULL AS f, NULL AS m, NULL AS first
+        FROM target
+        UNION ALL
+        SELECT NULL, customer_id, as_of_us, recency_score, frequency_score, monetary_score, first_us
+        FROM behavior_rfm_scores
+    )
+    WINDOW w AS (PARTITION BY as_of_us, customer_id)
+) AS x
 LEFT JOIN customers AS cu
     ON cu.shop_id = :shop_id
-   AND cu.customer_id = t.customer_id
+   AND cu.customer_id = x.customer_id
+WHERE x.target_id IS NOT NULL

@@ -308,26 +308,31 @@ def catalog_records():
         yield name, kind, unit, _WINDOW_RULES.get(name, ALL_TIME), null_rule, meaning, family
 
 
-def refresh_segments(conn, shop_id, as_of_us, table="customer_features"):
+def refresh_segments(conn, shop_id, as_of_us):
     """Recompute the population-relative columns (family behavior_segments) of every row of
-    the shop in the materialized table at ``as_of_us``: one UPDATE ... FROM statement.
+    the shop in customer_features at ``as_of_us``.
 
     refresh() recomputes only customers whose own values can have changed; RFM scores and
     segments also change when other customers buy, and account age changes every day,
-    so this family is brought forward for everyone (cheap: one pass over the shop's purchases).
+    so this family is brought forward for everyone: one INSERT ... SELECT into a keyed
+    temporary table (one pass over the shop's purchases), one UPDATE ... FROM it.
+    The caller prepares it inside store.db.automatic_indexes.
     """
-    if table != "customer_features":
-        raise ValueError("refresh_segments updates customer_features only")
     columns = ("recency_score", "frequency_score", "monetary_score", "customer_segment", "account_age_days")
+    table = f"behavior_segments_{next(_cohort_counter)}"
     target = ("target AS MATERIALIZED (SELECT ROW_NUMBER() OVER (ORDER BY customer_id) AS target_id, customer_id, "
               ":as_of_us AS as_of_us FROM customer_features WHERE shop_id = :shop_id)")
     names = ("behavior_rfm_population", "behavior_rfm_scores", "behavior_segments")
-    inner = ("WITH " + ",\n".join([target] + [f"{n} AS MATERIALIZED (\n{query(n)}\n)" for n in names])
-             + "\nSELECT t.customer_id AS customer_id, s.* FROM target AS t JOIN behavior_segments AS s "
-               "ON s.target_id = t.target_id")
-    sets = ", ".join(f"{c} = u.{c}" for c in columns)
-    sql = (f"UPDATE customer_features SET {sets} FROM (\n{inner}\n) AS u "
-           "WHERE customer_features.shop_id = :shop_id AND customer_features.customer_id = u.customer_id")
+    select = ("WITH " + ",\n".join([target] + [f"{n} AS MATERIALIZED (\n{query(n)}\n)" for n in names])
+              + f"\nSELECT customer_id, {', '.join(columns)} FROM behavior_segments")
     params = parameters(shop_id)
     params["as_of_us"] = as_of_us
-    conn.execute(sql, params)  # the caller prepares it inside store.db.automatic_indexes
+    conn.execute(f"CREATE TEMP TABLE {table} (customer_id TEXT PRIMARY KEY, {', '.join(columns)})")
+    try:
+        conn.execute(f"INSERT INTO temp.{table} " + select, params)
+        sets = ", ".join(f"{c} = u.{c}" for c in columns)
+        conn.execute(f"UPDATE customer_features SET {sets} FROM temp.{table} AS u "
+                     "WHERE customer_features.shop_id = :shop_id AND customer_features.customer_id = u.customer_id",
+                     {"shop_id": shop_id})
+    finally:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
