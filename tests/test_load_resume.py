@@ -125,7 +125,7 @@ def kill_and_resume(tmp_path, kind, source, kills, seed):
             break
     proc = run_worker(db, kind, source)
     out, err = proc.communicate(timeout=300)
-    assert out.split()[0] == "completed" 
+    assert out.split()[0] in ("completed", "already_loaded")  # the latter when a 'killed' run finished first
     assert proc.returncode == 0, err
     with CustomerActivityFeatures(db) as store:
         assert snapshot(store) == expected
