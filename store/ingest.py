@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from . import timeutil, validate
-from .errors import InvalidEventError, ReadOnlyStoreError, StorageFullError
+from .errors import InvalidEventError, ReadOnlyStoreError, StorageFullError, StoreError
 from .resources import query
 
 MAX_PENDING = 5_000
@@ -135,6 +135,9 @@ class Writer:
 
     def _ensure_transaction(self):
         if not self.conn.in_transaction:
+            if self._timer is not None:  # the timer of a transaction SQLite rolled back itself (e.g. disk full)
+                self._timer.cancel()
+                self._timer = None
             self._begin()
             if self.use_timer:
                 self._timer = threading.Timer(MAX_PENDING_SECONDS, self._timed_commit, args=(self._began,))
@@ -143,8 +146,13 @@ class Writer:
 
     def _timed_commit(self, began):
         with self.lock:
-            if self.conn.in_transaction and self._began == began:
-                self.commit()
+            try:
+                if self.conn.in_transaction and self._began == began:
+                    self.commit()
+            except (sqlite3.Error, StoreError):
+                # Nobody to tell in this thread (a full disk, a closed connection): the events
+                # stay buffered, and the next call, read, flush() or close() raises the error.
+                pass
 
     def commit(self):
         """Commit buffered events (a no-op when nothing is buffered)."""
