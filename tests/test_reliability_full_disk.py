@@ -8,11 +8,13 @@ and ``materialize`` are covered.
 """
 
 import sqlite3
+import threading
+import time
 
 import pytest
 
 from customer_activity_features import CustomerActivityFeatures
-from store import synthetic
+from store import ingest, synthetic
 from store.errors import StorageFullError, StoreError
 
 BATCH = 500
@@ -70,7 +72,9 @@ def test_bulk_load_fills_the_disk_then_resumes(tmp_path, headroom):
         assert sorted(store.conn.execute("SELECT * FROM purchases")) == reference(tmp_path)
 
 
-def test_single_calls_fill_the_disk_then_resume(tmp_path):
+def test_single_calls_fill_the_disk_then_resume(tmp_path, monkeypatch):
+    thread_errors = []
+    monkeypatch.setattr(threading, "excepthook", thread_errors.append)
     records = stream()
     with CustomerActivityFeatures(tmp_path / "full.db") as store:
         store.add_purchases(records[:BATCH], batch_size=BATCH)
@@ -93,6 +97,9 @@ def test_single_calls_fill_the_disk_then_resume(tmp_path):
         store.flush()
         check(store)
         assert sorted(store.conn.execute("SELECT * FROM purchases")) == reference(tmp_path)
+    # no commit timer left behind by the failed transaction fires on the closed store
+    time.sleep(ingest.MAX_PENDING_SECONDS * 2)
+    assert thread_errors == []
 
 
 def test_dump_load_fills_the_disk_then_resumes(tmp_path):
