@@ -317,3 +317,37 @@ def test_add_refund_and_refund_features(store):
     params = parameters("")
     params.update(customer_id="c1", as_of_us=1704844800000000 - 1)
     assert store.conn.execute(compose("refund_features"), params).fetchone()[1:] == (1, 5.0)
+
+
+# -- refund_features against its oracle ---------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from tests.oracle_refunds import refund_features as oracle_refund_features  # noqa: E402
+
+AS_OF = 1_717_200_000_000_000  # 2024-06-01T00:00:00Z
+DAY = 86_400_000_000
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    events=st.lists(st.tuples(st.sampled_from(["a", "b"]),
+                              st.sampled_from([AS_OF - 40 * DAY, AS_OF - 30 * DAY - 1, AS_OF - 30 * DAY,
+                                               AS_OF - 5 * DAY, AS_OF, AS_OF + 1]),
+                              st.sampled_from([0.0, 0.5, 2.25, 100.0])), max_size=12),
+    days=st.sampled_from([None, 0, 30, 365]),
+)
+def test_refund_features_match_the_oracle(events, days):
+    from store.features import compose, parameters
+    with CustomerActivityFeatures() as store:
+        store.add_refunds([{"customer_id": c, "refund_value": v, "refund_date": None, "refund_id": f"r{i}"}
+                           for i, (c, t, v) in enumerate(events)])
+        store.flush()
+        for i, (c, t, v) in enumerate(events):  # exact microsecond times
+            store.conn.execute("UPDATE refunds SET event_time_us = ? WHERE event_id = ?", [t, f"r{i}"])
+        params = parameters("", days=days)
+        params.update(customer_id="a", as_of_us=AS_OF)
+        row = store.conn.execute(compose("refund_features"), params).fetchone()
+        window_us = days * DAY if days else None
+        expected = oracle_refund_features(events, "a", AS_OF, window_us)
+        assert row[1] == expected["refund_count"]
+        assert row[2] == pytest.approx(expected["refund_value"])
