@@ -80,11 +80,13 @@ def purchases_file(path, n_lines, seed=8):
     return path
 
 
-def load_started(db):
+def load_started(db, min_rows=0):
+    """True once the load's row exists (with more than min_rows rows committed)."""
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=1)
         try:
-            return conn.execute("SELECT COUNT(*) FROM loads").fetchone()[0] > 0
+            row = conn.execute("SELECT MAX(rows_read) FROM loads").fetchone()
+            return row[0] is not None and row[0] > min_rows
         finally:
             conn.close()
     except sqlite3.Error:
@@ -107,12 +109,15 @@ def kill_and_resume(tmp_path, kind, source, kills, seed):
     rng = random.Random(seed)
     db = tmp_path / "killed.db"
     interrupted = mid_load = 0
-    for _ in range(kills):
+    for attempt in range(kills):
         proc = run_worker(db, kind, source)
         deadline = time.monotonic() + 60
-        while not load_started(db) and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.01)
-        time.sleep(rng.uniform(0.02, 0.9) * duration)
+        # the first kill waits for a committed batch (so at least one resume starts mid-file);
+        # the others only for the load to start, then a random delay
+        min_rows = 0 if attempt == 0 else -1
+        while not load_started(db, min_rows) and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(rng.uniform(0.0, 0.3 if attempt == 0 else 0.9) * duration)
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
             interrupted += 1
