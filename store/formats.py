@@ -203,35 +203,7 @@ def detect_format(name, fmt, head):
 
 
 # -- rows ------------------------------------------------------------------------------
-# Every row source yields (payload_for_key, item, error):
-#   CSV/TSV: item is the list of fields; JSON: item is the decoded value;
-#   error is None or the reason the row could not even be parsed.
-def csv_rows(text, delimiter):
-    """(header, iterator of (fields, error)) for a CSV/TSV text stream; blank lines are skipped."""
-    reader = csv.reader(text, delimiter=delimiter)
-    try:
-        header = next(reader)
-    except StopIteration:
-        return [], iter(())
-    except csv.Error as exc:
-        raise LoadError(f"cannot read the header line: {exc}") from None
-    header = [h.strip() for h in header]
-
-    def rows():
-        while True:
-            try:
-                fields = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                yield None, f"row: malformed CSV ({exc})"
-                continue
-            if fields:
-                yield fields, None
-
-    return header, rows()
-
-
+# (CSV/TSV rows are read by csv.reader directly in store/loaders.py.)
 def ndjson_rows(text):
     """Iterator of (value, raw line, error); blank lines are skipped."""
     for line in text:

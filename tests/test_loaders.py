@@ -31,9 +31,19 @@ def table(store, name, order="event_id"):
     return list(store.conn.execute(f"SELECT * FROM {name} ORDER BY {order}"))
 
 
+SNAPSHOT_SKIP = {"customers", "rejected_events", "loads", "_sqlite_migrations", "materializations",
+                 "feature_catalog", "customer_features"}
+
+
 def snapshot(store):
     """Every table a load writes (bookkeeping times left out)."""
+    others = {}
+    for (name,) in store.conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                      "AND name NOT LIKE 'sqlite_%' ORDER BY name"):
+        if name not in SNAPSHOT_SKIP:
+            others[name] = sorted(store.conn.execute(f'SELECT * FROM "{name}"'), key=repr)
     return {
+        "all_tables": others,
         "purchases": table(store, "purchases"),
         "sessions": table(store, "sessions"),
         "cart_events": table(store, "cart_events"),
