@@ -467,7 +467,7 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
       customers  customer_id, metadata (a JSON object; else the other columns)
     or a preset for a public format (mapping decisions in docs/loading.md):
       online-retail  UCI Online Retail invoice lines -> purchases, refunds
-      rees46         REES46 clickstream -> sessions, cart events, purchases
+      rees46         REES46 clickstream -> sessions, cart events, purchases, interactions
       incidents      UCI incident event log -> support interactions
 
     CSV, TSV, JSON array and newline-delimited JSON are read; .gz files are
