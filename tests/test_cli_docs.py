@@ -132,6 +132,12 @@ def test_readme_sqlite_section_runs(tmp_path):
         assert proc.stdout.strip(), f"no output from: {command}"
 
 
+def test_links_between_docs_resolve():
+    text = DOCS.read_text(encoding="utf-8")
+    missing = [target for target in re.findall(r"\]\(([^)#:]+\.md)\)", text) if not (DOCS.parent / target).exists()]
+    assert not missing, f"docs/cli.md links to missing files: {missing}"
+
+
 if __name__ == "__main__":
     if sys.argv[1:] == ["--update"]:
         update_docs()
