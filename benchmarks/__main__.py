@@ -89,7 +89,7 @@ def run(args):
         "workdir": str(workdir), "db": str(workdir / "shop.db"), "as_of_us": AS_OF_US,
         "smoke": args.smoke, "data_dir": str(Path(args.data_dir) if args.data_dir else DATA_DIR),
         "as_cap_bytes": args.as_cap_mb * 2**20,
-        "dump_lines": 20_000 if args.smoke else None,
+        "dump_lines": 20_000 if args.smoke else (args.dump_lines or None),
     }
     steps = [s for s in ORDER if not args.only or s in args.only.split(",") or s == "generate"]
     results = {}
@@ -121,6 +121,15 @@ def run(args):
     out_dir = Path(args.output) if args.output else RESULTS
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = f"{doc['date']}-{args.customers}" + ("-smoke" if args.smoke else "")
+    previous = out_dir / f"{stem}.json"
+    if args.only and previous.exists():  # a partial re-run updates the day's full run
+        old = json.loads(previous.read_text())
+        rerun = sorted(results)
+        old["steps"].update(results)
+        old.setdefault("reruns", []).append({"steps": rerun, "command": doc["command"],
+                                             "started": doc["started"]})
+        doc = old
+        doc["headline"] = report.headline(doc)
     (out_dir / f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
     markdown = report.markdown(doc)
     (out_dir / f"{stem}.md").write_text(markdown)
@@ -156,6 +165,8 @@ def main(argv=None):
     r.add_argument("--keep", action="store_true", help="keep the temporary databases")
     r.add_argument("--only", help="comma-separated step names (generate always runs)")
     r.add_argument("--data-dir", help="where online_retail.csv.gz is (default ../shared/data)")
+    r.add_argument("--dump-lines", type=int, default=100_000,
+                   help="lines of online_retail.csv.gz both dump loaders read (0 = the whole file; smoke: 20,000)")
     r.add_argument("--as-cap-mb", type=int, default=128, help="RLIMIT_AS of the capped step, MB")
     args = ap.parse_args(argv)
     args.argv = argv
