@@ -124,8 +124,8 @@ def run(args):
     previous = out_dir / f"{stem}.json"
     if args.only and previous.exists():  # a partial re-run updates the day's full run
         old = json.loads(previous.read_text())
-        rerun = sorted(results)
-        old["steps"].update(results)
+        rerun = sorted(k for k in results if k != "generate")
+        old["steps"].update({k: results[k] for k in rerun})
         old.setdefault("reruns", []).append({"steps": rerun, "command": doc["command"],
                                              "started": doc["started"]})
         doc = old
