@@ -132,7 +132,7 @@ def test_every_add_method_is_covered():
     assert public == set(SINGLE) | set(BULK), public ^ (set(SINGLE) | set(BULK))
 
 
-EXAMPLES = 20  # per method in the default run; the long variant runs LONG_EXAMPLES
+EXAMPLES = 12  # per method in the default run; the long variant runs LONG_EXAMPLES
 LONG_EXAMPLES = 200
 STATS = {"offered": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
 
