@@ -164,9 +164,7 @@ class CustomerActivityFeatures:
     def add_purchase(self, customer_id, order_value, purchase_date=None, *, order_id=None):
         """Store a purchase; True when stored, False when rejected or already stored."""
         return self._writer.add(
-            "purchase", (customer_id, order_value, purchase_date, order_id),
-            _payload(customer_id=customer_id, order_value=order_value,
-                     purchase_date=purchase_date, order_id=order_id))
+            "purchase", (customer_id, order_value, purchase_date, order_id))
 
     def add_session(self, customer_id, duration_seconds, device_type=None, session_date=None, *, session_id=None,
                     session_start=None, session_end=None, page_views=None, browser=None, referrer=None,
@@ -179,11 +177,7 @@ class CustomerActivityFeatures:
         """
         return self._writer.add(
             "session", (customer_id, duration_seconds, device_type, session_date, session_id,
-                        session_start, session_end, page_views, browser, referrer, channel),
-            _payload(customer_id=customer_id, duration_seconds=duration_seconds, device_type=device_type,
-                     session_date=session_date, session_id=session_id, session_start=session_start,
-                     session_end=session_end, page_views=page_views, browser=browser, referrer=referrer,
-                     channel=channel))
+                        session_start, session_end, page_views, browser, referrer, channel))
 
     def add_interaction(self, customer_id, event_type, event_date=None, *, session_id=None, page_type=None,
                         product_id=None, category=None, search_query=None, view_duration_seconds=None,
@@ -191,33 +185,23 @@ class CustomerActivityFeatures:
         """Store a clickstream interaction; event_type is one of store.validate.INTERACTION_TYPES."""
         return self._writer.add(
             "interaction", (customer_id, event_type, event_date, session_id, page_type, product_id, category,
-                            search_query, view_duration_seconds, device_type, event_id),
-            _payload(customer_id=customer_id, event_type=event_type, event_date=event_date,
-                     session_id=session_id, page_type=page_type, product_id=product_id, category=category,
-                     search_query=search_query, view_duration_seconds=view_duration_seconds,
-                     device_type=device_type, event_id=event_id))
+                            search_query, view_duration_seconds, device_type, event_id))
 
     def add_attribution(self, customer_id, order_id, source, medium=None, attribution_date=None):
         """Store the marketing source (and medium) of an order; one attribution per order id."""
         return self._writer.add(
-            "attribution", (customer_id, order_id, source, medium, attribution_date),
-            _payload(customer_id=customer_id, order_id=order_id, source=source, medium=medium,
-                     attribution_date=attribution_date))
+            "attribution", (customer_id, order_id, source, medium, attribution_date))
 
     def add_cart_event(self, customer_id, event_type, cart_value=None, event_date=None, *, cart_id=None):
         """Store a cart event; event_type is 'abandoned' or 'converted', the value may be None."""
         return self._writer.add(
-            "cart_event", (customer_id, event_type, cart_value, event_date, cart_id),
-            _payload(customer_id=customer_id, event_type=event_type, cart_value=cart_value,
-                     event_date=event_date, cart_id=cart_id))
+            "cart_event", (customer_id, event_type, cart_value, event_date, cart_id))
 
     def add_support_interaction(self, customer_id, ticket_id, response_time_hours=None, escalated=False,
                                 interaction_date=None):
         """Store a support interaction; the ticket id is its event id."""
         return self._writer.add(
-            "support_interaction", (customer_id, ticket_id, response_time_hours, escalated, interaction_date),
-            _payload(customer_id=customer_id, ticket_id=ticket_id, response_time_hours=response_time_hours,
-                     escalated=escalated, interaction_date=interaction_date))
+            "support_interaction", (customer_id, ticket_id, response_time_hours, escalated, interaction_date))
 
     def set_customer_metadata(self, customer_id, metadata, *, created_at=None):
         """Replace a customer's metadata (stored as JSON; non-dict metadata becomes {}).
@@ -260,9 +244,7 @@ class CustomerActivityFeatures:
         """Store a refund or cancellation (refund_value >= 0); refund_id is the credit note /
         cancellation number, order_id the refunded order when known."""
         return self._writer.add(
-            "refund", (customer_id, refund_value, refund_date, refund_id, order_id),
-            _payload(customer_id=customer_id, refund_value=refund_value, refund_date=refund_date,
-                     refund_id=refund_id, order_id=order_id))
+            "refund", (customer_id, refund_value, refund_date, refund_id, order_id))
 
     def add_refunds(self, records, *, batch_size=5000, progress=None):
         """Stream dicts with keys customer_id, refund_value, refund_date, refund_id, order_id."""

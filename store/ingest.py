@@ -15,6 +15,7 @@ Durability contract (also in the README):
   the last transactions before it may roll back, never half of one).
 """
 
+import functools
 import sqlite3
 import threading
 import time
@@ -39,6 +40,10 @@ class Kind:
     fields: tuple  # accepted keys of a bulk record, in the order of row()'s arguments
     row: object  # validate.*_row
     insert: str  # name of the INSERT query in sql/ingest.sql
+
+    @functools.cached_property
+    def field_set(self):
+        return frozenset(self.fields)
 
 
 KINDS = {
@@ -94,7 +99,9 @@ class IngestResult:
 def _record_values(kind, record):
     if not isinstance(record, dict):
         raise validate.Rejection("record", f"must be a dict, got {type(record).__name__}")
-    unknown = [key for key in record if key not in kind.fields]
+    if kind.field_set.issuperset(record):
+        return map(record.get, kind.fields)
+    unknown = [key for key in record if key not in kind.field_set]
     if unknown:
         shown = ", ".join(validate._shown(k) for k in unknown[:5])  # never raises (huge int keys)
         raise validate.Rejection("record", f"unknown field(s) {shown}; expected {', '.join(kind.fields)}"[:300])
@@ -183,8 +190,13 @@ class Writer:
             self.commit()
 
     # -- single events ------------------------------------------------------
-    def add(self, kind_name, values, payload):
-        """Store one event; True when stored, False when rejected or a duplicate."""
+    def add(self, kind_name, values, payload=None):
+        """Store one event; True when stored, False when rejected or a duplicate.
+
+        ``values`` are the event's values in the order of ``Kind.fields``; the
+        rejection payload is built from them only when the event is rejected
+        (or is ``payload``, JSON text, when the caller gives one).
+        """
         kind = KINDS[kind_name]
         with self.lock:
             try:
@@ -192,6 +204,8 @@ class Writer:
             except validate.Rejection as rejection:
                 if self.strict:
                     raise InvalidEventError(rejection.field, rejection.why) from None
+                if payload is None:
+                    payload = _payload(dict(zip(kind.fields, values)))
                 self._ensure_transaction()
                 try:
                     self._write_rejection(kind.name, payload, rejection.reason)

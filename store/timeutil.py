@@ -12,6 +12,7 @@ Rules (the same for event times and for ``as_of``):
 Anything else, or a value that does not fit, raises ``ValueError``.
 """
 
+import time
 from datetime import date, datetime, timedelta, timezone
 
 UTC = timezone.utc
@@ -21,13 +22,22 @@ US_PER_SECOND = 1_000_000
 US_PER_DAY = 86_400 * US_PER_SECOND
 
 
+MIN_US = (datetime.min.replace(tzinfo=UTC) - EPOCH) // ONE_US
+MAX_US = (datetime.max.replace(tzinfo=UTC) - EPOCH) // ONE_US
+
+# Parsed aware ISO strings (with Z or an offset): dumps repeat timestamps a lot.
+# Naive strings are never cached: their meaning depends on the local timezone.
+_AWARE_STRINGS = {}
+_AWARE_STRINGS_MAX = 100_000
+
+
 def now_us():
     """The current instant, in microseconds since the epoch."""
-    return to_us(datetime.now(UTC))
+    return time.time_ns() // 1000
 
 
-def parse_datetime(value):
-    """Parse an accepted time value into an aware UTC ``datetime``."""
+def _parse(value):
+    """An accepted time value as a datetime, naive or aware, as given."""
     if isinstance(value, datetime):
         dt = value
     elif isinstance(value, date):
@@ -44,6 +54,12 @@ def parse_datetime(value):
             raise ValueError(f"not an ISO-8601 date: {value[:80]!r}") from None
     else:
         raise ValueError(f"expected a datetime, date or ISO-8601 string, got {type(value).__name__}")
+    return dt
+
+
+def parse_datetime(value):
+    """Parse an accepted time value into an aware UTC ``datetime``."""
+    dt = _parse(value)
     try:
         # astimezone() on a naive datetime assumes local time.
         return dt.astimezone(UTC)
@@ -53,7 +69,24 @@ def parse_datetime(value):
 
 def to_us(value):
     """An accepted time value (not None) as microseconds since the epoch."""
-    return (parse_datetime(value) - EPOCH) // ONE_US
+    if type(value) is str:
+        cached = _AWARE_STRINGS.get(value)
+        if cached is not None:
+            return cached
+    dt = _parse(value)
+    if dt.tzinfo is not None and dt.utcoffset() is not None:
+        us = (dt - EPOCH) // ONE_US  # aware: exact, no conversion needed
+        if not MIN_US <= us <= MAX_US:
+            raise ValueError(f"date out of range: {value!r}"[:120])
+        if type(value) is str:
+            if len(_AWARE_STRINGS) >= _AWARE_STRINGS_MAX:
+                _AWARE_STRINGS.clear()
+            _AWARE_STRINGS[value] = us
+        return us
+    try:
+        return (dt.astimezone(UTC) - EPOCH) // ONE_US
+    except (OverflowError, ValueError, OSError):
+        raise ValueError(f"date out of range: {value!r}"[:120]) from None
 
 
 def as_of_us(as_of):

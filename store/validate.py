@@ -42,6 +42,8 @@ def customer_id(value, field="customer_id"):
     ids into set-based queries, cut text at NUL, so such a customer would
     silently vanish from cohorts and materialisations.
     """
+    if type(value) is str and value and value.isascii() and "\x00" not in value:
+        return value  # the common case: plain ASCII text (no surrogates possible)
     if value is None or value == "" or isinstance(value, bool):
         raise Rejection(field, "is empty" if not isinstance(value, bool) else "must be text or an integer, got bool")
     if isinstance(value, str):
@@ -59,6 +61,8 @@ def customer_id(value, field="customer_id"):
 
 def event_id(value, field):
     """The caller's natural key, or a generated one when none is given."""
+    if type(value) is str and value and value.isascii():
+        return value
     if value is None or value == "":
         return secrets.token_hex(8)
     if isinstance(value, bool):
@@ -96,6 +100,8 @@ def _safe_str(value):
 
 def amount(value, field, *, optional=False):
     """A finite, non-negative number (not a bool, not a string)."""
+    if type(value) is float and 0.0 <= value < _INF:
+        return value  # the common case (NaN fails the comparison)
     if value is None:
         if optional:
             return None
@@ -113,6 +119,9 @@ def amount(value, field, *, optional=False):
     if number < 0:
         raise Rejection(field, "is negative")
     return number
+
+
+_INF = float("inf")
 
 
 def event_time(value, field, now_us):
