@@ -154,8 +154,14 @@ FROM x;
 """
 
 
-def run_step(name, base, work, seed_only):
+def _fresh_copy(base, work):
+    for extra in ("-wal", "-shm"):
+        Path(str(work) + extra).unlink(missing_ok=True)
     shutil.copyfile(base, work)
+
+
+def run_step(name, base, work, seed_only):
+    _fresh_copy(base, work)
     out = subprocess.run([sys.executable, __file__, "--step", name, "--db", str(work)]
                          + (["--seed-only"] if seed_only else []),
                          capture_output=True, text=True, check=True, cwd=ROOT)
@@ -197,7 +203,7 @@ def main():
         print(f"materialize (seed families): {r['seconds']:.1f} s, {r['rows'] / r['seconds']:.0f} customers/s, "
               f"{r['columns']} columns, peak RSS {r['peak_rss_mb']:.0f} MB", flush=True)
     if "reference" in only and shutil.which("sqlite3"):
-        shutil.copyfile(base, work)
+        _fresh_copy(base, work)
         sql = reference_sql(timeutil.to_us(AS_OF))
         t = time.perf_counter()
         subprocess.run(["sqlite3", str(work)], input=sql, text=True, check=True)

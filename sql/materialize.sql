@@ -15,18 +15,20 @@ LEFT JOIN purchases AS p
 GROUP BY t.target_id
 
 -- name: primary_device
--- Reads the session_devices query (sessions.sql) as a CTE.
+-- Reads the session_devices query (sessions.sql) as a CTE. One row per target
+-- with sessions (GROUP BY, not a WHERE on the rank: the planner then indexes
+-- this CTE when the materialisation joins it, instead of scanning it per row).
 SELECT
     d.target_id AS target_id,
     -- primary_device: the most used device in the window (tie: seen first, then name); text; no row when no session
-    d.device_type AS primary_device
+    MIN(CASE WHEN d.rank = 1 THEN d.device_type END) AS primary_device
 FROM (
     SELECT target_id, device_type,
            ROW_NUMBER() OVER (PARTITION BY target_id
                               ORDER BY session_count DESC, first_seen_us, device_type) AS rank
     FROM session_devices
 ) AS d
-WHERE d.rank = 1
+GROUP BY d.target_id
 
 -- name: fill_targets_from_json
 -- Fills a cohort's temporary target table in one statement from a JSON array
