@@ -40,7 +40,9 @@ MAX_WINDOW_DAYS = 36_500
 EXPORT_FORMATS = ("csv", "ndjson")
 ALL_TIME_FREQUENCY_DAYS = 30
 _WINDOW_PARAMS = re.compile(r":(window_us|frequency_days|frequency_us)\b")
-_TARGETS = "temp.materialize_targets"
+# The targets of a run: a temp table named ``target``, read directly by the family
+# queries (FROM target AS t), so every join on t.target_id is a rowid lookup.
+_TARGETS = "temp.target"
 
 
 def check_windows(windows):
@@ -178,7 +180,9 @@ class Plan:
         ctes = self._ctes()
         cte_names = [name for name, _ in ctes]
         allowed_ctes = set(cte_names)
-        parts = [f"target AS (SELECT target_id, customer_id, as_of_us FROM {target_table})"]
+        parts = []
+        if target_table != _TARGETS:
+            parts.append(f"target AS (SELECT target_id, customer_id, as_of_us FROM {target_table})")
         # MATERIALIZED: each family is computed once into an ephemeral table that the
         # final join reads through an automatic index (never re-scanned per row).
         parts += [f"{quote_identifier(name, allowed_ctes)} AS MATERIALIZED (\n{sql}\n)" for name, sql in ctes]
@@ -299,12 +303,12 @@ def last_run(conn, shop_id):
 
 def _fill_targets(conn, sql, params):
     conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
-    conn.execute(f"CREATE TEMP TABLE materialize_targets (target_id INTEGER PRIMARY KEY, "
+    conn.execute(f"CREATE TEMP TABLE target (target_id INTEGER PRIMARY KEY, "
                  "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
     conn.execute(f"INSERT INTO {_TARGETS} (target_id, customer_id, as_of_us) " + sql, params)
     # Lets the planner look a target up by customer when a family query starts from an
     # event table (otherwise it may scan every target per event).
-    conn.execute("CREATE INDEX temp.materialize_targets_customer ON materialize_targets (customer_id)")
+    conn.execute("CREATE INDEX temp.target_customer ON target (customer_id)")
 
 
 def _record(conn, shop_id, kind, plan, as_of_us, started, recomputed):

@@ -68,7 +68,7 @@ def test_on_the_fly_rows_equal_a_materialization_at_that_as_of(tmp_path):
         assert read_csv(tmp_path / "a.csv") == read_csv(tmp_path / "b.csv")
         # the temp table of the on-the-fly export is gone
         assert store.conn.execute("SELECT COUNT(*) FROM temp.sqlite_master "
-                                  "WHERE name = 'materialize_targets'").fetchone() == (0,)
+                                  "WHERE name = 'target'").fetchone() == (0,)
 
 
 def test_export_only_the_stores_shop(tmp_path):
