@@ -126,6 +126,8 @@ class CustomerActivityFeatures:
             _db.check_not_newer(conn)  # before any pragma or write
             _db.configure(conn, read_only=self.read_only)
             _db.migrate(conn)
+            if not self.read_only:
+                _write_catalog(conn)
             _localtime.install(conn, self.timezone)
         except BaseException:
             if self._owns_connection:
@@ -580,6 +582,15 @@ def _sqlite_errors():
     except sqlite3.OperationalError as exc:
         _raise_if_read_only(exc)
         raise
+
+
+def _write_catalog(conn):
+    """The feature catalog is in the database from the first open on (read it with sqlite3)."""
+    try:
+        _catalog.ensure_catalog(conn)
+    except sqlite3.OperationalError as exc:
+        if "readonly" not in str(exc).lower():
+            raise  # a read-only file opened without read_only=True still serves reads
 
 
 def _payload(**values):

@@ -273,6 +273,24 @@ _CATALOG_COLUMNS = ("name", "type", "unit", "window_rule", "null_rule", "meaning
                     "materialized", "added_by", "position")
 
 
+def ensure_catalog(conn):
+    """Bring the feature_catalog table up to date, taking the write lock only when
+    the stored records differ from the code's (a plain read otherwise, so opening
+    a store while another process writes does not wait). Returns True when written."""
+    stored = conn.execute(
+        f"SELECT {', '.join(_CATALOG_COLUMNS)} FROM feature_catalog ORDER BY position").fetchall()
+    if [tuple(r) for r in stored] == list(catalog_rows()):
+        return False
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        changed = sync_catalog(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return changed
+
+
 def sync_catalog(conn):
     """Write the records to the feature_catalog table when they differ (caller holds a transaction)."""
     rows = list(catalog_rows())

@@ -111,3 +111,17 @@ def test_catalog_readable_from_the_sqlite3_shell(tmp_path):
     out = subprocess.run(["sqlite3", str(path), "SELECT name, unit, query FROM feature_catalog "
                           "WHERE name = 'average_order_value'"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "average_order_value|currency units|purchase_features"
+
+
+def test_the_catalog_is_in_the_database_from_the_first_open(tmp_path):
+    import sqlite3
+
+    from customer_activity_features import CustomerActivityFeatures
+    from store import catalog as catalog_module
+
+    path = tmp_path / "fresh.db"
+    CustomerActivityFeatures(path).close()
+    conn = sqlite3.connect(path)
+    names = [name for (name,) in conn.execute("SELECT name FROM feature_catalog ORDER BY position")]
+    conn.close()
+    assert names == [f.name for f in catalog_module.features()]
