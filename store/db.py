@@ -53,10 +53,6 @@ def configure(conn, *, read_only=False):
     conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
-    # Single-customer feature statements join one-row CTEs; the automatic
-    # indexes SQLite would build for those joins cost ~4x the query itself.
-    # Set-based statements turn them back on with automatic_indexes().
-    conn.execute("PRAGMA automatic_index = OFF")
     if not read_only:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
         if mode not in ("wal", "memory"):
@@ -70,18 +66,22 @@ def configure(conn, *, read_only=False):
 
 @contextlib.contextmanager
 def automatic_indexes(conn):
-    """Let statements prepared inside the block use automatic indexes.
+    """Make sure statements prepared inside the block may use automatic indexes.
 
     Set-based statements (cohorts, materialisation) join per-target CTEs of
-    many rows and need them. Changing the pragma expires prepared statements,
-    so do this around whole set-based operations, never per customer.
-    Statements already running keep the plan they were prepared with.
+    many rows and need them. Store connections keep SQLite's default (on); a
+    caller's connection that turned them off gets them for the block. Only
+    reading the pragma is free: setting it expires every prepared statement,
+    so it is set only when it is off.
     """
-    conn.execute("PRAGMA automatic_index = ON")
+    was_on = conn.execute("PRAGMA automatic_index").fetchone()[0]
+    if not was_on:
+        conn.execute("PRAGMA automatic_index = ON")
     try:
         yield conn
     finally:
-        conn.execute("PRAGMA automatic_index = OFF")
+        if not was_on:
+            conn.execute("PRAGMA automatic_index = OFF")
 
 
 def connect(path, *, read_only=False):

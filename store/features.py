@@ -80,9 +80,15 @@ def compose(main, ctes=(), target=ONE_TARGET):
     """One statement: ``WITH <target>, <cte queries> <main query>``.
 
     Only query names from sql/ and fixed fragments of this module are put
-    together here; every value is a bound parameter.
+    together here; every value is a bound parameter. For one target each family
+    CTE holds exactly one row; saying so (``LIMIT 1``) keeps SQLite from building
+    automatic indexes to join them, which cost more than the query itself
+    (all_features: 43 -> 35 us), while cohort statements keep them.
     """
-    parts = [target] + [f"{name} AS (\n{query(name)}\n)" for name in ctes]
+    if target is ONE_TARGET:
+        parts = [target] + [f"{name} AS (SELECT * FROM (\n{query(name)}\n) LIMIT 1)" for name in ctes]
+    else:
+        parts = [target] + [f"{name} AS (\n{query(name)}\n)" for name in ctes]
     return "WITH " + ",\n".join(parts) + "\n" + query(main)
 
 
@@ -131,6 +137,30 @@ class FeatureReader:
     def __init__(self, conn, shop_id):
         self.conn = conn
         self.shop_id = shop_id
+        self._table_prefix = f"cohort_{next(_cohort_counter)}"
+        self._tables_made = 0
+        self._free_tables = []
+
+    def _acquire_table(self):
+        """An empty temporary target table of this connection.
+
+        Tables are kept and reused (emptied) rather than dropped: creating or
+        dropping one changes the temp schema and makes SQLite re-prepare every
+        cohort statement. A cohort still being streamed keeps its own table.
+        """
+        if self._free_tables:
+            return self._free_tables.pop()
+        self._tables_made += 1
+        table = f"{self._table_prefix}_{self._tables_made}"
+        self.conn.execute(
+            f"CREATE TEMP TABLE IF NOT EXISTS {table} (target_id INTEGER PRIMARY KEY, "
+            "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)"
+        )
+        return table
+
+    def _release_table(self, table):
+        self.conn.execute(f"DELETE FROM temp.{table}")
+        self._free_tables.append(table)
 
     # -- one customer -------------------------------------------------------
     def family(self, name, customer_id, as_of_us, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
@@ -181,11 +211,7 @@ class FeatureReader:
 
     def cohort_summary(self, targets, *, days=None):
         """{'size', <feature>: mean} over the targets, aggregated in SQL (sql/materialize.sql)."""
-        table = f"cohort_{next(_cohort_counter)}"
-        self.conn.execute(
-            f"CREATE TEMP TABLE {table} (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
-            "as_of_us INTEGER NOT NULL)"
-        )
+        table = self._acquire_table()
         try:
             self._fill_cohort(table, targets, None)
             target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
@@ -197,7 +223,7 @@ class FeatureReader:
             finally:
                 cursor.close()
         finally:
-            self.conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            self._release_table(table)
 
     def iter_cohort(self, targets, *, days=None, select=None, with_keys=False):
         """Yield (target_id, features) for [(target_id, customer_id, as_of_us)], in target_id order.
@@ -209,12 +235,8 @@ class FeatureReader:
         With ``with_keys`` it yields (target_id, customer_id, as_of_us, features),
         the keys read back from the temp table by a fourth streamed query.
         """
-        table = f"cohort_{next(_cohort_counter)}"
+        table = self._acquire_table()
         cursors = []
-        self.conn.execute(
-            f"CREATE TEMP TABLE {table} (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
-            "as_of_us INTEGER NOT NULL)"
-        )
         try:
             self._fill_cohort(table, targets, select)
             target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
@@ -252,4 +274,4 @@ class FeatureReader:
         finally:
             for cursor in cursors:
                 cursor.close()
-            self.conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            self._release_table(table)
