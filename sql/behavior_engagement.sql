@@ -40,32 +40,28 @@ LEFT JOIN interactions AS i
 GROUP BY t.target_id, s.event_id
 
 -- name: behavior_engagement
+-- One aggregate over the targets (GROUP BY at the top level, no derived table
+-- around it): SQLite then indexes this CTE when the behaviour statement joins
+-- it on target_id. Wrapped in an outer SELECT, the planner scanned it once per
+-- row of another family CTE (materialize: 5,000 customers 2.9 s, 20,000 22.7 s).
 SELECT
-    target_id,
-    total_sessions,
-    avg_session_duration,
-    page_views_per_session,
-    bounce_rate,
+    t.target_id AS target_id,
+    -- total_sessions: sessions at or before as_of; integer; 0 when none
+    COUNT(sp.event_id) AS total_sessions,
+    -- avg_session_duration: mean session duration; seconds; NULL when no session
+    AVG(sp.duration_seconds) AS avg_session_duration,
+    -- page_views_per_session: mean page views over sessions whose page views are known; page views; NULL when none is known
+    AVG(sp.pages) AS page_views_per_session,
+    -- bounce_rate: share of the sessions with known page views that have at most :bounce_max_page_views; ratio 0..1; NULL when none is known
+    AVG(sp.pages <= :bounce_max_page_views) AS bounce_rate,
     -- engagement_score: weight_sessions * min(total_sessions / sessions_cap, 1)
     --   + weight_duration * min(avg_session_duration / duration_cap, 1)
     --   + weight_pages * min(page_views_per_session / pages_cap, 1), NULL inputs counting 0;
     --   weights sum to 1; score 0..1; 0.0 when no session
-    :engagement_weight_sessions * MIN(total_sessions * 1.0 / :engagement_sessions_cap, 1.0)
-      + :engagement_weight_duration * MIN(COALESCE(avg_session_duration, 0.0) / :engagement_duration_cap_seconds, 1.0)
-      + :engagement_weight_pages * MIN(COALESCE(page_views_per_session, 0.0) / :engagement_pages_cap, 1.0)
+    :engagement_weight_sessions * MIN(COUNT(sp.event_id) * 1.0 / :engagement_sessions_cap, 1.0)
+      + :engagement_weight_duration * MIN(COALESCE(AVG(sp.duration_seconds), 0.0) / :engagement_duration_cap_seconds, 1.0)
+      + :engagement_weight_pages * MIN(COALESCE(AVG(sp.pages), 0.0) / :engagement_pages_cap, 1.0)
       AS engagement_score
-FROM (
-    SELECT
-        t.target_id AS target_id,
-        -- total_sessions: sessions at or before as_of; integer; 0 when none
-        COUNT(sp.event_id) AS total_sessions,
-        -- avg_session_duration: mean session duration; seconds; NULL when no session
-        AVG(sp.duration_seconds) AS avg_session_duration,
-        -- page_views_per_session: mean page views over sessions whose page views are known; page views; NULL when none is known
-        AVG(sp.pages) AS page_views_per_session,
-        -- bounce_rate: share of the sessions with known page views that have at most :bounce_max_page_views; ratio 0..1; NULL when none is known
-        AVG(sp.pages <= :bounce_max_page_views) AS bounce_rate
-    FROM target AS t
-    LEFT JOIN behavior_session_pages AS sp ON sp.target_id = t.target_id
-    GROUP BY t.target_id
-)
+FROM target AS t
+LEFT JOIN behavior_session_pages AS sp ON sp.target_id = t.target_id
+GROUP BY t.target_id
