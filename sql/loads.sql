@@ -72,14 +72,17 @@ INSERT OR IGNORE INTO rejected_events (shop_id, kind, payload, reason, received_
 VALUES (?, ?, ?, ?, ?, ?, ?);
 
 -- name: upsert_customer_if_changed
--- Metadata replaces what was stored; a row whose metadata is unchanged is not
--- rewritten (no change = counted as a duplicate).
-INSERT INTO customers (shop_id, customer_id, metadata, updated_at)
-VALUES (?, ?, ?, ?)
+-- Metadata replaces what was stored; created_at_us (migration 0004) replaces
+-- it only when given (NULL keeps the stored creation time, as upsert_customer
+-- does). A row that changes neither is not rewritten (counted as a duplicate).
+INSERT INTO customers (shop_id, customer_id, metadata, updated_at, created_at_us)
+VALUES (?, ?, ?, ?, ?)
 ON CONFLICT (shop_id, customer_id) DO UPDATE SET
     metadata = excluded.metadata,
-    updated_at = excluded.updated_at
-WHERE customers.metadata IS NOT excluded.metadata;
+    updated_at = excluded.updated_at,
+    created_at_us = COALESCE(excluded.created_at_us, customers.created_at_us)
+WHERE customers.metadata IS NOT excluded.metadata
+   OR (excluded.created_at_us IS NOT NULL AND customers.created_at_us IS NOT excluded.created_at_us);
 
 -- name: stage_online_retail
 INSERT OR IGNORE INTO load_staging_online_retail

@@ -30,7 +30,8 @@ from . import synthetic, timeutil
 from .errors import StoreError
 
 DEFAULT_DB = "customer_activity.db"
-GENERIC_KINDS = ("purchases", "sessions", "carts", "support", "refunds", "customers")
+GENERIC_KINDS = ("purchases", "sessions", "carts", "support", "refunds", "customers", "interactions",
+                 "attributions")
 PRESET_KINDS = ("online-retail", "rees46", "incidents")
 FORMATS = ("csv", "tsv", "json", "ndjson")
 DEMO_PERSONAS = ("loyal", "churner", "cart_abandoner", "support_heavy", "new", "casual")
@@ -459,12 +460,16 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
     \b
     KIND is a generic kind, whose columns are matched to the store's fields
     by name or with --map:
-      purchases  customer_id, order_value, purchase_date, order_id
-      sessions   customer_id, duration_seconds, device_type, session_date, session_id
-      carts      customer_id, event_type, cart_value, event_date, cart_id
-      support    customer_id, ticket_id, response_time_hours, escalated, interaction_date
-      refunds    customer_id, refund_value, refund_date, refund_id, order_id
-      customers  customer_id, metadata (a JSON object; else the other columns)
+      purchases     customer_id, order_value, purchase_date, order_id
+      sessions      customer_id, duration_seconds, device_type, session_date, session_id,
+                    session_start, session_end, page_views, browser, referrer, channel
+      carts         customer_id, event_type, cart_value, event_date, cart_id
+      support       customer_id, ticket_id, response_time_hours, escalated, interaction_date
+      refunds       customer_id, refund_value, refund_date, refund_id, order_id
+      customers     customer_id, metadata (a JSON object; else the other columns), created_at
+      interactions  customer_id, event_type, event_date, session_id, page_type, product_id,
+                    category, search_query, view_duration_seconds, device_type, event_id
+      attributions  customer_id, order_id, source, medium, attribution_date
     or a preset for a public format (mapping decisions in docs/loading.md):
       online-retail  UCI Online Retail invoice lines -> purchases, refunds
       rees46         REES46 clickstream -> sessions, cart events, purchases, interactions

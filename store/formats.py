@@ -21,7 +21,7 @@ from datetime import datetime, timedelta, timezone as _timezone
 from pathlib import Path
 
 from .errors import LoadError
-from .validate import Rejection
+from .validate import Rejection, count
 
 try:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -338,6 +338,22 @@ def number(value, field, *, optional=False):
     if not math.isfinite(result):
         raise Rejection(field, "is NaN" if result != result else "is infinite")
     return result
+
+
+def whole_number(value, field):
+    """An optional non-negative integer from an integer or its text ('3', '3.0'); '' and None are None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                raise Rejection(field, "not a whole number") from None
+    return count(value, field)
 
 
 def boolean(value, field):

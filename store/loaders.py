@@ -10,7 +10,8 @@ Public API (stable; the ``caf load`` / ``caf stats`` commands are built on it)::
 See docs/loading.md for every mapping decision. In short:
 
 * ``kind`` is a generic kind (``purchases``, ``sessions``, ``carts``,
-  ``support``, ``customers``, ``refunds``), whose file columns are mapped to
+  ``support``, ``customers``, ``refunds``, ``interactions``,
+  ``attributions``), whose file columns are mapped to
   the store's fields with ``mapping``, or a preset for a real public format
   (``online-retail``, ``rees46``, ``incidents``).
 * A *row* is one input record: a CSV/TSV data line (the header excluded), one
@@ -44,7 +45,7 @@ from .formats import FORMATS, customer_text, number
 from .resources import query
 from .validate import Rejection
 
-KINDS = ("purchases", "sessions", "carts", "support", "customers", "refunds")
+KINDS = ("purchases", "sessions", "carts", "support", "customers", "refunds", "interactions", "attributions")
 PRESETS = ("online-retail", "rees46", "incidents")
 BATCH_ROWS = 20_000  # input rows per committed batch (a kill loses at most one batch of work)
 
@@ -115,9 +116,12 @@ GENERIC = {
                              ("customer_id", "order_value", "purchase_date", "order_id"),
                              ("customer_id", "order_value", "purchase_date"), "purchase_date", "order_id",
                              "insert_purchase"),
+    # sessions: session_date may be left out when session_start is given, and
+    # duration_seconds when session_start and session_end are (see _missing_columns)
     "sessions": GenericKind("sessions", "session", "sessions",
-                            ("customer_id", "duration_seconds", "device_type", "session_date", "session_id"),
-                            ("customer_id", "duration_seconds", "session_date"), "session_date", "session_id",
+                            ("customer_id", "duration_seconds", "device_type", "session_date", "session_id",
+                             "session_start", "session_end", "page_views", "browser", "referrer", "channel"),
+                            ("customer_id",), "session_date", "session_id",
                             "insert_session"),
     "carts": GenericKind("carts", "cart_event", "cart_events",
                          ("customer_id", "event_type", "cart_value", "event_date", "cart_id"),
@@ -131,13 +135,47 @@ GENERIC = {
                            ("customer_id", "refund_value", "refund_date", "refund_id", "order_id"),
                            ("customer_id", "refund_value", "refund_date"), "refund_date", "refund_id",
                            "insert_refund"),
-    "customers": GenericKind("customers", "customer", "customers", ("customer_id", "metadata"),
+    "customers": GenericKind("customers", "customer", "customers", ("customer_id", "metadata", "created_at"),
                              ("customer_id",), "", "", "upsert_customer_if_changed"),
+    "interactions": GenericKind("interactions", "interaction", "interactions",
+                                ("customer_id", "event_type", "event_date", "session_id", "page_type",
+                                 "product_id", "category", "search_query", "view_duration_seconds",
+                                 "device_type", "event_id"),
+                                ("customer_id", "event_type", "event_date"), "event_date", "event_id",
+                                "insert_interaction"),
+    "attributions": GenericKind("attributions", "attribution", "purchase_attributions",
+                                ("customer_id", "order_id", "source", "medium", "attribution_date"),
+                                ("customer_id", "order_id", "source", "attribution_date"), "attribution_date",
+                                "order_id", "insert_attribution"),
 }
 
 
-def _generic_row(kind, shop_id, get, time_us, fallback_id, now_iso, extra):
-    """The stored row of one generic record (``get(field)`` reads the mapped column)."""
+def _missing_columns(kind, has):
+    """The store fields whose columns a CSV/TSV header lacks (``has(field)``: its column is there)."""
+    missing = [f for f in kind.required if not has(f)]
+    if kind.name == "sessions":
+        if not has("session_date") and not has("session_start"):
+            missing.append("session_date")
+        if not has("duration_seconds") and not (has("session_start") and has("session_end")):
+            missing.append("duration_seconds")
+    return missing
+
+
+def _optional_time(parse_time, value, field):
+    return None if value is None or value == "" else parse_time(value, field)
+
+
+def _text_field(value):
+    """Text as read (CSV cells, JSON strings) stripped; '' stays '' (= not given)."""
+    return value.strip() if isinstance(value, str) else value
+
+
+def _generic_row(kind, shop_id, get, parse_time, fallback_id, now_iso, extra):
+    """The stored row of one generic record (``get(field)`` reads the mapped column;
+    ``parse_time(value, field)`` turns a timestamp into microseconds or rejects it)."""
+    if kind.name == "sessions":
+        return _session_row(shop_id, get, parse_time, fallback_id)
+    time_us = parse_time(get(kind.date_field), kind.date_field) if kind.date_field else None
     customer = customer_text(get("customer_id"), "customer_id")
     if kind.name == "customers":
         meta = get("metadata")
@@ -150,17 +188,30 @@ def _generic_row(kind, shop_id, get, time_us, fallback_id, now_iso, extra):
             meta = extra()
         if not isinstance(meta, dict):
             raise Rejection("metadata", "must be a JSON object")
-        return (shop_id, validate.customer_id(customer), validate.metadata_json(meta), now_iso)
+        created_us = _optional_time(parse_time, get("created_at"), "created_at")
+        return (shop_id, validate.customer_id(customer), validate.metadata_json(meta), now_iso, created_us)
+    if kind.name == "attributions":
+        order = _text_field(get("order_id"))
+        if order is None or order == "":
+            raise Rejection("order_id", "is missing")  # the key of an attribution: never generated
+        return validate.attribution_row(shop_id, time_us, customer, order, _text_field(get("source")),
+                                        get("medium"), None)
     ident = get(kind.id_field)
     if ident is None or ident == "":
         ident = fallback_id
     if kind.name == "purchases":
         return validate.purchase_row(shop_id, time_us, customer, number(get("order_value"), "order_value"),
                                      None, ident)
-    if kind.name == "sessions":
-        return validate.session_row(shop_id, time_us, customer,
-                                    number(get("duration_seconds"), "duration_seconds"),
-                                    get("device_type"), None, ident)
+    if kind.name == "interactions":
+        event_type = get("event_type")
+        if isinstance(event_type, str):
+            event_type = event_type.strip().lower()
+        return validate.interaction_row(shop_id, time_us, customer, event_type, None, get("session_id"),
+                                        get("page_type"), get("product_id"), get("category"),
+                                        get("search_query"),
+                                        number(get("view_duration_seconds"), "view_duration_seconds",
+                                               optional=True),
+                                        get("device_type"), ident)
     if kind.name == "carts":
         event_type = get("event_type")
         if isinstance(event_type, str):
@@ -175,6 +226,36 @@ def _generic_row(kind, shop_id, get, time_us, fallback_id, now_iso, extra):
         return validate.refund_row(shop_id, time_us, customer, number(get("refund_value"), "refund_value"),
                                    None, ident, get("order_id"))
     raise AssertionError(kind.name)  # pragma: no cover
+
+
+def _session_row(shop_id, get, parse_time, fallback_id):
+    """A sessions row with the optional extras of issue 5.
+
+    session_start / session_end are read like the event time (same format and
+    time zone). A missing session_date is session_start; a missing
+    duration_seconds is session_end - session_start when both are given.
+    """
+    start_us = _optional_time(parse_time, get("session_start"), "session_start")
+    end_us = _optional_time(parse_time, get("session_end"), "session_end")
+    date = get("session_date")
+    if (date is None or date == "") and start_us is not None:
+        time_us = start_us
+    else:
+        time_us = parse_time(date, "session_date")
+    customer = customer_text(get("customer_id"), "customer_id")
+    if start_us is not None and end_us is not None and end_us < start_us:
+        raise Rejection("session_end", "is before session_start")
+    duration = number(get("duration_seconds"), "duration_seconds", optional=True)
+    if duration is None and start_us is not None and end_us is not None:
+        duration = (end_us - start_us) / 1_000_000
+    ident = get("session_id")
+    if ident is None or ident == "":
+        ident = fallback_id
+    row = validate.session_row(shop_id, time_us, customer, duration, get("device_type"), None, ident)
+    return row[:6] + (start_us, end_us, formats.whole_number(get("page_views"), "page_views"),
+                      validate.optional_text(get("browser"), "browser"),
+                      validate.optional_text(get("referrer"), "referrer"),
+                      validate.optional_text(get("channel"), "channel"))
 
 
 # =============================================================================
@@ -536,11 +617,14 @@ class _Run:
             load_id = self.report.load_id
         else:
             kind = self.generic
-            for field_name in kind.required:
+            for field_name in _missing_columns(kind, lambda f: self._column(f) in header)[:1]:
                 column = self._column(field_name)
-                if column not in header:
-                    raise LoadError(f"the file has no column {column!r} for {field_name}; map one with "
-                                    f"--map {field_name}=COLUMN (header found: {', '.join(header[:20])})")
+                hint = ""
+                if kind.name == "sessions" and field_name in ("session_date", "duration_seconds"):
+                    hint = (" (or give session_start" + (" and session_end" if field_name == "duration_seconds"
+                                                         else "") + ")")
+                raise LoadError(f"the file has no column {column!r} for {field_name}{hint}; map one with "
+                                f"--map {field_name}=COLUMN (header found: {', '.join(header[:20])})")
             for field_name, column in self.mapping.items():
                 if column not in header:
                     raise LoadError(f"the file has no column {column!r} (mapped to {field_name}); "
@@ -663,8 +747,7 @@ class _Run:
             def extra():
                 return {k: v for k, v in record.items() if k not in mapped_columns}
             try:
-                time_us = parse_time(get(kind.date_field), kind.date_field) if kind.date_field else None
-                return _generic_row(kind, shop_id, get, time_us, f"{prefix}-{row_no}", now_iso, extra)
+                return _generic_row(kind, shop_id, get, parse_time, f"{prefix}-{row_no}", now_iso, extra)
             except Rejection as rejection:
                 return rejection
         return handle
