@@ -119,6 +119,30 @@ JOIN behavior_rfm_population AS me ON me.as_of_us = w.as_of_us AND me.customer_i
 JOIN behavior_rfm_population AS pop ON pop.as_of_us = w.as_of_us
 GROUP BY me.as_of_us, me.customer_id
 
+-- name: behavior_rfm_scores_snapshot
+-- The same scores as behavior_rfm_scores, read from the shop's materialized
+-- customer_features rows (family behavior_segments) at the target's as_of:
+-- store.behavior uses it for a single customer only when that snapshot is
+-- current (its last run is at this as_of, no event changed since, the
+-- customer has a row), so the values are those the population would give.
+-- One primary-key lookup and one indexed MIN instead of a pass over the
+-- shop's purchases.
+SELECT
+    t.as_of_us AS as_of_us,
+    t.customer_id AS customer_id,
+    -- recency_score, frequency_score, monetary_score: customer_features columns; integer 1..rfm_bins; NULL when no purchase
+    cf.recency_score AS recency_score,
+    cf.frequency_score AS frequency_score,
+    cf.monetary_score AS monetary_score,
+    -- first_us: first purchase at or before as_of; microseconds since the epoch; NULL when none
+    (SELECT MIN(p.event_time_us) FROM purchases AS p
+      WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id AND p.event_time_us <= t.as_of_us) AS first_us
+FROM target AS t
+JOIN customer_features AS cf
+    ON cf.shop_id = :shop_id
+   AND cf.customer_id = t.customer_id
+   AND cf.as_of_us = t.as_of_us
+
 -- name: behavior_retention
 SELECT
     target_id,
