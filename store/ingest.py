@@ -161,12 +161,15 @@ class Writer:
                 # stay buffered, and the next call, read, flush() or close() raises the error.
                 pass
 
+    def _cancel_timer(self):
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
     def commit(self):
         """Commit buffered events (a no-op when nothing is buffered)."""
         with self.lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._cancel_timer()
             if self.conn.in_transaction:
                 try:
                     self.conn.execute("COMMIT")
@@ -177,9 +180,7 @@ class Writer:
 
     def rollback(self):
         with self.lock:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
+            self._cancel_timer()
             if self.conn.in_transaction:
                 self.conn.execute("ROLLBACK")
             self._pending = 0

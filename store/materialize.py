@@ -311,6 +311,16 @@ def _fill_targets(conn, sql, params):
     conn.execute("CREATE INDEX temp.target_customer ON target (customer_id)")
 
 
+def _finish(conn, shop_id, kind, plan, as_of_us, started, recomputed):
+    """The end of a materialisation's transaction: the change log of the shop is
+    consumed, the run recorded, the targets dropped, and everything committed."""
+    conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
+    result = _record(conn, shop_id, kind, plan, as_of_us, started, recomputed)
+    conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
+    conn.execute("COMMIT")
+    return result
+
+
 def _record(conn, shop_id, kind, plan, as_of_us, started, recomputed):
     rows = conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE shop_id = ?", [shop_id]).fetchone()[0]
     steps = applied_steps(conn)
@@ -347,10 +357,7 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS):
         recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
         conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
         conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
-        conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
-        result = _record(conn, shop_id, "full", plan, as_of_us, started, recomputed)
-        conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
-        conn.execute("COMMIT")
+        result = _finish(conn, shop_id, "full", plan, as_of_us, started, recomputed)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
@@ -399,10 +406,7 @@ def refresh(conn, shop_id, as_of_us):
                 if fam.refresh_all is not None:
                     fam.refresh_all(conn, shop_id, as_of_us)
         recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
-        conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
-        result = _record(conn, shop_id, "refresh", plan, as_of_us, started, recomputed)
-        conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
-        conn.execute("COMMIT")
+        result = _finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
