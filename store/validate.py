@@ -218,12 +218,18 @@ def count(value, field):
     return number
 
 
+def _choice(value, field, allowed, expected, limit):
+    """A value from a fixed allowlist of text values, or a rejection saying what was expected."""
+    if not isinstance(value, str) or value not in allowed:
+        shown = value if isinstance(value, str) else type(value).__name__
+        raise Rejection(field, f"must be {expected}, got {shown!r}"[:limit])
+    return value
+
+
 def interaction_row(shop_id, now_us, customer, event_type, event_date=None, session_id=None, page_type=None,
                     product_id=None, category=None, search_query=None, view_duration_seconds=None,
                     device_type=None, interaction_id=None):
-    if not isinstance(event_type, str) or event_type not in INTERACTION_TYPES:
-        shown = event_type if isinstance(event_type, str) else type(event_type).__name__
-        raise Rejection("event_type", f"must be one of {', '.join(INTERACTION_TYPES)}, got {shown!r}"[:300])
+    _choice(event_type, "event_type", INTERACTION_TYPES, f"one of {', '.join(INTERACTION_TYPES)}", 300)
     return (
         shop_id,
         customer_id(customer),
@@ -263,9 +269,7 @@ def created_at(value):
 
 
 def cart_event_row(shop_id, now_us, customer, event_type, cart_value=None, event_date=None, cart_id=None):
-    if not isinstance(event_type, str) or event_type not in CART_EVENT_TYPES:
-        shown = event_type if isinstance(event_type, str) else type(event_type).__name__
-        raise Rejection("event_type", f"must be 'abandoned' or 'converted', got {shown!r}"[:200])
+    _choice(event_type, "event_type", CART_EVENT_TYPES, "'abandoned' or 'converted'", 200)
     return (
         shop_id,
         customer_id(customer),
