@@ -472,14 +472,24 @@ class CustomerActivityFeatures:
         self._writer.commit()
         return _features_at(self, pairs, days)
 
-    def materialize(self, as_of=None, windows=(7, 30, 90, 365)):
+    def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None):
         """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
-        (default now) and swap it in atomically; returns a summary of the run."""
+        (default now) and swap it in atomically; returns a summary of the run.
+
+        ``families``: names of feature families (``materialize_families()``) to limit the
+        columns to; None = every family. ``refresh`` and ``export`` keep the same columns."""
         windows = _materialize.check_windows(windows)
+        _materialize.check_families(families)
         with self._writer.lock:
             self._writer.commit()
             with _sqlite_errors():
-                return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows)
+                return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
+                                                families)
+
+    @staticmethod
+    def materialize_families():
+        """The names of the feature families ``materialize(families=...)`` accepts, in column order."""
+        return list(_materialize.family_names())
 
     def refresh(self, as_of=None):
         """Bring the last materialisation to ``as_of`` (default now), recomputing only the customers

@@ -43,16 +43,29 @@ SELECT
 FROM json_each(:targets) AS j
 
 -- name: fill_targets_all_customers
--- Every customer of the shop (the all_customers view), one target each, in
--- customer id order, all at :as_of_us.
+-- Every customer of the shop, one target each, in customer id order, all at
+-- :as_of_us. The same ids as the all_customers view, read table by table:
+-- each arm walks its table's (shop_id, customer_id, ...) key in order, so the
+-- arms merge without a sort (tests/test_materialize_staged.py checks the
+-- tables match the view's).
 SELECT
-    -- target_id: 1, 2, ... in customer id order; integer
-    ROW_NUMBER() OVER (ORDER BY c.customer_id) AS target_id,
+    -- target_id: NULL, so the temp table numbers the rows 1, 2, ... in insertion (customer id) order
+    NULL AS target_id,
     -- customer_id: the customer; text
     c.customer_id AS customer_id,
     -- as_of_us: the snapshot's point in time; microseconds since the epoch
     :as_of_us AS as_of_us
-FROM (SELECT DISTINCT customer_id FROM all_customers WHERE shop_id = :shop_id) AS c
+FROM (
+    SELECT customer_id FROM customers WHERE shop_id = :shop_id
+    UNION SELECT DISTINCT customer_id FROM purchases WHERE shop_id = :shop_id
+    UNION SELECT DISTINCT customer_id FROM sessions WHERE shop_id = :shop_id
+    UNION SELECT DISTINCT customer_id FROM cart_events WHERE shop_id = :shop_id
+    UNION SELECT DISTINCT customer_id FROM support_interactions WHERE shop_id = :shop_id
+    UNION SELECT DISTINCT customer_id FROM refunds WHERE shop_id = :shop_id
+    UNION SELECT DISTINCT customer_id FROM interactions WHERE shop_id = :shop_id
+    UNION SELECT DISTINCT customer_id FROM purchase_attributions WHERE shop_id = :shop_id
+    ORDER BY 1
+) AS c
 
 -- name: cohort_summary
 -- Means of the numeric top-level features over a cohort; reads the

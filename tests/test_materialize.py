@@ -105,7 +105,7 @@ def test_a_failed_materialize_keeps_the_old_snapshot(monkeypatch):
         store.materialize(as_of=AS_OF)
         before = rows(store)
         store.add_purchase("b", 2.0, "2025-05-02T00:00:00Z")
-        monkeypatch.setattr(mat.Plan, "insert_sql", lambda self, table, targets: "INSERT INTO nowhere VALUES (1)")
+        monkeypatch.setattr(mat.Plan, "staged_insert_sql", lambda self, table: "INSERT INTO nowhere VALUES (1)")
         with pytest.raises(sqlite3.OperationalError):
             store.materialize(as_of=AS_OF)
         assert rows(store) == before

@@ -1,0 +1,119 @@
+"""materialize(families=...), and the staged execution behind materialize and refresh."""
+
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from customer_activity_features import CustomerActivityFeatures, UnknownNameError
+from store import catalog, materialize as mat
+
+AS_OF = "2025-06-30T00:00:00Z"
+LATER = "2025-07-02T00:00:00Z"
+SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+SEED = list(catalog.SEED_FAMILIES) + ["all_features", "purchase_last", "primary_device"]
+
+
+def _shop(store):
+    store.add_purchase("p", 10.0, "2025-06-01T00:00:00Z", order_id="o1")
+    store.add_purchase("p", 20.0, "2025-06-20T00:00:00Z", order_id="o2")
+    store.add_session("s", 60.0, "mobile", "2025-06-02T00:00:00Z")
+    store.add_cart_event("c", "abandoned", 5.0, "2025-06-03T00:00:00Z")
+    store.add_support_interaction("t", "k1", 2.0, True, "2025-06-04T00:00:00Z")
+    store.set_customers_metadata({"m": {"segment": "new"}})
+
+
+def _temp_tables(store):
+    return sorted(r[0] for r in store.conn.execute("SELECT name FROM temp.sqlite_master WHERE type = 'table'"))
+
+
+def test_families_limit_the_columns_and_refresh_and_export_keep_them(tmp_path):
+    with CustomerActivityFeatures() as store:
+        _shop(store)
+        result = store.materialize(as_of=AS_OF, families=SEED)
+        cols = mat.table_columns(store.conn)
+        assert result["columns"] == len(cols)
+        assert "purchase_count_30d" in cols and "primary_device" in cols
+        assert not any(c.startswith("sequence_") for c in cols)
+        full = mat.Plan(store.conn).column_names
+        assert set(cols) < set(full)
+        store.add_purchase("p", 5.0, "2025-07-01T00:00:00Z", order_id="o3")
+        run = store.refresh(as_of=LATER)
+        assert run["kind"] == "refresh" and mat.table_columns(store.conn) == cols
+        again = [tuple(r) for r in store.conn.execute("SELECT * FROM customer_features ORDER BY customer_id")]
+        store.materialize(as_of=LATER, families=SEED)
+        assert again == [tuple(r) for r in store.conn.execute("SELECT * FROM customer_features ORDER BY customer_id")]
+        out = store.export(tmp_path / "f.csv")
+        assert out["columns"] == len(cols) and out["source"] == "materialized"
+
+
+def test_every_family_by_default_and_the_allowlist():
+    with CustomerActivityFeatures() as store:
+        _shop(store)
+        names = store.materialize_families()
+        assert names == [f.query for f in catalog.FAMILIES]
+        assert store.materialize(as_of=AS_OF)["columns"] == len(mat.Plan(store.conn).column_names)
+        with pytest.raises(UnknownNameError, match="unknown feature family 'nope'"):
+            store.materialize(as_of=AS_OF, families=["purchase_features", "nope"])
+        with pytest.raises(ValueError):
+            store.materialize(as_of=AS_OF, families="purchase_features")
+        with pytest.raises(ValueError):
+            store.materialize(as_of=AS_OF, families=[])
+
+
+def test_one_family_gives_the_same_values_as_every_family():
+    with CustomerActivityFeatures() as store:
+        _shop(store)
+        store.materialize(as_of=AS_OF, families=["purchase_features"])
+        one = {r[0]: r[1:] for r in store.conn.execute(
+            "SELECT customer_id, purchase_count_30d, total_purchase_value, purchase_recency_days "
+            "FROM customer_features")}
+        store.materialize(as_of=AS_OF)
+        every = {r[0]: r[1:] for r in store.conn.execute(
+            "SELECT customer_id, purchase_count_30d, total_purchase_value, purchase_recency_days "
+            "FROM customer_features")}
+        assert one == every and {"p", "s", "c", "t"} <= set(one)
+
+
+def test_staged_tables_are_dropped_after_a_run_and_after_a_failure(monkeypatch):
+    with CustomerActivityFeatures() as store:
+        _shop(store)
+        before = _temp_tables(store)
+        store.materialize(as_of=AS_OF)
+        store.refresh(as_of=LATER)
+        assert _temp_tables(store) == before
+        monkeypatch.setattr(mat.Plan, "staged_insert_sql", lambda self, table: "INSERT INTO nowhere VALUES (1)")
+        with pytest.raises(sqlite3.OperationalError):
+            store.materialize(as_of=AS_OF)
+        assert _temp_tables(store) == before
+
+
+def test_all_customer_targets_read_the_tables_of_the_all_customers_view():
+    """fill_targets_all_customers lists the view's tables arm by arm: they must stay the same."""
+    with CustomerActivityFeatures() as store:
+        view = store.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'all_customers'").fetchone()[0]
+    in_view = set(re.findall(r"FROM\s+(\w+)", view))
+    in_query = set(re.findall(r"FROM\s+(\w+)\s+WHERE shop_id", mat.query("fill_targets_all_customers")))
+    assert in_view == in_query
+
+
+def test_targets_cover_a_customer_seen_in_only_one_table():
+    with CustomerActivityFeatures() as store:
+        _shop(store)
+        store.add_interactions([{"customer_id": "i", "event_type": "page_view",
+                                 "event_date": "2025-06-05T00:00:00Z"}])
+        store.materialize(as_of=AS_OF, families=["purchase_features"])
+        got = [r[0] for r in store.conn.execute("SELECT customer_id FROM customer_features ORDER BY 1")]
+        view = [r[0] for r in store.conn.execute(
+            "SELECT DISTINCT customer_id FROM all_customers WHERE shop_id = '' ORDER BY 1")]
+        assert got == view and "i" in got
+
+
+def test_alias_t_names_only_the_target_relation_in_sql_files():
+    """materialize replaces t.as_of_us by :as_of_us, which is right only where t is the target."""
+    for path in SQL_DIR.glob("*.sql"):
+        text = path.read_text()
+        for m in re.finditer(r"(\w+)\s+(?i:AS)\s+t\b(?!\w)", text):
+            assert m.group(1).lower() == "target", f"{path.name}: {m.group(0)!r}"
+        assert not re.search(r"\)\s+t\b(?!\w)", text), path.name
