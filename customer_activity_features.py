@@ -459,7 +459,7 @@ class CustomerActivityFeatures:
         self._writer.commit()
         as_of_us = timeutil.as_of_us(as_of)
         if customer_ids is None:
-            select = ("fill_targets_all_customers", {"shop_id": self.shop_id, "as_of_us": as_of_us})
+            select = ("fill_targets_all_customers", _materialize.all_customers_params(self.shop_id, as_of_us))
             return ((cid, features) for _, cid, _, features
                     in self._reader.iter_cohort((), days=days, select=select, with_keys=True))
         targets, originals = self._cohort_targets(customer_ids, as_of_us)
@@ -472,19 +472,23 @@ class CustomerActivityFeatures:
         self._writer.commit()
         return _features_at(self, pairs, days)
 
-    def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None):
+    def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1):
         """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
         (default now) and swap it in atomically; returns a summary of the run.
 
         ``families``: names of feature families (``materialize_families()``) to limit the
-        columns to; None = every family. ``refresh`` and ``export`` keep the same columns."""
+        columns to; None = every family. ``refresh`` and ``export`` keep the same columns.
+        ``workers``: processes computing customer ranges in parallel (e.g. ``os.cpu_count()``),
+        each over a read-only connection, merged by this store's single writer; same rows.
+        Needs a file database: an in-memory store computes in this process whatever the value."""
         windows = _materialize.check_windows(windows)
         _materialize.check_families(families)
+        workers = _materialize.check_workers(workers)
         with self._writer.lock:
             self._writer.commit()
             with _sqlite_errors():
                 return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
-                                                families)
+                                                families, workers)
 
     @staticmethod
     def materialize_families():

@@ -43,11 +43,13 @@ SELECT
 FROM json_each(:targets) AS j
 
 -- name: fill_targets_all_customers
--- Every customer of the shop, one target each, in customer id order, all at
--- :as_of_us. The same ids as the all_customers view, read table by table:
--- each arm walks its table's (shop_id, customer_id, ...) key in order, so the
--- arms merge without a sort (tests/test_materialize_staged.py checks the
--- tables match the view's).
+-- Every customer of the shop with :lo <= customer_id < :hi, one target each,
+-- in customer id order, all at :as_of_us. For every customer pass :lo = ''
+-- and :hi = an empty BLOB (every text sorts before any BLOB); a customer range
+-- is one partition of a parallel materialisation. The same ids as the
+-- all_customers view, read table by table: each arm walks its table's
+-- (shop_id, customer_id, ...) key in order, so the arms merge without a sort
+-- (tests/test_materialize_staged.py checks the tables match the view's).
 SELECT
     -- target_id: NULL, so the temp table numbers the rows 1, 2, ... in insertion (customer id) order
     NULL AS target_id,
@@ -56,14 +58,22 @@ SELECT
     -- as_of_us: the snapshot's point in time; microseconds since the epoch
     :as_of_us AS as_of_us
 FROM (
-    SELECT customer_id FROM customers WHERE shop_id = :shop_id
-    UNION SELECT DISTINCT customer_id FROM purchases WHERE shop_id = :shop_id
-    UNION SELECT DISTINCT customer_id FROM sessions WHERE shop_id = :shop_id
-    UNION SELECT DISTINCT customer_id FROM cart_events WHERE shop_id = :shop_id
-    UNION SELECT DISTINCT customer_id FROM support_interactions WHERE shop_id = :shop_id
-    UNION SELECT DISTINCT customer_id FROM refunds WHERE shop_id = :shop_id
-    UNION SELECT DISTINCT customer_id FROM interactions WHERE shop_id = :shop_id
-    UNION SELECT DISTINCT customer_id FROM purchase_attributions WHERE shop_id = :shop_id
+    SELECT customer_id FROM customers
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+    UNION SELECT DISTINCT customer_id FROM purchases
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+    UNION SELECT DISTINCT customer_id FROM sessions
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+    UNION SELECT DISTINCT customer_id FROM cart_events
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+    UNION SELECT DISTINCT customer_id FROM support_interactions
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+    UNION SELECT DISTINCT customer_id FROM refunds
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+    UNION SELECT DISTINCT customer_id FROM interactions
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+    UNION SELECT DISTINCT customer_id FROM purchase_attributions
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
     ORDER BY 1
 ) AS c
 
@@ -141,3 +151,20 @@ UPDATE customer_features SET
     retention_concern = (COALESCE((:as_of_us - last_purchase_us) / 86400000000 > :recency_concern_days, 0)
                          OR declining_engagement OR support_risk OR cart_abandonment_risk)
 WHERE shop_id = :shop_id
+
+-- name: partition_customer_count
+-- How many customers of the shop have purchases: the population whose
+-- quantiles cut a parallel materialisation into customer ranges.
+SELECT
+    -- customers: distinct purchasing customers of the shop; integer
+    COUNT(*) AS customers
+FROM (SELECT DISTINCT customer_id FROM purchases WHERE shop_id = :shop_id)
+
+-- name: partition_customer_at
+-- The purchasing customer at position :offset (0-based) in id order: a cut
+-- point between two ranges of a parallel materialisation.
+SELECT
+    -- customer_id: the customer at that position; text; no row past the end
+    customer_id
+FROM (SELECT DISTINCT customer_id FROM purchases WHERE shop_id = :shop_id ORDER BY customer_id)
+LIMIT 1 OFFSET :offset

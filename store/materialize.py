@@ -21,13 +21,18 @@ Column names come only from the catalog (store/catalog.py) and the window
 allowlist below, through ``store.db.quote_identifier``; values are bound.
 """
 
+import contextlib
 import csv
 import json
 import math
 import numbers
+import os
 import re
+import subprocess
+import sys
+import tempfile
 
-from . import catalog, timeutil
+from . import catalog, localtime, timeutil
 from .db import applied_steps, automatic_indexes, quote_identifier
 from .errors import StoreError, UnknownNameError
 from .features import parameters
@@ -176,10 +181,10 @@ class Plan:
         self.tables = sorted({t for fam in self.families for t in fam.tables})
 
     # -- SQL -----------------------------------------------------------------
-    def create_sql(self, table):
+    def create_sql(self, table, schema="main"):
         cols = [f"{quote_identifier(name, self._allowed)} {decl}" for name, decl in catalog.KEY_COLUMNS]
         cols += [f"{quote_identifier(name, self._allowed)} {sqltype}" for name, sqltype, _, _ in self.columns]
-        return (f"CREATE TABLE {quote_identifier(table, (TABLE, NEW_TABLE))} (\n    "
+        return (f"CREATE TABLE {_schema(schema)}.{quote_identifier(table, (TABLE, NEW_TABLE))} (\n    "
                 + ",\n    ".join(cols) + ",\n    PRIMARY KEY (shop_id, customer_id)\n)")
 
     @property
@@ -235,7 +240,8 @@ class Plan:
                 + "\nFROM target AS t\n" + "\n".join(joins) + "\nORDER BY t.target_id")
 
     # -- staged execution (materialize, refresh) ------------------------------
-    def stage(self, conn, params):
+    def stage(self, conn, params, schema="temp"):
+        schema = _schema(schema)
         """Compute every family of the plan into a temp table of its own name, one statement each.
 
         A family's table is keyed by ``target_id INTEGER PRIMARY KEY`` and filled in
@@ -248,7 +254,8 @@ class Plan:
         Every target of a materialisation has the same as_of, so ``t.as_of_us`` is
         replaced by the bound ``:as_of_us``: SQLite then computes each window edge
         once per statement instead of once per event row (about 20% of a family's time).
-        Returns the staged names; ``unstage`` drops them.
+        ``schema``: where the tables go (``temp``, or an attached scratch file in a
+        partition worker). Returns the staged names; ``unstage`` drops them.
         """
         ctes = self._ctes()
         text = {name: _TARGET_AS_OF.sub(":as_of_us", sql) for name, sql in ctes}
@@ -266,7 +273,7 @@ class Plan:
                 head = ("WITH " + ",\n".join(f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{text[h]}\n)"
                                              for h in helpers) + "\n") if helpers else ""
                 body = f"{head}SELECT * FROM (\n{text[name]}\n)"
-                table = "temp." + quote_identifier(name, allowed)
+                table = f"{schema}." + quote_identifier(name, allowed)
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
                 staged.append(name)
                 cur = conn.execute(body + " LIMIT 0", params)
@@ -278,17 +285,20 @@ class Plan:
                 conn.execute(f"CREATE TABLE {table} (target_id INTEGER PRIMARY KEY, {', '.join(quoted[1:])})")
                 conn.execute(f"INSERT INTO {table} ({', '.join(quoted)}) {body}", params)
         except BaseException:
-            self.unstage(conn, staged)
+            self.unstage(conn, staged, schema)
             raise
         return staged
 
-    def unstage(self, conn, staged):
+    def unstage(self, conn, staged, schema="temp"):
+        schema = _schema(schema)
         allowed = set(staged)
         for name in staged:
-            conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(name, allowed)}")
+            conn.execute(f"DROP TABLE IF EXISTS {schema}.{quote_identifier(name, allowed)}")
 
-    def staged_insert_sql(self, table, target_table=_TARGETS):
-        """INSERT of every column from the staged tables (``stage``), one row per target."""
+    def staged_insert_sql(self, table, schema="temp", into="main"):
+        """INSERT into ``into.table`` of every column from the staged tables (``stage``) in
+        ``schema``, one row per target of ``schema.target``, in target order."""
+        schema = _schema(schema)
         aliases = {}
         for _, _, cte, _ in self.columns:
             aliases.setdefault(cte, f"f{len(aliases)}")
@@ -297,11 +307,11 @@ class Plan:
         select = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
         for name, _, cte, col in self.columns:
             select.append(f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}")
-        joins = [f"LEFT JOIN temp.{quote_identifier(cte, allowed_ctes)} AS {alias} ON {alias}.target_id = t.target_id"
-                 for cte, alias in aliases.items()]
+        joins = [f"LEFT JOIN {schema}.{quote_identifier(cte, allowed_ctes)} AS {alias} "
+                 f"ON {alias}.target_id = t.target_id" for cte, alias in aliases.items()]
         cols = ", ".join(quote_identifier(n, self._allowed) for n in self.column_names)
-        return (f"INSERT INTO {quote_identifier(table, (TABLE, NEW_TABLE))} ({cols})\nSELECT "
-                + ",\n    ".join(select) + f"\nFROM {target_table} AS t\n" + "\n".join(joins)
+        return (f"INSERT INTO {_schema(into)}.{quote_identifier(table, (TABLE, NEW_TABLE))} ({cols})\nSELECT "
+                + ",\n    ".join(select) + f"\nFROM {schema}.target AS t\n" + "\n".join(joins)
                 + "\nORDER BY t.target_id")
 
     def write(self, conn, table, params):
@@ -321,6 +331,16 @@ class Plan:
             params[f"w{w}_frequency_days"] = w
             params[f"w{w}_frequency_us"] = timeutil.days_to_us(w)
         return params
+
+
+_SCHEMAS = re.compile(r"main|temp|part[0-9]{1,3}|scratch")
+
+
+def _schema(name):
+    """A schema name from the allowlist: main, temp, scratch (a worker's file), partN (attached)."""
+    if not _SCHEMAS.fullmatch(name):
+        raise ValueError(f"not a staging schema: {name!r}")
+    return name
 
 
 def _window_cte(family, w):
@@ -411,6 +431,12 @@ def last_run(conn, shop_id):
     return run
 
 
+def all_customers_params(shop_id, as_of_us, lo="", hi=b""):
+    """Parameters of fill_targets_all_customers: the customers with lo <= id < hi (default: all;
+    an empty BLOB sorts after every text, so it is the open upper bound)."""
+    return {"shop_id": shop_id, "as_of_us": as_of_us, "lo": lo, "hi": hi}
+
+
 def _fill_targets(conn, sql, params):
     conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
     conn.execute(f"CREATE TEMP TABLE target (target_id INTEGER PRIMARY KEY, "
@@ -444,35 +470,161 @@ def _record(conn, shop_id, kind, plan, as_of_us, started, recomputed):
             "recomputed": recomputed, "columns": len(plan.column_names)}
 
 
-def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None):
+def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None, workers=1):
     """Rebuild the shop's rows of customer_features at ``as_of_us`` (caller holds the writer lock);
-    ``families`` limits the columns to those families (None = every family)."""
+    ``families`` limits the columns to those families (None = every family).
+
+    ``workers`` > 1 computes customer ranges in that many worker processes over read-only
+    connections (see ``_write_partitioned``); the result is the same table, row for row.
+    A database with no file (in memory) is computed in this process.
+    """
+    path = _database_file(conn) if workers > 1 else None
     plan = Plan(conn, windows, families)
     started = timeutil.iso(timeutil.now_us())
     params = plan.params(shop_id, as_of_us)
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        catalog.sync_catalog(conn)
-        conn.execute(f"DROP TABLE IF EXISTS {NEW_TABLE}")
-        conn.execute(plan.create_sql(NEW_TABLE))
-        old = table_columns(conn, TABLE)
-        if old:  # keep other shops' rows (columns in common; new columns NULL)
-            common = [c for c in plan.column_names if c in old]
-            allowed = set(common)
-            cols = ", ".join(quote_identifier(c, allowed) for c in common)
-            conn.execute(f"INSERT INTO {NEW_TABLE} ({cols}) SELECT {cols} FROM {TABLE} WHERE shop_id <> ?",
-                         [shop_id])
-        _fill_targets(conn, query("fill_targets_all_customers"), {"shop_id": shop_id, "as_of_us": as_of_us})
-        plan.write(conn, NEW_TABLE, params)
-        recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
-        conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-        conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
-        result = _finish(conn, shop_id, "full", plan, as_of_us, started, recomputed)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
+    with contextlib.ExitStack() as cleanup:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            catalog.sync_catalog(conn)
+            conn.execute(f"DROP TABLE IF EXISTS {NEW_TABLE}")
+            conn.execute(plan.create_sql(NEW_TABLE))
+            old = table_columns(conn, TABLE)
+            if old:  # keep other shops' rows (columns in common; new columns NULL)
+                common = [c for c in plan.column_names if c in old]
+                allowed = set(common)
+                cols = ", ".join(quote_identifier(c, allowed) for c in common)
+                conn.execute(f"INSERT INTO {NEW_TABLE} ({cols}) SELECT {cols} FROM {TABLE} WHERE shop_id <> ?",
+                             [shop_id])
+            bounds = _partition_bounds(conn, shop_id, workers) if workers > 1 and path is not None else None
+            if bounds:
+                recomputed = _write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, params)
+            else:
+                _fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
+                plan.write(conn, NEW_TABLE, params)
+                recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
+            conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
+            conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
+            result = _finish(conn, shop_id, "full", plan, as_of_us, started, recomputed)
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
     return result
+
+
+# -- partitioned materialisation (every core) ----------------------------------------
+MAX_WORKERS = 64
+
+
+def check_workers(workers):
+    if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or not 1 <= workers <= MAX_WORKERS:
+        raise ValueError(f"workers must be a whole number in 1..{MAX_WORKERS}, got {workers!r}")
+    return int(workers)
+
+
+def _database_file(conn):
+    """The main database's file name, or None for an in-memory or temporary database."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or None
+    return None
+
+
+def _partition_bounds(conn, shop_id, workers):
+    """``workers`` customer-id ranges [lo, hi) of about equal size, or None when the shop is too
+    small to split. The cut points are quantiles of the purchasing customers (one ordered pass
+    of the purchases key); the ranges cover every id whatever the cut points are."""
+    n = conn.execute(query("partition_customer_count"), {"shop_id": shop_id}).fetchone()[0]
+    if n < 2 * workers:
+        return None
+    cuts = [conn.execute(query("partition_customer_at"), {"shop_id": shop_id, "offset": n * i // workers}
+                         ).fetchone()[0] for i in range(1, workers)]
+    cuts = sorted(set(cuts))
+    return list(zip([""] + cuts, cuts + [b""]))
+
+
+def _write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, params):
+    """Compute the customer ranges ``bounds`` in parallel worker processes and insert their rows.
+
+    The caller holds the write transaction (BEGIN IMMEDIATE) from before the workers start to
+    after the rows are in: no other writer can commit meanwhile, so every worker's read-only
+    connection sees the same committed state as this connection. Each worker (``python -m
+    store.partition``, a fresh interpreter: no fork of this process and its connections)
+    fills ``target`` with its range, stages every family into a scratch file of its own
+    (no journal, deleted afterwards) and joins them into the range's rows; this connection,
+    the single writer, attaches the files and copies each range's rows in customer order. ``cleanup`` (an ExitStack closed after
+    COMMIT or ROLLBACK) detaches and deletes the files. Returns the number of targets.
+    """
+    workdir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="caf-materialize-"))
+    jobs = []
+    for i, (lo, hi) in enumerate(bounds):
+        task = {"db": str(path), "scratch": os.path.join(workdir, f"part{i}.db"), "shop_id": shop_id,
+                "as_of_us": as_of_us, "windows": list(plan.windows), "families": list(plan.family_names),
+                "lo": lo, "hi": None if hi == b"" else hi, "timezone": localtime.installed(conn) or "UTC"}
+        jobs.append((task, _start_worker(task)))
+    failures = []
+    for task, proc in jobs:
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            failures.append(err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}")
+    if failures:
+        raise StoreError("a materialize worker failed: " + "; ".join(failures))
+    recomputed = 0
+    for i, (task, _) in enumerate(jobs):
+        schema = _schema(f"part{i}")
+        conn.execute(f"ATTACH DATABASE ? AS {schema}", [task["scratch"]])
+        cleanup.callback(_detach, conn, schema)
+        # same definition on both sides: SQLite copies the records without decoding them
+        conn.execute(f"INSERT INTO main.{NEW_TABLE} SELECT * FROM {schema}.{NEW_TABLE}")
+        recomputed += conn.execute(f"SELECT COUNT(*) FROM {schema}.target").fetchone()[0]
+    return recomputed
+
+
+def _detach(conn, schema):
+    """Run after COMMIT or ROLLBACK (DETACH is refused inside a transaction)."""
+    if not conn.in_transaction:
+        conn.execute(f"DETACH DATABASE {_schema(schema)}")
+
+
+def _start_worker(task):
+    """A worker process: this interpreter, this package first on its path."""
+    env = dict(os.environ)
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
+    return subprocess.Popen([sys.executable, "-m", "store.partition", json.dumps(task)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def compute_partition(task):
+    """The worker's job (store/partition.py): one customer range of a materialisation, every
+    family staged into the scratch file ``task['scratch']``; returns the number of targets."""
+    from .db import open_reader
+    reader = open_reader(task["db"])
+    try:
+        reader.execute("ATTACH DATABASE ? AS scratch", [task["scratch"]])
+        reader.execute("PRAGMA scratch.journal_mode = OFF")
+        reader.execute("PRAGMA scratch.synchronous = OFF")
+        localtime.install(reader, task["timezone"])  # local-time features read it, as on the writer
+        plan = Plan(reader, task["windows"], task["families"])
+        params = plan.params(task["shop_id"], task["as_of_us"])
+        hi = b"" if task["hi"] is None else task["hi"]
+        reader.execute("BEGIN")  # one read snapshot for every statement of the worker
+        reader.execute("CREATE TABLE scratch.target (target_id INTEGER PRIMARY KEY, "
+                       "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
+        reader.execute("INSERT INTO scratch.target (target_id, customer_id, as_of_us) "
+                       + query("fill_targets_all_customers"),
+                       all_customers_params(task["shop_id"], task["as_of_us"], task["lo"], hi))
+        reader.execute("CREATE INDEX scratch.target_customer ON target (customer_id)")
+        with automatic_indexes(reader):
+            staged = plan.stage(reader, params, schema="scratch")
+        # the rows of the range, joined here in parallel: the writer only copies them
+        reader.execute(plan.create_sql(NEW_TABLE, "scratch"))
+        reader.execute(plan.staged_insert_sql(NEW_TABLE, "scratch", into="scratch"), params)
+        plan.unstage(reader, staged, "scratch")
+        reader.execute("COMMIT")
+        return reader.execute("SELECT COUNT(*) FROM scratch.target").fetchone()[0]
+    finally:
+        reader.close()
 
 
 def _has_change_triggers(conn, tables):
@@ -556,7 +708,7 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
     else:
         if as_of_us is None:
             as_of_us = timeutil.now_us()
-        _fill_targets(conn, query("fill_targets_all_customers"), {"shop_id": shop_id, "as_of_us": as_of_us})
+        _fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
         temp_made = True
         with automatic_indexes(conn):
             cursor = conn.execute(plan.select_sql(_TARGETS), plan.params(shop_id, as_of_us))

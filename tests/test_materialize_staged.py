@@ -95,6 +95,7 @@ def test_all_customer_targets_read_the_tables_of_the_all_customers_view():
         view = store.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'all_customers'").fetchone()[0]
     in_view = set(re.findall(r"FROM\s+(\w+)", view))
     in_query = set(re.findall(r"FROM\s+(\w+)\s+WHERE shop_id", mat.query("fill_targets_all_customers")))
+    assert in_query
     assert in_view == in_query
 
 
@@ -117,3 +118,94 @@ def test_alias_t_names_only_the_target_relation_in_sql_files():
         for m in re.finditer(r"(\w+)\s+(?i:AS)\s+t\b(?!\w)", text):
             assert m.group(1).lower() == "target", f"{path.name}: {m.group(0)!r}"
         assert not re.search(r"\)\s+t\b(?!\w)", text), path.name
+
+
+# -- workers: customer ranges computed by parallel worker processes --------------------------
+def _file_shop(path, customers=12, timezone="UTC"):
+    store = CustomerActivityFeatures(str(path), timezone=timezone)
+    for i in range(customers):
+        cid = f"c{i:02d}"
+        store.add_purchase(cid, 10.0 + i, f"2025-06-{1 + i % 28:02d}T00:00:00Z", order_id=f"o{i}")
+        store.add_purchase(cid, 3.0, "2025-06-29T12:00:00Z", order_id=f"x{i}")
+        if i % 2:
+            store.add_session(cid, 60.0 + i, "mobile" if i % 3 else "desktop", "2025-06-02T00:00:00Z")
+        if i % 3 == 0:
+            store.add_cart_event(cid, "abandoned", 5.0, "2025-06-03T00:00:00Z")
+    store.add_session("only-sessions", 5.0, "tablet", "2025-06-10T00:00:00Z")
+    store.set_customers_metadata({"zz-metadata-only": {"segment": "new"}})
+    store.flush()
+    return store
+
+
+def _table(store):
+    return [tuple(r) for r in store.conn.execute("SELECT * FROM customer_features ORDER BY shop_id, customer_id")]
+
+
+@pytest.mark.parametrize("workers", [2, 3])
+def test_workers_give_the_same_table_as_one_process(tmp_path, workers):
+    with _file_shop(tmp_path / "shop.db") as store:
+        store.materialize(as_of=AS_OF)
+        one = _table(store)
+        result = store.materialize(as_of=AS_OF, workers=workers)
+        assert _table(store) == one
+        assert result["rows"] == result["recomputed"] == len(one)
+        attached = [r[1] for r in store.conn.execute("PRAGMA database_list")]
+        assert attached == ["main", "temp"] or attached == ["main"]
+
+
+def test_workers_use_the_store_timezone(tmp_path):
+    with _file_shop(tmp_path / "shop.db", timezone="America/New_York") as store:
+        store.materialize(as_of=AS_OF)
+        one = _table(store)
+        store.materialize(as_of=AS_OF, workers=2)
+        assert _table(store) == one
+
+
+def test_workers_keep_other_shops_rows(tmp_path):
+    path = tmp_path / "shop.db"
+    _file_shop(path).close()
+    with CustomerActivityFeatures(str(path), shop_id="other") as other:
+        other.add_purchase("a", 1.0, "2025-06-01T00:00:00Z")
+        other.materialize(as_of=AS_OF)
+    with CustomerActivityFeatures(str(path)) as store:
+        store.materialize(as_of=AS_OF)
+        one = _table(store)
+        store.materialize(as_of=AS_OF, workers=2)
+        assert _table(store) == one
+        assert ("other", "a") in [r[:2] for r in one]
+
+
+def test_workers_on_an_in_memory_store_compute_in_process():
+    with CustomerActivityFeatures() as store:
+        _shop(store)
+        store.materialize(as_of=AS_OF)
+        one = _table(store)
+        store.materialize(as_of=AS_OF, workers=4)
+        assert _table(store) == one
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, "2", True, 65])
+def test_workers_must_be_a_small_whole_number(bad):
+    with CustomerActivityFeatures() as store:
+        with pytest.raises(ValueError, match="workers"):
+            store.materialize(as_of=AS_OF, workers=bad)
+
+
+def test_a_failed_worker_keeps_the_old_snapshot(tmp_path, monkeypatch):
+    with _file_shop(tmp_path / "shop.db") as store:
+        store.materialize(as_of=AS_OF)
+        before = _table(store)
+        monkeypatch.setenv("PYTHONPATH", "")
+        real = mat._start_worker
+
+        def broken(task):
+            task = dict(task, db=str(tmp_path / "missing.db"))
+            return real(task)
+
+        monkeypatch.setattr(mat, "_start_worker", broken)
+        with pytest.raises(mat.StoreError, match="worker failed"):
+            store.materialize(as_of=LATER, workers=2)
+        assert _table(store) == before
+        assert [r[1] for r in store.conn.execute("PRAGMA database_list")] in (["main"], ["main", "temp"])
+        store.add_purchase("c00", 1.0, "2025-07-01T00:00:00Z", order_id="late")
+        store.refresh(as_of=LATER)  # the store still works
