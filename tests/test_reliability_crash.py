@@ -278,7 +278,10 @@ def crash_loader(tmp_path, kills, n_rows, batch, seed, delay):
             killed += 1
         n = check_loader(path, log, rows, batch)[0]
         seen.append(n)
-        if n == n_rows:  # the resumed load completed: check it, then start a fresh database
+        if n == n_rows:  # every row is in: check it, then start a fresh database
+            # a kill can land after the last batch and before the load is marked completed:
+            # running the load again (a resume, or "already loaded") must complete it
+            finish(spawn("loader", path, log, dump, batch))
             completed(path)
             cycles += 1
             path, log = tmp_path / f"crash{cycles}.db", tmp_path / f"crash{cycles}.log"
