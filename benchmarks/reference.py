@@ -21,7 +21,12 @@ shop_id, customer_id, so the grouping streams without a sort), left-joined on
 the customer.
 """
 
+from datetime import datetime, timedelta, timezone
+
 US_PER_DAY = 86_400_000_000
+# The materialize families computing the same 84 feature columns as these references.
+SEED_FAMILIES = ("purchase_features", "session_features", "cart_features", "support_features",
+                 "all_features", "purchase_last", "primary_device")
 WINDOWS = (7, 30, 90, 365, None)  # None = all time
 
 
@@ -63,9 +68,9 @@ def all_columns():
     return columns() + list(FLAGS)
 
 
-def select_statement(*, partitioned=False):
-    """The hand-written SELECT (parameters :as_of_us, and :lo, :hi when partitioned)."""
-    rng = " AND customer_id >= :lo AND customer_id < :hi" if partitioned else ""
+def select_statement():
+    """The hand-written SELECT (parameter :as_of_us)."""
+    rng = ""
     p, s, c, t = [], [], [], []
     for w in WINDOWS:
         x, f = suffix(w), _in(w)
@@ -223,6 +228,120 @@ class InMemoryShop:
             trend = "declining" if declining else "stable" if high else "inactive"
             row += [high, declining, support, cart, concern, trend]
             yield cid, tuple(row)
+
+
+class SeedStyleShop(InMemoryShop):
+    """The seed module's representation: per customer, lists of event dicts with datetime values
+    (as its add_* methods stored them, ~300 bytes per event), each feature a pass over the
+    customer's list comparing datetimes. Same arithmetic and output as ``InMemoryShop``, which
+    keeps plain tuples of integer microseconds (a faster Python than the seed module had)."""
+
+    def load(self, conn):
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+        def when(us):
+            return epoch + timedelta(microseconds=us)
+
+        for row in conn.execute("SELECT customer_id, event_time_us, order_value FROM purchases WHERE shop_id = ''"):
+            self.purchases.setdefault(row[0], []).append({"order_value": row[2], "purchase_date": when(row[1])})
+        for row in conn.execute("SELECT customer_id, event_time_us, duration_seconds, device_type "
+                                "FROM sessions WHERE shop_id = ''"):
+            self.sessions.setdefault(row[0], []).append(
+                {"duration_seconds": row[2], "device_type": row[3], "session_date": when(row[1])})
+        for row in conn.execute("SELECT customer_id, event_time_us, event_type, cart_value "
+                                "FROM cart_events WHERE shop_id = ''"):
+            self.carts.setdefault(row[0], []).append(
+                {"event_type": row[2], "cart_value": row[3], "event_date": when(row[1])})
+        for row in conn.execute("SELECT customer_id, event_time_us, response_time_hours, escalated "
+                                "FROM support_interactions WHERE shop_id = ''"):
+            self.support.setdefault(row[0], []).append(
+                {"response_time_hours": row[2], "escalated": bool(row[3]), "interaction_date": when(row[1])})
+        self.customers = set(self.purchases) | set(self.sessions) | set(self.carts) | set(self.support)
+        self.customers.update(r[0] for r in conn.execute("SELECT customer_id FROM customers WHERE shop_id = ''"))
+        return self
+
+    def features(self, as_of_us):
+        """Yield (customer_id, row tuple in columns() order), like InMemoryShop.features."""
+        epoch = datetime(1970, 1, 1, tzinfo=timezone.utc)
+        as_of = epoch + timedelta(microseconds=as_of_us)
+        starts = [(w, None if w is None else as_of - timedelta(days=w)) for w in WINDOWS]
+        start30 = as_of - timedelta(days=30)
+        names = columns()
+        at = {n: i for i, n in enumerate(names)}
+        for cid in sorted(self.customers):
+            ps = [e for e in self.purchases.get(cid, ()) if e["purchase_date"] <= as_of]
+            ss = [e for e in self.sessions.get(cid, ()) if e["session_date"] <= as_of]
+            cs = [e for e in self.carts.get(cid, ()) if e["event_date"] <= as_of]
+            ts = [e for e in self.support.get(cid, ()) if e["interaction_date"] <= as_of]
+            row = []
+            for w, start in starts:
+                sel = ps if start is None else [e for e in ps if e["purchase_date"] >= start]
+                total = sum(e["order_value"] for e in sel)
+                row += [len(sel), total, total / len(sel) if sel else 0.0]
+                row.append(len(sel) / (w / 30.0) if w is not None
+                           else sum(1 for e in ps if e["purchase_date"] >= start30))
+            for w, start in starts:
+                sel = ss if start is None else [e for e in ss if e["session_date"] >= start]
+                row += [len(sel), sum(e["duration_seconds"] for e in sel) / len(sel) if sel else 0.0]
+                row.append(len(sel) / (w / 30.0) if w is not None
+                           else sum(1 for e in ss if e["session_date"] >= start30))
+            for w, start in starts:
+                sel = cs if start is None else [e for e in cs if e["event_date"] >= start]
+                abandoned = [e for e in sel if e["event_type"] == "abandoned"]
+                converted = sum(1 for e in sel if e["event_type"] == "converted")
+                row += [len(sel), len(abandoned), converted / len(sel) if sel else 0.0,
+                        sum(e["cart_value"] for e in abandoned if e["cart_value"] is not None)]
+            for w, start in starts:
+                sel = ts if start is None else [e for e in ts if e["interaction_date"] >= start]
+                rts = [e["response_time_hours"] for e in sel if e["response_time_hours"] is not None]
+                esc = sum(1 for e in sel if e["escalated"])
+                row += [len(sel), sum(rts) / len(rts) if rts else None, esc, esc / len(sel) if sel else 0.0]
+            last = max(e["purchase_date"] for e in ps) if ps else None
+            last_us = None if last is None else (last - epoch) // timedelta(microseconds=1)
+            row += [None if last is None else (as_of - last) // timedelta(days=1), last_us]
+            devices = {}
+            for e in ss:
+                n, first = devices.get(e["device_type"], (0, e["session_date"]))
+                devices[e["device_type"]] = (n + 1, min(first, e["session_date"]))
+            row.append(min(devices, key=lambda d: (-devices[d][0], devices[d][1], d)) if devices else None)
+            v = {n: row[at[n]] for n in ("purchase_count_30d", "purchase_count_90d", "session_count_30d",
+                                          "escalation_ratio_30d", "support_ticket_count_30d",
+                                          "cart_conversion_ratio_30d", "abandoned_cart_count_30d",
+                                          "purchase_recency_days")}
+            row += _flags(v)
+            yield cid, tuple(row)
+
+
+def _flags(v):
+    high = int(v["purchase_count_30d"] > 0 and v["session_count_30d"] > 0)
+    declining = int(v["purchase_count_30d"] > 0 and v["purchase_count_90d"] > 0
+                    and v["purchase_count_30d"] / (v["purchase_count_90d"] / 3.0) < 0.7)
+    support = int(v["escalation_ratio_30d"] > 0.5 or v["support_ticket_count_30d"] > 3)
+    cart = int(v["cart_conversion_ratio_30d"] < 0.3 and v["abandoned_cart_count_30d"] > 2)
+    recency = v["purchase_recency_days"]
+    concern = int((recency is not None and recency > 60) or declining or support or cart)
+    trend = "declining" if declining else "stable" if high else "inactive"
+    return [high, declining, support, cart, concern, trend]
+
+
+def compare_materialized(conn, table="bench_handwritten", limit=2000):
+    """(rows checked, mismatching rows) between the hand-written table and customer_features
+    (column X_all of the reference is X there; floats to 1e-9 relative)."""
+    names = all_columns()
+    theirs = [n[:-4] if n.endswith("_all") else n for n in names]
+    sql = (f"SELECT {', '.join('h.' + n for n in names)}, {', '.join('m.' + n for n in theirs)} "
+           f"FROM {table} AS h JOIN customer_features AS m ON m.shop_id = '' AND m.customer_id = h.customer_id "
+           f"ORDER BY h.customer_id LIMIT {int(limit)}")
+    checked = mismatches = 0
+    k = len(names)
+    for row in conn.execute(sql):
+        checked += 1
+        a, b = row[:k], row[k:]
+        if any((x is None) != (y is None) or (isinstance(x, str) and x != y)
+               or (x is not None and not isinstance(x, str) and abs(x - y) > 1e-9 * max(1.0, abs(y)))
+               for x, y in zip(a, b)):
+            mismatches += 1
+    return checked, mismatches
 
 
 def compare(conn, shop, as_of_us, table="bench_handwritten", limit=None):

@@ -64,9 +64,11 @@ def headline(doc):
     par = _get(doc, "parallel", "seconds")
     add("hand-written single SQL time / materialize time (all cores)", _ratio(hand, par), "ratio", ">=", 1.6,
         ("parallel", "handwritten_sql"),
-        "benchmark-side partitioned variant (see parallel.method)" if par is not None else "")
+        f"materialize(workers={_get(doc, 'parallel', 'workers')})" if par is not None else "")
     add("in-memory Python (load + compute) / materialize", _ratio(_get(doc, "python_memory", "seconds"), mat),
-        "ratio", ">=", 2.0, ("materialize", "python_memory"))
+        "ratio", ">=", 2.0, ("materialize", "python_memory"),
+        "seed-style dicts of event dicts; tuples-of-integers Python: {}".format(
+            _fmt(_ratio(_get(doc, "python_memory", "tuples_seconds"), mat))))
     add("full materialize / refresh after 1% change", _get(doc, "refresh", "full_over_refresh"), "ratio", ">=", 20,
         ("refresh",))
     add("get_all_features p50", _get(doc, "lookups", "get_all_features_p50_us"), "us", "<=", 150, ("lookups",),
@@ -120,8 +122,11 @@ def step_rows(doc):
             fig = (f"p50 {_fmt(r.get('get_all_features_p50_us'))} us, p99 {_fmt(r.get('get_all_features_p99_us'))} us; "
                    f"row p50 {_fmt(r.get('materialized_row_p50_us'))} us; cohort {_fmt(r.get('cohort_100_p50_ms'))} ms")
         if name == "python_memory" and r.get("agreement_with_handwritten_sql"):
-            note = "agrees with hand-written SQL: {rows_checked} rows, {mismatches} mismatches".format(
+            note += "; vs hand-written SQL: {rows_checked} rows, {mismatches} mismatches".format(
                 **r["agreement_with_handwritten_sql"])
+        if name == "handwritten_sql" and r.get("agreement_with_materialize"):
+            note = "vs materialize: {rows_checked} rows, {mismatches} mismatches".format(
+                **r["agreement_with_materialize"])
         extra = r.get("child_rss_mb")
         rss = _fmt(r.get("peak_rss_mb")) + (f" (child {_fmt(extra)})" if extra else "")
         out.append((name, fig, _fmt(secs), rss, note[:110]))

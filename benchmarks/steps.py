@@ -385,20 +385,30 @@ def _materialize_params():
 
 
 def step_materialize(cfg):
-    """(4) store.materialize() of every customer, one core."""
+    """(4) store.materialize() of every customer, one core: the families the references compute
+    (reference.SEED_FAMILIES: the same 84 feature columns), then every family (129 columns)."""
     if _materialize_params() is None:
         return {"skipped": "CustomerActivityFeatures.materialize does not exist yet"}
     from store import timeutil
     as_of = timeutil.iso(cfg["as_of_us"])
-    times = []
+    times, full_times = [], []
     with _store(cfg) as store:
         for _ in range(cfg["heavy_repeat"]):
             t0 = time.perf_counter()
-            result = store.materialize(as_of=as_of)
+            seed = store.materialize(as_of=as_of, families=reference.SEED_FAMILIES)
             times.append(time.perf_counter() - t0)
         rows = _materialized_rows(store)
-    return {"customers": rows, "seconds": median(times), "runs": times,
-            "customers_per_s": (rows or cfg["customers"]) / median(times), "result": _jsonable(result)}
+        for _ in range(cfg["heavy_repeat"]):
+            t0 = time.perf_counter()
+            result = store.materialize(as_of=as_of)  # left in place: the lookups step reads it
+            full_times.append(time.perf_counter() - t0)
+    return {"customers": rows, "seconds": median(times), "runs": times, "columns": seed["columns"],
+            "customers_per_s": (rows or cfg["customers"]) / median(times),
+            "all_families_seconds": median(full_times), "all_families_runs": full_times,
+            "all_families_columns": result["columns"],
+            "all_families_customers_per_s": (rows or cfg["customers"]) / median(full_times),
+            "method": f"materialize(families=<the reference's {len(reference.SEED_FAMILIES)}>); every family: "
+                      f"{median(full_times):.2f} s, {result['columns']} columns"}
 
 
 def _materialized_rows(store):
@@ -423,35 +433,52 @@ def step_handwritten_sql(cfg):
         times.append(time.perf_counter() - t0)
     conn = sqlite3.connect(cfg["db"])
     rows = conn.execute("SELECT COUNT(*) FROM bench_handwritten").fetchone()[0]
+    try:
+        agree = reference.compare_materialized(conn)
+    except sqlite3.OperationalError as exc:  # no customer_features yet
+        agree = (0, str(exc))
     conn.close()
     child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     return {"customers": rows, "seconds": median(times), "runs": times, "customers_per_s": rows / median(times),
+            "agreement_with_materialize": {"rows_checked": agree[0], "mismatches": agree[1]},
             "child_rss_mb": child, "sqlite3_shell": subprocess.run([exe, "--version"], capture_output=True,
                                                                   text=True).stdout.split()[0]}
 
 
 def step_python_memory(cfg):
-    """(4, reference) plain in-memory Python: dicts of lists per customer; load + compute every customer."""
-    times = []
-    check = None
-    for _ in range(cfg["repeat"]):
-        conn = sqlite3.connect(cfg["db"])
-        t0 = time.perf_counter()
-        shop = reference.InMemoryShop().load(conn)
-        n = 0
-        for _row in shop.features(cfg["as_of_us"]):
-            n += 1
-        times.append(time.perf_counter() - t0)
-        if check is None:
-            try:  # agreement with the hand-written SQL table, when present
-                check = reference.compare(conn, shop, cfg["as_of_us"], limit=None if cfg["smoke"] else 20_000)
-            except sqlite3.OperationalError:
-                check = None
-        del shop
-        conn.close()
-    return {"customers": n, "seconds": median(times), "runs": times, "customers_per_s": n / median(times),
-            "agreement_with_handwritten_sql": None if check is None else
-            {"rows_checked": check[0], "mismatches": check[1]}}
+    """(4, reference) plain in-memory Python, load + compute every customer: the seed module's way
+    (reference.SeedStyleShop: dicts of lists of event dicts with datetimes), and a faster Python
+    (reference.InMemoryShop: tuples of integer microseconds). Both checked against the hand-written
+    table."""
+    out = {}
+    for label, cls in (("seed_style", reference.SeedStyleShop), ("tuples", reference.InMemoryShop)):
+        times = []
+        check = None
+        for _ in range(cfg["repeat"]):
+            conn = sqlite3.connect(cfg["db"])
+            t0 = time.perf_counter()
+            shop = cls().load(conn)
+            n = 0
+            for _row in shop.features(cfg["as_of_us"]):
+                n += 1
+            times.append(time.perf_counter() - t0)
+            if check is None:
+                try:  # agreement with the hand-written SQL table, when present
+                    check = reference.compare(conn, shop, cfg["as_of_us"], limit=None if cfg["smoke"] else 20_000)
+                except sqlite3.OperationalError:
+                    check = None
+            del shop
+            conn.close()
+        out[label] = {"seconds": median(times), "runs": times, "peak_rss_mb_so_far": rss_mb(),
+                      "agreement_with_handwritten_sql": None if check is None else
+                      {"rows_checked": check[0], "mismatches": check[1]}}
+    seed = out["seed_style"]
+    return {"customers": n, "seconds": seed["seconds"], "runs": seed["runs"],
+            "customers_per_s": n / seed["seconds"], "tuples_seconds": out["tuples"]["seconds"],
+            "tuples_customers_per_s": n / out["tuples"]["seconds"], "variants": out,
+            "agreement_with_handwritten_sql": seed["agreement_with_handwritten_sql"],
+            "method": f"seed-style dicts+datetimes {seed['seconds']:.2f} s; "
+                      f"tuples of integers {out['tuples']['seconds']:.2f} s"}
 
 
 def step_dataframes(cfg):
@@ -466,82 +493,29 @@ def step_dataframes(cfg):
     return {"skipped": "; ".join(v["skipped"] for v in out.values()), "detail": out}
 
 
-def _partition_bounds(db, k):
-    conn = sqlite3.connect(db)
-    n = conn.execute("SELECT COUNT(*) FROM customers WHERE shop_id = ''").fetchone()[0]
-    bounds = [""]
-    for i in range(1, k):
-        row = conn.execute("SELECT customer_id FROM customers WHERE shop_id = '' ORDER BY customer_id "
-                           "LIMIT 1 OFFSET ?", [n * i // k]).fetchone()
-        bounds.append(row[0])
-    bounds.append("\U0010ffff")
-    conn.close()
-    return list(zip(bounds, bounds[1:]))
-
-
-def _partition_worker(args):
-    """Compute one customer range with a read-only connection (store.db.open_reader) into a scratch db."""
-    db, scratch, lo, hi, as_of_us = args
-    from store.db import open_reader
-    remove_db(scratch)
-    conn = open_reader(db)
-    # a set-based statement: it needs automatic indexes on its materialised CTEs (store.db turns them
-    # off by default for single-customer reads; store.db.automatic_indexes turns them back on)
-    conn.execute("PRAGMA automatic_index = ON")
-    conn.execute("ATTACH DATABASE ? AS scratch", [str(scratch)])
-    conn.execute("PRAGMA scratch.journal_mode = OFF")
-    t0 = time.perf_counter()
-    conn.execute("CREATE TABLE scratch.part AS " + reference.select_statement(partitioned=True),
-                 {"as_of_us": as_of_us, "lo": lo, "hi": hi})
-    spent = time.perf_counter() - t0
-    conn.close()
-    return spent, rss_mb()
-
-
 def step_parallel(cfg):
-    """(8) both cores: customer partitions computed by parallel read-only connections, merged by the writer.
-
-    materialize() has no partition option (checked by signature); this variant is built in the benchmark
-    on the hand-written statement with a customer-range predicate: each worker process opens the shop
-    with store.db.open_reader and writes its partition into a scratch file; the single writer attaches
-    the scratch files and INSERT ... SELECTs them into one table in the shop.
-    """
-    import multiprocessing as mp
+    """(8) every core: materialize(families=<the reference's>, workers=os.cpu_count()): customer
+    ranges computed by worker processes over read-only connections, merged by the single writer."""
     params = _materialize_params()
-    native = params is not None and any(p in params for p in ("workers", "partitions", "processes"))
+    if params is None or "workers" not in params:
+        return {"skipped": "CustomerActivityFeatures.materialize has no workers option"}
+    from store import timeutil
+    as_of = timeutil.iso(cfg["as_of_us"])
     k = max(2, os.cpu_count() or 2)
-    bounds = _partition_bounds(cfg["db"], k)
     times = []
-    worker_rss = []
-    for _ in range(cfg["repeat"]):
-        scratch = [Path(cfg["workdir"]) / f"part{i}.db" for i in range(k)]
-        t0 = time.perf_counter()
-        with mp.get_context("fork").Pool(k) as pool:
-            res = pool.map(_partition_worker, [(cfg["db"], s, lo, hi, cfg["as_of_us"])
-                                               for s, (lo, hi) in zip(scratch, bounds)])
-        worker_rss += [r[1] for r in res]
-        from store.db import connect
-        conn = connect(cfg["db"])
-        conn.execute("DROP TABLE IF EXISTS bench_parallel")
-        conn.execute("BEGIN IMMEDIATE")
-        for i, s in enumerate(scratch):
-            conn.execute(f"ATTACH DATABASE ? AS p{i}", [str(s)])
-        conn.execute("CREATE TABLE bench_parallel AS SELECT * FROM p0.part WHERE 0")
-        for i in range(k):
-            conn.execute(f"INSERT INTO bench_parallel SELECT * FROM p{i}.part")
-        conn.execute("COMMIT")
-        for i in range(k):
-            conn.execute(f"DETACH DATABASE p{i}")
-        rows = conn.execute("SELECT COUNT(*) FROM bench_parallel").fetchone()[0]
-        conn.close()
-        times.append(time.perf_counter() - t0)
-        for s in scratch:
-            remove_db(s)
+    path = Path(cfg["workdir"]) / "parallel.db"
+    copy_db(cfg["db"], path)  # the lookups step keeps reading the shop's every-family table
+    with _store(cfg, path) as store:
+        for _ in range(cfg["repeat"]):
+            t0 = time.perf_counter()
+            result = store.materialize(as_of=as_of, families=reference.SEED_FAMILIES, workers=k)
+            times.append(time.perf_counter() - t0)
+        rows = _materialized_rows(store)
+    remove_db(path)
+    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024.0
     return {"customers": rows, "workers": k, "seconds": median(times), "runs": times,
-            "customers_per_s": rows / median(times), "worker_peak_rss_mb": max(worker_rss),
-            "method": ("materialize(partitions) exists but is not used yet: " if native else "")
-            + "benchmark-side: hand-written statement per customer range, parallel open_reader "
-              "connections, merged by the single writer"}
+            "customers_per_s": rows / median(times), "columns": result["columns"], "child_rss_mb": child,
+            "method": f"materialize(families=<the reference's>, workers={k})"}
 
 
 def step_refresh(cfg):
