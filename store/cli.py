@@ -596,9 +596,14 @@ def _windows(ctx, param, value):
 @click.option("--as-of", type=TIME, help="Snapshot time (default: now).")
 @click.option("--windows", callback=_windows, metavar="DAYS,...",
               help="Window lengths in days for the windowed columns (default: 7,30,90,365).")
+@click.option("--family", "families", multiple=True, metavar="NAME",
+              help="Only this feature family's columns (repeatable; default: every family). A "
+                   "family is the 'query' of its features in caf catalog; a wrong name lists them all.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Processes computing customer ranges in parallel (e.g. the number of cores).")
 @click.option("--json", "as_json", is_flag=True, help="Print the run's record as JSON.")
 @pass_env
-def materialize(env, as_of, windows, as_json):
+def materialize(env, as_of, windows, families, workers, as_json):
     """Write the customer_features table (one row per customer).
 
     Every feature is a column, each windowed feature once per window.
@@ -610,6 +615,7 @@ def materialize(env, as_of, windows, as_json):
     Examples:
       caf materialize
       caf materialize --as-of 2011-12-10 --windows 30,90
+      caf materialize --workers 2 --family purchase_features --family session_features
     """
     with env.open() as store:
         run = _require(store, "materialize")
@@ -617,6 +623,10 @@ def materialize(env, as_of, windows, as_json):
         kwargs = {"as_of": as_of}
         if windows:
             kwargs["windows"] = windows
+        if families:
+            kwargs["families"] = list(families)
+        if workers != 1:
+            kwargs["workers"] = workers
         result = run(**kwargs)
         seconds = time.monotonic() - started
     _report_run("Materialized", result, seconds, as_json)

@@ -87,10 +87,32 @@ def test_materialize_writes_one_row_per_customer(tmp_path):
 
 
 @has("materialize")
+def test_materialize_families_and_workers(tmp_path):
+    db = tmp_path / "m.db"
+    ok(run(["demo", "--customers", "30"], db=db))
+    ok(run(["materialize", "--as-of", AS_OF], db=db))
+    conn = sqlite3.connect(db)
+    full = conn.execute("SELECT customer_id, purchase_count_30d, primary_device FROM customer_features "
+                        "ORDER BY 1").fetchall()
+    conn.close()
+    record = json.loads(ok(run(["materialize", "--as-of", AS_OF, "--workers", "2", "--family", "purchase_features",
+                                "--family", "primary_device", "--json"], db=db)).stdout)
+    assert record["rows"] == 30
+    conn = sqlite3.connect(db)
+    columns = [r[1] for r in conn.execute("PRAGMA table_info(customer_features)")]
+    again = conn.execute("SELECT customer_id, purchase_count_30d, primary_device FROM customer_features "
+                         "ORDER BY 1").fetchall()
+    conn.close()
+    assert again == full and "session_count" not in columns and record["columns"] == len(columns)
+
+
+@has("materialize")
 def test_materialize_bad_input(shop):
     for bad in ("0", "-7", "7,x", ",", "seven"):
         assert_error(run(["materialize", "--windows", bad], db=shop), 2, "'--windows'")
     assert_error(run(["materialize", "--as-of", "31/12/2025"], db=shop), 2, "'--as-of'")
+    assert_error(run(["materialize", "--workers", "0"], db=shop), 2, "'--workers'")
+    assert_error(run(["materialize", "--family", "nope"], db=shop), 1, "unknown feature family 'nope'")
 
 
 @has("refresh")
