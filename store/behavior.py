@@ -49,6 +49,10 @@ CTES = (
     "behavior_retention_flags", "behavior_retention",
 )
 
+# The CTEs above with exactly one row per target (the parts behavior_family joins).
+KEYED_CTES = ("behavior_purchase", "behavior_engagement", "behavior_search", "behavior_shopping",
+              "behavior_device", "behavior_temporal", "behavior_retention")
+
 # Feature name -> (family, type) in output order; type is the Python type of a
 # non-NULL value ('bool' columns are 0/1 in SQL).
 FEATURES = {

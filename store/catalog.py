@@ -77,6 +77,9 @@ class Family:
     ``(conn, shop_id, as_of_us)`` that ``refresh`` runs after its incremental
     insert to bring the family's columns of every row of the shop to the new
     as_of (for values that depend on other customers, e.g. RFM ranks).
+    ``keyed``: queries among ``requires`` that return exactly one row per target;
+    ``materialize`` computes each into a table of its own before the family
+    (one statement each, so fewer intermediate tables are alive at once).
     """
 
     query: str
@@ -86,6 +89,7 @@ class Family:
     optional: bool = False
     added_by: str = "issue 3 (seed features)"
     refresh_all: object = None
+    keyed: tuple = ()
 
 
 # -- the features ----------------------------------------------------------------
@@ -217,7 +221,8 @@ FAMILIES = [
     # recency risk 61, seed rules 30/90); the population-relative segments are recomputed for
     # every customer on refresh (refresh_all)
     Family("behavior_family", _behavior.CATALOG_FAMILIES["behavior_family"], edges_days=(30, 61, 90, 180),
-           requires=_behavior.FAMILY_REQUIRES, added_by="issue 5 (behaviour features)"),
+           requires=_behavior.FAMILY_REQUIRES, added_by="issue 5 (behaviour features)",
+           keyed=_behavior.KEYED_CTES),
     Family("behavior_segments", _behavior.CATALOG_FAMILIES["behavior_segments"],
            requires=("behavior_rfm_population", "behavior_rfm_scores"),
            refresh_all=_refresh_behavior_segments, added_by="issue 5 (behaviour features)"),

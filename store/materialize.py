@@ -245,10 +245,12 @@ class Plan:
         """Compute every family of the plan into a temp table of its own name, one statement each.
 
         A family's table is keyed by ``target_id INTEGER PRIMARY KEY`` and filled in
-        target order (an append), so the final join is a rowid lookup per family. A
-        helper query a family requires (e.g. session_devices) stays a MATERIALIZED
-        CTE of that family's statement, planned as in a single-customer read; a family
-        required by another (the seed families by all_features) is read as its table.
+        target order (an append), so the final join is a rowid lookup per family; so is
+        a query a family declares ``keyed`` (one row per target, e.g. the parts of
+        behavior_family), computed before it. Any other helper query (e.g.
+        session_devices) stays a MATERIALIZED CTE of each statement that mentions it,
+        planned as in a single-customer read; a staged table (the seed families, for
+        all_features) is read as a table.
         Only one family's ephemeral tables and automatic indexes are alive at a time,
         which bounds memory whatever the number of columns.
         Every target of a materialisation has the same as_of, so ``t.as_of_us`` is
@@ -261,18 +263,31 @@ class Plan:
         text = {name: _TARGET_AS_OF.sub(":as_of_us", sql) for name, sql in ctes}
         allowed = set(text)
         by_name = {f.query: f for f in self.families}
-        families = {name for name in text if name in by_name or name in self.one_pass
-                    or any(name == _window_cte(f.query, w) for f in self.windowed for w in self.windows)}
+        keyed = {k for f in self.families for k in f.keyed} & allowed
+        tables = {name for name in text if name in by_name or name in self.one_pass or name in keyed
+                  or any(name == _window_cte(f.query, w) for f in self.windowed for w in self.windows)}
+        helpers = [name for name, _ in ctes if name not in tables]
+        mention = {h: re.compile(rf"\b{re.escape(h)}\b") for h in helpers}
+
+        def needs(name):
+            """The helpers a statement reads, directly or through other helpers, in order."""
+            found, todo = set(), [name]
+            while todo:
+                current = todo.pop()
+                for h in helpers:
+                    if h not in found and mention[h].search(text[current]):
+                        found.add(h)
+                        todo.append(h)
+            return [h for h in helpers if h in found]
+
         staged = []
         try:
             for name, _ in ctes:
-                if name not in families:
+                if name not in tables:
                     continue
-                helpers = [dep for dep in (by_name[name].requires if name in by_name else ())
-                           if dep not in families]
-                head = ("WITH " + ",\n".join(f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{text[h]}\n)"
-                                             for h in helpers) + "\n") if helpers else ""
-                body = f"{head}SELECT * FROM (\n{text[name]}\n)"
+                head = ",\n".join(f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{text[h]}\n)"
+                                   for h in needs(name))
+                body = (f"WITH {head}\n" if head else "") + f"SELECT * FROM (\n{text[name]}\n)"
                 table = f"{schema}." + quote_identifier(name, allowed)
                 conn.execute(f"DROP TABLE IF EXISTS {table}")
                 staged.append(name)
