@@ -216,29 +216,6 @@ class Plan:
                     ctes.append((_window_cte(fam.query, w), text))
         return ctes
 
-    def select_sql(self, target_table):
-        """One SELECT of every column for the targets in ``target_table`` (a temp table)."""
-        ctes = self._ctes()
-        cte_names = [name for name, _ in ctes]
-        allowed_ctes = set(cte_names)
-        parts = []
-        if target_table != _TARGETS:
-            parts.append(f"target AS (SELECT target_id, customer_id, as_of_us FROM {target_table})")
-        # MATERIALIZED: each family is computed once into an ephemeral table that the
-        # final join reads through an automatic index (never re-scanned per row).
-        parts += [f"{quote_identifier(name, allowed_ctes)} AS MATERIALIZED (\n{sql}\n)" for name, sql in ctes]
-        aliases = {}
-        for _, _, cte, _ in self.columns:
-            aliases.setdefault(cte, f"f{len(aliases)}")
-        select = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
-        allowed_cols = {c[3] for c in self.columns}
-        for name, _, cte, col in self.columns:
-            select.append(f"{aliases[cte]}.{quote_identifier(col, allowed_cols)} AS {quote_identifier(name, self._allowed)}")
-        joins = [f"LEFT JOIN {quote_identifier(cte, allowed_ctes)} AS {alias} ON {alias}.target_id = t.target_id"
-                 for cte, alias in aliases.items()]
-        return ("WITH " + ",\n".join(parts) + "\nSELECT " + ",\n    ".join(select)
-                + "\nFROM target AS t\n" + "\n".join(joins) + "\nORDER BY t.target_id")
-
     # -- staged execution (materialize, refresh) ------------------------------
     def stage(self, conn, params, schema="temp"):
         schema = _schema(schema)
@@ -310,8 +287,8 @@ class Plan:
         for name in staged:
             conn.execute(f"DROP TABLE IF EXISTS {schema}.{quote_identifier(name, allowed)}")
 
-    def staged_insert_sql(self, table, schema="temp", into="main"):
-        """INSERT into ``into.table`` of every column from the staged tables (``stage``) in
+    def staged_select_sql(self, schema="temp"):
+        """SELECT of every column (the table's order) from the staged tables (``stage``) in
         ``schema``, one row per target of ``schema.target``, in target order."""
         schema = _schema(schema)
         aliases = {}
@@ -324,10 +301,14 @@ class Plan:
             select.append(f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}")
         joins = [f"LEFT JOIN {schema}.{quote_identifier(cte, allowed_ctes)} AS {alias} "
                  f"ON {alias}.target_id = t.target_id" for cte, alias in aliases.items()]
-        cols = ", ".join(quote_identifier(n, self._allowed) for n in self.column_names)
-        return (f"INSERT INTO {_schema(into)}.{quote_identifier(table, (TABLE, NEW_TABLE))} ({cols})\nSELECT "
-                + ",\n    ".join(select) + f"\nFROM {schema}.target AS t\n" + "\n".join(joins)
+        return ("SELECT " + ",\n    ".join(select) + f"\nFROM {schema}.target AS t\n" + "\n".join(joins)
                 + "\nORDER BY t.target_id")
+
+    def staged_insert_sql(self, table, schema="temp", into="main"):
+        """INSERT into ``into.table`` of ``staged_select_sql(schema)``."""
+        cols = ", ".join(quote_identifier(n, self._allowed) for n in self.column_names)
+        return (f"INSERT INTO {_schema(into)}.{quote_identifier(table, (TABLE, NEW_TABLE))} ({cols})\n"
+                + self.staged_select_sql(schema))
 
     def write(self, conn, table, params):
         """Stage every family, then insert one row per target into ``table``."""
@@ -699,6 +680,14 @@ def _json_value(value):
     return value
 
 
+def _end_export(conn, plan, staged, began):
+    if staged:
+        plan.unstage(conn, staged)
+    conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
+    if began and conn.in_transaction:
+        conn.execute("COMMIT")  # only temp tables were written
+
+
 def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
     """Stream the shop's feature rows to ``path`` (csv or ndjson); returns a summary dict.
 
@@ -715,7 +704,8 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
     use_table = (run is not None and run["columns"] == plan.column_names
                  and table_columns(conn, TABLE) == plan.column_names
                  and (as_of_us is None or as_of_us == run["as_of_us"]))
-    temp_made = False
+    staged = None
+    began = False
     if use_table:
         as_of_us = run["as_of_us"]
         cols = ", ".join(quote_identifier(c, set(plan.column_names)) for c in plan.column_names)
@@ -723,10 +713,18 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
     else:
         if as_of_us is None:
             as_of_us = timeutil.now_us()
-        _fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
-        temp_made = True
-        with automatic_indexes(conn):
-            cursor = conn.execute(plan.select_sql(_TARGETS), plan.params(shop_id, as_of_us))
+        if not conn.in_transaction:  # one read snapshot for every statement below
+            conn.execute("BEGIN")
+            began = True
+        try:
+            _fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
+            params = plan.params(shop_id, as_of_us)
+            with automatic_indexes(conn):
+                staged = plan.stage(conn, params)
+            cursor = conn.execute(plan.staged_select_sql(), params)
+        except BaseException:
+            _end_export(conn, plan, staged, began)
+            raise
     names = plan.column_names
     count = 0
     try:
@@ -744,7 +742,7 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
                     count += 1
     finally:
         cursor.close()
-        if temp_made:
-            conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
+        if not use_table:
+            _end_export(conn, plan, staged, began)
     return {"path": str(path), "format": format, "rows": count, "as_of": timeutil.iso(as_of_us),
             "source": "materialized" if use_table else "computed", "columns": len(names)}
