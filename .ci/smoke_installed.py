@@ -34,6 +34,14 @@ with tempfile.TemporaryDirectory() as tmp:
         assert features["total_purchase_value"] == 50.0, features
         assert features["purchase_recency_days"] == 11, features
         assert features["primary_device"] == "mobile", features
+    with caf.CustomerActivityFeatures(path) as s:  # worker processes run the installed package
+        for i in range(10):
+            s.add_purchase(f"w{i}", 1.0 + i, "2024-05-02T10:00:00Z")
+        one = s.materialize(as_of="2024-06-01T00:00:00Z")
+        rows = s.conn.execute("SELECT * FROM customer_features ORDER BY customer_id").fetchall()
+        two = s.materialize(as_of="2024-06-01T00:00:00Z", workers=2)
+        assert s.conn.execute("SELECT * FROM customer_features ORDER BY customer_id").fetchall() == rows
+        assert one["rows"] == two["rows"] == 11, (one, two)
     listing = subprocess.run(
         [str(Path(sys.executable).parent / "sqlite-utils"), "migrate", str(path),
          str(resource_dir("migrations") / "migrations.py"), "--list"],
