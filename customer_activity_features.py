@@ -438,8 +438,9 @@ class CustomerActivityFeatures:
         targets, originals = self._cohort_targets(customer_ids, as_of_us)
         if not targets:
             return {}
+        ids = [cid for _, cid, _ in targets]  # target i is ids[i] (enumerate in _cohort_targets)
         return {originals[tid]: features
-                for tid, features in self._reader.iter_cohort(targets, days=days, as_of_us=as_of_us)}
+                for tid, features in self._reader.iter_cohort((), days=days, as_of_us=as_of_us, ids=ids)}
 
     def get_cohort_summary(self, customer_ids, days=None, *, as_of=None):
         """{'size': distinct non-empty ids, 'aggregates': {feature: mean over non-None values}}."""
