@@ -438,7 +438,9 @@ class CustomerActivityFeatures:
         targets, originals = self._cohort_targets(customer_ids, as_of_us)
         if not targets:
             return {}
-        return {originals[tid]: features for tid, features in self._reader.iter_cohort(targets, days=days)}
+        ids = [cid for _, cid, _ in targets]  # target i is ids[i] (enumerate in _cohort_targets)
+        return {originals[tid]: features
+                for tid, features in self._reader.iter_cohort((), days=days, as_of_us=as_of_us, ids=ids)}
 
     def get_cohort_summary(self, customer_ids, days=None, *, as_of=None):
         """{'size': distinct non-empty ids, 'aggregates': {feature: mean over non-None values}}."""
@@ -461,9 +463,10 @@ class CustomerActivityFeatures:
         if customer_ids is None:
             select = ("fill_targets_all_customers", _materialize.all_customers_params(self.shop_id, as_of_us))
             return ((cid, features) for _, cid, _, features
-                    in self._reader.iter_cohort((), days=days, select=select, with_keys=True))
+                    in self._reader.iter_cohort((), days=days, select=select, with_keys=True, as_of_us=as_of_us))
         targets, originals = self._cohort_targets(customer_ids, as_of_us)
-        return ((originals[tid], features) for tid, features in self._reader.iter_cohort(targets, days=days))
+        return ((originals[tid], features)
+                for tid, features in self._reader.iter_cohort(targets, days=days, as_of_us=as_of_us))
 
     def features_at(self, pairs, *, days=None):
         """Point-in-time rows: for each (customer_id, as_of) pair, in order, yield

@@ -42,6 +42,20 @@ SELECT
     json_extract(j.value, '$[2]') AS as_of_us
 FROM json_each(:targets) AS j
 
+-- name: fill_targets_from_json_ids
+-- Fills a cohort's temporary target table in one statement from a JSON array
+-- of customer ids bound as :ids, every target at the same :as_of_us; the
+-- target of the id at position i of the array is :first_target_id + i. About
+-- three times cheaper than fill_targets_from_json (no json_extract per value).
+SELECT
+    -- target_id: :first_target_id + the id's position in the array; integer
+    :first_target_id + j.key AS target_id,
+    -- customer_id: the normalized customer id; text
+    j.value AS customer_id,
+    -- as_of_us: the cohort's point in time; microseconds since the epoch
+    :as_of_us AS as_of_us
+FROM json_each(:ids) AS j
+
 -- name: fill_targets_all_customers
 -- Every customer of the shop with :lo <= customer_id < :hi, one target each,
 -- in customer id order, all at :as_of_us. For every customer pass :lo = ''

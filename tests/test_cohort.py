@@ -118,3 +118,76 @@ def test_statement_count_everyone(big_store):
         small.flush()
         list(small.iter_features(as_of=AS_OF))  # the first cohort read also creates its temp table
         assert _count_statements(small, lambda: list(small.iter_features(as_of=AS_OF))) == n
+
+
+# -- the one-as_of fast path of get_cohort_features (issue 6, lookups) ---------------------------
+metadata_values = st.one_of(st.none(), st.dictionaries(st.sampled_from(("tier", "país", "n")),
+                                                       st.one_of(st.integers(), st.text(max_size=5)), max_size=2))
+
+
+@settings(max_examples=15, deadline=None)
+@given(history=events(), cohort=cohorts, days=days_values,
+       metadata=st.dictionaries(st.sampled_from(CUSTOMERS), metadata_values, max_size=3))
+def test_one_as_of_path_equals_the_general_path(history, cohort, days, metadata):
+    """get_cohort_features fills its targets from one JSON array of ids and binds its one as_of
+    (t.as_of_us -> :as_of_us); the general path (per-target as_of, triples) gives the same rows."""
+    from store import timeutil
+    with CustomerActivityFeatures() as store:
+        load(store, history)
+        for cid, value in metadata.items():
+            if value is not None:
+                store.set_customer_metadata(cid, value)
+        store.flush()
+        as_of_us = timeutil.to_us(AS_OF)
+        targets, _ = store._cohort_targets(cohort, as_of_us)
+        general = list(store._reader.iter_cohort(targets, days=days))
+        fast = list(store._reader.iter_cohort((), days=days, as_of_us=as_of_us,
+                                              ids=[cid for _, cid, _ in targets]))
+        bound = list(store._reader.iter_cohort(targets, days=days, as_of_us=as_of_us))
+        assert fast == general == bound
+        assert [tid for tid, _ in fast] == list(range(len(targets)))
+        got = store.get_cohort_features(cohort, days, as_of=AS_OF)
+        assert got == {c: store.get_all_features(c, days, as_of=AS_OF) for c in cohort if c}
+
+
+def test_ids_fill_in_chunks(monkeypatch):
+    from store import features
+    monkeypatch.setattr(features, "TARGET_CHUNK", 3)  # 8 ids: three INSERT statements
+    with CustomerActivityFeatures() as store:
+        ids = [f"x{i}" for i in range(8)]
+        for i, cid in enumerate(ids):
+            store.add_purchase(cid, 1.0 + i, "2025-01-01T00:00:00Z")
+        store.set_customer_metadata("x5", {"tier": "gold"})
+        store.flush()
+        got = store.get_cohort_features(ids + ["nobody"], as_of=AS_OF)
+        assert list(got) == ids + ["nobody"]
+        assert got == {c: store.get_all_features(c, as_of=AS_OF) for c in ids + ["nobody"]}
+        assert got["x5"]["metadata"] == {"tier": "gold"}
+
+
+def test_ids_fill_needs_the_as_of():
+    with CustomerActivityFeatures() as store:
+        with pytest.raises(ValueError, match="as_of_us"):
+            list(store._reader.iter_cohort((), ids=["a"]))
+
+
+def test_cohort_statements_read_the_target_table_in_place():
+    """The target CTE is NOT MATERIALIZED (no copy, target_id order kept) and, with one as_of,
+    no statement reads t.as_of_us (the edges are computed once from :as_of_us)."""
+    from store import features
+    with CustomerActivityFeatures() as store:
+        store.add_purchase("a", 1.0, "2025-01-01T00:00:00Z")
+        store.flush()
+        store.get_cohort_features(["a"], as_of=AS_OF)  # creates the connection's temp table
+        table = store._reader._acquire_table()
+        try:
+            params = features.parameters("", frequency_days=features.DEFAULT_FREQUENCY_DAYS)
+            params["as_of_us"] = 0
+            for main, ctes in (("all_features", features.FAMILIES), ("session_devices", ())):
+                sql = features.compose_cohort(main, ctes, table, True)
+                assert "NOT MATERIALIZED" in sql and not features.TARGET_AS_OF.search(sql)
+                plan = [r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+                assert "MATERIALIZE target" not in plan
+            assert features.TARGET_AS_OF.search(features.compose_cohort("all_features", features.FAMILIES, table))
+        finally:
+            store._reader._release_table(table)
