@@ -351,3 +351,194 @@ def to_json(value):
 def metadata_json(metadata):
     """Customer metadata as JSON text; non-dict metadata becomes {}."""
     return to_json(metadata if isinstance(metadata, dict) else {})
+
+
+# -- fast paths for bulk records that are already in the common, correct shape ----------------
+# Each ``fast_*`` factory returns a function record -> row, or None when the record is not in
+# the shape it knows (any other type, an unknown key, a missing or unusual value, any time other
+# than an ISO-8601 'YYYY-MM-DDT...Z' string). None sends the record through the ``*_row``
+# function above, so rejections, their reasons and every conversion stay exactly those of the
+# single add_* calls: a fast path only ever accepts a record the general path accepts, with the
+# same row (tests/test_ingest_fast.py compares them).
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_fromisoformat = datetime.fromisoformat
+
+
+def iso_z_us(value):
+    """Microseconds of an ISO-8601 UTC string 'YYYY-MM-DDTHH:MM[:SS[.ffffff]]Z', or None for any other value
+    (which then goes through ``timeutil.to_us``, giving the same instant or its ValueError)."""
+    if type(value) is str and value[-1:] == "Z" and value[10:11] == "T":
+        try:
+            dt = _fromisoformat(value[:-1])
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            return (dt - _EPOCH_NAIVE) // timeutil.ONE_US
+    return None
+
+
+def _fast_factory(kind):
+    def register(factory):
+        FAST_ROWS[kind] = factory
+        return factory
+    return register
+
+
+FAST_ROWS = {}
+_MAX_EXACT_INT = 2 ** 53
+
+
+@_fast_factory("purchase")
+def fast_purchase(shop_id, fields):
+    fields = frozenset(fields)
+    iso = _fromisoformat
+    epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
+
+    def row(rec):
+        if type(rec) is not dict or not fields.issuperset(rec):
+            return None
+        c = rec.get("customer_id")
+        v = rec.get("order_value")
+        d = rec.get("purchase_date")
+        o = rec.get("order_id")
+        if not (type(c) is str and c and c.isascii() and "\x00" not in c):
+            return None
+        if type(v) is not float or not 0.0 <= v < inf:
+            if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
+                v = float(v)
+            else:
+                return None
+        if not (type(o) is str and o and o.isascii()):
+            return None
+        if type(d) is str and d[-1:] == "Z" and d[10:11] == "T":
+            try:
+                dt = iso(d[:-1])
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                return (shop_id, c, (dt - epoch) // one_us, o, v)
+        return None
+    return row
+
+
+@_fast_factory("session")
+def fast_session(shop_id, fields):
+    fields = frozenset(fields)
+    iso = _fromisoformat
+    epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
+
+    def row(rec):
+        if type(rec) is not dict or not fields.issuperset(rec):
+            return None
+        g = rec.get
+        c = g("customer_id")
+        v = g("duration_seconds")
+        dev = g("device_type")
+        d = g("session_date")
+        o = g("session_id")
+        if (g("session_start") is not None or g("session_end") is not None or g("page_views") is not None
+                or g("browser") is not None or g("referrer") is not None or g("channel") is not None):
+            return None
+        if not (type(c) is str and c and c.isascii() and "\x00" not in c):
+            return None
+        if type(v) is not float or not 0.0 <= v < inf:
+            if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
+                v = float(v)
+            else:
+                return None
+        if not (type(o) is str and o and o.isascii()):
+            return None
+        if type(dev) is str and dev and dev.isascii():
+            pass
+        elif dev is None or dev == "":
+            dev = UNKNOWN_DEVICE
+        else:
+            return None
+        if type(d) is str and d[-1:] == "Z" and d[10:11] == "T":
+            try:
+                dt = iso(d[:-1])
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                return (shop_id, c, (dt - epoch) // one_us, o, v, dev, None, None, None, None, None, None)
+        return None
+    return row
+
+
+@_fast_factory("cart_event")
+def fast_cart_event(shop_id, fields):
+    fields = frozenset(fields)
+    iso = _fromisoformat
+    epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
+
+    def row(rec):
+        if type(rec) is not dict or not fields.issuperset(rec):
+            return None
+        g = rec.get
+        c = g("customer_id")
+        t = g("event_type")
+        v = g("cart_value")
+        d = g("event_date")
+        o = g("cart_id")
+        if not (type(c) is str and c and c.isascii() and "\x00" not in c):
+            return None
+        if type(t) is not str or (t != "abandoned" and t != "converted"):
+            return None
+        if v is not None and (type(v) is not float or not 0.0 <= v < inf):
+            if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
+                v = float(v)
+            else:
+                return None
+        if not (type(o) is str and o and o.isascii()):
+            return None
+        if type(d) is str and d[-1:] == "Z" and d[10:11] == "T":
+            try:
+                dt = iso(d[:-1])
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                return (shop_id, c, (dt - epoch) // one_us, o, t, v)
+        return None
+    return row
+
+
+@_fast_factory("support_interaction")
+def fast_support_interaction(shop_id, fields):
+    fields = frozenset(fields)
+    iso = _fromisoformat
+    epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
+
+    def row(rec):
+        if type(rec) is not dict or not fields.issuperset(rec):
+            return None
+        g = rec.get
+        c = g("customer_id")
+        o = g("ticket_id")
+        v = g("response_time_hours")
+        e = g("escalated", False)
+        d = g("interaction_date")
+        if not (type(c) is str and c and c.isascii() and "\x00" not in c):
+            return None
+        if v is not None and (type(v) is not float or not 0.0 <= v < inf):
+            if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
+                v = float(v)
+            else:
+                return None
+        if not (type(o) is str and o and o.isascii()):
+            return None
+        if e is True:
+            e = 1
+        elif e is False or e is None:
+            e = 0
+        else:
+            return None
+        if type(d) is str and d[-1:] == "Z" and d[10:11] == "T":
+            try:
+                dt = iso(d[:-1])
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                return (shop_id, c, (dt - epoch) // one_us, o, v, e)
+        return None
+    return row
