@@ -364,6 +364,12 @@ def metadata_json(metadata):
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _fromisoformat = datetime.fromisoformat
 
+# SQL NULL in fast-path rows. SQLite stores a bound NaN as NULL (sqlite3_bind_double: "NaN -> NULL"),
+# and Python's sqlite3 binds a float directly where None goes through its adapter lookup first: a
+# session row's six NULLs cost more than its six values (tests/test_ingest_fast.py checks the NULLs).
+# Only ever used for columns whose value is absent: a NaN offered as a value is rejected, never stored.
+NULL = float("nan")
+
 
 def iso_z_us(value):
     """Microseconds of an ISO-8601 UTC string 'YYYY-MM-DDTHH:MM[:SS[.ffffff]]Z', or None for any other value
@@ -461,7 +467,7 @@ def fast_session(shop_id, fields):
             except ValueError:
                 return None
             if dt.tzinfo is None:
-                return (shop_id, c, (dt - epoch) // one_us, o, v, dev, None, None, None, None, None, None)
+                return (shop_id, c, (dt - epoch) // one_us, o, v, dev, NULL, NULL, NULL, NULL, NULL, NULL)
         return None
     return row
 
@@ -485,7 +491,9 @@ def fast_cart_event(shop_id, fields):
             return None
         if type(t) is not str or (t != "abandoned" and t != "converted"):
             return None
-        if v is not None and (type(v) is not float or not 0.0 <= v < inf):
+        if v is None:
+            v = NULL
+        elif type(v) is not float or not 0.0 <= v < inf:
             if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
                 v = float(v)
             else:
@@ -520,7 +528,9 @@ def fast_support_interaction(shop_id, fields):
         d = g("interaction_date")
         if not (type(c) is str and c and c.isascii() and "\x00" not in c):
             return None
-        if v is not None and (type(v) is not float or not 0.0 <= v < inf):
+        if v is None:
+            v = NULL
+        elif type(v) is not float or not 0.0 <= v < inf:
             if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
                 v = float(v)
             else:

@@ -88,8 +88,14 @@ def general(kind, record, now):
         return rejection.reason
 
 
+def as_stored(row):
+    """A row with the fast path's NULL (a NaN, which SQLite binds as NULL) as None."""
+    return tuple(None if isinstance(v, float) and v != v else v for v in row)
+
+
 def same(a, b):
-    """Equal rows, floats compared by their bits' meaning (-0.0 == 0.0 is fine: SQLite stores both as 0.0)."""
+    """Equal rows as SQLite stores them, with the same Python types."""
+    a, b = as_stored(a), as_stored(b)
     return a == b and all(type(x) is type(y) for x, y in zip(a, b))
 
 
@@ -162,3 +168,22 @@ def test_strict_bulk_names_the_record_after_fast_records():
         assert isinstance(info.value, ValueError)
         # the first batch (records 0-2) was committed; the batch holding record 5 was not
         assert store.conn.execute("SELECT count(*) FROM purchases").fetchone()[0] == 3
+
+
+def test_fast_null_is_stored_as_null():
+    """The fast path's NULL is a NaN: SQLite must store it as NULL (in REAL, INTEGER and TEXT columns)."""
+    record = {"customer_id": "c1", "duration_seconds": 30.0, "device_type": None,
+              "session_date": "2025-05-01T12:00:00Z", "session_id": "s1"}
+    with CustomerActivityFeatures() as store:
+        store.add_sessions([record])
+        store.add_cart_events([{"customer_id": "c1", "event_type": "converted", "cart_value": None,
+                                "event_date": "2025-05-01T12:00:00Z", "cart_id": "k1"}])
+        store.add_support_interactions([{"customer_id": "c1", "ticket_id": "t1", "interaction_date":
+                                         "2025-05-01T12:00:00Z"}])
+        row = store.conn.execute("SELECT typeof(session_start_us), typeof(session_end_us), typeof(page_views), "
+                                 "typeof(browser), typeof(referrer), typeof(channel), device_type FROM sessions"
+                                 ).fetchone()
+        assert row == ("null",) * 6 + ("unknown",)
+        assert store.conn.execute("SELECT typeof(cart_value) FROM cart_events").fetchone() == ("null",)
+        assert store.conn.execute("SELECT typeof(response_time_hours), escalated FROM support_interactions"
+                                  ).fetchone() == ("null", 0)
