@@ -9,6 +9,7 @@ exactly the same things.
 
 import json
 import math
+import operator
 import numbers
 import secrets
 from datetime import date, datetime
@@ -395,19 +396,41 @@ FAST_ROWS = {}
 _MAX_EXACT_INT = 2 ** 53
 
 
+def _field_values(fields, expected):
+    """record -> its values in ``fields`` order (absent keys None), or None for a non-dict or a dict
+    with a key outside ``fields``: one C call when every key is present, as in most bulk input."""
+    if tuple(fields) != expected:  # the row functions below unpack the values in this order
+        raise ValueError(f"fast path fields {tuple(fields)} are not {expected}")
+    allowed = frozenset(fields)
+    every = operator.itemgetter(*fields)
+    count = len(fields)
+    gets = [operator.methodcaller("get", name) for name in fields]
+
+    def values(rec):
+        if type(rec) is not dict:
+            return None
+        if len(rec) == count:
+            try:
+                return every(rec)
+            except KeyError:  # as many keys, but not these: an unknown one
+                return None
+        if allowed.issuperset(rec):
+            return tuple([get(rec) for get in gets])
+        return None
+    return values
+
+
 @_fast_factory("purchase")
 def fast_purchase(shop_id, fields):
-    fields = frozenset(fields)
+    values = _field_values(fields, ("customer_id", "order_value", "purchase_date", "order_id"))
     iso = _fromisoformat
     epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
 
     def row(rec):
-        if type(rec) is not dict or not fields.issuperset(rec):
+        got = values(rec)
+        if got is None:
             return None
-        c = rec.get("customer_id")
-        v = rec.get("order_value")
-        d = rec.get("purchase_date")
-        o = rec.get("order_id")
+        c, v, d, o = got
         if not (type(c) is str and c and c.isascii() and "\x00" not in c):
             return None
         if type(v) is not float or not 0.0 <= v < inf:
@@ -430,21 +453,18 @@ def fast_purchase(shop_id, fields):
 
 @_fast_factory("session")
 def fast_session(shop_id, fields):
-    fields = frozenset(fields)
+    values = _field_values(fields, ("customer_id", "duration_seconds", "device_type", "session_date", "session_id",
+                                   "session_start", "session_end", "page_views", "browser", "referrer", "channel"))
     iso = _fromisoformat
     epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
 
     def row(rec):
-        if type(rec) is not dict or not fields.issuperset(rec):
+        got = values(rec)
+        if got is None:
             return None
-        g = rec.get
-        c = g("customer_id")
-        v = g("duration_seconds")
-        dev = g("device_type")
-        d = g("session_date")
-        o = g("session_id")
-        if (g("session_start") is not None or g("session_end") is not None or g("page_views") is not None
-                or g("browser") is not None or g("referrer") is not None or g("channel") is not None):
+        c, v, dev, d, o, start, end, pages, browser, referrer, channel = got
+        if (start is not None or end is not None or pages is not None or browser is not None
+                or referrer is not None or channel is not None):
             return None
         if not (type(c) is str and c and c.isascii() and "\x00" not in c):
             return None
@@ -474,19 +494,15 @@ def fast_session(shop_id, fields):
 
 @_fast_factory("cart_event")
 def fast_cart_event(shop_id, fields):
-    fields = frozenset(fields)
+    values = _field_values(fields, ("customer_id", "event_type", "cart_value", "event_date", "cart_id"))
     iso = _fromisoformat
     epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
 
     def row(rec):
-        if type(rec) is not dict or not fields.issuperset(rec):
+        got = values(rec)
+        if got is None:
             return None
-        g = rec.get
-        c = g("customer_id")
-        t = g("event_type")
-        v = g("cart_value")
-        d = g("event_date")
-        o = g("cart_id")
+        c, t, v, d, o = got
         if not (type(c) is str and c and c.isascii() and "\x00" not in c):
             return None
         if type(t) is not str or (t != "abandoned" and t != "converted"):
@@ -513,19 +529,15 @@ def fast_cart_event(shop_id, fields):
 
 @_fast_factory("support_interaction")
 def fast_support_interaction(shop_id, fields):
-    fields = frozenset(fields)
+    values = _field_values(fields, ("customer_id", "ticket_id", "response_time_hours", "escalated", "interaction_date"))
     iso = _fromisoformat
     epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
 
     def row(rec):
-        if type(rec) is not dict or not fields.issuperset(rec):
+        got = values(rec)
+        if got is None:
             return None
-        g = rec.get
-        c = g("customer_id")
-        o = g("ticket_id")
-        v = g("response_time_hours")
-        e = g("escalated", False)
-        d = g("interaction_date")
+        c, o, v, e, d = got
         if not (type(c) is str and c and c.isascii() and "\x00" not in c):
             return None
         if v is None:
