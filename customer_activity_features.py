@@ -253,7 +253,7 @@ class CustomerActivityFeatures:
         """Stream dicts with keys customer_id, refund_value, refund_date, refund_id, order_id."""
         return self._writer.bulk("refund", records, batch_size=batch_size, progress=progress)
 
-    def load_history(self, kind, records, *, batch_size=50_000, progress=None):
+    def load_history(self, kind, records, *, batch_size=10_000, progress=None):
         """Load a large history of one kind of event (``'purchase'``, ``'session'``, ``'cart_event'``,
         ``'support_interaction'``, ``'refund'``, ``'interaction'``, ``'attribution'``): the records
         of the matching ``add_*`` method, validated and counted the same way, written in one

@@ -31,7 +31,7 @@ from .resources import query
 MAX_PENDING = 5_000
 MAX_PENDING_SECONDS = 0.25
 BATCH_SIZE = 5_000
-HISTORY_BATCH_SIZE = 50_000  # records validated and inserted per executemany by load_history
+HISTORY_BATCH_SIZE = 10_000  # records validated and inserted per executemany by load_history
 
 
 @dataclass(frozen=True)
@@ -274,6 +274,7 @@ class Writer:
             self.commit()
             for rows, rejections in self._batches(kind, records, batch_size):
                 self._write_batch(sql, rows, rejections, result)
+                rows = rejections = None  # not kept while the next batch is read
                 if progress is not None:
                     progress(result)
         return result
@@ -290,6 +291,7 @@ class Writer:
         base = 0
         batch_size = max(1, int(batch_size))
         while True:
+            batch = rows = None  # the previous batch's records and rows are not kept while reading on
             batch = list(islice(iterator, batch_size))
             if not batch:
                 return
@@ -347,6 +349,7 @@ class Writer:
                         conn.executemany(self._sql_reject, [r + (received,) for r in rejections])
                         result.rejected += len(rejections)
                         result.rejected_by_reason.update(r[3] for r in rejections)
+                    rows = rejections = None  # not kept while the next batch is read
                     if progress is not None:
                         result.accepted, result.duplicates = inserted, valid - inserted
                         progress(result)
