@@ -45,6 +45,7 @@ from store.features import (  # noqa: F401  (documented constants, re-exported)
     SUPPORT_MAX_TICKETS,
     TRADEOFF_KEYS,
 )
+from store import ingest as _ingest
 from store.ingest import IngestResult, Writer  # noqa: F401
 from store.ingest import _raise_if_read_only
 
@@ -251,6 +252,16 @@ class CustomerActivityFeatures:
     def add_refunds(self, records, *, batch_size=5000, progress=None):
         """Stream dicts with keys customer_id, refund_value, refund_date, refund_id, order_id."""
         return self._writer.bulk("refund", records, batch_size=batch_size, progress=progress)
+
+    def load_history(self, kind, records, *, batch_size=10_000, progress=None):
+        """Load a large history of one kind of event (``'purchase'``, ``'session'``, ``'cart_event'``,
+        ``'support_interaction'``, ``'refund'``, ``'interaction'``, ``'attribution'``): the records
+        of the matching ``add_*`` method, validated and counted the same way, written in one
+        transaction (all or nothing). Fastest into an empty store with records sorted by customer
+        and time; see docs/first_load.md."""
+        if kind not in _ingest.KINDS:
+            raise UnknownNameError(f"{kind!r} is not an event kind; expected one of: {', '.join(_ingest.KINDS)}")
+        return self._writer.load_history(kind, records, batch_size=batch_size, progress=progress)
 
     def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None):
         """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md."""

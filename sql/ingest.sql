@@ -41,3 +41,14 @@ VALUES (?, ?, ?, ?, ?, ?);
 -- name: insert_rejected_event
 INSERT INTO rejected_events (shop_id, kind, payload, reason, received_at)
 VALUES (?, ?, ?, ?, ?);
+
+-- name: history_deferred_schema
+-- The objects load_history builds after moving a first load into an empty event table:
+-- its unique (shop_id, event_id) index and its changed_customers insert trigger.
+-- Parameters: the index name, the trigger name.
+SELECT name,  -- object name; text; never null
+       type,  -- 'index' or 'trigger'; text; never null
+       sql    -- the CREATE statement as the migration wrote it; text; never null (filtered)
+FROM sqlite_master
+WHERE name IN (?, ?) AND sql IS NOT NULL
+ORDER BY type, name;

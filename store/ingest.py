@@ -16,6 +16,7 @@ Durability contract (also in the README):
 """
 
 import functools
+from itertools import islice
 import sqlite3
 import threading
 import time
@@ -24,11 +25,13 @@ from dataclasses import dataclass, field
 
 from . import timeutil, validate
 from .errors import InvalidEventError, ReadOnlyStoreError, StorageFullError, StoreError
+from .db import quote_identifier
 from .resources import query
 
 MAX_PENDING = 5_000
 MAX_PENDING_SECONDS = 0.25
 BATCH_SIZE = 5_000
+HISTORY_BATCH_SIZE = 10_000  # records validated and inserted per executemany by load_history
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,11 @@ KINDS = {
                         ("customer_id", "order_id", "source", "medium", "attribution_date"),
                         validate.attribution_row, "insert_attribution"),
 }
+
+
+# Identifiers load_history puts into SQL text (store.db.quote_identifier checks them).
+_HISTORY_TABLES = frozenset(kind.table for kind in KINDS.values())
+_HISTORY_SCHEMA = frozenset(name for t in _HISTORY_TABLES for name in (f"{t}_event_id", f"changed_customers_{t}_insert"))
 
 
 @dataclass
@@ -264,24 +272,135 @@ class Writer:
         result = IngestResult()
         with self.lock:
             self.commit()
-            rows, rejections = [], []
-            for index, record in enumerate(records):
-                try:
-                    rows.append(kind.row(self.shop_id, timeutil.now_us(), *_record_values(kind, record)))
-                except validate.Rejection as rejection:
-                    if self.strict:
-                        raise InvalidEventError(rejection.field, f"record {index}: {rejection.why}") from None
-                    rejections.append((self.shop_id, kind.name, _payload(record), rejection.reason))
-                if len(rows) + len(rejections) >= batch_size:
-                    self._write_batch(sql, rows, rejections, result)
-                    rows, rejections = [], []
-                    if progress is not None:
-                        progress(result)
-            if rows or rejections:
+            for rows, rejections in self._batches(kind, records, batch_size):
                 self._write_batch(sql, rows, rejections, result)
+                rows = rejections = None  # not kept while the next batch is read
                 if progress is not None:
                     progress(result)
         return result
+
+    def _batches(self, kind, records, batch_size):
+        """(rows, rejections) for each batch of ``batch_size`` offered records, in the order offered.
+
+        Records in the common shape go through the kind's fast path (validate.FAST_ROWS), every
+        other record through ``kind.row``: the same rows, rejections and reasons either way.
+        """
+        factory = validate.FAST_ROWS.get(kind.name)
+        fast = factory(self.shop_id, kind.fields) if factory is not None else None
+        iterator = iter(records)
+        base = 0
+        batch_size = max(1, int(batch_size))
+        while True:
+            batch = rows = None  # the previous batch's records and rows are not kept while reading on
+            batch = list(islice(iterator, batch_size))
+            if not batch:
+                return
+            rows = list(map(fast, batch)) if fast is not None else [None] * len(batch)
+            rejections = []
+            if None in rows:  # records off the fast path (or every record of a kind without one)
+                for position, row in enumerate(rows):
+                    if row is not None:
+                        continue
+                    record = batch[position]
+                    try:
+                        rows[position] = kind.row(self.shop_id, timeutil.now_us(), *_record_values(kind, record))
+                    except validate.Rejection as rejection:
+                        if self.strict:
+                            raise InvalidEventError(rejection.field,
+                                                    f"record {base + position}: {rejection.why}") from None
+                        rejections.append((self.shop_id, kind.name, _payload(record), rejection.reason))
+                if rejections:
+                    rows = [row for row in rows if row is not None]
+            base += len(batch)
+            yield rows, rejections
+
+    # -- large first load -------------------------------------------------------
+    def load_history(self, kind_name, records, *, batch_size=HISTORY_BATCH_SIZE, progress=None):
+        """Load a kind's history in one transaction (all or nothing).
+
+        Into an empty event table the table's unique event-id index and its change-tracking insert
+        trigger are dropped, the rows inserted, and both rebuilt (with the changed_customers rows
+        the trigger would have written) before the one commit; into a table holding rows the
+        records are inserted as ``bulk`` does, only in one transaction. Same validation,
+        rejections, reasons and counts as ``bulk``. An error, an interruption or a crash before
+        the commit leaves the store as it was (docs/first_load.md).
+        """
+        kind = KINDS[kind_name]
+        conn = self.conn
+        table = quote_identifier(kind.table, _HISTORY_TABLES)
+        sql = self._sql[kind_name]
+        result = IngestResult()
+        with self.lock:
+            self.commit()
+            self._begin()
+            try:
+                empty = conn.execute(f"SELECT 1 FROM main.{table} LIMIT 1").fetchone() is None
+                deferred = self._deferred_schema(kind.table) if empty else []
+                for name, type_, _ in deferred:  # rebuilt below, in this same transaction
+                    conn.execute(f"DROP {'INDEX' if type_ == 'index' else 'TRIGGER'} "
+                                 f"main.{quote_identifier(name, _HISTORY_SCHEMA)}")
+                received = timeutil.iso(timeutil.now_us())
+                valid = inserted = 0
+                for rows, rejections in self._batches(kind, records, batch_size):
+                    if rows:
+                        inserted += conn.executemany(sql, rows).rowcount
+                        valid += len(rows)
+                    if rejections:
+                        conn.executemany(self._sql_reject, [r + (received,) for r in rejections])
+                        result.rejected += len(rejections)
+                        result.rejected_by_reason.update(r[3] for r in rejections)
+                    rows = rejections = None  # not kept while the next batch is read
+                    if progress is not None:
+                        result.accepted, result.duplicates = inserted, valid - inserted
+                        progress(result)
+                for _, type_, create in deferred:
+                    if type_ == "index":
+                        inserted -= self._build_unique_index(table, create)
+                for _, type_, create in deferred:
+                    if type_ == "trigger":
+                        conn.execute(create)
+                        # what the trigger would have recorded row by row: every customer loaded
+                        conn.execute(f"INSERT OR IGNORE INTO changed_customers (shop_id, customer_id) "
+                                     f"SELECT DISTINCT shop_id, customer_id FROM main.{table}")
+                conn.execute("COMMIT")
+            except BaseException as exc:
+                self.rollback()
+                if isinstance(exc, sqlite3.OperationalError):
+                    _raise_if_read_only(exc, None)
+                raise
+            result.accepted = inserted
+            result.duplicates = valid - inserted
+            if progress is not None:
+                progress(result)
+        return result
+
+    def _deferred_schema(self, table):
+        """(name, type, sql) of the unique event-id index and the change-tracking insert trigger of
+        ``table``, from sqlite_master (the migrations' own text, so the rebuilt objects are the same)."""
+        wanted = {f"{table}_event_id": "index", f"changed_customers_{table}_insert": "trigger"}
+        rows = self.conn.execute(query("history_deferred_schema"), list(wanted))
+        return [(name, type_, sql) for name, type_, sql in rows if wanted.get(name) == type_]
+
+    def _build_unique_index(self, table, create):
+        """Build the unique event-id index after a first load; when one natural key was loaded under
+        different (customer, time) keys, keep the first of them in (customer, time) order, which is
+        the first offered for input sorted by customer and time. Returns the rows removed."""
+        conn = self.conn
+        conn.execute("SAVEPOINT history_index")
+        removed = 0
+        try:
+            conn.execute(create)
+        except sqlite3.IntegrityError:
+            conn.execute("ROLLBACK TO history_index")
+            removed = conn.execute(
+                f"DELETE FROM main.{table} WHERE (shop_id, customer_id, event_time_us, event_id) IN ("
+                f"SELECT shop_id, customer_id, event_time_us, event_id FROM ("
+                f"SELECT shop_id, customer_id, event_time_us, event_id, row_number() OVER ("
+                f"PARTITION BY shop_id, event_id ORDER BY customer_id, event_time_us) AS position "
+                f"FROM main.{table}) WHERE position > 1)").rowcount
+            conn.execute(create)
+        conn.execute("RELEASE history_index")
+        return removed
 
     def bulk_metadata(self, records, *, batch_size=BATCH_SIZE):
         """Stream {customer_id, metadata[, created_at]} dicts into the customers table."""

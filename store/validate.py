@@ -9,6 +9,7 @@ exactly the same things.
 
 import json
 import math
+import operator
 import numbers
 import secrets
 from datetime import date, datetime
@@ -351,3 +352,215 @@ def to_json(value):
 def metadata_json(metadata):
     """Customer metadata as JSON text; non-dict metadata becomes {}."""
     return to_json(metadata if isinstance(metadata, dict) else {})
+
+
+# -- fast paths for bulk records that are already in the common, correct shape ----------------
+# Each ``fast_*`` factory returns a function record -> row, or None when the record is not in
+# the shape it knows (any other type, an unknown key, a missing or unusual value, any time other
+# than an ISO-8601 'YYYY-MM-DDT...Z' string). None sends the record through the ``*_row``
+# function above, so rejections, their reasons and every conversion stay exactly those of the
+# single add_* calls: a fast path only ever accepts a record the general path accepts, with the
+# same row (tests/test_ingest_fast.py compares them).
+
+_EPOCH_NAIVE = datetime(1970, 1, 1)
+_fromisoformat = datetime.fromisoformat
+
+# SQL NULL in fast-path rows. SQLite stores a bound NaN as NULL (sqlite3_bind_double: "NaN -> NULL"),
+# and Python's sqlite3 binds a float directly where None goes through its adapter lookup first: a
+# session row's six NULLs cost more than its six values (tests/test_ingest_fast.py checks the NULLs).
+# Only ever used for columns whose value is absent: a NaN offered as a value is rejected, never stored.
+NULL = float("nan")
+
+
+def iso_z_us(value):
+    """Microseconds of an ISO-8601 UTC string 'YYYY-MM-DDTHH:MM[:SS[.ffffff]]Z', or None for any other value
+    (which then goes through ``timeutil.to_us``, giving the same instant or its ValueError)."""
+    if type(value) is str and value[-1:] == "Z" and value[10:11] == "T":
+        try:
+            dt = _fromisoformat(value[:-1])
+        except ValueError:
+            return None
+        if dt.tzinfo is None:
+            return (dt - _EPOCH_NAIVE) // timeutil.ONE_US
+    return None
+
+
+def _fast_factory(kind):
+    def register(factory):
+        FAST_ROWS[kind] = factory
+        return factory
+    return register
+
+
+FAST_ROWS = {}
+_MAX_EXACT_INT = 2 ** 53
+
+
+def _field_values(fields, expected):
+    """record -> its values in ``fields`` order (absent keys None), or None for a non-dict or a dict
+    with a key outside ``fields``: one C call when every key is present, as in most bulk input."""
+    if tuple(fields) != expected:  # the row functions below unpack the values in this order
+        raise ValueError(f"fast path fields {tuple(fields)} are not {expected}")
+    allowed = frozenset(fields)
+    every = operator.itemgetter(*fields)
+    count = len(fields)
+    gets = [operator.methodcaller("get", name) for name in fields]
+
+    def values(rec):
+        if type(rec) is not dict:
+            return None
+        if len(rec) == count:
+            try:
+                return every(rec)
+            except KeyError:  # as many keys, but not these: an unknown one
+                return None
+        if allowed.issuperset(rec):
+            return tuple([get(rec) for get in gets])
+        return None
+    return values
+
+
+@_fast_factory("purchase")
+def fast_purchase(shop_id, fields):
+    values = _field_values(fields, ("customer_id", "order_value", "purchase_date", "order_id"))
+    iso = _fromisoformat
+    epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
+
+    def row(rec):
+        got = values(rec)
+        if got is None:
+            return None
+        c, v, d, o = got
+        if not (type(c) is str and c and c.isascii() and "\x00" not in c):
+            return None
+        if type(v) is not float or not 0.0 <= v < inf:
+            if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
+                v = float(v)
+            else:
+                return None
+        if not (type(o) is str and o and o.isascii()):
+            return None
+        if type(d) is str and d[-1:] == "Z" and d[10:11] == "T":
+            try:
+                dt = iso(d[:-1])
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                return (shop_id, c, (dt - epoch) // one_us, o, v)
+        return None
+    return row
+
+
+@_fast_factory("session")
+def fast_session(shop_id, fields):
+    values = _field_values(fields, ("customer_id", "duration_seconds", "device_type", "session_date", "session_id",
+                                   "session_start", "session_end", "page_views", "browser", "referrer", "channel"))
+    iso = _fromisoformat
+    epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
+
+    def row(rec):
+        got = values(rec)
+        if got is None:
+            return None
+        c, v, dev, d, o, start, end, pages, browser, referrer, channel = got
+        if (start is not None or end is not None or pages is not None or browser is not None
+                or referrer is not None or channel is not None):
+            return None
+        if not (type(c) is str and c and c.isascii() and "\x00" not in c):
+            return None
+        if type(v) is not float or not 0.0 <= v < inf:
+            if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
+                v = float(v)
+            else:
+                return None
+        if not (type(o) is str and o and o.isascii()):
+            return None
+        if type(dev) is str and dev and dev.isascii():
+            pass
+        elif dev is None or dev == "":
+            dev = UNKNOWN_DEVICE
+        else:
+            return None
+        if type(d) is str and d[-1:] == "Z" and d[10:11] == "T":
+            try:
+                dt = iso(d[:-1])
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                return (shop_id, c, (dt - epoch) // one_us, o, v, dev, NULL, NULL, NULL, NULL, NULL, NULL)
+        return None
+    return row
+
+
+@_fast_factory("cart_event")
+def fast_cart_event(shop_id, fields):
+    values = _field_values(fields, ("customer_id", "event_type", "cart_value", "event_date", "cart_id"))
+    iso = _fromisoformat
+    epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
+
+    def row(rec):
+        got = values(rec)
+        if got is None:
+            return None
+        c, t, v, d, o = got
+        if not (type(c) is str and c and c.isascii() and "\x00" not in c):
+            return None
+        if type(t) is not str or (t != "abandoned" and t != "converted"):
+            return None
+        if v is None:
+            v = NULL
+        elif type(v) is not float or not 0.0 <= v < inf:
+            if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
+                v = float(v)
+            else:
+                return None
+        if not (type(o) is str and o and o.isascii()):
+            return None
+        if type(d) is str and d[-1:] == "Z" and d[10:11] == "T":
+            try:
+                dt = iso(d[:-1])
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                return (shop_id, c, (dt - epoch) // one_us, o, t, v)
+        return None
+    return row
+
+
+@_fast_factory("support_interaction")
+def fast_support_interaction(shop_id, fields):
+    values = _field_values(fields, ("customer_id", "ticket_id", "response_time_hours", "escalated", "interaction_date"))
+    iso = _fromisoformat
+    epoch, one_us, inf = _EPOCH_NAIVE, timeutil.ONE_US, _INF
+
+    def row(rec):
+        got = values(rec)
+        if got is None:
+            return None
+        c, o, v, e, d = got
+        if not (type(c) is str and c and c.isascii() and "\x00" not in c):
+            return None
+        if v is None:
+            v = NULL
+        elif type(v) is not float or not 0.0 <= v < inf:
+            if type(v) is int and 0 <= v <= _MAX_EXACT_INT:
+                v = float(v)
+            else:
+                return None
+        if not (type(o) is str and o and o.isascii()):
+            return None
+        if e is True:
+            e = 1
+        elif e is False or e is None:
+            e = 0
+        else:
+            return None
+        if type(d) is str and d[-1:] == "Z" and d[10:11] == "T":
+            try:
+                dt = iso(d[:-1])
+            except ValueError:
+                return None
+            if dt.tzinfo is None:
+                return (shop_id, c, (dt - epoch) // one_us, o, v, e)
+        return None
+    return row
