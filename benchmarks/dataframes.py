@@ -38,15 +38,20 @@ READ_CHUNK = 200_000  # rows per fetchmany while loading (bounds the transient t
 COMPARE_CHUNK = 20_000
 
 
+# column types (NULLs: NaN), so that an all-NULL or empty column keeps its numeric type
+DTYPES = {"event_time_us": "int64", "order_value": "float64", "duration_seconds": "float64",
+          "cart_value": "float64", "response_time_hours": "float64", "escalated": "int64"}
+
+
 def load_frames(pd, conn):
     """{table: DataFrame} of the shop's rows (shop_id ''), read with sqlite3 in chunks."""
     frames = {}
     for name, sql in LOAD_SQL.items():
-        parts = list(pd.read_sql_query(sql, conn, chunksize=READ_CHUNK))
-        frames[name] = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        if not parts:  # empty table: keep the columns
-            cur = conn.execute(sql + " LIMIT 0")
-            frames[name] = pd.DataFrame(columns=[d[0] for d in cur.description])
+        cols = [d[0] for d in conn.execute(sql + " LIMIT 0").description]
+        dtype = {c: DTYPES[c] for c in cols if c in DTYPES}
+        parts = list(pd.read_sql_query(sql, conn, chunksize=READ_CHUNK, dtype=dtype))
+        frame = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=cols)
+        frames[name] = frame.astype(dtype)
     return frames
 
 
@@ -247,23 +252,33 @@ def duckdb_connect():
                                   "autoload_known_extensions": False})
 
 
+def duckdb_load(con, frames):
+    """Copy the pandas frames into DuckDB tables of the same names."""
+    for name, frame in frames.items():
+        con.register("frame_" + name, frame)
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame_{name}")
+        con.unregister("frame_" + name)
+
+
+def duckdb_compute(con, as_of_us):
+    """The one statement written into the DuckDB table ``features`` (as the hand-written one writes a table)."""
+    con.execute("CREATE TABLE features AS " + duckdb_statement(), {"as_of_us": int(as_of_us)})
+
+
 def run_duckdb(db, as_of_us):
     """(seconds, customers, duckdb connection holding table ``features``): load + compute.
 
-    Load: sqlite3 -> pandas frames (chunked read_sql_query) -> DuckDB tables; compute: the one
-    statement written into a DuckDB table (as the hand-written statement writes a table)."""
+    Load: sqlite3 -> pandas frames (chunked read_sql_query) -> DuckDB tables (the frames are then
+    dropped); compute: ``duckdb_compute``."""
     import pandas as pd
     conn = sqlite3.connect(db)
     con = duckdb_connect()
     try:
         t0 = time.perf_counter()
         frames = load_frames(pd, conn)
-        for name, frame in frames.items():
-            con.register("frame_" + name, frame)
-            con.execute(f"CREATE TABLE {name} AS SELECT * FROM frame_{name}")
-            con.unregister("frame_" + name)
-        del frames, frame
-        con.execute("CREATE TABLE features AS " + duckdb_statement(), {"as_of_us": int(as_of_us)})
+        duckdb_load(con, frames)
+        del frames
+        duckdb_compute(con, as_of_us)
         seconds = time.perf_counter() - t0
     finally:
         conn.close()
