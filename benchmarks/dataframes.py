@@ -343,3 +343,43 @@ def _differs(a, b):
     if isinstance(a, str) or isinstance(b, str):
         return a != b
     return abs(a - b) > 1e-6 * max(1.0, abs(b))
+
+
+# -- one variant in its own process (``python -m benchmarks.dataframes NAME CONFIG_JSON``) ---------
+def measure(name, db, as_of_us, repeat):
+    """{seconds (median), runs, customers, customers_per_s, agreement_with_handwritten_sql, version,
+    peak_rss_mb}: ``repeat`` runs of load + compute, the first checked against ``bench_handwritten``
+    (None when that table is absent)."""
+    import resource
+    import statistics
+    run, rows = {"pandas": (run_pandas, pandas_rows), "duckdb": (run_duckdb, duckdb_rows)}[name]
+    conn = sqlite3.connect(db)
+    try:
+        conn.execute("SELECT 1 FROM bench_handwritten LIMIT 1")
+        have_reference = True
+    except sqlite3.OperationalError:
+        have_reference = False
+    times, check, n = [], None, 0
+    for _ in range(repeat):
+        seconds, n, result = run(db, as_of_us)
+        times.append(seconds)
+        if check is None and have_reference:
+            check = compare(conn, rows(result))
+        del result
+    conn.close()
+    out = {"seconds": statistics.median(times), "runs": times, "customers": n,
+           "customers_per_s": n / statistics.median(times), "agreement_with_handwritten_sql": check,
+           "version": __import__(name).__version__}
+    if name == "duckdb":
+        con = duckdb_connect()
+        out["threads"] = con.execute("SELECT current_setting('threads')").fetchone()[0]
+        con.close()
+    out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    return out
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    cfg = json.loads(sys.argv[2])
+    sys.stdout.write("\n" + json.dumps(measure(sys.argv[1], cfg["db"], cfg["as_of_us"], cfg["repeat"])) + "\n")

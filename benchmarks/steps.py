@@ -484,49 +484,26 @@ def step_python_memory(cfg):
 def step_dataframes(cfg):
     """(4, optional) pandas and DuckDB on the same data, only when importable (never a dependency):
     load the shop's event tables with sqlite3 + compute every customer's 84 reference columns
-    (benchmarks/dataframes.py), each variant checked against the hand-written table."""
-    from . import dataframes
+    (benchmarks/dataframes.py), each variant in its own process (its peak RSS is its own) and
+    checked against the hand-written table."""
+    from importlib.util import find_spec
     out = {}
-    for name in ("pandas", "duckdb"):
-        try:
-            __import__(name)
-        except ImportError:
+    for name in ("pandas", "duckdb"):  # not imported here: this process's RSS stays small
+        if find_spec(name) is None:
             out[name] = {"skipped": f"{name} is not importable"}
     if "duckdb" not in out and "pandas" in out:
-        out["duckdb"] = {"skipped": "the DuckDB variant loads through pandas frames; pandas is not importable"}
+        out["duckdb"] = {"skipped": "duckdb is importable, but its variant loads through pandas frames"}
     if len(out) == 2:
         return {"skipped": "; ".join(v["skipped"] for v in out.values()), "detail": out}
     checkpoint(cfg["db"])
-    conn = sqlite3.connect(cfg["db"])
-    try:
-        conn.execute("SELECT 1 FROM bench_handwritten LIMIT 1")
-        have_reference = True
-    except sqlite3.OperationalError:
-        have_reference = False
-    for name, run, rows in (("pandas", dataframes.run_pandas, dataframes.pandas_rows),
-                            ("duckdb", dataframes.run_duckdb, lambda con: dataframes.duckdb_rows(con))):
+    for name in ("pandas", "duckdb"):  # each in its own process: its own peak RSS
         if name in out:
             continue
-        times, check = [], None
-        for _ in range(cfg["repeat"]):
-            seconds, n, result = run(cfg["db"], cfg["as_of_us"])
-            times.append(seconds)
-            if check is None and have_reference:
-                check = dataframes.compare(conn, rows(result))
-            del result
-        out[name] = {"seconds": median(times), "runs": times, "customers": n,
-                     "customers_per_s": n / median(times), "peak_rss_mb_so_far": rss_mb(),
-                     "agreement_with_handwritten_sql": check}
-        if name == "pandas":
-            import pandas
-            out[name]["version"] = pandas.__version__
-        else:
-            import duckdb
-            out[name]["version"] = duckdb.__version__
-            con = dataframes.duckdb_connect()
-            out[name]["threads"] = con.execute("SELECT current_setting('threads')").fetchone()[0]
-            con.close()
-    conn.close()
+        proc = subprocess.run([sys.executable, "-m", "benchmarks.dataframes", name, json.dumps(cfg)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{name} variant failed: " + (proc.stderr or proc.stdout).strip()[-600:])
+        out[name] = json.loads(proc.stdout.strip().splitlines()[-1])
     main = out["duckdb"] if "seconds" in out["duckdb"] else out["pandas"]
 
     def summary(name):
@@ -534,17 +511,18 @@ def step_dataframes(cfg):
         if "skipped" in v:
             return f"{name}: skipped ({v['skipped']})"
         a = v["agreement_with_handwritten_sql"]
-        agree = ("no hand-written table to check against" if a is None else
-                 f"vs hand-written SQL {a['rows_checked']} rows, {a['mismatches']} mismatches")
+        agree = ("not checked (no bench_handwritten)" if a is None else
+                 f"{a['mismatches']}/{a['rows_checked'] + a['missing']} rows differ")
         extra = f", {v['threads']} threads" if "threads" in v else ""
-        return f"{name} {v['version']} {v['seconds']:.2f} s{extra} ({agree})"
+        return f"{name} {v['seconds']:.2f} s{extra}, {v['peak_rss_mb']:.0f} MB, {agree}"
 
     return {"seconds": main["seconds"], "customers": main["customers"],
             "customers_per_s": main["customers_per_s"],
             "pandas_seconds": out["pandas"].get("seconds"), "duckdb_seconds": out["duckdb"].get("seconds"),
             "agreement_with_handwritten_sql": {k: v.get("agreement_with_handwritten_sql") for k, v in out.items()},
             "variants": out,
-            "method": "load with sqlite3 + compute; " + "; ".join(summary(k) for k in ("duckdb", "pandas"))}
+            "child_rss_mb": max((v.get("peak_rss_mb") or 0) for v in out.values()) or None,
+            "method": "; ".join(summary(k) for k in ("duckdb", "pandas")) + " (load with sqlite3 + compute)"}
 
 
 def step_parallel(cfg):
