@@ -148,17 +148,18 @@ def pandas_rows(df):
 
 
 def run_pandas(db, as_of_us):
-    """(seconds, customers, result DataFrame): load + compute."""
+    """(seconds, customers, result DataFrame, load seconds): load + compute."""
     import pandas as pd
     conn = sqlite3.connect(db)
     try:
         t0 = time.perf_counter()
         frames = load_frames(pd, conn)
+        loaded = time.perf_counter() - t0
         df = pandas_features(pd, frames, as_of_us)
         seconds = time.perf_counter() - t0
     finally:
         conn.close()
-    return seconds, len(df), df
+    return seconds, len(df), df, loaded
 
 
 # -- DuckDB -------------------------------------------------------------------------------------
@@ -266,7 +267,7 @@ def duckdb_compute(con, as_of_us):
 
 
 def run_duckdb(db, as_of_us):
-    """(seconds, customers, duckdb connection holding table ``features``): load + compute.
+    """(seconds, customers, duckdb connection holding table ``features``, load seconds): load + compute.
 
     Load: sqlite3 -> pandas frames (chunked read_sql_query) -> DuckDB tables (the frames are then
     dropped); compute: ``duckdb_compute``."""
@@ -278,12 +279,13 @@ def run_duckdb(db, as_of_us):
         frames = load_frames(pd, conn)
         duckdb_load(con, frames)
         del frames
+        loaded = time.perf_counter() - t0
         duckdb_compute(con, as_of_us)
         seconds = time.perf_counter() - t0
     finally:
         conn.close()
     n = con.execute("SELECT COUNT(*) FROM features").fetchone()[0]
-    return seconds, n, con
+    return seconds, n, con, loaded
 
 
 def duckdb_rows(con):
@@ -347,7 +349,7 @@ def _differs(a, b):
 
 # -- one variant in its own process (``python -m benchmarks.dataframes NAME CONFIG_JSON``) ---------
 def measure(name, db, as_of_us, repeat):
-    """{seconds (median), runs, customers, customers_per_s, agreement_with_handwritten_sql, version,
+    """{seconds (median), runs, load_seconds (the load part), load_runs, customers, customers_per_s, agreement_with_handwritten_sql, version,
     peak_rss_mb}: ``repeat`` runs of load + compute, the first checked against ``bench_handwritten``
     (None when that table is absent)."""
     import resource
@@ -359,15 +361,17 @@ def measure(name, db, as_of_us, repeat):
         have_reference = True
     except sqlite3.OperationalError:
         have_reference = False
-    times, check, n = [], None, 0
+    times, loads, check, n = [], [], None, 0
     for _ in range(repeat):
-        seconds, n, result = run(db, as_of_us)
+        seconds, n, result, loaded = run(db, as_of_us)
         times.append(seconds)
+        loads.append(loaded)
         if check is None and have_reference:
             check = compare(conn, rows(result))
         del result
     conn.close()
-    out = {"seconds": statistics.median(times), "runs": times, "customers": n,
+    out = {"seconds": statistics.median(times), "runs": times, "load_seconds": statistics.median(loads),
+           "load_runs": loads, "customers": n,
            "customers_per_s": n / statistics.median(times), "agreement_with_handwritten_sql": check,
            "version": __import__(name).__version__}
     if name == "duckdb":

@@ -511,10 +511,9 @@ def step_dataframes(cfg):
         if "skipped" in v:
             return f"{name}: skipped ({v['skipped']})"
         a = v["agreement_with_handwritten_sql"]
-        agree = ("not checked (no bench_handwritten)" if a is None else
-                 f"{a['mismatches']}/{a['rows_checked'] + a['missing']} rows differ")
-        extra = f", {v['threads']} threads" if "threads" in v else ""
-        return f"{name} {v['seconds']:.2f} s{extra}, {v['peak_rss_mb']:.0f} MB, {agree}"
+        agree = ("unchecked" if a is None else f"{a['mismatches']}/{a['rows_checked'] + a['missing']} differ")
+        threads = f" ({v['threads']} threads)" if "threads" in v else ""
+        return f"{name}{threads} {v['seconds']:.2f} s, load {v['load_seconds']:.2f}, {v['peak_rss_mb']:.0f} MB, {agree}"
 
     return {"seconds": main["seconds"], "customers": main["customers"],
             "customers_per_s": main["customers_per_s"],
@@ -522,7 +521,7 @@ def step_dataframes(cfg):
             "agreement_with_handwritten_sql": {k: v.get("agreement_with_handwritten_sql") for k, v in out.items()},
             "variants": out,
             "child_rss_mb": max((v.get("peak_rss_mb") or 0) for v in out.values()) or None,
-            "method": "; ".join(summary(k) for k in ("duckdb", "pandas")) + " (load with sqlite3 + compute)"}
+            "method": "; ".join(summary(k) for k in ("duckdb", "pandas"))}
 
 
 def step_parallel(cfg):
