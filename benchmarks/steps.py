@@ -509,11 +509,14 @@ def step_dataframes(cfg):
     def summary(name):
         v = out[name]
         if "skipped" in v:
-            return f"{name}: skipped ({v['skipped']})"
-        a = v["agreement_with_handwritten_sql"]
-        agree = ("unchecked" if a is None else f"{a['mismatches']}/{a['rows_checked'] + a['missing']} differ")
-        threads = f" ({v['threads']} threads)" if "threads" in v else ""
-        return f"{name}{threads} {v['seconds']:.2f} s, load {v['load_seconds']:.2f}, {v['peak_rss_mb']:.0f} MB, {agree}"
+            return f"{name}: skipped"
+        threads = f", {v['threads']} thr" if "threads" in v else ""
+        return f"{name} {v['seconds']:.2f} s (load {v['load_seconds']:.2f}{threads}, {v['peak_rss_mb']:.0f} MB)"
+
+    checks = [v.get("agreement_with_handwritten_sql") for v in out.values() if "skipped" not in v]
+    agree = ("not checked (no bench_handwritten)" if None in checks else
+             "rows differing: {} of {}".format(", ".join(str(a["mismatches"]) for a in checks),
+                                               max(a["rows_checked"] + a["missing"] for a in checks)))
 
     return {"seconds": main["seconds"], "customers": main["customers"],
             "customers_per_s": main["customers_per_s"],
@@ -521,7 +524,7 @@ def step_dataframes(cfg):
             "agreement_with_handwritten_sql": {k: v.get("agreement_with_handwritten_sql") for k, v in out.items()},
             "variants": out,
             "child_rss_mb": max((v.get("peak_rss_mb") or 0) for v in out.values()) or None,
-            "method": "; ".join(summary(k) for k in ("duckdb", "pandas"))}
+            "method": ", ".join(summary(k) for k in ("duckdb", "pandas")) + "; " + agree}
 
 
 def step_parallel(cfg):
