@@ -35,9 +35,11 @@ def headline(doc):
     s = doc["steps"]
     rows = []
 
-    def add(measure, value, unit, op, target, why_steps, note=""):
+    def add(measure, value, unit, op, target, why_steps, note="", note_if_skipped=None):
         if value is None:
-            status, note = "skipped", _why(doc, *why_steps)
+            status, note = "skipped", note_if_skipped or _why(doc, *why_steps)
+        elif target is None:  # a reference figure shown for information, no target
+            status = "info"
         else:
             ok = value >= target if op == ">=" else value <= target
             status = "pass" if ok else "miss"
@@ -69,6 +71,11 @@ def headline(doc):
         "ratio", ">=", 2.0, ("materialize", "python_memory"),
         "seed-style dicts of event dicts; tuples-of-integers Python: {}".format(
             _fmt(_ratio(_get(doc, "python_memory", "tuples_seconds"), mat))))
+    for label, key in (("pandas", "pandas"), ("DuckDB", "duckdb")):
+        variant = (s.get("dataframes", {}).get("variants") or {}).get(key) or {}
+        add(f"{label} (load + compute) / materialize", _ratio(_get(doc, "dataframes", f"{key}_seconds"), mat),
+            "ratio", "", None, ("materialize", "dataframes"), "no target; reference only",
+            note_if_skipped=None if mat is None else variant.get("skipped"))
     add("full materialize / refresh after 1% change", _get(doc, "refresh", "full_over_refresh"), "ratio", ">=", 20,
         ("refresh",))
     add("get_all_features p50", _get(doc, "lookups", "get_all_features_p50_us"), "us", "<=", 150, ("lookups",),
@@ -97,6 +104,10 @@ def _fmt(v, unit=""):
     if isinstance(v, float):
         return f"{v:.3g}" if abs(v) < 10 else f"{v:.1f}"
     return str(v)
+
+
+def _target(h):
+    return "-" if h["target"] is None else f"{h['op']} {_fmt(h['target'])}"
 
 
 def step_rows(doc):
@@ -140,7 +151,7 @@ def table(doc):
              f" | sqlite {doc['machine']['sqlite_python_module']}", "",
              f"{'measure':<60}{'value':>14} {'unit':<9}{'target':>12}  status"]
     for h in doc["headline"]:
-        lines.append(f"{h['measure']:<60}{_fmt(h['value']):>14} {h['unit']:<9}{h['op'] + ' ' + _fmt(h['target']):>12}"
+        lines.append(f"{h['measure']:<60}{_fmt(h['value']):>14} {h['unit']:<9}{_target(h):>12}"
                      f"  {h['status']}{'  (' + h['note'] + ')' if h['note'] else ''}")
     lines += ["", f"{'step':<20}{'figure':<58}{'s':>9}{'peak RSS MB':>22}"]
     for name, fig, secs, rss, note in step_rows(doc):
@@ -158,7 +169,7 @@ def markdown(doc):
            f"SQLite {m['sqlite_python_module']} (module) / {m['sqlite3_shell']} (shell).", "",
            "| measure | value | unit | target | status | note |", "|---|---:|---|---|---|---|"]
     for h in doc["headline"]:
-        out.append(f"| {h['measure']} | {_fmt(h['value'])} | {h['unit']} | {h['op']} {_fmt(h['target'])} | "
+        out.append(f"| {h['measure']} | {_fmt(h['value'])} | {h['unit']} | {_target(h)} | "
                    f"{h['status']} | {h['note']} |")
     out += ["", "| step | figure | seconds | peak RSS MB | note |", "|---|---|---:|---:|---|"]
     for row in step_rows(doc):
