@@ -155,6 +155,15 @@ def run(args):
         if agreement and agreement["mismatches"]:
             print(f"SMOKE FAILED: the Python and SQL references disagree: {agreement}", file=sys.stderr)
             return 1
+        frames = results.get("dataframes", {}).get("agreement_with_handwritten_sql") or {}
+        bad = {k: v for k, v in frames.items() if v and (v["mismatches"] or v["missing"])}
+        if bad:
+            print(f"SMOKE FAILED: a dataframe reference disagrees with SQL: {bad}", file=sys.stderr)
+            return 1
+        against = results.get("handwritten_sql", {}).get("agreement_with_materialize")
+        if against and against["mismatches"]:
+            print(f"SMOKE FAILED: materialize disagrees with the hand-written SQL: {against}", file=sys.stderr)
+            return 1
     return 0
 
 
