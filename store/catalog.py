@@ -77,6 +77,10 @@ class Family:
     ``(conn, shop_id, as_of_us)`` that ``refresh`` runs after its incremental
     insert to bring the family's columns of every row of the shop to the new
     as_of (for values that depend on other customers, e.g. RFM ranks).
+    ``edge_tables``: the tables whose events the window edges apply to (None:
+    every table of ``tables``); ``refresh`` recomputes the family for a customer
+    whose event of another table crosses an edge only when that event changes
+    another family the family reads.
     """
 
     query: str
@@ -86,6 +90,7 @@ class Family:
     optional: bool = False
     added_by: str = "issue 3 (seed features)"
     refresh_all: object = None
+    edge_tables: tuple = None
 
 
 # -- the features ----------------------------------------------------------------
@@ -216,8 +221,11 @@ FAMILIES = [
     # behaviour features (issue 5): as_of matters only through window edges (loyalty 90/180 days,
     # recency risk 61, seed rules 30/90); the population-relative segments are recomputed for
     # every customer on refresh (refresh_all)
+    # (the edges apply to purchases, carts and support tickets only: sessions, interactions and
+    # attributions count over all time up to as_of)
     Family("behavior_family", _behavior.CATALOG_FAMILIES["behavior_family"], edges_days=(30, 61, 90, 180),
-           requires=_behavior.FAMILY_REQUIRES, added_by="issue 5 (behaviour features)"),
+           requires=_behavior.FAMILY_REQUIRES, added_by="issue 5 (behaviour features)",
+           edge_tables=("purchases", "cart_events", "support_interactions")),
     Family("behavior_segments", _behavior.CATALOG_FAMILIES["behavior_segments"],
            requires=("behavior_rfm_population", "behavior_rfm_scores"),
            refresh_all=_refresh_behavior_segments, added_by="issue 5 (behaviour features)"),

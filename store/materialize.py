@@ -480,10 +480,73 @@ def _has_change_triggers(conn, tables):
     return all(f"changed_customers_{t}_insert" in names for t in tables)
 
 
+def _family_edges(fam, windows):
+    """{(event table, window edge in days)} whose crossing events change the family's values
+    (besides the events at as_of itself): its declared edges, the windows and the all-time
+    frequency window when it has windowed features, on its edge tables; and those of the
+    families it reads."""
+    edges = set(fam.edges_days or ())
+    if any(f.query == fam.query and f.materialize == catalog.WINDOWED for f in catalog.features()):
+        edges |= set(windows) | {ALL_TIME_FREQUENCY_DAYS}
+    out = {(t, e) for t in (fam.edge_tables if fam.edge_tables is not None else fam.tables) for e in edges}
+    names = {f.query for f in catalog.FAMILIES}
+    for dep in fam.requires:
+        if dep in names:
+            out |= _family_edges(catalog.family(dep), windows)
+    return out
+
+
+_REFRESH_TEMP = ("refresh_hits", "refresh_family_edges", "refresh_target")
+
+
+def _drop_refresh_temp(conn):
+    for name in _REFRESH_TEMP:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(name, _REFRESH_TEMP)}")
+
+
+def _refresh_write_sql(plan, bits, staged):
+    """INSERT OR REPLACE of every target's row: a family's columns from its staged table when
+    the target's mask has the family's bit, from the target's old row otherwise."""
+    family_of = {}
+    for fam in plan.families:
+        family_of[fam.query] = fam.query
+        for w in plan.windows:
+            family_of[_window_cte(fam.query, w)] = fam.query
+    aliases = {}
+    for _, _, cte, _ in plan.columns:
+        if family_of[cte] in staged:
+            aliases.setdefault(cte, f"f{len(aliases)}")
+    allowed_ctes = set(aliases)
+    allowed_cols = {c[3] for c in plan.columns}
+    select = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
+    for name, _, cte, col in plan.columns:
+        old = f"o.{quote_identifier(name, plan._allowed)}"
+        fam = family_of[cte]
+        if fam in staged:
+            new = f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}"
+            select.append(f"CASE WHEN t.mask & :bit_{bits[fam]} THEN {new} ELSE {old} END")
+        else:
+            select.append(old)
+    joins = [f"LEFT JOIN temp.{quote_identifier(cte, allowed_ctes)} AS {alias} ON {alias}.target_id = t.target_id"
+             for cte, alias in aliases.items()]
+    cols = ", ".join(quote_identifier(n, plan._allowed) for n in plan.column_names)
+    return (f"INSERT OR REPLACE INTO {TABLE} ({cols})\nSELECT " + ",\n    ".join(select)
+            + "\nFROM temp.refresh_target AS t\n"
+            + f"LEFT JOIN main.{TABLE} AS o ON o.shop_id = :shop_id AND o.customer_id = t.customer_id\n"
+            + "\n".join(joins) + "\nORDER BY t.target_id")
+
+
 def refresh(conn, shop_id, as_of_us):
     """Bring the shop's last snapshot forward (or back) to ``as_of_us``, recomputing only
     customers whose values can have changed; a full materialize when there is no usable
-    snapshot (none yet, other columns, a family without declared window edges)."""
+    snapshot (none yet, other columns, a family without declared window edges).
+
+    A customer is recomputed family by family: every family when it is logged in
+    changed_customers or has an event at as_of itself (between the old and the new
+    as_of); a family when one of its events crosses one of that family's window edges
+    (``_family_edges``). Its other columns are kept from its old row. Then every row
+    gets the new as_of and recency (``refresh_recency``) and the families with a
+    ``refresh_all`` bring their columns of every row forward."""
     run = last_run(conn, shop_id)
     windows = run["windows"] if run else DEFAULT_WINDOWS
     families = _run_families(run) if run else None
@@ -495,32 +558,63 @@ def refresh(conn, shop_id, as_of_us):
         return materialize(conn, shop_id, as_of_us, windows, families)
     started = timeutil.iso(timeutil.now_us())
     lo, hi = sorted((run["as_of_us"], as_of_us))
-    edges = sorted(timeutil.days_to_us(d) for d in plan.edges_days)
+    fams = [f for f in plan.families if f.refresh_all is None]
+    bits = {f.query: 1 << i for i, f in enumerate(fams)}
+    edge_rows = sorted({(bits[f.query], t, e) for f in fams for t, e in _family_edges(f, plan.windows)
+                        if t in plan.tables})
     allowed_tables = set(plan.tables)
-    candidates = "\nUNION\n".join(
-        query("refresh_events").replace("{events}", quote_identifier(t, allowed_tables)) for t in plan.tables)
-    fill = ("WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n),\n"
-            "refresh_candidates AS (\n" + candidates + "\n)\n" + query("refresh_targets"))
     params = plan.params(shop_id, as_of_us)
+    params.update({f"bit_{b}": b for b in bits.values()})
     conn.execute("BEGIN IMMEDIATE")
     try:
         catalog.sync_catalog(conn)
-        _fill_targets(conn, fill, {"shop_id": shop_id, "as_of_us": as_of_us, "lo_us": lo, "hi_us": hi,
-                                   "edges_us": json.dumps(edges)})
-        conn.execute(f"DELETE FROM {TABLE} WHERE shop_id = ? AND customer_id IN "
-                     f"(SELECT customer_id FROM {_TARGETS})", [shop_id])
-        conn.execute(query("refresh_recency"), {k: params[k] for k in (
-            "as_of", "as_of_us", "shop_id", "recency_concern_days")})
-        plan.write(conn, TABLE, params)
+        _drop_refresh_temp(conn)
+        conn.execute("CREATE TEMP TABLE refresh_hits (customer_id TEXT NOT NULL, events_table TEXT NOT NULL, "
+                     "edge_days INTEGER NOT NULL)")
+        conn.execute("CREATE TEMP TABLE refresh_family_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
+                     "bit INTEGER NOT NULL, PRIMARY KEY (events_table, edge_days, bit))")
+        conn.executemany("INSERT INTO temp.refresh_family_edges (bit, events_table, edge_days) VALUES (?, ?, ?)",
+                         edge_rows)
+        for t in plan.tables:
+            edges = sorted({e for _, t2, e in edge_rows if t2 == t})
+            conn.execute("INSERT INTO temp.refresh_hits (customer_id, events_table, edge_days)\n"
+                         "WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n)\n"
+                         + query("refresh_hits").replace("{events}", quote_identifier(t, allowed_tables)),
+                         {"shop_id": shop_id, "lo_us": lo, "hi_us": hi, "edges_days": json.dumps(edges),
+                          "events_table": t})
+        conn.execute("CREATE TEMP TABLE refresh_target (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
+                     "as_of_us INTEGER NOT NULL, mask INTEGER NOT NULL)")
+        conn.execute("INSERT INTO temp.refresh_target (target_id, customer_id, as_of_us, mask) "
+                     + query("refresh_targets"),
+                     {"shop_id": shop_id, "as_of_us": as_of_us, "bits": json.dumps(sorted(bits.values()))})
+        staged = {}
         with automatic_indexes(conn):
+            try:
+                for fam in fams:
+                    bit = bits[fam.query]
+                    if conn.execute("SELECT 1 FROM temp.refresh_target WHERE mask & ? LIMIT 1",
+                                    [bit]).fetchone() is None:
+                        continue
+                    _fill_targets(conn, "SELECT target_id, customer_id, as_of_us FROM temp.refresh_target "
+                                        "WHERE mask & :bit ORDER BY target_id", {"bit": bit})
+                    sub = Plan(conn, plan.windows, {fam.query})
+                    staged[fam.query] = (sub, sub.stage(conn, params))
+                conn.execute(_refresh_write_sql(plan, bits, staged), params)
+            finally:
+                for sub, names in staged.values():
+                    sub.unstage(conn, names)
+            conn.execute(query("refresh_recency"), {k: params[k] for k in (
+                "as_of", "as_of_us", "shop_id", "recency_concern_days")})
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
                 if fam.refresh_all is not None:
                     fam.refresh_all(conn, shop_id, as_of_us)
-        recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
+        recomputed = conn.execute("SELECT COUNT(*) FROM temp.refresh_target").fetchone()[0]
+        _drop_refresh_temp(conn)
         result = _finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed)
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
+        _drop_refresh_temp(conn)
         raise
     return result
 
