@@ -80,7 +80,12 @@ class Family:
     ``edge_tables``: the tables whose events the window edges apply to (None:
     every table of ``tables``); ``refresh`` recomputes the family for a customer
     whose event of another table crosses an edge only when that event changes
-    another family the family reads.
+    another family the family reads. ``edge_query``: a family-shaped query of
+    ``sql/`` (reading ``target`` and the CTEs named in ``edge_requires``)
+    computing only the family's columns that depend on its window edges;
+    ``refresh`` runs it in place of the family query for a customer whose only
+    change is an event crossing one of the family's edges (None: the family
+    query).
     """
 
     query: str
@@ -91,6 +96,8 @@ class Family:
     added_by: str = "issue 3 (seed features)"
     refresh_all: object = None
     edge_tables: tuple = None
+    edge_query: str = None
+    edge_requires: tuple = ()
 
 
 # -- the features ----------------------------------------------------------------
@@ -225,7 +232,9 @@ FAMILIES = [
     # attributions count over all time up to as_of)
     Family("behavior_family", _behavior.CATALOG_FAMILIES["behavior_family"], edges_days=(30, 61, 90, 180),
            requires=_behavior.FAMILY_REQUIRES, added_by="issue 5 (behaviour features)",
-           edge_tables=("purchases", "cart_events", "support_interactions")),
+           edge_tables=("purchases", "cart_events", "support_interactions"),
+           edge_query="behavior_family_edges",
+           edge_requires=("behavior_retention_flags", "behavior_retention")),
     Family("behavior_segments", _behavior.CATALOG_FAMILIES["behavior_segments"],
            requires=("behavior_rfm_population", "behavior_rfm_scores"),
            refresh_all=_refresh_behavior_segments, added_by="issue 5 (behaviour features)"),

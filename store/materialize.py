@@ -497,6 +497,27 @@ def _family_edges(fam, windows):
 
 
 _REFRESH_TEMP = ("refresh_hits", "refresh_family_edges", "refresh_target")
+_EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
+
+
+def _stage_edge_query(conn, fam, params):
+    """Compute the family's edge query (catalog.Family.edge_query) for the targets in
+    temp.target into a temp table of its name keyed by target_id; returns its columns."""
+    allowed = set(fam.edge_requires) | {fam.edge_query}
+    head = ("WITH " + ",\n".join(f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{query(h)}\n)"
+                                 for h in fam.edge_requires) + "\n") if fam.edge_requires else ""
+    body = _TARGET_AS_OF.sub(":as_of_us", f"{head}SELECT * FROM (\n{query(fam.edge_query)}\n)")
+    table = "temp." + quote_identifier(fam.edge_query, _EDGE_QUERIES)
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    cur = conn.execute(body + " LIMIT 0", params)
+    cols = [d[0] for d in cur.description]
+    cur.close()
+    if cols[0] != "target_id":
+        raise StoreError(f"edge query {fam.edge_query!r} does not start with target_id")
+    quoted = [quote_identifier(c, set(cols)) for c in cols]
+    conn.execute(f"CREATE TABLE {table} (target_id INTEGER PRIMARY KEY, {', '.join(quoted[1:])})")
+    conn.execute(f"INSERT INTO {table} ({', '.join(quoted)}) {body}", params)
+    return cols[1:]
 
 
 def _drop_refresh_temp(conn):
@@ -504,9 +525,11 @@ def _drop_refresh_temp(conn):
         conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(name, _REFRESH_TEMP)}")
 
 
-def _refresh_write_sql(plan, bits, staged):
+def _refresh_write_sql(plan, bits, staged, edge_staged):
     """INSERT OR REPLACE of every target's row: a family's columns from its staged table when
-    the target's mask has the family's bit, from the target's old row otherwise."""
+    the target's mask has the family's bit; a column of the family's edge query from that
+    query's staged table when the mask has the family's edge bit (``edge_staged``: family ->
+    (table, columns)); from the target's old row otherwise."""
     family_of = {}
     for fam in plan.families:
         family_of[fam.query] = fam.query
@@ -519,16 +542,21 @@ def _refresh_write_sql(plan, bits, staged):
     allowed_ctes = set(aliases)
     allowed_cols = {c[3] for c in plan.columns}
     select = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
+    edge_alias = {fam: f"e{i}" for i, fam in enumerate(edge_staged)}
     for name, _, cte, col in plan.columns:
-        old = f"o.{quote_identifier(name, plan._allowed)}"
+        expr = f"o.{quote_identifier(name, plan._allowed)}"
         fam = family_of[cte]
+        if fam in edge_staged and name in edge_staged[fam][1]:
+            new = f"{edge_alias[fam]}.{quote_identifier(name, plan._allowed)}"
+            expr = f"CASE WHEN t.mask & :bit_{bits[fam][1]} THEN {new} ELSE {expr} END"
         if fam in staged:
             new = f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}"
-            select.append(f"CASE WHEN t.mask & :bit_{bits[fam]} THEN {new} ELSE {old} END")
-        else:
-            select.append(old)
+            expr = f"CASE WHEN t.mask & :bit_{bits[fam][0]} THEN {new} ELSE {expr} END"
+        select.append(expr)
     joins = [f"LEFT JOIN temp.{quote_identifier(cte, allowed_ctes)} AS {alias} ON {alias}.target_id = t.target_id"
              for cte, alias in aliases.items()]
+    joins += [f"LEFT JOIN temp.{quote_identifier(edge_staged[fam][0], _EDGE_QUERIES)} AS {alias} "
+              f"ON {alias}.target_id = t.target_id" for fam, alias in edge_alias.items()]
     cols = ", ".join(quote_identifier(n, plan._allowed) for n in plan.column_names)
     return (f"INSERT OR REPLACE INTO {TABLE} ({cols})\nSELECT " + ",\n    ".join(select)
             + "\nFROM temp.refresh_target AS t\n"
@@ -559,12 +587,14 @@ def refresh(conn, shop_id, as_of_us):
     started = timeutil.iso(timeutil.now_us())
     lo, hi = sorted((run["as_of_us"], as_of_us))
     fams = [f for f in plan.families if f.refresh_all is None]
-    bits = {f.query: 1 << i for i, f in enumerate(fams)}
-    edge_rows = sorted({(bits[f.query], t, e) for f in fams for t, e in _family_edges(f, plan.windows)
+    # (full bit, edge bit) of each family: the edge bit marks customers whose only change
+    # is an edge crossing, for the family's edge query; the full bit when it has none
+    bits = {f.query: (1 << (2 * i), 1 << (2 * i + (1 if f.edge_query else 0))) for i, f in enumerate(fams)}
+    edge_rows = sorted({(bits[f.query][1], t, e) for f in fams for t, e in _family_edges(f, plan.windows)
                         if t in plan.tables})
     allowed_tables = set(plan.tables)
     params = plan.params(shop_id, as_of_us)
-    params.update({f"bit_{b}": b for b in bits.values()})
+    params.update({f"bit_{b}": b for pair in bits.values() for b in pair})
     conn.execute("BEGIN IMMEDIATE")
     try:
         catalog.sync_catalog(conn)
@@ -586,23 +616,32 @@ def refresh(conn, shop_id, as_of_us):
                      "as_of_us INTEGER NOT NULL, mask INTEGER NOT NULL)")
         conn.execute("INSERT INTO temp.refresh_target (target_id, customer_id, as_of_us, mask) "
                      + query("refresh_targets"),
-                     {"shop_id": shop_id, "as_of_us": as_of_us, "bits": json.dumps(sorted(bits.values()))})
-        staged = {}
+                     {"shop_id": shop_id, "as_of_us": as_of_us,
+                      "bits": json.dumps(sorted(pair[0] for pair in bits.values()))})
+        staged, edge_staged = {}, {}
         with automatic_indexes(conn):
             try:
                 for fam in fams:
-                    bit = bits[fam.query]
-                    if conn.execute("SELECT 1 FROM temp.refresh_target WHERE mask & ? LIMIT 1",
-                                    [bit]).fetchone() is None:
-                        continue
-                    _fill_targets(conn, "SELECT target_id, customer_id, as_of_us FROM temp.refresh_target "
-                                        "WHERE mask & :bit ORDER BY target_id", {"bit": bit})
-                    sub = Plan(conn, plan.windows, {fam.query})
-                    staged[fam.query] = (sub, sub.stage(conn, params))
-                conn.execute(_refresh_write_sql(plan, bits, staged), params)
+                    full, edge = bits[fam.query]
+                    subsets = [(full, 0)] + ([(edge, full)] if edge != full else [])
+                    for bit, unless in subsets:  # targets with bit and without unless
+                        if conn.execute("SELECT 1 FROM temp.refresh_target WHERE mask & ? AND NOT mask & ? "
+                                        "LIMIT 1", [bit, unless]).fetchone() is None:
+                            continue
+                        _fill_targets(conn, "SELECT target_id, customer_id, as_of_us FROM temp.refresh_target "
+                                            "WHERE mask & :bit AND NOT mask & :unless ORDER BY target_id",
+                                      {"bit": bit, "unless": unless})
+                        if bit == full:
+                            sub = Plan(conn, plan.windows, {fam.query})
+                            staged[fam.query] = (sub, sub.stage(conn, params))
+                        else:
+                            edge_staged[fam.query] = (fam.edge_query, _stage_edge_query(conn, fam, params))
+                conn.execute(_refresh_write_sql(plan, bits, staged, edge_staged), params)
             finally:
                 for sub, names in staged.values():
                     sub.unstage(conn, names)
+                for table, _ in edge_staged.values():
+                    conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(table, _EDGE_QUERIES)}")
             conn.execute(query("refresh_recency"), {k: params[k] for k in (
                 "as_of", "as_of_us", "shop_id", "recency_concern_days")})
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
