@@ -167,3 +167,12 @@ UPDATE customer_features SET
     retention_concern = (COALESCE((:as_of_us - last_purchase_us) / 86400000000 > :recency_concern_days, 0)
                          OR declining_engagement OR support_risk OR cart_abandonment_risk)
 WHERE shop_id = :shop_id
+
+-- name: refresh_as_of
+-- Brings every row of the shop to the new as_of when the snapshot has no
+-- recency columns (a materialisation of chosen families): no other column of
+-- a row refresh() did not recompute depends on as_of.
+UPDATE customer_features SET
+    as_of = :as_of,
+    as_of_us = :as_of_us
+WHERE shop_id = :shop_id

@@ -496,6 +496,8 @@ def _family_edges(fam, windows):
     return out
 
 
+_RECENCY_OUTPUTS = {"purchase_recency_days", "retention_concern"}
+_RECENCY_INPUTS = {"last_purchase_us", "declining_engagement", "support_risk", "cart_abandonment_risk"}
 _REFRESH_TEMP = ("refresh_hits", "refresh_family_edges", "refresh_target")
 _EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
 
@@ -584,6 +586,10 @@ def refresh(conn, shop_id, as_of_us):
             or (plan.everyone_on_as_of_change and run["as_of_us"] != as_of_us)
             or not _has_change_triggers(conn, plan.tables)):
         return materialize(conn, shop_id, as_of_us, windows, families)
+    # refresh_recency sets these columns from those inputs: all or none of them must be columns
+    recency = _RECENCY_OUTPUTS & set(plan.column_names)
+    if recency and not (_RECENCY_OUTPUTS | _RECENCY_INPUTS) <= set(plan.column_names):
+        return materialize(conn, shop_id, as_of_us, windows, families)
     started = timeutil.iso(timeutil.now_us())
     lo, hi = sorted((run["as_of_us"], as_of_us))
     fams = [f for f in plan.families if f.refresh_all is None]
@@ -642,8 +648,11 @@ def refresh(conn, shop_id, as_of_us):
                     sub.unstage(conn, names)
                 for table, _ in edge_staged.values():
                     conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(table, _EDGE_QUERIES)}")
-            conn.execute(query("refresh_recency"), {k: params[k] for k in (
-                "as_of", "as_of_us", "shop_id", "recency_concern_days")})
+            if recency:
+                conn.execute(query("refresh_recency"), {k: params[k] for k in (
+                    "as_of", "as_of_us", "shop_id", "recency_concern_days")})
+            else:
+                conn.execute(query("refresh_as_of"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
                 if fam.refresh_all is not None:
                     fam.refresh_all(conn, shop_id, as_of_us)

@@ -176,3 +176,17 @@ def test_refresh_recomputes_only_the_families_an_edge_crossing_changes():
         row = inc.conn.execute("SELECT recency_risk, risk_score, purchase_recency_days FROM customer_features "
                                "WHERE customer_id = 'p61'").fetchone()
         assert row == (1, 25, 62)
+
+
+def test_refresh_of_chosen_families_equals_materialize():
+    for chosen in (["session_features"], ["purchase_features"], ["behavior_family", "cart_features"]):
+        with CustomerActivityFeatures() as inc, CustomerActivityFeatures() as full:
+            for store in (inc, full):
+                store.add_session("a", 1.0, None, timeutil.iso(AS_OF_US - 7 * DAY_US))
+                store.add_purchase("a", 1.0, timeutil.iso(AS_OF_US - 61 * DAY_US))
+                store.add_cart_event("b", "abandoned", 5.0, timeutil.iso(AS_OF_US - 30 * DAY_US))
+                store.flush()
+            inc.materialize(as_of=timeutil.from_us(AS_OF_US), families=chosen)
+            inc.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))
+            full.materialize(as_of=timeutil.from_us(AS_OF_US + DAY_US), families=chosen)
+            assert snapshot(inc) == snapshot(full)
