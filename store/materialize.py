@@ -13,9 +13,11 @@ each run.
 the customers whose values can have changed: those logged in
 ``changed_customers`` by the triggers of migration 0003, and those with an
 event in ``[lo, hi]`` or ``[lo - e, hi - e]`` for a window edge ``e``, where
-``lo``/``hi`` are the old and new ``as_of``. The recency of the other rows
-is recomputed from ``last_purchase_us`` by one UPDATE. The result equals a
-full ``materialize`` at the same ``as_of`` (tests/test_refresh.py).
+``lo``/``hi`` are the old and new ``as_of``; a customer whose only change
+is an edge crossing gets only the families with that edge recomputed (the
+other columns kept from its row). The recency of every row is recomputed from
+``last_purchase_us`` by one UPDATE. The result equals a full ``materialize``
+at the same ``as_of`` (tests/test_refresh.py).
 
 Column names come only from the catalog (store/catalog.py) and the window
 allowlist below, through ``store.db.quote_identifier``; values are bound.
