@@ -62,3 +62,34 @@ JOIN behavior_shopping AS sh ON sh.target_id = t.target_id
 JOIN behavior_device AS dv ON dv.target_id = t.target_id
 JOIN behavior_temporal AS tm ON tm.target_id = t.target_id
 JOIN behavior_retention AS rt ON rt.target_id = t.target_id
+
+-- name: behavior_family_edges
+-- The columns of behavior_family that depend on as_of through its window
+-- edges (catalog Family.edge_query): refresh() computes only these for a
+-- customer whose only change is an event crossing one of the edges, and keeps
+-- the customer's other behavior_family columns. Reads the CTEs
+-- behavior_retention_flags and behavior_retention (behavior_segmentation.sql).
+-- Same formulas as behavior_temporal (loyalty_trend) and behavior_retention
+-- (tests/test_refresh.py checks refresh equals a full materialize).
+SELECT
+    t.target_id AS target_id,
+    -- loyalty_trend: as in behavior_temporal: purchases per 30 days in the recent half minus the earlier half; purchases per 30 days; 0.0 when none
+    (COALESCE(lt.recent, 0) - COALESCE(lt.earlier, 0)) / (:loyalty_half_days / 30.0) AS loyalty_trend,
+    -- risk_score: as in behavior_retention; integer 0..100
+    rt.risk_score AS risk_score,
+    -- recency_risk: as in behavior_retention_flags; 0/1
+    rt.recency_risk AS recency_risk
+FROM target AS t
+JOIN behavior_retention AS rt ON rt.target_id = t.target_id
+LEFT JOIN (
+    SELECT t2.target_id AS target_id,
+           COUNT(*) FILTER (WHERE p.event_time_us >= t2.as_of_us - :loyalty_half_us) AS recent,
+           COUNT(*) FILTER (WHERE p.event_time_us < t2.as_of_us - :loyalty_half_us) AS earlier
+    FROM target AS t2
+    JOIN purchases AS p
+        ON p.shop_id = :shop_id
+       AND p.customer_id = t2.customer_id
+       AND p.event_time_us <= t2.as_of_us
+       AND p.event_time_us >= t2.as_of_us - 2 * :loyalty_half_us
+    GROUP BY t2.target_id
+) AS lt ON lt.target_id = t.target_id

@@ -116,54 +116,89 @@ FROM all_features
 -- name: refresh_intervals
 -- The time intervals in which an event makes refresh() recompute its
 -- customer: [:lo_us, :hi_us] (between the old and the new as_of, an event
--- entering or leaving every window at its upper end) and, for each window
--- edge e in the JSON array :edges_us, [:lo_us - e, :hi_us - e] (an event
--- entering or leaving that window at its lower end).
+-- entering or leaving every window at its upper end; edge_days 0) and, for
+-- each window edge e (days) in the JSON array :edges_days,
+-- [:lo_us - e days, :hi_us - e days] (an event entering or leaving that window
+-- at its lower end).
 SELECT
+    -- edge_days: the window edge of the interval in days; 0 for the interval at as_of itself
+    0 AS edge_days,
     -- lo_us: start of the interval; microseconds since the epoch
     :lo_us AS lo_us,
     -- hi_us: end of the interval, inclusive; microseconds since the epoch
     :hi_us AS hi_us
 UNION ALL
-SELECT :lo_us - j.value, :hi_us - j.value FROM json_each(:edges_us) AS j
+SELECT j.value, :lo_us - j.value * 86400000000, :hi_us - j.value * 86400000000 FROM json_each(:edges_days) AS j
 
--- name: refresh_events
+-- name: refresh_hits
 -- Customers of one event table ({events}, a name from the allowlist of the
 -- materialized families' tables) with an event in one of the intervals of
--- the refresh_intervals CTE.
+-- the refresh_intervals CTE, one row per (customer, interval).
 SELECT DISTINCT
     -- customer_id: the customer; text
-    e.customer_id AS customer_id
+    e.customer_id AS customer_id,
+    -- events_table: the event table's name (bound as :events_table); text
+    :events_table AS events_table,
+    -- edge_days: the interval's window edge in days (refresh_intervals); 0 = at as_of; integer
+    i.edge_days AS edge_days
 FROM {events} AS e
+JOIN refresh_intervals AS i
+    ON e.event_time_us BETWEEN i.lo_us AND i.hi_us
 WHERE e.shop_id = :shop_id
-  AND EXISTS (SELECT 1 FROM refresh_intervals AS i WHERE e.event_time_us BETWEEN i.lo_us AND i.hi_us)
 
 -- name: refresh_targets
--- The customers refresh() recomputes: those logged in changed_customers since
--- the last run and those of the refresh_events CTEs (composed as one CTE
--- named refresh_candidates), one target each at the new as_of.
+-- The customers refresh() recomputes, one target each at the new as_of, with
+-- the families to recompute for it as a bit mask (the bits of the families
+-- are the JSON array :bits; temp.refresh_family_edges lists each family's
+-- (bit, event table, window edge)): every family for the customers logged in
+-- changed_customers since the last run and for those with an event at as_of
+-- itself (temp.refresh_hits with edge_days 0, any table); a family for those
+-- with an event of one of its tables crossing one of its window edges.
 SELECT
     -- target_id: 1, 2, ... in customer id order; integer
-    ROW_NUMBER() OVER (ORDER BY c.customer_id) AS target_id,
+    ROW_NUMBER() OVER (ORDER BY b.customer_id) AS target_id,
     -- customer_id: the customer; text
-    c.customer_id AS customer_id,
+    b.customer_id AS customer_id,
     -- as_of_us: the new point in time; microseconds since the epoch
-    :as_of_us AS as_of_us
+    :as_of_us AS as_of_us,
+    -- mask: the families to recompute, one bit each (a sum of distinct powers of two); integer > 0
+    SUM(b.bit) AS mask
 FROM (
-    SELECT customer_id FROM changed_customers WHERE shop_id = :shop_id
-    UNION SELECT customer_id FROM refresh_candidates
-) AS c
+    SELECT c.customer_id AS customer_id, j.value AS bit
+    FROM changed_customers AS c, json_each(:bits) AS j
+    WHERE c.shop_id = :shop_id
+    UNION
+    SELECT h.customer_id, j.value FROM temp.refresh_hits AS h, json_each(:bits) AS j WHERE h.edge_days = 0
+    UNION
+    SELECT h.customer_id, f.bit
+    FROM temp.refresh_hits AS h
+    JOIN temp.refresh_family_edges AS f
+        ON f.events_table = h.events_table
+       AND f.edge_days = h.edge_days
+) AS b
+GROUP BY b.customer_id
 
 -- name: refresh_recency
--- Brings the rows refresh() does not recompute to the new as_of: the
--- recency (from last_purchase_us) and the retention concern that reads it.
--- Every other column of such a row is unchanged by construction.
+-- Brings every row of the shop to the new as_of after refresh() wrote its
+-- targets: the recency (from last_purchase_us) and the retention concern that
+-- reads it (the same formulas as purchase_features and all_features, so a
+-- recomputed row is unchanged). Every other column of a row that was not
+-- recomputed is unchanged by construction.
 UPDATE customer_features SET
     as_of = :as_of,
     as_of_us = :as_of_us,
     purchase_recency_days = (:as_of_us - last_purchase_us) / 86400000000,
     retention_concern = (COALESCE((:as_of_us - last_purchase_us) / 86400000000 > :recency_concern_days, 0)
                          OR declining_engagement OR support_risk OR cart_abandonment_risk)
+WHERE shop_id = :shop_id
+
+-- name: refresh_as_of
+-- Brings every row of the shop to the new as_of when the snapshot has no
+-- recency columns (a materialisation of chosen families): no other column of
+-- a row refresh() did not recompute depends on as_of.
+UPDATE customer_features SET
+    as_of = :as_of,
+    as_of_us = :as_of_us
 WHERE shop_id = :shop_id
 
 -- name: partition_customer_count

@@ -343,25 +343,24 @@ def refresh_segments(conn, shop_id, as_of_us):
 
     refresh() recomputes only customers whose own values can have changed; RFM scores and
     segments also change when other customers buy, and account age changes every day,
-    so this family is brought forward for everyone: one INSERT ... SELECT into a keyed
-    temporary table (one pass over the shop's purchases), one UPDATE ... FROM it.
+    so this family is brought forward for everyone: the scores of the population (one
+    pass over the shop's purchases, one sort per score) into a keyed temporary table,
+    then one UPDATE of every row (behavior_segments_update), two primary-key lookups each.
     The caller prepares it inside store.db.automatic_indexes.
     """
-    columns = ("recency_score", "frequency_score", "monetary_score", "customer_segment", "account_age_days")
-    table = f"behavior_segments_{next(_cohort_counter)}"
-    target = ("target AS MATERIALIZED (SELECT ROW_NUMBER() OVER (ORDER BY customer_id) AS target_id, customer_id, "
-              ":as_of_us AS as_of_us FROM customer_features WHERE shop_id = :shop_id)")
-    names = ("behavior_rfm_population", "behavior_rfm_scores", "behavior_segments")
-    select = ("WITH " + ",\n".join([target] + [f"{n} AS MATERIALIZED (\n{query(n)}\n)" for n in names])
-              + f"\nSELECT customer_id, {', '.join(columns)} FROM behavior_segments")
+    table = "behavior_segments_scores"
+    names = ("behavior_rfm_population", "behavior_rfm_scores")
+    select = ("WITH target AS (SELECT NULL AS target_id, NULL AS customer_id, :as_of_us AS as_of_us),\n"
+              + ",\n".join(f"{n} AS MATERIALIZED (\n{query(n)}\n)" for n in names)
+              + "\nSELECT customer_id, recency_score, frequency_score, monetary_score, first_us "
+                "FROM behavior_rfm_scores ORDER BY customer_id")
     params = parameters(shop_id)
     params["as_of_us"] = as_of_us
-    conn.execute(f"CREATE TEMP TABLE {table} (customer_id TEXT PRIMARY KEY, {', '.join(columns)})")
+    conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+    conn.execute(f"CREATE TEMP TABLE {table} (customer_id TEXT PRIMARY KEY, recency_score, frequency_score, "
+                 "monetary_score, first_us) WITHOUT ROWID")
     try:
         conn.execute(f"INSERT INTO temp.{table} " + select, params)
-        sets = ", ".join(f"{c} = u.{c}" for c in columns)
-        conn.execute(f"UPDATE customer_features SET {sets} FROM temp.{table} AS u "
-                     "WHERE customer_features.shop_id = :shop_id AND customer_features.customer_id = u.customer_id",
-                     {"shop_id": shop_id})
+        conn.execute(query("behavior_segments_update"), params)
     finally:
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")

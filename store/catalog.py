@@ -80,6 +80,15 @@ class Family:
     ``keyed``: queries among ``requires`` that return exactly one row per target;
     ``materialize`` computes each into a table of its own before the family
     (one statement each, so fewer intermediate tables are alive at once).
+    ``edge_tables``: the tables whose events the window edges apply to (None:
+    every table of ``tables``); ``refresh`` recomputes the family for a customer
+    whose event of another table crosses an edge only when that event changes
+    another family the family reads. ``edge_query``: a family-shaped query of
+    ``sql/`` (reading ``target`` and the CTEs named in ``edge_requires``)
+    computing only the family's columns that depend on its window edges;
+    ``refresh`` runs it in place of the family query for a customer whose only
+    change is an event crossing one of the family's edges (None: the family
+    query).
     """
 
     query: str
@@ -90,6 +99,9 @@ class Family:
     added_by: str = "issue 3 (seed features)"
     refresh_all: object = None
     keyed: tuple = ()
+    edge_tables: tuple = None
+    edge_query: str = None
+    edge_requires: tuple = ()
 
 
 # -- the features ----------------------------------------------------------------
@@ -220,8 +232,13 @@ FAMILIES = [
     # behaviour features (issue 5): as_of matters only through window edges (loyalty 90/180 days,
     # recency risk 61, seed rules 30/90); the population-relative segments are recomputed for
     # every customer on refresh (refresh_all)
+    # (the edges apply to purchases, carts and support tickets only: sessions, interactions and
+    # attributions count over all time up to as_of)
     Family("behavior_family", _behavior.CATALOG_FAMILIES["behavior_family"], edges_days=(30, 61, 90, 180),
            requires=_behavior.FAMILY_REQUIRES, added_by="issue 5 (behaviour features)",
+           edge_tables=("purchases", "cart_events", "support_interactions"),
+           edge_query="behavior_family_edges",
+           edge_requires=("behavior_retention_flags", "behavior_retention"),
            keyed=_behavior.KEYED_CTES),
     Family("behavior_segments", _behavior.CATALOG_FAMILIES["behavior_segments"],
            requires=("behavior_rfm_population", "behavior_rfm_scores"),

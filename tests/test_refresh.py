@@ -112,3 +112,81 @@ def test_changed_customers_log_is_kept_by_triggers_and_cleared_by_runs():
         assert log == [("a",), ("b",)]
         store.materialize(as_of=timeutil.from_us(AS_OF_US))
         assert store.conn.execute("SELECT COUNT(*) FROM changed_customers").fetchone() == (0,)
+
+
+# -- customers crossing window edges (refresh recomputes them family by family) ------------
+_DATE_FIELDS = ("purchase_date", "session_date", "event_date", "interaction_date")
+# Every edge refresh() knows: the materialized windows, the all-time frequency window (30),
+# the families' edges (30, 61, 90, 180), each also one day later (crossed by a one-day step).
+_REFRESH_EDGES = (0, 1, 7, 8, 30, 31, 61, 62, 90, 91, 180, 181, 365, 366)
+
+
+@st.composite
+def edge_histories(draw):
+    """A history whose events sit on (or a microsecond / half a day off) the refresh edges."""
+    out = []
+    for kind, rec in draw(events(min_size=1, max_size=20)):
+        rec = dict(rec)
+        offset = (draw(st.sampled_from(_REFRESH_EDGES)) * DAY_US
+                  + draw(st.sampled_from((-1, 0, 1, DAY_US // 2, -DAY_US // 2))))
+        for key in _DATE_FIELDS:
+            if key in rec:
+                rec[key] = timeutil.iso(AS_OF_US - offset)
+        out.append((kind, rec))
+    return out
+
+
+@settings(max_examples=25, deadline=None)
+@given(history=edge_histories(), steps=st.lists(st.sampled_from((DAY_US, DAY_US // 2, 1, 0)), min_size=1, max_size=3),
+       new=events(max_size=3))
+def test_refresh_across_window_edges_equals_materialize(history, steps, new):
+    with CustomerActivityFeatures() as inc, CustomerActivityFeatures() as full:
+        load(inc, history)
+        load(full, history)
+        inc.materialize(as_of=timeutil.from_us(AS_OF_US))
+        as_of = AS_OF_US
+        for round_no, step in enumerate(steps):
+            if round_no == 1:  # a few new events between two refreshes
+                batch = _renamed(new, round_no)
+                load(inc, batch)
+                load(full, batch)
+            as_of += step
+            assert inc.refresh(as_of=timeutil.from_us(as_of))["kind"] == "refresh"
+            full.materialize(as_of=timeutil.from_us(as_of))
+            assert snapshot(inc) == snapshot(full)
+
+
+def test_refresh_recomputes_only_the_families_an_edge_crossing_changes():
+    with CustomerActivityFeatures() as inc, CustomerActivityFeatures() as full:
+        for store in (inc, full):
+            # each customer has one event exactly on one edge: a one-day step moves it out
+            store.add_session("s7", 60.0, "mobile", timeutil.iso(AS_OF_US - 7 * DAY_US))
+            store.add_purchase("p61", 10.0, timeutil.iso(AS_OF_US - 61 * DAY_US))
+            store.add_purchase("p180", 10.0, timeutil.iso(AS_OF_US - 180 * DAY_US))
+            store.add_purchase("p180", 20.0, timeutil.iso(AS_OF_US - 20 * DAY_US))
+            store.add_cart_event("c30", "abandoned", 5.0, timeutil.iso(AS_OF_US - 30 * DAY_US))
+            store.add_support_interaction("t30", "k1", None, True, timeutil.iso(AS_OF_US - 30 * DAY_US))
+            store.add_purchase("quiet", 10.0, timeutil.iso(AS_OF_US - 200 * DAY_US))
+            store.flush()
+        inc.materialize(as_of=timeutil.from_us(AS_OF_US))
+        result = inc.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))
+        assert result["kind"] == "refresh" and result["recomputed"] == 5  # not 'quiet'
+        full.materialize(as_of=timeutil.from_us(AS_OF_US + DAY_US))
+        assert snapshot(inc) == snapshot(full)
+        row = inc.conn.execute("SELECT recency_risk, risk_score, purchase_recency_days FROM customer_features "
+                               "WHERE customer_id = 'p61'").fetchone()
+        assert row == (1, 25, 62)
+
+
+def test_refresh_of_chosen_families_equals_materialize():
+    for chosen in (["session_features"], ["purchase_features"], ["behavior_family", "cart_features"]):
+        with CustomerActivityFeatures() as inc, CustomerActivityFeatures() as full:
+            for store in (inc, full):
+                store.add_session("a", 1.0, None, timeutil.iso(AS_OF_US - 7 * DAY_US))
+                store.add_purchase("a", 1.0, timeutil.iso(AS_OF_US - 61 * DAY_US))
+                store.add_cart_event("b", "abandoned", 5.0, timeutil.iso(AS_OF_US - 30 * DAY_US))
+                store.flush()
+            inc.materialize(as_of=timeutil.from_us(AS_OF_US), families=chosen)
+            inc.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))
+            full.materialize(as_of=timeutil.from_us(AS_OF_US + DAY_US), families=chosen)
+            assert snapshot(inc) == snapshot(full)
