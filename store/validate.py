@@ -360,7 +360,9 @@ def metadata_json(metadata):
 # than an ISO-8601 'YYYY-MM-DDT...Z' string). None sends the record through the ``*_row``
 # function above, so rejections, their reasons and every conversion stay exactly those of the
 # single add_* calls: a fast path only ever accepts a record the general path accepts, with the
-# same row (tests/test_ingest_fast.py compares them).
+# same row (tests/test_ingest_fast.py compares them). The four factories repeat their checks
+# (id, amount, time) inline on purpose: a helper call per field costs ~0.1 us per record, a
+# tenth of the whole fast path.
 
 _EPOCH_NAIVE = datetime(1970, 1, 1)
 _fromisoformat = datetime.fromisoformat
