@@ -68,7 +68,8 @@ JOIN behavior_retention AS rt ON rt.target_id = t.target_id
 -- edges (catalog Family.edge_query): refresh() computes only these for a
 -- customer whose only change is an event crossing one of the edges, and keeps
 -- the customer's other behavior_family columns. Reads the CTEs
--- behavior_retention_flags and behavior_retention (behavior_segmentation.sql).
+-- behavior_retention_flags and behavior_retention (behavior_segmentation.sql)
+-- and behavior_loyalty_counts (behavior_temporal.sql).
 -- Same formulas as behavior_temporal (loyalty_trend) and behavior_retention
 -- (tests/test_refresh.py checks refresh equals a full materialize).
 SELECT
@@ -81,15 +82,4 @@ SELECT
     rt.recency_risk AS recency_risk
 FROM target AS t
 JOIN behavior_retention AS rt ON rt.target_id = t.target_id
-LEFT JOIN (
-    SELECT t2.target_id AS target_id,
-           COUNT(*) FILTER (WHERE p.event_time_us >= t2.as_of_us - :loyalty_half_us) AS recent,
-           COUNT(*) FILTER (WHERE p.event_time_us < t2.as_of_us - :loyalty_half_us) AS earlier
-    FROM target AS t2
-    JOIN purchases AS p
-        ON p.shop_id = :shop_id
-       AND p.customer_id = t2.customer_id
-       AND p.event_time_us <= t2.as_of_us
-       AND p.event_time_us >= t2.as_of_us - 2 * :loyalty_half_us
-    GROUP BY t2.target_id
-) AS lt ON lt.target_id = t.target_id
+LEFT JOIN behavior_loyalty_counts AS lt ON lt.target_id = t.target_id

@@ -62,6 +62,24 @@ FROM (
 )
 GROUP BY target_id, season
 
+-- name: behavior_loyalty_counts
+-- The purchase counts loyalty_trend compares (behavior_temporal, and
+-- behavior_family_edges on refresh): one row per target with a purchase in
+-- the loyalty window.
+SELECT
+    t2.target_id AS target_id,
+    -- recent: purchases in the recent half (as_of - half .. as_of); integer
+    COUNT(*) FILTER (WHERE p.event_time_us >= t2.as_of_us - :loyalty_half_us) AS recent,
+    -- earlier: purchases in the earlier half (as_of - 2 half .. as_of - half, exclusive); integer
+    COUNT(*) FILTER (WHERE p.event_time_us < t2.as_of_us - :loyalty_half_us) AS earlier
+FROM target AS t2
+JOIN purchases AS p
+    ON p.shop_id = :shop_id
+   AND p.customer_id = t2.customer_id
+   AND p.event_time_us <= t2.as_of_us
+   AND p.event_time_us >= t2.as_of_us - 2 * :loyalty_half_us
+GROUP BY t2.target_id
+
 -- name: behavior_temporal
 SELECT
     t.target_id AS target_id,
@@ -99,15 +117,4 @@ LEFT JOIN (
     FROM behavior_purchase_seasons
     GROUP BY target_id
 ) AS ss ON ss.target_id = t.target_id
-LEFT JOIN (
-    SELECT t2.target_id AS target_id,
-           COUNT(*) FILTER (WHERE p.event_time_us >= t2.as_of_us - :loyalty_half_us) AS recent,
-           COUNT(*) FILTER (WHERE p.event_time_us < t2.as_of_us - :loyalty_half_us) AS earlier
-    FROM target AS t2
-    JOIN purchases AS p
-        ON p.shop_id = :shop_id
-       AND p.customer_id = t2.customer_id
-       AND p.event_time_us <= t2.as_of_us
-       AND p.event_time_us >= t2.as_of_us - 2 * :loyalty_half_us
-    GROUP BY t2.target_id
-) AS lt ON lt.target_id = t.target_id
+LEFT JOIN behavior_loyalty_counts AS lt ON lt.target_id = t.target_id

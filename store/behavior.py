@@ -44,7 +44,7 @@ CTES = (
     "behavior_purchase_local", "behavior_purchase_seasons", "behavior_purchase",
     "behavior_session_pages", "behavior_engagement",
     "behavior_interaction_stream", "behavior_search", "behavior_shopping",
-    "behavior_device", "behavior_temporal",
+    "behavior_device", "behavior_loyalty_counts", "behavior_temporal",
     "behavior_rfm_population", "behavior_rfm_scores", "behavior_segments",
     "behavior_retention_flags", "behavior_retention",
 )

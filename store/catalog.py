@@ -238,7 +238,7 @@ FAMILIES = [
            requires=_behavior.FAMILY_REQUIRES, added_by="issue 5 (behaviour features)",
            edge_tables=("purchases", "cart_events", "support_interactions"),
            edge_query="behavior_family_edges",
-           edge_requires=("behavior_retention_flags", "behavior_retention"),
+           edge_requires=("behavior_retention_flags", "behavior_retention", "behavior_loyalty_counts"),
            keyed=_behavior.KEYED_CTES),
     Family("behavior_segments", _behavior.CATALOG_FAMILIES["behavior_segments"],
            requires=("behavior_rfm_population", "behavior_rfm_scores"),
