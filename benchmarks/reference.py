@@ -218,15 +218,7 @@ class InMemoryShop:
                                           "escalation_ratio_30d", "support_ticket_count_30d",
                                           "cart_conversion_ratio_30d", "abandoned_cart_count_30d",
                                           "purchase_recency_days")}
-            high = int(v["purchase_count_30d"] > 0 and v["session_count_30d"] > 0)
-            declining = int(v["purchase_count_30d"] > 0 and v["purchase_count_90d"] > 0
-                            and v["purchase_count_30d"] / (v["purchase_count_90d"] / 3.0) < 0.7)
-            support = int(v["escalation_ratio_30d"] > 0.5 or v["support_ticket_count_30d"] > 3)
-            cart = int(v["cart_conversion_ratio_30d"] < 0.3 and v["abandoned_cart_count_30d"] > 2)
-            recency = v["purchase_recency_days"]
-            concern = int((recency is not None and recency > 60) or declining or support or cart)
-            trend = "declining" if declining else "stable" if high else "inactive"
-            row += [high, declining, support, cart, concern, trend]
+            row += _flags(v)
             yield cid, tuple(row)
 
 
