@@ -37,6 +37,12 @@ TRADEOFF_KEYS = ("high_short_term_activity", "declining_engagement", "support_ri
 # In sql/ the alias ``t`` always names the target relation (tests/test_materialize_staged.py).
 TARGET_AS_OF = re.compile(r"\bt\.as_of_us\b")
 
+
+def bind_one_as_of(sql):
+    """``sql`` for targets that all share one as_of: ``t.as_of_us`` becomes the bound
+    ``:as_of_us``, so SQLite computes each window edge once per statement, not per row."""
+    return TARGET_AS_OF.sub(":as_of_us", sql)
+
 _cohort_counter = itertools.count(1)
 TARGET_CHUNK = 100_000  # cohort targets per INSERT statement (memory bound of a streamed cohort)
 
@@ -121,7 +127,7 @@ def compose_cohort(main, ctes, table, one_as_of=False, suffix=""):
     every call, so sqlite3's statement cache keeps the prepared statement.
     """
     sql = compose(main, ctes, cohort_target(table)) + suffix
-    return TARGET_AS_OF.sub(":as_of_us", sql) if one_as_of else sql
+    return bind_one_as_of(sql) if one_as_of else sql
 
 
 def _rows(cursor):

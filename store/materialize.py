@@ -37,7 +37,7 @@ import tempfile
 from . import catalog, localtime, timeutil
 from .db import applied_steps, automatic_indexes, quote_identifier
 from .errors import StoreError, UnknownNameError
-from .features import parameters
+from .features import bind_one_as_of, parameters
 from .resources import queries, query
 
 TABLE = "customer_features"
@@ -50,8 +50,6 @@ _WINDOW_PARAMS = re.compile(r":(window_us|frequency_days|frequency_us)\b")
 # The targets of a run: a temp table named ``target``, read directly by the family
 # queries (FROM target AS t), so every join on t.target_id is a rowid lookup.
 _TARGETS = "temp.target"
-# In sql/ the alias ``t`` always names the target relation (tests/test_materialize_staged.py).
-_TARGET_AS_OF = re.compile(r"\bt\.as_of_us\b")
 
 
 def check_windows(windows):
@@ -239,7 +237,7 @@ class Plan:
         partition worker). Returns the staged names; ``unstage`` drops them.
         """
         ctes = self._ctes()
-        text = {name: _TARGET_AS_OF.sub(":as_of_us", sql) for name, sql in ctes}
+        text = {name: bind_one_as_of(sql) for name, sql in ctes}
         allowed = set(text)
         by_name = {f.query: f for f in self.families}
         keyed = {k for f in self.families for k in f.keyed} & allowed
@@ -267,17 +265,8 @@ class Plan:
                 head = ",\n".join(f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{text[h]}\n)"
                                    for h in needs(name))
                 body = (f"WITH {head}\n" if head else "") + f"SELECT * FROM (\n{text[name]}\n)"
-                table = f"{schema}." + quote_identifier(name, allowed)
-                conn.execute(f"DROP TABLE IF EXISTS {table}")
                 staged.append(name)
-                cur = conn.execute(body + " LIMIT 0", params)
-                cols = [d[0] for d in cur.description]
-                cur.close()
-                quoted = [quote_identifier(c, set(cols)) for c in cols]
-                if cols[0] != "target_id":
-                    raise StoreError(f"family {name!r} does not start with target_id")
-                conn.execute(f"CREATE TABLE {table} (target_id INTEGER PRIMARY KEY, {', '.join(quoted[1:])})")
-                conn.execute(f"INSERT INTO {table} ({', '.join(quoted)}) {body}", params)
+                _stage_keyed(conn, f"{schema}." + quote_identifier(name, allowed), body, params, name)
         except BaseException:
             self.unstage(conn, staged, schema)
             raise
@@ -339,6 +328,22 @@ def _schema(name):
     if not _SCHEMAS.fullmatch(name):
         raise ValueError(f"not a staging schema: {name!r}")
     return name
+
+
+def _stage_keyed(conn, table, body, params, name):
+    """Replace ``table`` (a quoted, schema-qualified name) by the rows of the SELECT ``body``,
+    keyed by its first column, ``target_id INTEGER PRIMARY KEY`` (rows come in target order:
+    an append). The other columns are named after the SELECT's; returns them."""
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    cur = conn.execute(body + " LIMIT 0", params)
+    cols = [d[0] for d in cur.description]
+    cur.close()
+    if cols[0] != "target_id":
+        raise StoreError(f"query {name!r} does not start with target_id")
+    quoted = [quote_identifier(c, set(cols)) for c in cols]
+    conn.execute(f"CREATE TABLE {table} (target_id INTEGER PRIMARY KEY, {', '.join(quoted[1:])})")
+    conn.execute(f"INSERT INTO {table} ({', '.join(quoted)}) {body}", params)
+    return cols[1:]
 
 
 def _window_cte(family, w):
@@ -658,18 +663,9 @@ def _stage_edge_query(conn, fam, params):
     allowed = set(fam.edge_requires) | {fam.edge_query}
     head = ("WITH " + ",\n".join(f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{query(h)}\n)"
                                  for h in fam.edge_requires) + "\n") if fam.edge_requires else ""
-    body = _TARGET_AS_OF.sub(":as_of_us", f"{head}SELECT * FROM (\n{query(fam.edge_query)}\n)")
+    body = bind_one_as_of(f"{head}SELECT * FROM (\n{query(fam.edge_query)}\n)")
     table = "temp." + quote_identifier(fam.edge_query, _EDGE_QUERIES)
-    conn.execute(f"DROP TABLE IF EXISTS {table}")
-    cur = conn.execute(body + " LIMIT 0", params)
-    cols = [d[0] for d in cur.description]
-    cur.close()
-    if cols[0] != "target_id":
-        raise StoreError(f"edge query {fam.edge_query!r} does not start with target_id")
-    quoted = [quote_identifier(c, set(cols)) for c in cols]
-    conn.execute(f"CREATE TABLE {table} (target_id INTEGER PRIMARY KEY, {', '.join(quoted[1:])})")
-    conn.execute(f"INSERT INTO {table} ({', '.join(quoted)}) {body}", params)
-    return cols[1:]
+    return _stage_keyed(conn, table, body, params, fam.edge_query)
 
 
 def _drop_refresh_temp(conn):
