@@ -11,8 +11,9 @@ compute the same features over plain lists of dicts.
     ...     store.get_total_purchase_value("c1", as_of="2024-06-01T00:00:00Z")
 """
 
-import contextlib
+import functools
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import sqlite_utils
@@ -25,7 +26,9 @@ from store import materialize as _materialize
 from store import timeutil
 from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
+    DatabaseLockedError,
     InvalidEventError,
+    NotAStoreError,
     ReadOnlyStoreError,
     SchemaTooNewError,
     StorageFullError,
@@ -47,7 +50,6 @@ from store.features import (  # noqa: F401  (documented constants, re-exported)
 )
 from store import ingest as _ingest
 from store.ingest import IngestResult, Writer  # noqa: F401
-from store.ingest import _raise_if_read_only
 
 __all__ = [
     "CustomerActivityFeatures",
@@ -57,6 +59,8 @@ __all__ = [
     "StoreError",
     "SchemaTooNewError",
     "ReadOnlyStoreError",
+    "NotAStoreError",
+    "DatabaseLockedError",
     "StorageFullError",
     "UnknownNameError",
     "InvalidEventError",
@@ -71,23 +75,71 @@ SUMMARY_FEATURES = (
 )
 
 
+def _translated(method):
+    @functools.wraps(method)
+    def translated(self, *args, **kwargs):
+        try:
+            result = method(self, *args, **kwargs)
+        except sqlite3.OperationalError as exc:
+            _db.raise_as_store_error(exc, getattr(self, "conn", None))
+            raise
+        if isinstance(result, Iterator):  # rows streamed after the call returned
+            return _translated_rows(self.conn, result)
+        return result
+
+    return translated
+
+
+def _translated_rows(conn, rows):
+    try:
+        yield from rows
+    except sqlite3.OperationalError as exc:
+        _db.raise_as_store_error(exc, conn)
+        raise
+
+
+def _translating_errors(cls):
+    """The API boundary: SQLite's errors that mean something for the store (read-only, full,
+    locked) leave every public method, and every iterator one returns, as the store's own
+    classes (``store.db.store_error``), whichever layer below raised them."""
+    for name, member in list(vars(cls).items()):
+        if not name.startswith("_") and callable(member) and not isinstance(member, (staticmethod, classmethod)):
+            setattr(cls, name, _translated(member))
+    return cls
+
+
+@_translating_errors
 class CustomerActivityFeatures:
     """Customer-activity events in SQLite, and the features computed from them.
 
-    ``db``: ``None`` for a private in-memory store, a path (created if missing),
-    an open ``sqlite3.Connection`` or a ``sqlite_utils.Database``. Opening applies
-    pending schema migrations; a database written by a newer version is refused
-    with ``SchemaTooNewError``. ``shop_id`` scopes every read and write to one
-    shop. With ``strict=True`` invalid events raise ``InvalidEventError`` (a
-    ``ValueError``) instead of being recorded as rejected.
+    ``db``: ``None`` for a private in-memory store, a path, an open ``sqlite3.Connection``
+    or a ``sqlite_utils.Database``. Opening applies pending schema migrations; a database
+    written by a newer version is refused with ``SchemaTooNewError``. ``shop_id`` scopes
+    every read and write to one shop. With ``strict=True`` invalid events raise
+    ``InvalidEventError`` (a ``ValueError``) instead of being recorded as rejected.
+
+    A path is examined before anything is written: a missing or empty file becomes a store
+    (unless ``create=False``); a file that is not an SQLite database, or another
+    application's SQLite database, is refused with ``NotAStoreError`` and left untouched.
+    (A connection you pass is yours: the store's tables are created in it whatever else it
+    holds.) ``read_only=True``, or a file or directory this process may not write, opens
+    the file read-only: reads are served, writes raise ``ReadOnlyStoreError``; in a
+    read-only directory through ``immutable=1`` (``immutable`` is then True; see
+    README "Read-only files"). ``busy_timeout``: seconds a call waits for a lock held by
+    another connection before it raises ``DatabaseLockedError`` (default 30).
     """
 
-    def __init__(self, db=None, *, shop_id="", strict=False, timezone="UTC", read_only=False):
+    def __init__(self, db=None, *, shop_id="", strict=False, timezone="UTC", read_only=False, create=True,
+                 busy_timeout=None):
         if not isinstance(shop_id, str):
             raise TypeError(f"shop_id must be a string, got {type(shop_id).__name__}")
         if read_only and not isinstance(db, (str, Path)):
             raise TypeError("read_only=True needs a database path")
+        if not create and db is None:
+            raise TypeError("create=False needs a database path or connection")
+        busy_ms = _db.busy_timeout_ms(busy_timeout)
         self.read_only = bool(read_only)
+        self.immutable = False
         # The store's timezone (IANA name): periods, times of day and weekdays are local to it.
         self.timezone = _localtime.check_timezone(timezone)
         self.shop_id = shop_id
@@ -103,20 +155,12 @@ class CustomerActivityFeatures:
         elif isinstance(db, sqlite3.Connection):
             conn = db
             self.path = None
-        elif isinstance(db, (str, Path)) and read_only:
-            # A read-only open (mode=ro): reads are served, every write raises ReadOnlyStoreError.
-            self.path = Path(db)
-            if not self.path.is_file():
-                raise ReadOnlyStoreError(f"cannot open {db} read-only: no such database file")
-            _db.check_file_not_newer(self.path)  # refuse before a read-only WAL open leaves -shm/-wal files
-            try:
-                conn = _db.connect(db, read_only=True)
-            except sqlite3.OperationalError as exc:
-                raise ReadOnlyStoreError(f"cannot open {db} read-only: {exc}") from exc
-            self._owns_connection = True
         elif isinstance(db, (str, Path)):
             self.path = Path(db)
-            conn = sqlite3.connect(str(db), check_same_thread=False)
+            # Examined, opened (read-only when asked or when we may not write) and configured.
+            opened = _db.open_store(self.path, read_only=read_only, create=create and not read_only,
+                                    busy_timeout_ms=busy_ms)
+            conn, self.read_only, self.immutable = opened.conn, opened.read_only, opened.immutable
             self._owns_connection = True
         else:
             raise TypeError(
@@ -124,12 +168,21 @@ class CustomerActivityFeatures:
                 f"got {type(db).__name__}"
             )
         try:
-            _db.check_not_newer(conn)  # before any pragma or write
-            _db.configure(conn, read_only=self.read_only)
-            _db.migrate(conn)
-            if not self.read_only:
-                _write_catalog(conn)
-            _localtime.install(conn, self.timezone)
+            try:
+                if self.path is None:  # a connection: checked and configured here
+                    if not create:
+                        _db.check_is_store(_db.examine(conn), "the connection's database", allow_new=False)
+                    _db.check_not_newer(conn)  # before any pragma or write
+                    _db.configure(conn, busy_timeout_ms=busy_ms)
+                if self.read_only:
+                    _db.check_up_to_date(conn)  # nothing to upgrade: a read-only open writes nothing
+                else:
+                    _db.migrate(conn)
+                    _write_catalog(conn)
+                _localtime.install(conn, self.timezone)  # temp tables only: fine read-only
+            except sqlite3.OperationalError as exc:
+                _db.raise_as_store_error(exc, conn)
+                raise
         except BaseException:
             if self._owns_connection:
                 conn.close()
@@ -266,9 +319,8 @@ class CustomerActivityFeatures:
     def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None):
         """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md."""
         from store import loaders as _loaders
-        with _sqlite_errors():
-            return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
-                                 timezone=timezone, progress=progress)
+        return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
+                             timezone=timezone, progress=progress)
 
     def set_customers_metadata(self, records, *, batch_size=5000):
         """Stream dicts with keys customer_id and metadata (and optionally created_at)."""
@@ -500,9 +552,8 @@ class CustomerActivityFeatures:
         workers = _materialize.check_workers(workers)
         with self._writer.lock:
             self._writer.commit()
-            with _sqlite_errors():
-                return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
-                                                families, workers)
+            return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
+                                            families, workers)
 
     @staticmethod
     def materialize_families():
@@ -514,24 +565,15 @@ class CustomerActivityFeatures:
         whose values can have changed; equal to materialize(as_of) with the same windows."""
         with self._writer.lock:
             self._writer.commit()
-            with _sqlite_errors():
-                return _materialize.refresh(self.conn, self.shop_id, timeutil.as_of_us(as_of))
+            return _materialize.refresh(self.conn, self.shop_id, timeutil.as_of_us(as_of))
 
     def catalog(self):
         """The definition record of every feature, as a list of dicts (also in feature_catalog)."""
         records = [f.as_record() for f in _catalog.features()]
-        try:
+        if not self.read_only:
             with self._writer.lock:
                 self._writer.commit()
-                self.conn.execute("BEGIN IMMEDIATE")
-                try:
-                    _catalog.sync_catalog(self.conn)
-                    self.conn.execute("COMMIT")
-                except BaseException:
-                    self.conn.execute("ROLLBACK")
-                    raise
-        except (sqlite3.OperationalError, ReadOnlyStoreError):
-            pass  # a read-only database: the records are still returned
+                _write_catalog(self.conn)
         return records
 
     def export(self, path, *, format="csv", as_of=None):
@@ -602,23 +644,16 @@ def _features_at(store, pairs, days):
         yield (cid or None), timeutil.from_us(cutoff_us), (features if cid else {})
 
 
-@contextlib.contextmanager
-def _sqlite_errors():
-    """SQLite's read-only and full-disk errors as ReadOnlyStoreError / StorageFullError."""
-    try:
-        yield
-    except sqlite3.OperationalError as exc:
-        _raise_if_read_only(exc)
-        raise
-
-
 def _write_catalog(conn):
-    """The feature catalog is in the database from the first open on (read it with sqlite3)."""
+    """The feature catalog is in the database from the first open on (read it with sqlite3).
+    Written only when the stored records differ from the code's; a read-only database, or a
+    write lock held by another connection, leaves the stored records as they are (the records
+    are the code's either way)."""
     try:
         _catalog.ensure_catalog(conn)
     except sqlite3.OperationalError as exc:
-        if "readonly" not in str(exc).lower():
-            raise  # a read-only file opened without read_only=True still serves reads
+        if not (_db.is_read_only_error(exc) or _db.is_locked_error(exc)):
+            raise
 
 
 def _payload(**values):

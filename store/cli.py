@@ -92,6 +92,9 @@ def _usage_line(exc):
 
 
 def _describe(exc):
+    translated = storedb.store_error(exc)  # a raw SQLite error read-only, full or locked
+    if translated is not None:
+        exc = translated
     if isinstance(exc, FileNotFoundError) and exc.filename:
         return f"no such file: {exc.filename}"
     if isinstance(exc, OSError) and exc.strerror and exc.filename:
@@ -178,16 +181,19 @@ TIME = TimeType()
 
 # -- context: where the database is -------------------------------------------------
 class Env:
-    def __init__(self, db, shop, timezone="UTC"):
+    def __init__(self, db, shop, timezone="UTC", busy_timeout=None):
         self.db = Path(db)
         self.shop = shop
         self.timezone = timezone
+        self.busy_timeout = busy_timeout
 
-    def open(self, *, create=False, write=True):
-        """Open the store; without ``create`` a missing database file is an error.
+    def open(self, *, create=False):
+        """Open the store; without ``create`` a missing or empty database file is an error.
 
-        A command that only reads (``write=False``) opens a file it may not
-        write read-only, so a read-only database still answers.
+        Every command opens the store this way: a file that is not a store is refused and left
+        untouched (only ``create`` lets a missing or empty file become one), and a file this
+        process may not write, or in a directory it may not write, is opened read-only (reads
+        are served, writes refused), with no option needed.
         """
         from customer_activity_features import CustomerActivityFeatures
 
@@ -195,29 +201,28 @@ class Env:
             raise click.ClickException(
                 f"no database at {self.db}: run 'caf init', 'caf load' or 'caf demo' first "
                 "(or point --db / CAF_DB at one)")
-        kwargs = {"shop_id": self.shop}
+        kwargs = {"shop_id": self.shop, "create": create}
         if self.timezone != "UTC":
             kwargs["timezone"] = self.timezone
-        if not write and self.db.exists() and not _writable(self.db):
-            kwargs["read_only"] = True
+        if self.busy_timeout is not None:
+            kwargs["busy_timeout"] = self.busy_timeout
         try:
             return CustomerActivityFeatures(self.db, **kwargs)
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(f"cannot open {self.db}: {_one_line(exc)}") from None
 
-    def connect(self):
-        """A plain connection for schema work (init, migrate)."""
+    def connect(self, *, listing=False):
+        """A plain connection for schema work (init, migrate): the same checks as ``open``, a
+        missing or empty file allowed. ``listing``: read-only, a newer schema accepted (to list
+        its steps)."""
         try:
-            return storedb.connect(self.db)
+            return storedb.open_store(self.db, read_only=listing, create=True, newer_ok=listing,
+                                      busy_timeout_ms=storedb.busy_timeout_ms(self.busy_timeout)).conn
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(f"cannot open {self.db}: {_one_line(exc)}") from None
 
 
 pass_env = click.make_pass_decorator(Env)
-
-
-def _writable(path):
-    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
 
 
 def _require(store, method):
@@ -304,9 +309,13 @@ def _json_default(value):
 @click.option("--store-timezone", default="UTC", envvar="CAF_TIMEZONE", show_envvar=True,
               show_default=True, callback=_check_timezone,
               help="IANA timezone of the store: RFM periods, times of day and weekdays are local to it.")
+@click.option("--busy-timeout", type=click.FloatRange(0, 86_400), default=storedb.BUSY_TIMEOUT_MS / 1000,
+              envvar="CAF_BUSY_TIMEOUT", show_default=True, show_envvar=True, metavar="SECONDS",
+              help="How long to wait for a lock another process holds (e.g. a running materialize) "
+                   "before failing with 'database is locked'.")
 @click.version_option(__version__, "--version", prog_name="caf")
 @click.pass_context
-def cli(ctx, db, shop, store_timezone):
+def cli(ctx, db, shop, store_timezone, busy_timeout):
     """caf: a SQLite feature store for e-commerce customer activity.
 
     Load historical dumps, compute customer features, materialise and export
@@ -320,7 +329,7 @@ def cli(ctx, db, shop, store_timezone):
       caf features 17850 --as-of 2011-12-10
       caf stats
     """
-    ctx.obj = Env(db, shop, store_timezone)
+    ctx.obj = Env(db, shop, store_timezone, busy_timeout)
 
 
 # -- init / migrate -------------------------------------------------------------------
@@ -363,7 +372,7 @@ def migrate(env, list_steps, as_json):
       caf migrate
     """
     if list_steps:
-        steps = _migration_status(env.db)
+        steps = _migration_status(env.db, env.busy_timeout)
         if as_json:
             echo_json({"database": str(env.db), "exists": env.db.exists(), "steps": steps})
             return
@@ -381,13 +390,13 @@ def migrate(env, list_steps, as_json):
     click.echo(f"Applied {', '.join(applied)}" if applied else f"{env.db} is up to date")
 
 
-def _migration_status(path):
+def _migration_status(path, busy_timeout=None):
     """[{name, status}]: every known step, applied or pending, then steps only a newer version knows."""
     known = storedb.known_steps()
     applied, pending = [], list(known)
     if path.exists():
         try:
-            conn = storedb.open_reader(path)
+            conn = Env(path, "", busy_timeout=busy_timeout).connect(listing=True)
             try:
                 applied, pending = storedb.applied_steps(conn), storedb.pending_steps(conn)
             finally:
@@ -552,7 +561,7 @@ def features(env, customer_id, as_of, days, as_json):
     from . import validate
 
     as_of = as_of or _now()
-    with env.open(write=False) as store:
+    with env.open() as store:
         try:
             cid = validate.customer_id(customer_id)
         except validate.Rejection as rejection:
@@ -725,7 +734,7 @@ def export_features(env, file, fmt, as_of):
       caf export features.ndjson --as-of 2011-12-10
     """
     fmt = _format_from_name(fmt, file)
-    with env.open(write=False) as store:
+    with env.open() as store:
         run = _require(store, "export")
         result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of))
     rows = result if isinstance(result, int) and not isinstance(result, bool) else _as_dict(result).get("rows")
@@ -757,7 +766,7 @@ def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_f
       caf export rfm rfm_weekly.ndjson --freq W --observation-end 2011-12-10
     """
     fmt = _format_from_name(fmt, file)
-    with env.open(write=False) as store:
+    with env.open() as store:
         summary = _require(store, "rfm_summary")
         kwargs = {"freq": freq, "freq_multiplier": freq_multiplier, "include_first": include_first}
         if include_zero_values:
@@ -831,7 +840,7 @@ def catalog(env, name, as_json):
       caf catalog average_order_value
       caf catalog --json
     """
-    with env.open(write=False) as store:
+    with env.open() as store:
         records = [_as_dict(r) for r in _require(store, "catalog")()]
     if name is not None:
         records = [r for r in records if r.get("name") == name]
@@ -872,7 +881,7 @@ def stats(env, as_json):
       caf stats
       caf --db shop.db stats --json
     """
-    with env.open(write=False) as store:
+    with env.open() as store:
         info = storestats.summary(store)
     if as_json:
         echo_json(info)
@@ -931,7 +940,7 @@ def rejected(env, reason, kind, limit, as_json):
       caf rejected --reason customer_id --limit 5
       caf rejected --kind purchase --json
     """
-    with env.open(write=False) as store:
+    with env.open() as store:
         rows = list(storestats.rejected(store, reason=reason, kind=kind, limit=limit))
     if as_json:
         for row in rows:

@@ -5,20 +5,37 @@ writer of its database (writes run in ``BEGIN IMMEDIATE`` transactions, see
 ``store.ingest``). Extra readers are opened read-only (``open_reader``). Every
 connection has WAL journaling (file databases) and a busy timeout, so a reader
 waits for a writer instead of failing with "database is locked".
+
+Opening a file (``open_store``): the file is examined first without side effects
+(an ``immutable=1`` read), and a file that is not a store is refused with
+``NotAStoreError`` before anything is written; a file this process may not write
+(or whose directory it may not write) is opened read-only, through ``mode=ro``,
+or ``immutable=1`` when SQLite cannot open it read-only otherwise (a WAL
+database in a read-only directory). SQLite's errors that have a meaning for the
+store become its own classes in one place, ``store_error``.
 """
 
 import contextlib
 import importlib.util
+import math
+import numbers
+import os
 import sqlite3
+from dataclasses import dataclass
 from pathlib import Path
 
 import sqlite_utils
 
-from .errors import ReadOnlyStoreError, SchemaTooNewError, StoreError, UnknownNameError
-from .resources import resource_dir
+from .errors import (DatabaseLockedError, NotAStoreError, ReadOnlyStoreError, SchemaTooNewError,
+                     StorageFullError, StoreError, UnknownNameError)
+from .resources import query, resource_dir
 
-BUSY_TIMEOUT_MS = 30_000
+BUSY_TIMEOUT_MS = 30_000  # the default busy timeout (busy_timeout= / caf --busy-timeout change it)
 MIGRATIONS_TABLE = "_sqlite_migrations"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+SIDE_FILES = ("-wal", "-journal")  # files beside a database that can hold changes not yet in it
+# SQLite's primary result codes (sqlite3 exports them from Python 3.11 on only)
+SQLITE_BUSY, SQLITE_READONLY, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 5, 8, 13, 14, 26
 
 
 def quote_identifier(name, allowed):
@@ -48,10 +65,24 @@ def known_steps():
     return [m.name for m in MIGRATIONS._migrations]
 
 
-def configure(conn, *, read_only=False):
+def busy_timeout_ms(seconds=None):
+    """The busy timeout in milliseconds for a timeout given in seconds (None: the default, 30 s).
+
+    How long a connection waits for a lock held by another connection before the call fails
+    with ``DatabaseLockedError``.
+    """
+    if seconds is None:
+        return BUSY_TIMEOUT_MS
+    if (isinstance(seconds, bool) or not isinstance(seconds, numbers.Real) or not math.isfinite(seconds)
+            or not 0 <= seconds <= 86_400):
+        raise ValueError(f"busy_timeout must be a number of seconds from 0 to 86400, got {seconds!r}")
+    return int(round(float(seconds) * 1000))
+
+
+def configure(conn, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS):
     """Apply the store's pragmas to a connection."""
     conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
-    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     if not read_only:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -84,15 +115,19 @@ def automatic_indexes(conn):
             conn.execute("PRAGMA automatic_index = OFF")
 
 
-def connect(path, *, read_only=False):
-    """Open a connection to a database file (created if missing unless read-only)."""
+def _uri(path, parameters):
+    return Path(path).resolve().as_uri() + "?" + parameters
+
+
+def connect(path, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS):
+    """Open a connection to a database file (created if missing unless read-only); no checks,
+    see ``open_store`` for opening a store."""
     path = Path(path)
     if read_only:
-        uri = path.resolve().as_uri() + "?mode=ro"
-        conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+        conn = sqlite3.connect(_uri(path, "mode=ro"), uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), check_same_thread=False)
-    return configure(conn, read_only=read_only)
+    return configure(conn, read_only=read_only, busy_timeout_ms=busy_timeout_ms)
 
 
 def open_reader(path):
@@ -119,9 +154,14 @@ def pending_steps(conn):
     return [name for name in known_steps() if name not in done]
 
 
-def check_not_newer(conn):
-    """Refuse a database whose schema has steps this code does not know."""
-    unknown = [name for name in applied_steps(conn) if name not in set(known_steps())]
+def unknown_steps(steps):
+    """The names among ``steps`` (applied steps) that this code does not know."""
+    known = set(known_steps())
+    return tuple(name for name in steps if name not in known)
+
+
+def refuse_newer(unknown):
+    """Raise SchemaTooNewError when ``unknown`` (schema steps this code does not know) is not empty."""
     if unknown:
         raise SchemaTooNewError(
             "this database was written by a newer version of customer-activity-features "
@@ -130,25 +170,229 @@ def check_not_newer(conn):
         )
 
 
-def check_file_not_newer(path):
-    """Refuse a database file with unknown schema steps without touching it at all.
+def check_not_newer(conn):
+    """Refuse a database whose schema has steps this code does not know."""
+    refuse_newer(unknown_steps(applied_steps(conn)))
 
-    Reads through an ``immutable=1`` connection: no lock, no -wal/-shm side
-    files, so a refused file (even one in WAL mode opened read-only) stays
-    byte-for-byte as it was. A file that cannot be read this way (e.g. being
-    written right now) is left to the normal check on the real connection.
+
+def check_up_to_date(conn):
+    """Refuse, on a read-only connection, a database whose schema needs upgrading (without trying)."""
+    pending = pending_steps(conn)
+    if pending:
+        raise ReadOnlyStoreError(
+            f"the database is read-only and its schema needs upgrading ({', '.join(pending)}): "
+            "open it once by someone who may write it ('caf migrate') to upgrade it")
+
+
+# -- opening a file: is it a store? ------------------------------------------------------
+def writable(path):
+    """True when this process may write the file and create files beside it (-wal, -shm,
+    -journal): what writing a SQLite database needs. Root may write anything."""
+    path = Path(path)
+    return os.access(path, os.W_OK) and os.access(path.resolve().parent, os.W_OK)
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """What a database file holds, as ``examine`` / ``examine_file`` found it.
+
+    ``kind``: 'missing', 'empty' (no bytes, or an SQLite database without schema objects),
+    'store' (rows of this store's migration set), 'foreign' (schema objects, none of them a
+    store's record), 'not_sqlite' (not an SQLite database file), or 'unknown' (could not be
+    read without side effects: left to a check on the real connection).
     """
-    uri = Path(path).resolve().as_uri() + "?mode=ro&immutable=1"
+
+    kind: str
+    names: tuple = ()  # a few schema object names ('foreign')
+    objects: int = 0  # how many schema objects ('foreign')
+    newer: tuple = ()  # schema steps this code does not know ('store' written by a newer version)
+
+
+def examine(conn):
+    """The FileKind of the database behind a connection (reads only)."""
     try:
-        conn = sqlite3.connect(uri, uri=True)
+        steps = applied_steps(conn)
+    except sqlite3.OperationalError:  # another application's _sqlite_migrations table
+        steps = []
+    if steps:
+        return FileKind("store", newer=unknown_steps(steps))
+    objects = conn.execute(query("schema_object_count")).fetchone()[0]
+    if not objects:
+        return FileKind("empty")
+    names = tuple(name for (name,) in conn.execute(query("schema_object_names"), {"limit": 5}))
+    return FileKind("foreign", names, objects)
+
+
+def examine_file(path):
+    """The FileKind of a database file, read without side effects: the header, then the schema
+    through an ``immutable=1`` connection (no lock, no -wal/-shm/-journal file, no write), so a
+    refused file stays byte-for-byte as it was. Changes still in a -wal file are not seen (see
+    ``pending_side_file``)."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return FileKind("missing")
+    except OSError:
+        return FileKind("unknown")  # e.g. not readable: the real open says why
+    if not head:
+        return FileKind("empty")
+    if head != SQLITE_HEADER:
+        return FileKind("not_sqlite")
+    try:
+        conn = sqlite3.connect(_uri(path, "mode=ro&immutable=1"), uri=True)
     except sqlite3.Error:
-        return
+        return FileKind("unknown")
     try:
-        check_not_newer(conn)
+        return examine(conn)
     except sqlite3.DatabaseError:
-        pass
+        return FileKind("unknown")  # e.g. being written right now
     finally:
         conn.close()
+
+
+def pending_side_file(path):
+    """(name, bytes) of a -wal or -journal file beside ``path`` holding bytes, or None. Such a
+    file may hold changes that are not in the database file yet."""
+    for suffix in SIDE_FILES:
+        side = Path(str(path) + suffix)
+        try:
+            size = side.stat().st_size
+        except OSError:
+            continue
+        if size:
+            return side.name, size
+    return None
+
+
+def check_is_store(found, path, *, allow_new):
+    """Raise NotAStoreError unless ``found`` (a FileKind) is a store, or a missing or empty file
+    that ``allow_new`` lets become one."""
+    kind = found.kind
+    if kind == "store" or (allow_new and kind in ("missing", "empty")):
+        return
+    if kind == "missing":
+        raise NotAStoreError(f"cannot open {path}: no such database file")
+    if kind == "empty":
+        raise NotAStoreError(
+            f"cannot open {path}: the file is empty, not a customer-activity-features store; it was "
+            "not modified ('caf init', 'caf load' or 'caf demo' create a store)")
+    if kind == "not_sqlite":
+        raise NotAStoreError(f"cannot open {path}: not a database (not an SQLite file); it was not modified")
+    shown = ", ".join(found.names) + (", ..." if found.objects > len(found.names) else "")
+    raise NotAStoreError(
+        f"cannot open {path}: not a customer-activity-features store, it holds {found.objects} schema "
+        f"object(s) of another application ({shown}); it was not modified. Use a new file for the "
+        "store (to add the store's tables to this database on purpose, pass a connection: "
+        "CustomerActivityFeatures(sqlite3.connect(path)))")
+
+
+@dataclass(frozen=True)
+class OpenedStore:
+    """A connection ``open_store`` made: ``read_only`` when it cannot write, ``immutable`` when
+    it reads the file through ``immutable=1`` (see ``open_store``)."""
+
+    conn: sqlite3.Connection
+    read_only: bool
+    immutable: bool
+
+
+def open_store(path, *, read_only=False, create=True, busy_timeout_ms=BUSY_TIMEOUT_MS, newer_ok=False):
+    """Open the store in a database file: a configured connection, nothing migrated yet.
+
+    * The file is examined first without side effects (``examine_file``): a file that is not an
+      SQLite database, another application's database, or (unless ``create``) an empty file is
+      refused with ``NotAStoreError`` before anything is written; a newer schema with
+      ``SchemaTooNewError`` (unless ``newer_ok``: for listing its steps). Both are checked again
+      on the real connection before any pragma or write (which decides alone when a -wal or
+      -journal file beside the file holds bytes the first look could not see).
+    * ``create``: a missing or empty file may become a store (it is created here when missing).
+      A missing file with ``read_only`` is a ``ReadOnlyStoreError``.
+    * Read-only (``read_only``, or a file or directory this process may not write): ``mode=ro``;
+      when SQLite cannot open the file that way (a WAL database whose -shm file cannot be
+      created: a read-only directory or mount), ``immutable=1``. An immutable connection takes
+      no lock and reads the database file only: it does not see changes another process makes
+      while it is open (it may even return wrong results if the file changes under it), which is
+      why it is only used where this process cannot write, and refused when a -wal or -journal
+      file holds bytes (changes the database file may not have yet): ``ReadOnlyStoreError``
+      saying so.
+    """
+    path = Path(path)
+    found = examine_file(path)
+    if found.kind == "missing" and read_only:
+        raise ReadOnlyStoreError(f"cannot open {path} read-only: no such database file")
+    read_only = bool(read_only) or (found.kind != "missing" and not writable(path))
+    deferred = found.kind == "unknown" or (found.kind in ("empty", "foreign") and pending_side_file(path))
+    if not deferred:
+        check_is_store(found, path, allow_new=create)
+        if not newer_ok:
+            refuse_newer(found.newer)
+    immutable = False
+    if read_only:
+        conn, immutable = _open_read_only(path, busy_timeout_ms)
+    else:
+        conn = sqlite3.connect(str(path), check_same_thread=False)
+    try:
+        found = examine(conn)
+        if deferred:
+            check_is_store(found, path, allow_new=create)
+        if not newer_ok:
+            refuse_newer(found.newer)
+        configure(conn, read_only=read_only, busy_timeout_ms=busy_timeout_ms)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        if getattr(exc, "sqlite_errorcode", None) == SQLITE_NOTADB or "not a database" in str(exc):
+            raise NotAStoreError(f"cannot open {path}: not a database ({exc}); it was not modified") from exc
+        raise_as_store_error(exc)
+        raise
+    except BaseException:
+        conn.close()
+        raise
+    return OpenedStore(conn, read_only, immutable)
+
+
+def _cannot_open_read_only(exc):
+    """True for the errors of a mode=ro open SQLite cannot serve (it would need to create or
+    write a -shm file, or read a -wal it may not read): SQLITE_READONLY_* and SQLITE_CANTOPEN."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (SQLITE_READONLY, SQLITE_CANTOPEN)
+    text = str(exc).lower()
+    return "readonly" in text or "unable to open" in text
+
+
+def _open_read_only(path, busy_timeout_ms):
+    """(connection, immutable): ``mode=ro``, else ``immutable=1`` when that cannot open it and no
+    -wal/-journal file holds bytes. The first statement reads the schema, so a file that cannot
+    be read fails here."""
+    conn = sqlite3.connect(_uri(path, "mode=ro"), uri=True, check_same_thread=False)
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        conn.execute(query("schema_object_count")).fetchone()
+        return conn, False
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if not _cannot_open_read_only(exc):
+            raise_as_store_error(exc)
+            raise
+        refused = exc
+    pending = pending_side_file(path)
+    if pending is not None:
+        name, size = pending
+        raise ReadOnlyStoreError(
+            f"cannot open {path} read-only: SQLite cannot open it here ({refused}), and {name} holds "
+            f"{size:,} bytes that may be changes not yet in the database file, which reading the file "
+            f"alone would miss. Someone who may write {path.resolve().parent} must checkpoint it "
+            f"first (open the store once read-write, or run: sqlite3 {path} "
+            "'PRAGMA wal_checkpoint(TRUNCATE)')") from refused
+    conn = sqlite3.connect(_uri(path, "mode=ro&immutable=1"), uri=True, check_same_thread=False)
+    try:
+        conn.execute(query("schema_object_count")).fetchone()
+    except sqlite3.Error as exc:
+        conn.close()
+        raise ReadOnlyStoreError(f"cannot open {path} read-only: {refused}; immutable: {exc}") from exc
+    return conn, True
 
 
 def migrate(conn):
@@ -177,9 +421,172 @@ def migrate(conn):
                 conn.execute("ROLLBACK")
             raise
     except sqlite3.OperationalError as exc:
-        if "readonly" in str(exc) or "read-only" in str(exc):
+        if is_read_only_error(exc):
             raise ReadOnlyStoreError(
                 f"the database is read-only and its schema needs upgrading ({', '.join(pending)})"
             ) from exc
+        raise_as_store_error(exc, conn)
         raise
     return pending
+
+
+# -- SQLite's errors as the store's own ------------------------------------------------------
+def is_read_only_error(exc):
+    """True for SQLITE_READONLY: a write on a read-only connection, file or directory."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF == SQLITE_READONLY:
+        return True
+    text = str(exc).lower()
+    return "readonly" in text or "read-only" in text
+
+
+def is_full_error(exc):
+    """True for SQLITE_FULL: the disk is full or PRAGMA max_page_count was reached."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == SQLITE_FULL or "database or disk is full" in str(exc).lower()
+
+
+def is_locked_error(exc):
+    """True for SQLITE_BUSY: a lock held by another connection outlasted the busy timeout."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF == SQLITE_BUSY
+    return "database is locked" in str(exc).lower()
+
+
+def store_error(exc, conn=None, result=None):
+    """The store's own exception for an sqlite3 error, or None when it has none.
+
+    The one place SQLite's errors are translated: SQLITE_READONLY -> ReadOnlyStoreError,
+    SQLITE_FULL -> StorageFullError (carrying ``result``, the counts committed before),
+    SQLITE_BUSY -> DatabaseLockedError (naming what holds the lock when ``conn`` lets it
+    find out, see ``describe_lock``).
+    """
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    if is_read_only_error(exc):
+        return ReadOnlyStoreError(f"this store is read-only: {exc}")
+    if is_full_error(exc):
+        return StorageFullError(
+            f"the database is full ({exc}): the batch in flight was rolled back, every batch committed "
+            "before it is intact; free space (or raise PRAGMA max_page_count) and run the same load "
+            "again to continue", result)
+    if is_locked_error(exc):
+        return describe_lock(conn)
+    return None
+
+
+def raise_as_store_error(exc, conn=None, result=None):
+    """Raise ``store_error(exc, conn, result)`` (from ``exc``) when there is one; else return, and
+    the caller re-raises ``exc``."""
+    error = store_error(exc, conn, result)
+    if error is not None:
+        raise error from exc
+
+
+# -- who holds the lock ---------------------------------------------------------------------------
+_WAL_WRITE_LOCK_BYTE = 120  # the byte of the -shm file a WAL-mode writer locks (SQLite's WAL_WRITE_LOCK)
+_PENDING_BYTE = 0x40000000  # the bytes of the database file a rollback-journal writer locks
+_RESERVED_BYTE = _PENDING_BYTE + 1
+PROC_LOCKS = "/proc/locks"
+
+
+def database_file(conn):
+    """The main database's file name, or None for an in-memory or temporary database."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or None
+    return None
+
+
+def lock_holder(path):
+    """'process PID (command line)' holding the write lock of the database file ``path``, from the
+    POSIX locks listed in /proc/locks (Linux: SQLite locks byte 120 of the -shm file in WAL mode,
+    the reserved/pending bytes of the database file otherwise); None when it cannot tell."""
+    wanted = {}
+    for file, first, last in ((str(path) + "-shm", _WAL_WRITE_LOCK_BYTE, _WAL_WRITE_LOCK_BYTE),
+                              (str(path), _PENDING_BYTE, _RESERVED_BYTE)):
+        try:
+            st = os.stat(file)
+        except OSError:
+            continue
+        wanted[f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"] = (first, last)
+    if not wanted:
+        return None
+    try:
+        with open(PROC_LOCKS, encoding="ascii", errors="replace") as f:
+            lines = f.read().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if "->" in fields or len(fields) < 8 or fields[3] != "WRITE":  # '->': a waiter, not a holder
+            continue
+        span = wanted.get(fields[5])
+        try:
+            pid, start = int(fields[4]), int(fields[6])
+            end = float("inf") if fields[7] == "EOF" else int(fields[7])
+        except ValueError:
+            continue
+        if span is None or end < span[0] or start > span[1] or pid <= 0:
+            continue
+        if pid == os.getpid():
+            return f"another connection of this process (pid {pid})"
+        return f"process {pid} ({_command_line(pid)})"
+    return None
+
+
+def _command_line(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().split(b"\0")
+    except OSError:
+        return "command line unknown"
+    text = " ".join(w.decode("utf-8", "replace") for w in words if w)
+    return (text[:117] + "...") if len(text) > 120 else (text or "command line unknown")
+
+
+def _running_loads(conn):
+    """Loads recorded as running, read without waiting for any lock; [] when they cannot be read."""
+    try:
+        waited = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")
+        try:
+            return list(conn.execute(query("running_loads"), {"limit": 3}))
+        finally:
+            conn.execute(f"PRAGMA busy_timeout = {int(waited)}")
+    except sqlite3.Error:
+        return []
+
+
+def describe_lock(conn=None):
+    """A DatabaseLockedError for a lock that outlasted the busy timeout of ``conn``: what holds
+    the lock when the store can tell (a process from /proc/locks; loads recorded as running),
+    and what to do."""
+    path = timeout = holder = None
+    loads = []
+    if conn is not None:
+        try:
+            path = database_file(conn)
+            timeout = conn.execute("PRAGMA busy_timeout").fetchone()[0] / 1000
+        except sqlite3.Error:
+            pass
+        loads = _running_loads(conn)
+    if path:
+        holder = lock_holder(path)
+    text = "database is locked: another connection held the lock"
+    text += f" on {path}" if path else ""
+    text += f" for longer than the busy timeout ({timeout:g} s)" if timeout is not None else \
+        " for longer than the busy timeout"
+    if holder:
+        text += f"; it is held by {holder}"
+    if loads:
+        text += "; loads recorded as running (in progress, or interrupted): " + ", ".join(
+            f"load {load_id} ({kind} from {source!r}{f' for shop {shop!r}' if shop else ''}, started "
+            f"{started}, {rows:,} rows so far)" for load_id, shop, kind, source, started, rows in loads)
+    if not holder and not loads:
+        text += ("; the store cannot tell which connection holds it (a materialize or refresh holds "
+                 "the write lock for its whole run)")
+    text += ("; wait for it to finish and retry, or open the store with a longer busy timeout "
+             "(busy_timeout=SECONDS, caf --busy-timeout SECONDS)")
+    return DatabaseLockedError(text, path=path, timeout_seconds=timeout, holder=holder)

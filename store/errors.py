@@ -16,6 +16,33 @@ class ReadOnlyStoreError(StoreError):
     """A write was attempted on a database opened (or only openable) read-only."""
 
 
+class NotAStoreError(StoreError):
+    """The file is not a customer-activity-features store: not an SQLite database, an empty
+    file where only a command that creates a store may use it, or another application's
+    SQLite database (schema objects, but no record of this store's schema steps).
+
+    Raised before anything is written: the file is left byte-for-byte as it was.
+    """
+
+
+class DatabaseLockedError(StoreError):
+    """Another connection held the lock the call needed for longer than the busy timeout.
+
+    Not a ``sqlite3.OperationalError`` (like the store's other errors; SQLite's error is
+    ``__cause__``): catch this class, or ``StoreError``. The message says what holds the lock
+    when the store can tell (a process found in ``/proc/locks``, loads recorded as running)
+    and what to do: wait for it and retry, or open the store with a longer ``busy_timeout``.
+    ``path`` is the database file (None in memory), ``timeout_seconds`` the busy timeout
+    that ran out, ``holder`` the description of the holder (None when unknown).
+    """
+
+    def __init__(self, message, *, path=None, timeout_seconds=None, holder=None):
+        super().__init__(message)
+        self.path = path
+        self.timeout_seconds = timeout_seconds
+        self.holder = holder
+
+
 class UnknownNameError(StoreError, ValueError):
     """An identifier (feature, window, table, column, kind) is not in an allowlist."""
 

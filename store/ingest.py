@@ -24,8 +24,8 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from . import timeutil, validate
-from .errors import InvalidEventError, ReadOnlyStoreError, StorageFullError, StoreError
-from .db import quote_identifier
+from .errors import InvalidEventError, StoreError
+from .db import quote_identifier, raise_as_store_error
 from .resources import query
 
 MAX_PENDING = 5_000
@@ -143,7 +143,7 @@ class Writer:
         try:
             self.conn.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as exc:
-            _raise_if_read_only(exc)
+            raise_as_store_error(exc, self.conn)
             raise
         self._began = time.monotonic()
         self._pending = 0
@@ -182,7 +182,7 @@ class Writer:
                 try:
                     self.conn.execute("COMMIT")
                 except sqlite3.OperationalError as exc:
-                    _raise_if_read_only(exc)
+                    raise_as_store_error(exc, self.conn)
                     raise
             self._pending = 0
 
@@ -219,7 +219,7 @@ class Writer:
                 try:
                     self._write_rejection(kind.name, payload, rejection.reason)
                 except sqlite3.OperationalError as exc:
-                    _raise_if_read_only(exc)
+                    raise_as_store_error(exc, self.conn)
                     raise
                 self._after_write()
                 return False
@@ -227,7 +227,7 @@ class Writer:
             try:
                 stored = self.conn.execute(self._sql[kind_name], row).rowcount == 1
             except sqlite3.OperationalError as exc:
-                _raise_if_read_only(exc)
+                raise_as_store_error(exc, self.conn)
                 raise
             self._after_write()
             return stored
@@ -243,7 +243,7 @@ class Writer:
                 try:
                     self._write_rejection("customer", payload, rejection.reason)
                 except sqlite3.OperationalError as exc:
-                    _raise_if_read_only(exc)
+                    raise_as_store_error(exc, self.conn)
                     raise
                 self._after_write()
                 return False
@@ -251,7 +251,7 @@ class Writer:
             try:
                 self.conn.execute(self._sql_customer, row)
             except sqlite3.OperationalError as exc:
-                _raise_if_read_only(exc)
+                raise_as_store_error(exc, self.conn)
                 raise
             self._after_write()
             return True
@@ -366,7 +366,7 @@ class Writer:
             except BaseException as exc:
                 self.rollback()
                 if isinstance(exc, sqlite3.OperationalError):
-                    _raise_if_read_only(exc, None)
+                    raise_as_store_error(exc, self.conn)
                 raise
             result.accepted = inserted
             result.duplicates = valid - inserted
@@ -445,27 +445,9 @@ class Writer:
         except BaseException as exc:
             self.rollback()
             if isinstance(exc, sqlite3.OperationalError):
-                _raise_if_read_only(exc, result)
+                raise_as_store_error(exc, self.conn, result)
             raise
         result.accepted += inserted
         result.duplicates += len(rows) - inserted
         result.rejected += len(rejections)
         result.rejected_by_reason.update(r[3] for r in rejections)
-
-
-def _raise_if_read_only(exc, result=None):
-    """Turn SQLite's read-only and full-disk errors into the store's own classes."""
-    text = str(exc).lower()
-    if "readonly" in text or "read-only" in text:
-        raise ReadOnlyStoreError(f"this store is read-only: {exc}") from exc
-    if is_full_error(exc):
-        raise StorageFullError(
-            f"the database is full ({exc}): the batch in flight was rolled back, every batch committed "
-            "before it is intact; free space (or raise PRAGMA max_page_count) and run the same load "
-            "again to continue", result) from exc
-
-
-def is_full_error(exc):
-    """True for SQLITE_FULL: the disk is full or PRAGMA max_page_count was reached."""
-    code = getattr(exc, "sqlite_errorcode", None)
-    return code == getattr(sqlite3, "SQLITE_FULL", 13) or "database or disk is full" in str(exc).lower()

@@ -274,16 +274,17 @@ def test_unknown_store_timezone_is_a_usage_error(shop):
 
 
 def test_reading_commands_open_an_unwritable_file_read_only(shop, monkeypatch, tmp_path):
-    import store.cli as cli_module
+    # The real case (an unprivileged user, a 0555 directory) is in test_reliability_schemas.py.
+    import store.db as db_module
 
     opened = []
     real_init = CustomerActivityFeatures.__init__
 
     def spy(self, *args, **kwargs):
-        opened.append(kwargs.get("read_only", False))
         real_init(self, *args, **kwargs)
+        opened.append(self.read_only)
 
-    monkeypatch.setattr(cli_module, "_writable", lambda path: False)
+    monkeypatch.setattr(db_module, "writable", lambda path: False)
     monkeypatch.setattr(CustomerActivityFeatures, "__init__", spy)
     ok(run(["stats"], db=shop))
     ok(run(["features", "C0000000", "--as-of", AS_OF], db=shop))

@@ -5,16 +5,20 @@
 * a database claiming a step this code does not know is refused with
   ``SchemaTooNewError`` and left byte-for-byte untouched (no -wal/-shm left);
 * a database opened read-only (``read_only=True``, or a file the process may
-  not write) serves reads and refuses every write with ``ReadOnlyStoreError``.
+  not write) serves reads and refuses every write with ``ReadOnlyStoreError``;
+  the case of a real user (a 0444 file in a 0555 directory) runs as uid 65534,
+  also when the suite runs as root (``tests/unprivileged.py``).
 """
 
 import hashlib
 import os
+import shutil
 import sqlite3
-import stat
 
 import pytest
 import sqlite_utils
+
+import unprivileged
 
 from customer_activity_features import CustomerActivityFeatures, ReadOnlyStoreError, SchemaTooNewError
 from store import db as store_db
@@ -195,18 +199,139 @@ def test_read_only_open_of_a_missing_file_is_a_clear_error(tmp_path):
     assert not (tmp_path / "missing.db").exists()
 
 
-@pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0,
-                    reason="running as root: file permissions do not stop writes")
-def test_chmod_444_file_serves_reads_and_refuses_writes(tmp_path):
-    directory = tmp_path / "ro"
-    directory.mkdir()
-    path = directory / "ro.db"
-    make_store_file(path)
-    path.chmod(stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
-    directory.chmod(stat.S_IRUSR | stat.S_IXUSR)
+# -- read-only files for an unprivileged user (CI runs as root: see tests/unprivileged.py) --------
+def serve_reads_unprivileged(path, out):
+    """In the unprivileged child: every read of the API and the CLI read commands on ``path``
+    (a 0444 file in a 0555 directory), every write refused. Returns what it saw."""
+    from click.testing import CliRunner
+
+    from store.cli import cli
+
+    assert not os.access(path, os.W_OK) and not os.access(path.parent, os.W_OK), "the test runs privileged"
+    seen = {}
+    with CustomerActivityFeatures(path, read_only=True) as store:
+        seen["read_only"], seen["immutable"] = store.read_only, store.immutable
+        check_read_only_store(store, out)
+        seen["cohort"] = store.get_cohort_features(["c1"], as_of=AS_OF)["c1"]["total_purchase_value"]
+        seen["iter_features"] = [cid for cid, _ in store.iter_features(["c1", "c2"], as_of=AS_OF)]
+        seen["materialized"] = store.conn.execute(
+            "SELECT customer_id FROM customer_features WHERE shop_id = ''").fetchall()
+        seen["api catalog"] = len(store.catalog())
+        seen["rfm"] = [tuple(row) for row in store.rfm_summary()]
+    with CustomerActivityFeatures(path) as store:  # no flag: detected
+        seen["detected"] = store.read_only
+        assert store.get_total_purchase_value("c1", as_of=AS_OF) == 10.0
+        with pytest.raises(ReadOnlyStoreError):
+            store.add_purchase("c2", 1.0, AS_OF)
+    source = out / "orders.csv"
+    source.write_text("customer_id,order_value,purchase_date\nc9,1.0,2024-01-01\n")
+    runner = CliRunner()
+    commands = {
+        "stats": ["stats"], "stats --json": ["stats", "--json"],
+        "features": ["features", "c1", "--as-of", AS_OF], "features --json": ["features", "c1", "--json"],
+        "catalog": ["catalog"], "catalog NAME": ["catalog", "average_order_value"],
+        "export": ["export", str(out / "features.csv")], "export rfm": ["export", "rfm", str(out / "rfm.csv")],
+        "rejected": ["rejected"], "migrate --list": ["migrate", "--list"],
+        "load": ["load", "purchases", str(source)], "materialize": ["materialize", "--as-of", AS_OF],
+        "refresh": ["refresh"], "init": ["init"], "migrate": ["migrate"],
+    }
+    for name, args in commands.items():
+        result = runner.invoke(cli, ["--db", str(path), *args], catch_exceptions=True)
+        seen[name] = (result.exit_code, result.stdout[-300:], result.stderr.strip())
+    return seen
+
+
+def test_read_only_directory_serves_an_unprivileged_user(tmp_path):
+    """A store file 0444 in a 0555 directory, read by uid 65534: read_only=True (and no flag, and
+    every CLI read command) serves every read, every write is ReadOnlyStoreError, the directory is
+    unchanged (no -wal/-shm: a WAL database there is read through immutable=1)."""
+    base = unprivileged.world_dir()
     try:
-        with CustomerActivityFeatures(path) as store:
-            check_read_only_store(store, tmp_path)
+        directory = base / "ro"
+        directory.mkdir()
+        path = directory / "ro.db"
+        make_store_file(path)
+        path.chmod(0o444)
+        directory.chmod(0o555)
+        before, mtime = file_state(directory), path.stat().st_mtime_ns
+        assert list(before) == ["ro.db"]
+        seen = unprivileged.as_nobody(serve_reads_unprivileged, path, unprivileged.writable_dir(base))
+        assert file_state(directory) == before and path.stat().st_mtime_ns == mtime
     finally:
-        directory.chmod(stat.S_IRWXU)
-        path.chmod(stat.S_IRUSR | stat.S_IWUSR)
+        unprivileged.remove(base)
+    assert seen["read_only"] and seen["immutable"] and seen["detected"]
+    assert seen["cohort"] == 10.0 and seen["iter_features"] == ["c1", "c2"]
+    assert seen["materialized"] == [("c1",)] and seen["api catalog"] > 50
+    assert [row[0] for row in seen["rfm"]] == ["c1"]
+    for name in ("stats", "stats --json", "features", "features --json", "catalog", "catalog NAME", "export",
+                 "export rfm", "rejected", "migrate --list"):
+        code, stdout, stderr = seen[name]
+        assert code == 0 and not stderr, (name, seen[name])
+    assert "Wrote 1 rows" in seen["export"][1] and "purchase_features" in seen["catalog NAME"][1]
+    for name in ("load", "materialize", "refresh"):
+        code, _, stderr = seen[name]
+        assert code == 1 and stderr.count("\n") == 0 and "read-only" in stderr, (name, seen[name])
+    for name in ("init", "migrate"):  # nothing to upgrade: nothing written
+        assert seen[name][0] == 0 and "up to date" in seen[name][1], (name, seen[name])
+
+
+def make_wal_with_content(directory, *, keep_shm):
+    """A store whose last transaction is only in its -wal file (as a killed writer, or one still
+    running, leaves it), copied while the writer is open; ``keep_shm`` keeps the -shm too."""
+    scratch = directory.parent / (directory.name + ".scratch")
+    scratch.mkdir()
+    make_store_file(scratch / "ro.db")
+    writer = sqlite3.connect(scratch / "ro.db")
+    writer.execute("PRAGMA wal_autocheckpoint = 0")
+    writer.execute("INSERT INTO purchases (shop_id, customer_id, event_time_us, event_id, order_value) "
+                   "VALUES ('', 'c1', 1733011200000000, 'o2', 5.0)")
+    writer.commit()
+    directory.mkdir()
+    for name in os.listdir(scratch):
+        if keep_shm or not name.endswith("-shm"):
+            shutil.copyfile(scratch / name, directory / name)
+    writer.close()
+    shutil.rmtree(scratch)
+    assert (directory / "ro.db-wal").stat().st_size > 0
+    for name in os.listdir(directory):
+        (directory / name).chmod(0o444)
+    directory.chmod(0o555)
+    return directory / "ro.db"
+
+
+def open_wal_unprivileged(path):
+    from click.testing import CliRunner
+
+    from store.cli import cli
+
+    try:
+        store = CustomerActivityFeatures(path, read_only=True)
+    except ReadOnlyStoreError as exc:
+        api = ("refused", str(exc))
+    else:
+        with store:
+            api = ("served", store.immutable, store.get_total_purchase_value("c1", as_of=AS_OF))
+    result = CliRunner().invoke(cli, ["--db", str(path), "stats"], catch_exceptions=True)
+    return api, (result.exit_code, result.stderr.strip())
+
+
+@pytest.mark.parametrize("keep_shm", [False, True])
+def test_wal_with_changes_in_a_read_only_directory_is_never_served_stale(keep_shm):
+    """A -wal file holding a transaction, in a 0555 directory, read by uid 65534: with its -shm
+    readable SQLite reads it (mode=ro, the transaction is seen); without one (SQLite cannot open
+    it read-only) the open is refused with a ReadOnlyStoreError saying to checkpoint it, never
+    served from the database file alone (immutable=1 would miss the transaction)."""
+    base = unprivileged.world_dir()
+    try:
+        path = make_wal_with_content(base / "ro", keep_shm=keep_shm)
+        before = file_state(path.parent)
+        api, cli_result = unprivileged.as_nobody(open_wal_unprivileged, path)
+        assert file_state(path.parent) == before
+    finally:
+        unprivileged.remove(base)
+    if keep_shm:
+        assert api == ("served", False, 15.0) and cli_result[0] == 0
+    else:
+        assert api[0] == "refused" and "ro.db-wal holds" in api[1] and "wal_checkpoint" in api[1], api
+        code, stderr = cli_result
+        assert code == 1 and stderr.startswith("Error: ") and "\n" not in stderr and "checkpoint" in stderr
