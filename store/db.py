@@ -543,7 +543,9 @@ def _command_line(pid):
     except OSError:
         return "command line unknown"
     text = " ".join(w.decode("utf-8", "replace") for w in words if w)
-    return (text[:117] + "...") if len(text) > 120 else (text or "command line unknown")
+    if len(text) > 160:  # the program and the end (the command and its options) say the most
+        text = text[:60] + " ... " + text[-95:]
+    return text or "command line unknown"
 
 
 def _running_loads(conn):

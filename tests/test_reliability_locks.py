@@ -168,3 +168,46 @@ def test_busy_timeout_is_checked():
         assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] == 30_000
     result = run(["--busy-timeout", "-1", "stats"])
     assert result.exit_code == 2 and "--busy-timeout" in result.stderr
+
+
+@pytest.mark.long
+def test_a_running_materialize_is_named_as_the_holder_long(tmp_path):
+    """The real holder: 'caf materialize' over 20,000 synthetic customers in another process."""
+    from store import synthetic
+
+    path = tmp_path / "shop.db"
+    with CustomerActivityFeatures(path) as store:
+        synthetic.populate(store, 20_000)
+    store = CustomerActivityFeatures(path, busy_timeout=0.2)
+    probe = sqlite3.connect(path, isolation_level=None, timeout=0)
+    started = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "store", "--db", str(path), "materialize", "--as-of",
+                             "2026-01-01T00:00:00Z"],  # the end of the synthetic year
+                            stdout=subprocess.DEVNULL)
+    try:
+        while True:  # until materialize holds the lock
+            assert proc.poll() is None, "materialize ended before it was seen holding the lock"
+            try:
+                probe.execute("BEGIN IMMEDIATE")
+                probe.execute("ROLLBACK")
+                time.sleep(0.005)
+            except sqlite3.OperationalError:
+                break
+        locked_at = time.monotonic()
+        with pytest.raises(DatabaseLockedError) as info:
+            store.add_purchase("c-new", 1.0, AS_OF, order_id="o-new")
+        waited = time.monotonic() - locked_at
+        assert proc.wait(timeout=600) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    held = time.monotonic() - locked_at
+    probe.close()
+    message = str(info.value)
+    if PROC_LOCKS:
+        assert f"process {proc.pid} (" in message and "materialize --as-of" in info.value.holder, message
+    assert store.add_purchase("c-new", 1.0, AS_OF, order_id="o-new")  # writes again afterwards
+    store.close()
+    print(f"\nRELIABILITY lock: caf materialize of 20,000 customers held the write lock ~{held:.1f} s "
+          f"(run {time.monotonic() - started:.1f} s); add_purchase with busy_timeout=0.2 raised "
+          f"DatabaseLockedError after {waited:.2f} s naming: {info.value.holder}")
