@@ -125,7 +125,7 @@ class CustomerActivityFeatures:
     holds.) ``read_only=True``, or a file or directory this process may not write, opens
     the file read-only: reads are served, writes raise ``ReadOnlyStoreError``; in a
     read-only directory through ``immutable=1`` (``immutable`` is then True; see
-    README "Read-only files"). ``busy_timeout``: seconds a call waits for a lock held by
+    README "Opening a database file"). ``busy_timeout``: seconds a call waits for a lock held by
     another connection before it raises ``DatabaseLockedError`` (default 30).
     """
 
@@ -137,7 +137,7 @@ class CustomerActivityFeatures:
             raise TypeError("read_only=True needs a database path")
         if not create and db is None:
             raise TypeError("create=False needs a database path or connection")
-        busy_ms = _db.busy_timeout_ms(busy_timeout)
+        busy_ms = _db.check_busy_timeout(busy_timeout)
         self.read_only = bool(read_only)
         self.immutable = False
         # The store's timezone (IANA name): periods, times of day and weekdays are local to it.

@@ -92,7 +92,7 @@ def _usage_line(exc):
 
 
 def _describe(exc):
-    translated = storedb.store_error(exc)  # a raw SQLite error read-only, full or locked
+    translated = storedb.store_error(exc)  # SQLite's read-only, full and locked errors as the store's
     if translated is not None:
         exc = translated
     if isinstance(exc, FileNotFoundError) and exc.filename:
@@ -217,7 +217,7 @@ class Env:
         its steps)."""
         try:
             return storedb.open_store(self.db, read_only=listing, create=True, newer_ok=listing,
-                                      busy_timeout_ms=storedb.busy_timeout_ms(self.busy_timeout)).conn
+                                      busy_timeout_ms=storedb.check_busy_timeout(self.busy_timeout)).conn
         except sqlite3.DatabaseError as exc:
             raise click.ClickException(f"cannot open {self.db}: {_one_line(exc)}") from None
 
@@ -372,7 +372,7 @@ def migrate(env, list_steps, as_json):
       caf migrate
     """
     if list_steps:
-        steps = _migration_status(env.db, env.busy_timeout)
+        steps = _migration_status(env)
         if as_json:
             echo_json({"database": str(env.db), "exists": env.db.exists(), "steps": steps})
             return
@@ -390,19 +390,18 @@ def migrate(env, list_steps, as_json):
     click.echo(f"Applied {', '.join(applied)}" if applied else f"{env.db} is up to date")
 
 
-def _migration_status(path, busy_timeout=None):
+def _migration_status(env):
     """[{name, status}]: every known step, applied or pending, then steps only a newer version knows."""
     known = storedb.known_steps()
     applied, pending = [], list(known)
-    if path.exists():
+    if env.db.exists():
+        conn = env.connect(listing=True)
         try:
-            conn = Env(path, "", busy_timeout=busy_timeout).connect(listing=True)
-            try:
-                applied, pending = storedb.applied_steps(conn), storedb.pending_steps(conn)
-            finally:
-                conn.close()
+            applied, pending = storedb.applied_steps(conn), storedb.pending_steps(conn)
         except sqlite3.DatabaseError as exc:
-            raise click.ClickException(f"cannot open {path}: {_one_line(exc)}") from None
+            raise click.ClickException(f"cannot open {env.db}: {_one_line(exc)}") from None
+        finally:
+            conn.close()
     status = {name: "pending" for name in pending}
     status.update({name: "applied" for name in applied if name in set(known)})
     steps = [{"name": name, "status": status[name]} for name in known]

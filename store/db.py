@@ -65,8 +65,8 @@ def known_steps():
     return [m.name for m in MIGRATIONS._migrations]
 
 
-def busy_timeout_ms(seconds=None):
-    """The busy timeout in milliseconds for a timeout given in seconds (None: the default, 30 s).
+def check_busy_timeout(seconds=None):
+    """The busy timeout in whole milliseconds for a timeout given in seconds (None: the default, 30 s).
 
     How long a connection waits for a lock held by another connection before the call fails
     with ``DatabaseLockedError``.
@@ -82,6 +82,7 @@ def busy_timeout_ms(seconds=None):
 def configure(conn, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS):
     """Apply the store's pragmas to a connection."""
     conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+    # A PRAGMA takes no bound parameter: the value is a whole number (check_busy_timeout).
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
     if not read_only:
@@ -368,7 +369,7 @@ def _open_read_only(path, busy_timeout_ms):
     be read fails here."""
     conn = sqlite3.connect(_uri(path, "mode=ro"), uri=True, check_same_thread=False)
     try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        configure(conn, read_only=True, busy_timeout_ms=busy_timeout_ms)  # a recovering writer is waited for
         conn.execute(query("schema_object_count")).fetchone()
         return conn, False
     except sqlite3.OperationalError as exc:

@@ -164,10 +164,10 @@ def test_a_file_that_is_not_a_store_is_never_changed_unprivileged(kind):
     try:
         directory = base / "app"
         directory.mkdir()
-        directory.chmod(0o755)
         path = directory / "other_app.db"
         FILES[kind](path)
-        path.chmod(0o644)
+        path.chmod(0o444)  # readable, not writable by the unprivileged user (nor by us when we are one)
+        directory.chmod(0o555)
         before = state(directory)
         results = unprivileged.as_nobody(refuse_as_user, path, unprivileged.writable_dir(base))
         assert state(directory) == before
