@@ -275,9 +275,10 @@ def test_read_only_directory_serves_an_unprivileged_user(tmp_path):
         assert seen[name][0] == 0 and "up to date" in seen[name][1], (name, seen[name])
 
 
-def make_wal_with_content(directory, *, keep_shm):
+def make_wal_with_content(directory, *, keep_shm, wal_mode=0o444):
     """A store whose last transaction is only in its -wal file (as a killed writer, or one still
-    running, leaves it), copied while the writer is open; ``keep_shm`` keeps the -shm too."""
+    running, leaves it), copied while the writer is open; ``keep_shm`` keeps the -shm too;
+    ``wal_mode``: the -wal file's mode (0o600: the unprivileged user cannot read it)."""
     scratch = directory.parent / (directory.name + ".scratch")
     scratch.mkdir()
     make_store_file(scratch / "ro.db")
@@ -294,7 +295,7 @@ def make_wal_with_content(directory, *, keep_shm):
     shutil.rmtree(scratch)
     assert (directory / "ro.db-wal").stat().st_size > 0
     for name in os.listdir(directory):
-        (directory / name).chmod(0o444)
+        (directory / name).chmod(wal_mode if name.endswith("-wal") else 0o444)
     directory.chmod(0o555)
     return directory / "ro.db"
 
@@ -315,15 +316,18 @@ def open_wal_unprivileged(path):
     return api, (result.exit_code, result.stderr.strip())
 
 
-@pytest.mark.parametrize("keep_shm", [False, True])
-def test_wal_with_changes_in_a_read_only_directory_is_never_served_stale(keep_shm):
+@pytest.mark.parametrize("case", ["no -shm", "readable -shm", "unreadable -wal"])
+def test_wal_with_changes_in_a_read_only_directory_is_never_served_stale(case):
     """A -wal file holding a transaction, in a 0555 directory, read by uid 65534: with its -shm
-    readable SQLite reads it (mode=ro, the transaction is seen); without one (SQLite cannot open
-    it read-only) the open is refused with a ReadOnlyStoreError saying to checkpoint it, never
-    served from the database file alone (immutable=1 would miss the transaction)."""
+    readable SQLite reads it (mode=ro, the transaction is seen); without one, or when the -wal
+    cannot be read (SQLite cannot open the database read-only), the open is refused with a
+    ReadOnlyStoreError saying to checkpoint it, never served from the database file alone
+    (immutable=1 would miss the transaction)."""
+    keep_shm = case == "readable -shm"
     base = unprivileged.world_dir()
     try:
-        path = make_wal_with_content(base / "ro", keep_shm=keep_shm)
+        path = make_wal_with_content(base / "ro", keep_shm=keep_shm,
+                                     wal_mode=0o600 if case == "unreadable -wal" else 0o444)
         before = file_state(path.parent)
         api, cli_result = unprivileged.as_nobody(open_wal_unprivileged, path)
         assert file_state(path.parent) == before
