@@ -575,13 +575,14 @@ class CustomerActivityFeatures:
         return row
 
     def rfm_summary(self, observation_end=None, *, freq="D", freq_multiplier=1, include_first=False,
-                    include_zero_values=False):
+                    include_zero_values=True):
         """Iterator of RFMRow(customer_id, frequency, recency, T, monetary_value), by customer id.
 
         As lifetimes' summary_data_from_transaction_data: purchase times truncated to
         periods ('D', 'W' Monday-Sunday, 'h') in the store's timezone; purchases in a
         period after observation_end's period dropped; observation_end defaults to the
-        last purchase. Zero-value purchases are left out unless include_zero_values.
+        last purchase. Zero-value purchases count, as every transaction does in lifetimes;
+        include_zero_values=False leaves them out (docs/rfm.md says when a modeller would).
         Streamed from one SQL statement.
         """
         self._writer.commit()
@@ -590,12 +591,13 @@ class CustomerActivityFeatures:
                             include_zero=include_zero_values)
 
     def calibration_and_holdout(self, calibration_end, observation_end=None, *, freq="D", freq_multiplier=1,
-                                include_first=False, include_zero_values=False):
+                                include_first=False, include_zero_values=True):
         """Iterator of CalibrationHoldoutRow (frequency_cal, recency_cal, T_cal, monetary_value_cal,
         frequency_holdout, monetary_value_holdout, duration_holdout), by customer id.
 
-        As lifetimes' calibration_and_holdout_data. ValueError when the holdout period
-        is empty or holds no purchase. Streamed from one SQL statement.
+        As lifetimes' calibration_and_holdout_data (zero-value purchases count unless
+        include_zero_values=False). ValueError when the holdout period is empty or holds
+        no purchase. Streamed from one SQL statement.
         """
         self._writer.commit()
         return _rfm.calibration_and_holdout(self.conn, self.shop_id, calibration_end, observation_end,
