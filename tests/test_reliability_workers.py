@@ -3,11 +3,12 @@ no scratch piles up in the temporary directory.
 
 A real parent process runs ``materialize(workers=2)`` on a store large enough for the
 workers to be busy for seconds, with a private ``TMPDIR``; once both workers are
-computing (their scratch files exist) the parent is killed (SIGKILL, SIGTERM), or the
+computing (their scratch files exist) the parent is killed (SIGKILL, SIGTERM; SIGINT, i.e. Ctrl-C, raises KeyboardInterrupt in it,
+and it stops its workers itself), or the
 parent and its workers together (SIGKILL of the process group, as the OOM killer or
 ``kill -9 -PGID`` would). Then: no worker process is left within ``GONE_WITHIN_S``,
-the workers' scratch is gone (or, when they were killed too, the next partitioned
-materialize removes it), and the store still materializes.
+and the workers' scratch is gone (or, when they were killed too, the next partitioned
+materialize removes it). That the snapshot survives kills is test_reliability_crash.py's.
 Worker processes are found in /proc by their command line (``store.partition`` and the
 private TMPDIR), so the test needs Linux.
 """
@@ -132,17 +133,26 @@ def _alive(pid):
     return stat[stat.rindex(b")") + 2:].split()[0] not in (b"Z", b"X")
 
 
-def next_materialize(tmp_path, tmpdir):
-    """A partitioned materialize of another (small) store, with the same TMPDIR."""
-    db = tmp_path / "next.db"
-    if not db.exists():
-        build_store(db, customers=200, per_customer=2)
-    subprocess.run([sys.executable, "-c", PARENT, str(db), AS_OF], env=env_with(tmpdir), check=True,
-                   timeout=120)
+@pytest.fixture(scope="module")
+def small_store(tmp_path_factory):
+    return build_store(tmp_path_factory.mktemp("small") / "small.db", customers=200, per_customer=2)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"])
-def test_killing_the_parent_stops_its_workers_and_their_scratch(big_store, tmp_path, sig):
+def next_materialize(small_store, tmpdir):
+    """A partitioned materialize of another (small) store, in this process, with ``tmpdir``
+    as the temporary directory."""
+    import tempfile
+    saved = tempfile.tempdir
+    tempfile.tempdir = str(tmpdir)
+    try:
+        with CustomerActivityFeatures(str(small_store)) as store:
+            assert store.materialize(as_of=AS_OF, workers=2)["rows"] == 200
+    finally:
+        tempfile.tempdir = saved
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"])
+def test_killing_the_parent_stops_its_workers_and_their_scratch(big_store, small_store, tmp_path, sig):
     tmpdir = private_tmpdir(tmp_path)
     parent, pids = start_in_flight(big_store, tmpdir)
     os.kill(parent.pid, sig)
@@ -159,13 +169,11 @@ def test_killing_the_parent_stops_its_workers_and_their_scratch(big_store, tmp_p
     while scratch_dirs(tmpdir) and time.monotonic() < deadline:
         time.sleep(0.02)
     assert scratch_dirs(tmpdir) == []
-    next_materialize(tmp_path, tmpdir)
+    next_materialize(small_store, tmpdir)
     assert scratch_dirs(tmpdir) == []
-    with CustomerActivityFeatures(str(big_store)) as store:  # the killed run left the store usable
-        assert store.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-def test_stale_scratch_of_a_killed_group_goes_on_the_next_run(big_store, tmp_path):
+def test_stale_scratch_of_a_killed_group_goes_on_the_next_run(big_store, small_store, tmp_path):
     """Parent and workers killed together: nobody could clean up; the next partitioned
     materialize removes the dead run's scratch directory (and leaves a live one alone)."""
     tmpdir = private_tmpdir(tmp_path)
@@ -179,12 +187,12 @@ def test_stale_scratch_of_a_killed_group_goes_on_the_next_run(big_store, tmp_pat
     live = Path(tmpdir, f"{scratch.PREFIX}{os.getpid()}-alive123")
     live.mkdir()
     (live / scratch.OWNER_FILE).write_text(__import__("json").dumps(scratch.owner_record()))
-    next_materialize(tmp_path, tmpdir)
+    next_materialize(small_store, tmpdir)
     assert scratch_dirs(tmpdir) == [live.name]
 
 
 @pytest.mark.long
-def test_killing_the_parent_long(big_store, tmp_path):
+def test_killing_the_parent_long(big_store, small_store, tmp_path):
     """20 kills of the parent (SIGKILL and SIGTERM alternately) at seeded moments while its
     workers compute; after each: no worker within GONE_WITHIN_S, no scratch left."""
     import random
@@ -209,7 +217,7 @@ def test_killing_the_parent_long(big_store, tmp_path):
         for d in scratch_dirs(tmpdir):  # a worker had finished: its rows wait for the next run's sweep
             left_after.append(sorted(p.name for p in Path(tmpdir, d).iterdir()))
         kills += 1
-    next_materialize(tmp_path, tmpdir)
+    next_materialize(small_store, tmpdir)
     assert scratch_dirs(tmpdir) == []
     print(f"RELIABILITY workers long: kills={kills} workers_left=0 slowest_exit={worst:.2f}s "
           f"dirs_left_by_finished_workers={len(left_after)} {left_after[:2]} "
