@@ -18,10 +18,11 @@ that no single platform feature is relied on (``Lifeline``):
   parent died before the call.
 * **POSIX**: ``os.getppid()`` is polled every ``POLL_S`` seconds: it changes
   when the parent dies and the worker is re-parented.
-* **SIGTERM** (the death signal above, or anyone's ``kill``) is blocked and
-  taken by a thread waiting in ``sigwait``: handled at once, even while the main
-  thread is inside a long SQLite statement (a Python signal handler would only
-  run once the statement returns).
+* **SIGTERM** (the death signal above, or anyone's ``kill``), and SIGINT and
+  SIGHUP (a terminal's Ctrl-C or hang-up reach the whole process group), are
+  blocked and taken by a thread waiting in ``sigwait``: handled at once, even
+  while the main thread is inside a long SQLite statement (a Python signal
+  handler would only run once the statement returns).
 
 Each line ends in ``Lifeline.stop``: unlink the scratch file (POSIX lets a file
 open in SQLite be unlinked; its space is freed when the process exits), remove
@@ -44,6 +45,9 @@ from .materialize import compute_partition
 STOPPED_EXIT = 3
 POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1
+# Taken by the sigwait thread (POSIX): the death signal, and those a terminal sends the whole
+# process group (Ctrl-C, hang-up), so that a worker never dies without deleting its scratch.
+_STOP_SIGNALS = {getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)}
 
 
 class Lifeline:
@@ -75,9 +79,9 @@ class Lifeline:
     def start(self):
         """Arm every line available on this platform (call before any work)."""
         posix = os.name == "posix"
-        if posix:  # blocked in every thread started from here on: only the sigwait thread takes it
-            signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
-            self._thread(self._wait_for_sigterm)
+        if posix:  # blocked in every thread started from here on: only the sigwait thread takes them
+            signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+            self._thread(self._wait_for_signal)
         if sys.platform.startswith("linux"):
             self._set_death_signal()
         if self.parent_gone():
@@ -97,9 +101,9 @@ class Lifeline:
         except (OSError, AttributeError):
             pass  # no prctl: the other lines still hold
 
-    def _wait_for_sigterm(self):
-        signal.sigwait({signal.SIGTERM})
-        self.stop("SIGTERM" + (" (the materialising process is gone)" if self.parent_gone() else ""))
+    def _wait_for_signal(self):
+        signum = signal.sigwait(_STOP_SIGNALS)
+        self.stop(signal.Signals(signum).name + (" (the materialising process is gone)" if self.parent_gone() else ""))
 
     def _watch_stdin(self):
         """Blocking read of stdin until end-of-file (platforms without select on pipes)."""
