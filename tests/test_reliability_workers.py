@@ -151,11 +151,14 @@ def next_materialize(small_store, tmpdir):
         tempfile.tempdir = saved
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"])
-def test_killing_the_parent_stops_its_workers_and_their_scratch(big_store, small_store, tmp_path, sig):
+@pytest.mark.parametrize("sig, group", [(signal.SIGKILL, False), (signal.SIGTERM, False), (signal.SIGINT, False),
+                                        (signal.SIGINT, True)],
+                         ids=["SIGKILL", "SIGTERM", "SIGINT", "SIGINT-to-the-group"])
+def test_killing_the_parent_stops_its_workers_and_their_scratch(big_store, small_store, tmp_path, sig, group):
+    """SIGINT to the group is a terminal's Ctrl-C: the workers get it too."""
     tmpdir = private_tmpdir(tmp_path)
     parent, pids = start_in_flight(big_store, tmpdir)
-    os.kill(parent.pid, sig)
+    (os.killpg if group else os.kill)(parent.pid, sig)
     killed_at = time.monotonic()
     parent.wait()
     left = wait_gone(pids, GONE_WITHIN_S)
@@ -163,7 +166,8 @@ def test_killing_the_parent_stops_its_workers_and_their_scratch(big_store, small
     for pid in left:  # leave nothing behind whatever the result
         os.kill(pid, signal.SIGKILL)
     assert not left, f"workers {left} still running {took:.1f} s after the parent's {sig.name}"
-    print(f"RELIABILITY workers after parent {sig.name}: gone in {took:.2f} s, scratch left: {scratch_dirs(tmpdir)}")
+    print(f"RELIABILITY workers after {sig.name}{' to the group' if group else ''}: gone in {took:.2f} s, "
+          f"scratch left: {scratch_dirs(tmpdir)}")
     # the workers deleted their scratch files and, the last one out, the directory
     deadline = time.monotonic() + 2
     while scratch_dirs(tmpdir) and time.monotonic() < deadline:
