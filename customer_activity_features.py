@@ -22,6 +22,7 @@ from store import db as _db
 from store import localtime as _localtime
 from store import rfm as _rfm
 from store import catalog as _catalog
+from store import features as _features
 from store import materialize as _materialize
 from store import timeutil
 from store import validate as _validate
@@ -479,20 +480,39 @@ class CustomerActivityFeatures:
         }
 
     # -- cohorts -------------------------------------------------------------------
-    def _cohort_targets(self, customer_ids, as_of_us):
-        """[(target_id, normalized id, as_of_us)] and {target_id: caller's id}: falsy ids
-        skipped, duplicates collapsed (first spelling kept)."""
-        seen = {}
+    @staticmethod
+    def _normalized_ids(customer_ids):
+        """(normalized id, caller's id) for each id of a cohort, lazily: falsy ids skipped,
+        an invalid id a ValueError."""
         for raw in customer_ids:
             if not raw:
                 continue
             try:
-                cid = _validate.customer_id(raw)
+                yield _validate.customer_id(raw), raw
             except _validate.Rejection as rejection:
                 raise ValueError(str(rejection)) from None
+
+    def _cohort_targets(self, customer_ids, as_of_us):
+        """[(target_id, normalized id, as_of_us)] and {target_id: caller's id}: falsy ids
+        skipped, duplicates collapsed (first spelling kept)."""
+        seen = {}
+        for cid, raw in self._normalized_ids(customer_ids):
             seen.setdefault(cid, raw)
         targets = [(i, cid, as_of_us) for i, cid in enumerate(seen)]
         return targets, list(seen.values())
+
+    def _id_chunks(self, customer_ids):
+        """Chunks [(normalized id, caller's id)] of up to ``store.features.STREAM_CHUNK``
+        distinct ids, read lazily from ``customer_ids`` (the rules of ``_cohort_targets``
+        within a chunk; an id repeated across chunks is dropped by ``iter_keyed_ids``)."""
+        chunk = {}
+        for cid, raw in self._normalized_ids(customer_ids):
+            chunk.setdefault(cid, raw)
+            if len(chunk) >= _features.STREAM_CHUNK:
+                yield list(chunk.items())
+                chunk = {}
+        if chunk:
+            yield list(chunk.items())
 
     def get_cohort_features(self, customer_ids, days=None, *, as_of=None):
         """{customer id: get_all_features(id, days)} computed set-based for the whole cohort."""
@@ -518,18 +538,19 @@ class CustomerActivityFeatures:
 
     # -- feature store (docs/feature_store.md) --------------------------------------
     def iter_features(self, customer_ids=None, *, days=None, as_of=None):
-        """Yield (customer_id, get_all_features dict) for a cohort, or for every customer of the
-        shop when ``customer_ids`` is None (in customer id order), streamed from SQL with a
-        constant number of statements and bounded memory."""
+        """Yield (customer_id, get_all_features dict) for a cohort (in first-seen order, falsy ids
+        skipped, duplicates once), or for every customer of the shop when ``customer_ids`` is
+        None (in customer id order), streamed from SQL with bounded memory whatever the number
+        of ids: ``customer_ids`` (any iterable, e.g. a generator) is read a chunk of
+        ``store.features.STREAM_CHUNK`` ids at a time, so an invalid id raises ValueError when
+        its chunk is reached; a constant number of statements per chunk."""
         self._writer.commit()
         as_of_us = timeutil.as_of_us(as_of)
         if customer_ids is None:
             select = ("fill_targets_all_customers", _materialize.all_customers_params(self.shop_id, as_of_us))
             return ((cid, features) for _, cid, _, features
                     in self._reader.iter_cohort((), days=days, select=select, with_keys=True, as_of_us=as_of_us))
-        targets, originals = self._cohort_targets(customer_ids, as_of_us)
-        return ((originals[tid], features)
-                for tid, features in self._reader.iter_cohort(targets, days=days, as_of_us=as_of_us))
+        return self._reader.iter_keyed_ids(self._id_chunks(customer_ids), as_of_us=as_of_us, days=days)
 
     def features_at(self, pairs, *, days=None):
         """Point-in-time rows: for each (customer_id, as_of) pair, in order, yield
@@ -596,13 +617,14 @@ class CustomerActivityFeatures:
         return row
 
     def rfm_summary(self, observation_end=None, *, freq="D", freq_multiplier=1, include_first=False,
-                    include_zero_values=False):
+                    include_zero_values=True):
         """Iterator of RFMRow(customer_id, frequency, recency, T, monetary_value), by customer id.
 
         As lifetimes' summary_data_from_transaction_data: purchase times truncated to
         periods ('D', 'W' Monday-Sunday, 'h') in the store's timezone; purchases in a
         period after observation_end's period dropped; observation_end defaults to the
-        last purchase. Zero-value purchases are left out unless include_zero_values.
+        last purchase. Zero-value purchases count, as every transaction does in lifetimes;
+        include_zero_values=False leaves them out (docs/rfm.md says when a modeller would).
         Streamed from one SQL statement.
         """
         self._writer.commit()
@@ -611,12 +633,13 @@ class CustomerActivityFeatures:
                             include_zero=include_zero_values)
 
     def calibration_and_holdout(self, calibration_end, observation_end=None, *, freq="D", freq_multiplier=1,
-                                include_first=False, include_zero_values=False):
+                                include_first=False, include_zero_values=True):
         """Iterator of CalibrationHoldoutRow (frequency_cal, recency_cal, T_cal, monetary_value_cal,
         frequency_holdout, monetary_value_holdout, duration_holdout), by customer id.
 
-        As lifetimes' calibration_and_holdout_data. ValueError when the holdout period
-        is empty or holds no purchase. Streamed from one SQL statement.
+        As lifetimes' calibration_and_holdout_data (zero-value purchases count unless
+        include_zero_values=False). ValueError when the holdout period is empty or holds
+        no purchase. Streamed from one SQL statement.
         """
         self._writer.commit()
         return _rfm.calibration_and_holdout(self.conn, self.shop_id, calibration_end, observation_end,

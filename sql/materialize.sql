@@ -56,6 +56,14 @@ SELECT
     :as_of_us AS as_of_us
 FROM json_each(:ids) AS j
 
+-- name: ids_from_json
+-- The customer ids of a JSON array bound as :ids, one row each (the ids a
+-- streamed iter_features has yielded, into its table of seen ids).
+SELECT
+    -- customer_id: a normalized customer id; text
+    j.value AS customer_id
+FROM json_each(:ids) AS j
+
 -- name: fill_targets_all_customers
 -- Every customer of the shop with :lo <= customer_id < :hi, one target each,
 -- in customer id order, all at :as_of_us. For every customer pass :lo = ''

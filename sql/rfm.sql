@@ -10,8 +10,9 @@
 -- (so the integer division floors for times before 1970 too) plus, for weeks,
 -- 3 days (weeks run Monday..Sunday, pandas Period 'W' = 'W-SUN'), and
 -- :bias_periods = that multiple divided by :period_us.
--- Purchases counted: this shop's purchases with order_value > 0, or >= 0 when
--- :include_zero is 1.
+-- Purchases counted: this shop's purchases (order_value >= 0) when :include_zero
+-- is 1 (the default, as lifetimes counts every transaction), only those with
+-- order_value > 0 when it is 0.
 -- Shared parameters: :shop_id, :period_us, :bias_us, :bias_periods,
 -- :include_zero (0/1), :include_first (0/1), :freq_multiplier (REAL > 0).
 

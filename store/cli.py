@@ -750,7 +750,8 @@ def export_features(env, file, fmt, as_of):
 @click.option("--freq-multiplier", type=click.FloatRange(min=0, min_open=True), default=1, show_default=True,
               help="Divide recency and T by this (e.g. 7 with --freq D gives weeks).")
 @click.option("--include-first", is_flag=True, help="Include the first period in monetary_value.")
-@click.option("--include-zero-values", is_flag=True, help="Keep zero-value purchases (left out by default).")
+@click.option("--include-zero-values/--exclude-zero-values", default=True, show_default=True,
+              help="Count zero-value purchases, as lifetimes does (--exclude-zero-values leaves them out).")
 @pass_env
 def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_first, include_zero_values):
     """Write the RFM/T summary per customer to FILE.
@@ -767,10 +768,8 @@ def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_f
     fmt = _format_from_name(fmt, file)
     with env.open() as store:
         summary = _require(store, "rfm_summary")
-        kwargs = {"freq": freq, "freq_multiplier": freq_multiplier, "include_first": include_first}
-        if include_zero_values:
-            kwargs["include_zero_values"] = True
-        rows = summary(observation_end, **kwargs)
+        rows = summary(observation_end, freq=freq, freq_multiplier=freq_multiplier, include_first=include_first,
+                       include_zero_values=include_zero_values)
         count = write_rows(file, rows, fmt, fields=RFM_COLUMNS)
     click.echo(f"Wrote {count:,} customers to {file} ({fmt})")
 

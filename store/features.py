@@ -45,6 +45,13 @@ def bind_one_as_of(sql):
 
 _cohort_counter = itertools.count(1)
 TARGET_CHUNK = 100_000  # cohort targets per INSERT statement (memory bound of a streamed cohort)
+STREAM_CHUNK = 10_000   # ids per chunk of a streamed id cohort (iter_features(ids)): its memory bound
+# The temp tables of a connection's cohorts, by kind: the targets of one cohort statement,
+# and the ids an id stream (iter_keyed_ids) has already yielded.
+_TABLE_SHAPES = {
+    "target": "(target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)",
+    "seen": "(customer_id TEXT PRIMARY KEY) WITHOUT ROWID",
+}
 
 
 def check_days(days, name="days"):
@@ -228,28 +235,25 @@ class FeatureReader:
         self.shop_id = shop_id
         self._table_prefix = f"cohort_{next(_cohort_counter)}"
         self._tables_made = 0
-        self._free_tables = []
+        self._free_tables = {kind: [] for kind in _TABLE_SHAPES}
 
-    def _acquire_table(self):
-        """An empty temporary target table of this connection.
+    def _acquire_table(self, kind="target"):
+        """An empty temporary table of this connection, of a kind of ``_TABLE_SHAPES``.
 
         Tables are kept and reused (emptied) rather than dropped: creating or
         dropping one changes the temp schema and makes SQLite re-prepare every
         cohort statement. A cohort still being streamed keeps its own table.
         """
-        if self._free_tables:
-            return self._free_tables.pop()
+        if self._free_tables[kind]:
+            return self._free_tables[kind].pop()
         self._tables_made += 1
-        table = f"{self._table_prefix}_{self._tables_made}"
-        self.conn.execute(
-            f"CREATE TEMP TABLE IF NOT EXISTS {table} (target_id INTEGER PRIMARY KEY, "
-            "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)"
-        )
+        table = f"{self._table_prefix}_{self._tables_made}" + ("" if kind == "target" else f"_{kind}")
+        self.conn.execute(f"CREATE TEMP TABLE IF NOT EXISTS {table} {_TABLE_SHAPES[kind]}")
         return table
 
-    def _release_table(self, table):
+    def _release_table(self, table, kind="target"):
         self.conn.execute(f"DELETE FROM temp.{table}")
-        self._free_tables.append(table)
+        self._free_tables[kind].append(table)
 
     # -- one customer -------------------------------------------------------
     def family(self, name, customer_id, as_of_us, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
@@ -281,22 +285,28 @@ class FeatureReader:
         return shape_tradeoff(row)
 
     # -- cohorts -------------------------------------------------------------
-    def _fill_cohort(self, table, targets, select, ids=None, as_of_us=None):
+    def _fill_cohort(self, table, targets, select, ids=None, as_of_us=None, exclude=None):
         """Fill a cohort's temp table: from an iterable of (target_id, customer_id, as_of_us),
         TARGET_CHUNK targets per statement (one JSON array through json_each: one
         statement, not one per row), or from ``select`` = (named query, params), or
-        from ``ids`` (normalized customer ids, target_id = position, all at ``as_of_us``)."""
+        from ``ids`` (normalized customer ids, target_id = position, all at ``as_of_us``);
+        then, with ``exclude`` (a ``seen`` table), the targets whose id is in it are dropped."""
         insert = f"INSERT INTO temp.{table} (target_id, customer_id, as_of_us) "
         if select is not None:
             name, params = select
             self.conn.execute(insert + query(name), params)
-            return
-        if ids is not None:
+        elif ids is not None:
             fill = insert + query("fill_targets_from_json_ids")
             for start in range(0, len(ids), TARGET_CHUNK):
                 self.conn.execute(fill, {"ids": json.dumps(ids[start:start + TARGET_CHUNK]),
                                          "first_target_id": start, "as_of_us": as_of_us})
-            return
+        else:
+            self._fill_from_targets(insert, targets)
+        if exclude is not None:
+            self.conn.execute(f"DELETE FROM temp.{table} WHERE customer_id IN "
+                              f"(SELECT customer_id FROM temp.{exclude})")
+
+    def _fill_from_targets(self, insert, targets):
         fill = insert + query("fill_targets_from_json")
         iterator = iter(targets)
         while True:
@@ -321,7 +331,38 @@ class FeatureReader:
         finally:
             self._release_table(table)
 
-    def iter_cohort(self, targets, *, days=None, select=None, with_keys=False, as_of_us=None, ids=None):
+    def iter_keyed_ids(self, chunks, *, as_of_us, days=None):
+        """Yield (key, features) for chunks [(customer_id, key), ...] of normalized ids, every
+        target at ``as_of_us``, in order, skipping an id that an earlier chunk held (the ids
+        within one chunk must be distinct). ``key`` is the caller's (e.g. its spelling of the id).
+
+        Streams a chunk at a time, so memory is bounded by one chunk (and the one before it)
+        whatever the number of ids: each chunk is one cohort (``iter_cohort(ids=...)``, the
+        same prepared statements); from the second chunk on, the ids of the chunks before go
+        into a ``seen`` temp table of this connection (on SQLite's side, which spills to its
+        temporary store) and the targets found in it are dropped before the features are read.
+        """
+        seen = previous = None
+        insert_seen = None
+        try:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                if previous is not None:
+                    if seen is None:
+                        seen = self._acquire_table("seen")
+                        insert_seen = f"INSERT OR IGNORE INTO temp.{seen} (customer_id) " + query("ids_from_json")
+                    self.conn.execute(insert_seen, {"ids": json.dumps([cid for cid, _ in previous])})
+                for tid, features in self.iter_cohort((), days=days, as_of_us=as_of_us,
+                                                      ids=[cid for cid, _ in chunk], exclude=seen):
+                    yield chunk[tid][1], features
+                previous = chunk
+        finally:
+            if seen is not None:
+                self._release_table(seen, "seen")
+
+    def iter_cohort(self, targets, *, days=None, select=None, with_keys=False, as_of_us=None, ids=None,
+                    exclude=None):
         """Yield (target_id, features) for [(target_id, customer_id, as_of_us)], in target_id order.
 
         Constant number of statements: the targets go into a temporary table and
@@ -336,13 +377,14 @@ class FeatureReader:
         ``ids`` (with ``as_of_us``): a list of normalized customer ids to use instead of
         ``targets``, the id at position i being target i (one JSON array of ids fills the
         table: a third of the cost of the triples for a 100-customer cohort).
+        ``exclude``: a ``seen`` table; targets whose id is in it are left out.
         """
         if ids is not None and as_of_us is None:
             raise ValueError("iter_cohort(ids=...) needs the cohort's as_of_us")
         table = self._acquire_table()
         cursors = []
         try:
-            self._fill_cohort(table, targets, select, ids, as_of_us)
+            self._fill_cohort(table, targets, select, ids, as_of_us, exclude)
             params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
             one_as_of = as_of_us is not None
             if one_as_of:

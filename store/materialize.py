@@ -30,11 +30,12 @@ import math
 import numbers
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
 
-from . import catalog, localtime, timeutil
+from . import catalog, localtime, scratch, timeutil
 from .db import applied_steps, automatic_indexes, database_file, quote_identifier
 from .errors import StoreError, UnknownNameError
 from .features import bind_one_as_of, parameters
@@ -546,22 +547,39 @@ def _write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, par
     connection sees the same committed state as this connection. Each worker (``python -m
     store.partition``, a fresh interpreter: no fork of this process and its connections)
     fills ``target`` with its range, stages every family into a scratch file of its own
-    (no journal, deleted afterwards) and joins them into the range's rows; this connection,
-    the single writer, attaches the files and copies each range's rows in customer order. ``cleanup`` (an ExitStack closed after
-    COMMIT or ROLLBACK) detaches and deletes the files. Returns the number of targets.
+    (no journal) and joins them into the range's rows; this connection, the single writer,
+    attaches the files and copies each range's rows in customer order. Returns the number
+    of targets.
+
+    Scratch files go into one directory of this run (``store.scratch.make_dir``, owner
+    recorded), made after removing the stale ones of runs whose process is gone
+    (``store.scratch.sweep_stale``). ``cleanup`` (an ExitStack closed after COMMIT or
+    ROLLBACK) detaches the files and deletes the directory. Workers die with this process
+    (store/partition.py: they read a stdin pipe only this process holds the other end of,
+    and more); if this function is left by an exception (a worker failed, KeyboardInterrupt)
+    the workers still running are stopped and waited for before the directory goes.
     """
-    workdir = cleanup.enter_context(tempfile.TemporaryDirectory(prefix="caf-materialize-"))
+    scratch.sweep_stale()
+    workdir = scratch.make_dir()
+    cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
     jobs = []
-    for i, (lo, hi) in enumerate(bounds):
-        task = {"db": str(path), "scratch": os.path.join(workdir, f"part{i}.db"), "shop_id": shop_id,
-                "as_of_us": as_of_us, "windows": list(plan.windows), "families": list(plan.family_names),
-                "lo": lo, "hi": None if hi == b"" else hi, "timezone": localtime.installed(conn) or "UTC"}
-        jobs.append((task, _start_worker(task)))
-    failures = []
-    for task, proc in jobs:
-        out, err = proc.communicate()
-        if proc.returncode != 0:
-            failures.append(err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}")
+    try:
+        for i, (lo, hi) in enumerate(bounds):
+            task = {"db": str(path), "scratch": os.path.join(workdir, f"part{i}.db"), "shop_id": shop_id,
+                    "as_of_us": as_of_us, "windows": list(plan.windows), "families": list(plan.family_names),
+                    "lo": lo, "hi": None if hi == b"" else hi, "timezone": localtime.installed(conn) or "UTC",
+                    "parent_pid": os.getpid()}
+            jobs.append((task, _start_worker(task)))
+        failures = []
+        for _, proc in jobs:
+            if proc.wait() != 0:
+                failures.append(_last_error_line(proc))
+    except BaseException:
+        _stop_workers([proc for _, proc in jobs])
+        raise
+    finally:
+        for _, proc in jobs:
+            _close_worker_files(proc)
     if failures:
         raise StoreError("a materialize worker failed: " + "; ".join(failures))
     recomputed = 0
@@ -581,13 +599,57 @@ def _detach(conn, schema):
         conn.execute(f"DETACH DATABASE {_schema(schema)}")
 
 
+WORKER_STOP_WAIT_S = 5
+
+
 def _start_worker(task):
-    """A worker process: this interpreter, this package first on its path."""
+    """A worker process: this interpreter, this package first on its path. Its stdin is a pipe
+    this process never writes to (the worker takes its end-of-file as this process's death);
+    its stderr goes to an anonymous temporary file (read when it fails); stdout is unused."""
     env = dict(os.environ)
     package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env["PYTHONPATH"] = os.pathsep.join([package_root] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else []))
-    return subprocess.Popen([sys.executable, "-m", "store.partition", json.dumps(task)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    err = tempfile.TemporaryFile()
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "store.partition", json.dumps(task)], env=env,
+                                stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=err)
+    except BaseException:
+        err.close()
+        raise
+    proc.caf_stderr = err
+    return proc
+
+
+def _last_error_line(proc):
+    err = getattr(proc, "caf_stderr", None)
+    text = ""
+    if err is not None:
+        err.seek(0)
+        text = err.read().decode("utf-8", "replace").strip()
+    return text.splitlines()[-1] if text else f"exit {proc.returncode}"
+
+
+def _stop_workers(procs):
+    """Stop the workers still running: SIGTERM (they delete their scratch), SIGKILL after
+    ``WORKER_STOP_WAIT_S``; waits for each."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(WORKER_STOP_WAIT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _close_worker_files(proc):
+    for f in (proc.stdin, getattr(proc, "caf_stderr", None)):
+        if f is not None:
+            try:
+                f.close()
+            except OSError:
+                pass
 
 
 def compute_partition(task):

@@ -57,8 +57,9 @@ def check_multiplier(freq_multiplier):
     return float(freq_multiplier)
 
 
-def parameters(shop_id, freq="D", freq_multiplier=1, include_first=False, include_zero=False):
-    """The bound parameters shared by the queries of sql/rfm.sql."""
+def parameters(shop_id, freq="D", freq_multiplier=1, include_first=False, include_zero=True):
+    """The bound parameters shared by the queries of sql/rfm.sql. ``include_zero``: count
+    zero-value purchases (lifetimes counts every transaction); False leaves them out."""
     freq = check_freq(freq)
     period_us, shift_us = FREQS[freq]
     return {
@@ -91,7 +92,7 @@ def _stream(cursor, row_type):
 
 
 def summary(conn, shop_id, observation_end=None, *, freq="D", freq_multiplier=1,
-            include_first=False, include_zero=False):
+            include_first=False, include_zero=True):
     """Iterator of RFMRow(customer_id, frequency, recency, T, monetary_value), by customer_id."""
     params = parameters(shop_id, freq, freq_multiplier, include_first, include_zero)
     if observation_end is None:
@@ -105,7 +106,7 @@ def summary(conn, shop_id, observation_end=None, *, freq="D", freq_multiplier=1,
 
 
 def calibration_and_holdout(conn, shop_id, calibration_end, observation_end=None, *, freq="D",
-                            freq_multiplier=1, include_first=False, include_zero=False):
+                            freq_multiplier=1, include_first=False, include_zero=True):
     """Iterator of CalibrationHoldoutRow, by customer_id.
 
     ``observation_end`` None means the last counted purchase. Raises ValueError

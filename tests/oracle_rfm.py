@@ -44,7 +44,7 @@ def _counted(purchases, include_zero):
 
 
 def rfm_summary(purchases, observation_end_us=None, *, freq="D", freq_multiplier=1, include_first=False,
-                include_zero=False, tz="UTC"):
+                include_zero=True, tz="UTC"):
     """{customer_id: (frequency, recency, T, monetary_value)} as lifetimes computes them."""
     counted = _counted(purchases, include_zero)
     if not counted:
@@ -74,7 +74,7 @@ def rfm_summary(purchases, observation_end_us=None, *, freq="D", freq_multiplier
 
 
 def calibration_and_holdout(purchases, calibration_end_us, observation_end_us=None, *, freq="D",
-                            freq_multiplier=1, include_first=False, include_zero=False, tz="UTC"):
+                            freq_multiplier=1, include_first=False, include_zero=True, tz="UTC"):
     """{customer_id: (frequency_cal, recency_cal, T_cal, monetary_value_cal, frequency_holdout,
     monetary_value_holdout, duration_holdout)}; ValueError for an empty holdout."""
     counted = _counted(purchases, include_zero)

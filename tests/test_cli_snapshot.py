@@ -290,3 +290,23 @@ def test_reading_commands_open_an_unwritable_file_read_only(shop, monkeypatch, t
     ok(run(["features", "C0000000", "--as-of", AS_OF], db=shop))
     ok(run(["rejected"], db=shop))
     assert opened == [True, True, True]
+
+
+@has("rfm_summary")
+def test_export_rfm_counts_zero_value_purchases_unless_excluded(tmp_path):
+    """As lifetimes (issue 11, item 13): zero-value purchases count by default;
+    --exclude-zero-values leaves them out."""
+    db = tmp_path / "zeros.db"
+    with CustomerActivityFeatures(str(db)) as store:
+        store.add_purchase("a", 10.0, "2024-01-01T10:00:00Z", order_id="o1")
+        store.add_purchase("a", 0.0, "2024-01-03T10:00:00Z", order_id="o2")
+        store.add_purchase("z", 0.0, "2024-01-02T10:00:00Z", order_id="o3")
+
+    def rows(*flags):
+        out = tmp_path / "rfm.csv"
+        ok(run(["export", "rfm", str(out), "--observation-end", "2024-01-05T00:00:00Z", *flags], db=db))
+        with open(out, newline="") as f:
+            return {r["customer_id"]: float(r["frequency"]) for r in csv.DictReader(f)}
+
+    assert rows() == rows("--include-zero-values") == {"a": 1.0, "z": 0.0}
+    assert rows("--exclude-zero-values") == {"a": 0.0}

@@ -191,3 +191,104 @@ def test_cohort_statements_read_the_target_table_in_place():
             assert features.TARGET_AS_OF.search(features.compose_cohort("all_features", features.FAMILIES, table))
         finally:
             store._reader._release_table(table)
+
+
+# -- iter_features(ids) streams with bounded memory (issue 11, item 12) -------------------------
+@settings(max_examples=25, deadline=None)
+@given(history=events(), cohort=st.lists(st.sampled_from(CUSTOMERS + ("unknown", "", None)), max_size=14),
+       chunk=st.integers(1, 4), days=days_values)
+def test_iter_features_in_chunks_equals_the_cohort(history, cohort, chunk, days):
+    """Chunked streaming keeps the contract: first-seen order, falsy ids skipped, an id
+    repeated in a later chunk yielded once, with the caller's first spelling."""
+    from store import features
+    with CustomerActivityFeatures() as store:
+        load(store, history)
+        expected = store.get_cohort_features(cohort, days, as_of=AS_OF)
+        old = features.STREAM_CHUNK
+        features.STREAM_CHUNK = chunk
+        try:
+            assert list(store.iter_features(iter(cohort), days=days, as_of=AS_OF)) == list(expected.items())
+        finally:
+            features.STREAM_CHUNK = old
+
+
+def test_iter_features_reads_its_ids_lazily(monkeypatch):
+    from store import features
+    monkeypatch.setattr(features, "STREAM_CHUNK", 3)
+    with CustomerActivityFeatures() as store:
+        store.add_purchase("17850", 5.0, "2025-01-01T00:00:00Z")
+        store.add_purchase("b", 7.0, "2025-01-02T00:00:00Z")
+        store.flush()
+        pulled = []
+
+        def ids():
+            for cid in ["a", 17850, "b", "a", "c", 17850.0, "17850", "", "d", "b", None, "e"]:
+                pulled.append(cid)
+                yield cid
+
+        rows = store.iter_features(ids(), as_of=AS_OF)
+        assert pulled == []  # nothing read before the first row is asked for
+        first = next(rows)
+        assert first == ("a", store.get_all_features("a", as_of=AS_OF)) and len(pulled) == 3
+        rest = list(rows)
+        assert [cid for cid, _ in [first] + rest] == ["a", 17850, "b", "c", "d", "e"]
+        assert dict(rest)[17850] == store.get_all_features("17850", as_of=AS_OF)
+        assert all(t.startswith("cohort_") for (t,) in store.conn.execute(
+            "SELECT name FROM temp.sqlite_master WHERE type = 'table' AND name LIKE 'cohort%'"))
+        # the seen table is emptied after the stream and reused by the next one
+        tables = sorted(store.conn.execute("SELECT name FROM temp.sqlite_master WHERE name LIKE 'cohort%'"))
+        assert list(store.iter_features(ids(), as_of=AS_OF))[0][0] == "a"
+        assert sorted(store.conn.execute("SELECT name FROM temp.sqlite_master WHERE name LIKE 'cohort%'")) == tables
+        for (name,) in tables:
+            if name.endswith("_seen"):
+                assert store.conn.execute(f"SELECT COUNT(*) FROM temp.{name}").fetchone()[0] == 0
+        with pytest.raises(ValueError, match="customer_id"):
+            list(store.iter_features(["a", "x\x00y"], as_of=AS_OF))
+
+
+MEMORY_CHILD = r"""
+import json, resource, sys, tracemalloc
+from customer_activity_features import CustomerActivityFeatures
+from store import features
+features.STREAM_CHUNK = 1000
+AS_OF = "2025-07-01T00:00:00Z"
+
+def ids(n):  # a generator: one known id in ten (they repeat), the others unknown and distinct
+    for i in range(n):
+        yield f"k{i // 10 % 50}" if i % 10 == 0 else f"u{i}"
+
+out = {}
+with CustomerActivityFeatures() as store:
+    store.add_purchases({"customer_id": f"k{i}", "order_value": 1.0 + i, "purchase_date": "2025-06-01T00:00:00Z",
+                         "order_id": f"o{i}"} for i in range(50))
+    store.flush()
+    list(store.iter_features(ids(3000), as_of=AS_OF))  # warm up: statements, temp tables
+    for n in (20_000, 200_000):  # peak RSS: Python and SQLite (the table of seen ids)
+        rows = sum(1 for _ in store.iter_features(ids(n), as_of=AS_OF))
+        out[f"rss_{n}"] = [rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]
+    for n in (2_000, 20_000):  # peak of Python allocations
+        tracemalloc.start()
+        rows = sum(1 for _ in store.iter_features(ids(n), as_of=AS_OF))
+        out[f"py_{n}"] = [rows, tracemalloc.get_traced_memory()[1]]
+        tracemalloc.stop()
+print(json.dumps(out))
+"""
+
+
+def test_iter_features_memory_does_not_grow_with_the_number_of_ids():
+    """In a fresh process: peak RSS after 200,000 ids is within 8 MB of the peak after 20,000,
+    and the Python peak for 20,000 ids within 256 KB of the one for 2,000. Before streaming
+    the ids were all held (200,000 ids: about +30 MB RSS; 20,000: +4 MB of Python objects)."""
+    import json
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", MEMORY_CHILD], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert [out[k][0] for k in ("rss_20000", "rss_200000", "py_2000", "py_20000")] == [18_050, 180_050, 1_850, 18_050]
+    rss_growth_kb = out["rss_200000"][1] - out["rss_20000"][1]
+    py_growth = out["py_20000"][1] - out["py_2000"][1]
+    print(f"iter_features memory: RSS +{rss_growth_kb} KB from 20k to 200k ids; "
+          f"Python peak {out['py_2000'][1]} B (2k ids), {out['py_20000'][1]} B (20k ids)")
+    assert rss_growth_kb < 8 * 1024
+    assert py_growth < 256 * 1024

@@ -119,15 +119,34 @@ def test_include_first_counts_the_first_period_too():
     assert got["b"] == (1.0, 0.0, 5.0, 7.0)
 
 
-def test_zero_value_purchases_are_left_out_unless_asked_for():
+def test_zero_value_purchases_count_by_default_as_in_lifetimes():
+    """lifetimes counts every transaction (issue 11, item 13): a zero-value purchase is a
+    repeat period and brings its 0 into the monetary means; include_zero_values=False drops it."""
     purchases = [("a", "2024-01-01T10:00:00Z", 10.0), ("a", "2024-01-03T10:00:00Z", 0.0),
-                 ("z", "2024-01-02T10:00:00Z", 0.0)]
+                 ("a", "2024-01-04T10:00:00Z", 6.0), ("z", "2024-01-02T10:00:00Z", 0.0),
+                 ("y", "2024-01-01T10:00:00Z", 4.0), ("y", "2024-01-06T10:00:00Z", 0.0)]
     with store_with(purchases) as store:
-        assert summary(store, "2024-01-05") == {"a": (0.0, 0.0, 4.0, 0.0)}
-        assert summary(store, "2024-01-05", include_zero_values=True) == {
-            "a": (1.0, 2.0, 4.0, 0.0), "z": (0.0, 0.0, 3.0, 0.0)}
-        # the default observation end is the last counted purchase
-        assert summary(store) == {"a": (0.0, 0.0, 0.0, 0.0)}
+        assert summary(store, "2024-01-05") == {
+            "a": (2.0, 3.0, 4.0, 3.0), "y": (0.0, 0.0, 4.0, 0.0), "z": (0.0, 0.0, 3.0, 0.0)}
+        assert summary(store, "2024-01-05", include_zero_values=True) == summary(store, "2024-01-05")
+        assert summary(store, "2024-01-05", include_first=True)["a"] == (3.0, 3.0, 4.0, 16 / 3)
+        # the default observation end is the last purchase, a zero-value one here (Jan 6)
+        assert summary(store)["a"] == (2.0, 3.0, 5.0, 3.0)
+        assert summary(store)["y"] == (1.0, 5.0, 5.0, 0.0)
+        # dropping them: a has one repeat period (6.0), z is gone, the end is the last positive purchase
+        assert summary(store, "2024-01-05", include_zero_values=False) == {
+            "a": (1.0, 3.0, 4.0, 6.0), "y": (0.0, 0.0, 4.0, 0.0)}
+        assert summary(store, include_zero_values=False) == {"a": (1.0, 3.0, 3.0, 6.0), "y": (0.0, 0.0, 3.0, 0.0)}
+        assert summary(store) == {cid: oracle_rfm.rfm_summary(
+            [(c, timeutil.to_us(t), v) for c, t, v in purchases])[cid] for cid in ("a", "y", "z")}
+        # calibration/holdout: the holdout's zero-value purchase is a period and a value of 0
+        got = {r.customer_id: tuple(r[1:]) for r in store.calibration_and_holdout("2024-01-02T23:59:59Z")}
+        assert got["a"] == (0.0, 0.0, 1.0, 0.0, 2.0, 3.0, 4.0)
+        assert got["y"] == (0.0, 0.0, 1.0, 0.0, 1.0, 0.0, 4.0)
+        assert got["z"] == (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 4.0)
+        dropped = {r.customer_id: tuple(r[1:]) for r in store.calibration_and_holdout(
+            "2024-01-02T23:59:59Z", include_zero_values=False)}
+        assert dropped == {"a": (0.0, 0.0, 1.0, 0.0, 1.0, 6.0, 2.0), "y": (0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 2.0)}
 
 
 def test_empty_store_and_an_end_before_every_purchase():
