@@ -521,11 +521,10 @@ def load(env, kind, file, fmt, mapping, date_format, tz, encoding, delimiter, ma
     click.echo(_load_summary(report))
 
 
-_DELIMITER_NAMES = {",": "','", "\t": "tab", ";": "';'", "|": "'|'"}
-
-
 def _read_as(report):
     """'encoding cp1252, delimiter ';' (detected)' when not the defaults, else ''."""
+    from . import formats
+
     parts = []
     encoding = getattr(report, "encoding", "UTF-8")
     if encoding and encoding != "UTF-8":
@@ -534,8 +533,7 @@ def _read_as(report):
     sniffed = getattr(report, "delimiter_sniffed", False)
     if delimiter is not None and (sniffed and delimiter != "," or not sniffed and report.format == "csv"
                                   and delimiter != ","):
-        shown = _DELIMITER_NAMES.get(delimiter, repr(delimiter))
-        parts.append(f"delimiter {shown}" + (" (detected)" if sniffed else ""))
+        parts.append(f"delimiter {formats.delimiter_name(delimiter)}" + (" (detected)" if sniffed else ""))
     return ", ".join(parts)
 
 

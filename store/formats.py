@@ -360,6 +360,11 @@ DELIMITERS = ",;\t|"  # what sniffing may find
 DEFAULT_DELIMITER = {"csv": ",", "tsv": "\t"}
 
 
+def delimiter_name(delimiter):
+    """How messages show a delimiter: "';'", "','", 'tab'."""
+    return "tab" if delimiter == "\t" else repr(delimiter)
+
+
 def delimiter_option(value):
     """A --delimiter value as one character: any single character but a quote or a line break;
     '\\t' and 'tab' mean a tab. None stays None (sniffed)."""

@@ -793,9 +793,9 @@ class _Run:
     def _delimiter_hint(self, header):
         if len(header) > 1:
             return ""
-        shown = {",": "','", "\t": "tab", ";": "';'", "|": "'|'"}.get(self.delimiter, repr(self.delimiter))
         how = "detected" if self.report.delimiter_sniffed else "used"
-        return (f"; the header was split on {shown} ({how}) into one column: if the file uses another "
+        return (f"; the header was split on {formats.delimiter_name(self.delimiter)} ({how}) into one "
+                "column: if the file uses another "
                 "delimiter, give it with --delimiter")
 
     def _consume_csv(self, text, delimiter):
