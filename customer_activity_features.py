@@ -317,11 +317,17 @@ class CustomerActivityFeatures:
             raise UnknownNameError(f"{kind!r} is not an event kind; expected one of: {', '.join(_ingest.KINDS)}")
         return self._writer.load_history(kind, records, batch_size=batch_size, progress=progress)
 
-    def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None):
-        """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md."""
+    def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None,
+             encoding=None, delimiter=None, max_rejected_ratio=None):
+        """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md.
+
+        ``encoding``: the file's text encoding (e.g. ``'cp1252'``; default UTF-8); ``delimiter``: the
+        CSV field delimiter (default sniffed); ``max_rejected_ratio``: stop with ``RejectedRatioError``
+        once more than this share of the rows read is rejected."""
         from store import loaders as _loaders
         return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
-                             timezone=timezone, progress=progress)
+                             timezone=timezone, progress=progress, encoding=encoding, delimiter=delimiter,
+                             max_rejected_ratio=max_rejected_ratio)
 
     def set_customers_metadata(self, records, *, batch_size=5000):
         """Stream dicts with keys customer_id and metadata (and optionally created_at)."""

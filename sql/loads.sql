@@ -24,6 +24,11 @@ WHERE shop_id = :shop_id AND kind = :kind AND source_sha256 = :sha256 AND option
 INSERT INTO loads (shop_id, kind, source_name, source_size, source_sha256, options, status, started_at)
 VALUES (:shop_id, :kind, :source_name, :source_size, :sha256, :options, 'running', :started_at);
 
+-- name: delete_unstarted_load
+-- The record of a load stopped before it committed any row (a file-level
+-- error found in its first batch): nothing to resume, so nothing is kept.
+DELETE FROM loads WHERE id = :load_id AND rows_read = 0 AND status = 'running';
+
 -- name: update_load
 UPDATE loads SET
     rows_read = :read, rows_accepted = :accepted, rows_rejected = :rejected,

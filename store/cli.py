@@ -433,6 +433,9 @@ class Progress:
             read = getattr(report, "offered", 0)
         rate = read / max(now - self.started, 1e-9)
         text = f"{self.label}: {read:,} rows read, {rate:,.0f} rows/s"
+        read_as = _read_as(report) if hasattr(report, "format") else ""
+        if read_as:
+            text += f" ({read_as})"
         done, total = getattr(report, "bytes_read", 0), getattr(report, "total_bytes", 0)
         if total:
             text += f", {min(100.0, 100.0 * done / total):.0f}%"
@@ -458,11 +461,20 @@ def _interactive():
               help="The store's field FIELD is the file's column COLUMN (repeatable).")
 @click.option("--date-format", help="A strptime format for the file's timestamps (default: ISO-8601).")
 @click.option("--timezone", "tz", help="IANA timezone of naive timestamps (default: UTC).")
+@click.option("--encoding", help="The file's text encoding, a Python codec name such as cp1252 or latin-1 "
+                                 "(default: UTF-8).")
+@click.option("--delimiter", help="The CSV field delimiter, one character ('\\t' or 'tab' for a tab; "
+                                  "default: sniffed among , ; tab |, and reported).")
+@click.option("--max-rejected-ratio", "max_rejected_ratio", type=click.FloatRange(0, 1), metavar="R",
+              help="Stop when more than this share (0-1) of the rows read is rejected, checked at each "
+                   "batch commit (the first after 20,000 rows or the whole file); batches committed "
+                   "before stay and the load resumes when run again.")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress line on stderr (default: only when output is a terminal).")
 @click.option("--json", "as_json", is_flag=True, help="Print the load report as JSON.")
 @pass_env
-def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
+def load(env, kind, file, fmt, mapping, date_format, tz, encoding, delimiter, max_rejected_ratio, progress,
+         as_json):
     """Load FILE (or '-' for standard input) into the store as KIND.
 
     \b
@@ -494,6 +506,7 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
       caf load online-retail ../shared/data/online_retail.csv.gz
       caf load purchases orders.csv --map customer_id=CustomerID --map order_value=Total
       caf load sessions visits.ndjson --date-format '%d/%m/%Y %H:%M' --timezone Europe/London
+      caf load purchases export.csv --encoding cp1252 --delimiter ';' --max-rejected-ratio 0.5
       zcat orders.json.gz | caf load purchases - --format json
     """
     from . import loaders
@@ -504,7 +517,8 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
             # store.load (when present) is loaders.load with the store's clearer sqlite errors.
             run = getattr(store, "load", None) or (lambda *a, **k: loaders.load(store, *a, **k))
             report = run(kind, file, fmt=fmt, mapping=dict(mapping) or None,
-                         date_format=date_format, timezone=tz, progress=bar)
+                         date_format=date_format, timezone=tz, progress=bar, encoding=encoding,
+                         delimiter=delimiter, max_rejected_ratio=max_rejected_ratio)
         except NotImplementedError:
             raise NotAvailableError("not available yet: store.loaders.load is not built in this version") from None
         finally:
@@ -513,6 +527,22 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
         echo_json(report.as_dict())
         return
     click.echo(_load_summary(report))
+
+
+def _read_as(report):
+    """'encoding cp1252, delimiter ';' (detected)' when not the defaults, else ''."""
+    from . import formats
+
+    parts = []
+    encoding = getattr(report, "encoding", "UTF-8")
+    if encoding and encoding != "UTF-8":
+        parts.append(f"encoding {encoding}")
+    delimiter = getattr(report, "delimiter", None)
+    sniffed = getattr(report, "delimiter_sniffed", False)
+    if delimiter is not None and (sniffed and delimiter != "," or not sniffed and report.format == "csv"
+                                  and delimiter != ","):
+        parts.append(f"delimiter {formats.delimiter_name(delimiter)}" + (" (detected)" if sniffed else ""))
+    return ", ".join(parts)
 
 
 def _load_summary(report):
@@ -525,6 +555,9 @@ def _load_summary(report):
     rate = f", {report.read / seconds:,.0f} rows/s" if seconds >= 0.1 else ""
     lines = [f"Loaded {report.source} as {report.kind} in {seconds:,.1f} s{rate}"
              + (" (resumed)" if getattr(report, "resumed", False) else "")]
+    read_as = _read_as(report)
+    if read_as:
+        lines.append(f"Read as {read_as}")
     rows = [("read", report.read), ("accepted", report.accepted),
             ("rejected", report.rejected), ("duplicates", report.duplicates)]
     lines.append(table(rows, ["rows", "count"]))
@@ -534,6 +567,9 @@ def _load_summary(report):
         lines.append(table(reasons, ["rejection reason", "rows"]))
         field = reasons[0][0].split(":", 1)[0]
         lines.append(f"(see them with: caf rejected --reason '{field}')")
+        if "encoding: invalid UTF-8" in report.rejected_by_reason:
+            lines.append("(bytes that are not UTF-8 in the columns read: if the file has another encoding, "
+                         "give it with --encoding, e.g. --encoding cp1252)")
     if getattr(report, "tables", None):
         lines.append("")
         lines.append(table(sorted(report.tables.items()), ["table", "rows inserted"]))

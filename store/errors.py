@@ -61,6 +61,20 @@ class LoadError(StoreError, ValueError):
     missing columns, bad option). Bad rows never raise: they are rejected."""
 
 
+class RejectedRatioError(LoadError):
+    """A load stopped because more than ``max_rejected_ratio`` of the rows read
+    were rejected (checked before each batch is committed). The batch that
+    crossed the limit is not written; batches committed before stay, and the
+    load (``load_id``) resumes after them when run again with a higher limit or
+    none. ``read`` and ``rejected`` are the counts that crossed it."""
+
+    def __init__(self, message, load_id=None, read=0, rejected=0):
+        super().__init__(message)
+        self.load_id = load_id
+        self.read = read
+        self.rejected = rejected
+
+
 class StorageFullError(StoreError):
     """The database file or its disk is full (SQLITE_FULL, or ``PRAGMA max_page_count``
     reached). The transaction in flight was rolled back: every batch committed

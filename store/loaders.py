@@ -33,14 +33,17 @@ See docs/loading.md for every mapping decision. In short:
 import csv
 import json
 import json.encoder
+import numbers
+import sqlite3
 import time
+from collections import Counter
 from hashlib import blake2b
 from operator import add, itemgetter
 from dataclasses import dataclass, field
 
 from . import formats, timeutil, validate
 from .db import quote_identifier
-from .errors import LoadError
+from .errors import LoadError, RejectedRatioError
 from .formats import FORMATS, customer_text, number
 from .resources import query
 from .validate import Rejection
@@ -62,7 +65,10 @@ class LoadReport:
     * ``pending``: rows staged but not yet aggregated (presets; 0 at the end);
     * ``tables``: {table name: rows inserted into it by this load};
     * ``bytes_read`` / ``total_bytes``: progress through the (possibly
-      compressed) source file, for progress bars.
+      compressed) source file, for progress bars;
+    * ``encoding``: the text encoding read (``'UTF-8'`` by default);
+      ``delimiter``: the CSV/TSV delimiter used (None for JSON), with
+      ``delimiter_sniffed`` True when it was detected rather than given.
     """
 
     kind: str
@@ -84,6 +90,9 @@ class LoadReport:
     total_bytes: int = 0
     resumed: bool = False
     previous: dict = None
+    encoding: str = "UTF-8"
+    delimiter: str = None
+    delimiter_sniffed: bool = False
 
     def as_dict(self):
         """A JSON-ready dict of the report."""
@@ -93,6 +102,7 @@ class LoadReport:
             "accepted": self.accepted, "rejected": self.rejected, "duplicates": self.duplicates,
             "pending": self.pending, "rejected_by_reason": dict(self.rejected_by_reason),
             "tables": dict(self.tables), "seconds": self.seconds, "resumed": self.resumed,
+            "encoding": self.encoding, "delimiter": self.delimiter, "delimiter_sniffed": self.delimiter_sniffed,
         }
 
 
@@ -276,6 +286,11 @@ class Preset:
 
 
 NO_CUSTOMER = "CustomerID: is missing"
+# Staged numbers are bounded so that nothing overflows later: a value summed
+# in SQL (an invoice line's amount, a rees46 price) stays within +-1e300, so
+# even 10^8 of them sum to a finite float; an integer fits SQLite's INTEGER.
+MAX_SUMMED = 1e300
+MAX_INTEGER = 2 ** 63 - 1
 
 
 def _online_retail_parser(parse_time):
@@ -306,8 +321,11 @@ def _online_retail_parser(parse_time):
             if price < 0:
                 raise Rejection("UnitPrice", "is negative")
             number(f[3], "UnitPrice")  # NaN or infinite: rejected with that reason
-        amount = quantity * price
-        if not -1e300 < amount < 1e300:
+        try:
+            amount = quantity * price  # an integer beyond a float's range cannot be multiplied
+        except OverflowError:
+            raise Rejection("Quantity", "is too large") from None
+        if not -MAX_SUMMED < amount < MAX_SUMMED:
             raise Rejection("Quantity", "is too large")
         event_time = cached_time(f[2])
         if event_time is None:
@@ -341,6 +359,8 @@ def _rees46_parser(parse_time):
                 raise Rejection("price", "is missing")
         elif price < 0:
             raise Rejection("price", "is negative")
+        elif price > MAX_SUMMED:
+            raise Rejection("price", "is too large")
         return (session, user, event_time, event_type, f[2].strip() or None, f[3].strip() or None,
                 f[4].strip() or None, f[5].strip() or None, price)
     return parse
@@ -368,6 +388,8 @@ def _incidents_parser(parse_time):
             raise Rejection("reassignment_count", "not a whole number") from None
         if reassignments < 0:
             raise Rejection("reassignment_count", "is negative")
+        if reassignments > MAX_INTEGER:
+            raise Rejection("reassignment_count", "is too large")
         opened = parse_time(f[4].strip(), "opened_at")
         return (incident, customer_text(caller, "caller_id"), state, opened,
                 optional_time(f[5], "sys_updated_at"), optional_time(f[7], "resolved_at"),
@@ -413,8 +435,41 @@ def _json_value_text(value):
     return json.dumps(value, ensure_ascii=False)
 
 
+# Exceptions a row's values can raise while it is parsed (beyond Rejection) or
+# bound: a value the parsers let through must cost that row, never the load.
+ROW_PARSE_ERRORS = (ArithmeticError, ValueError, TypeError, LookupError, RecursionError)
+ROW_WRITE_ERRORS = (OverflowError, ValueError, TypeError, sqlite3.IntegrityError, sqlite3.InterfaceError,
+                    sqlite3.ProgrammingError, sqlite3.DataError)
+SNIFF_BYTES = 64 << 10  # decompressed bytes read ahead for the format and the delimiter
+
+
+def _problem(exc):
+    """A short, storable description of an unexpected exception raised by one row."""
+    if isinstance(exc, OverflowError):
+        why = "a number is too large"
+    elif isinstance(exc, UnicodeError):
+        why = "text is not valid Unicode"
+    else:
+        try:
+            why = f"{type(exc).__name__}: {exc}"
+        except Exception:  # noqa: BLE001 - a message that cannot be shown
+            why = type(exc).__name__
+    return formats.clean_text(why)[:200]
+
+
+def _picker(index):
+    """fields -> the tuple of the fields at ``index``."""
+    if len(index) > 1:
+        return itemgetter(*index)
+    if index:
+        only = index[0]
+        return lambda f: (f[only],)
+    return lambda f: ()
+
+
 class _Run:
-    def __init__(self, store, kind, source, fmt, mapping, date_format, timezone, progress):
+    def __init__(self, store, kind, source, fmt, mapping, date_format, timezone, progress,
+                 encoding=None, delimiter=None, max_rejected_ratio=None):
         if not isinstance(kind, str) or (kind not in GENERIC and kind not in PRESET):
             raise LoadError(f"unknown kind {kind!r}; expected one of: {', '.join(KINDS + PRESETS)}")
         self.store = store
@@ -438,10 +493,19 @@ class _Run:
                                     f"the fields are {', '.join(self.generic.fields)}")
         self.mapping = dict(mapping or {})
         self.tz = formats.zone(timezone)
-        if date_format is not None and not isinstance(date_format, str):
-            raise LoadError("date_format must be a strptime format string")
+        formats.check_date_format(date_format)  # fail fast: before the file is even opened
         self.date_format = date_format
         self.timezone = timezone
+        self.encoding = formats.text_encoding(encoding)
+        self.bad_bytes_reason = f"encoding: invalid {formats.encoding_label(self.encoding)}"
+        self.delimiter_given = formats.delimiter_option(delimiter)
+        if max_rejected_ratio is not None:
+            if (isinstance(max_rejected_ratio, bool) or not isinstance(max_rejected_ratio, numbers.Real)
+                    or not 0.0 <= float(max_rejected_ratio) <= 1.0):
+                raise LoadError(f"max_rejected_ratio must be a number from 0 to 1 (the largest share of "
+                                f"rejected rows), got {max_rejected_ratio!r}")
+            max_rejected_ratio = float(max_rejected_ratio)
+        self.max_rejected_ratio = max_rejected_ratio
         self.fmt = fmt
         self.progress = progress
         self.source_arg = source
@@ -469,24 +533,48 @@ class _Run:
         source = formats.open_source(self.source_arg)
         reader = None
         try:
-            reader = formats.Reader(source)
-            fmt = formats.detect_format(source.name, self.fmt, reader.peek())
+            reader = formats.Reader(source)  # a corrupt gzip is refused here, before anything is written
+            head = formats.decoded_head(reader.peek(SNIFF_BYTES), self.encoding)
+            fmt = formats.detect_format(source.name, self.fmt, head)
+            delimiter, sniffed = self._delimiter(fmt, head)
             writer = self.store._writer
             with writer.lock:
                 writer.commit()
-                return self._run(source, reader, fmt)
+                return self._run(source, reader, fmt, delimiter, sniffed)
         finally:
             if reader is not None:
                 reader.close()
             source.close()
 
-    def _run(self, source, reader, fmt):
+    def _delimiter(self, fmt, head):
+        """(the delimiter of a CSV/TSV file, whether it was sniffed); (None, False) for JSON."""
+        if fmt not in formats.DEFAULT_DELIMITER:
+            if self.delimiter_given is not None:
+                raise LoadError(f"a delimiter applies to csv and tsv files, not to {fmt}")
+            return None, False
+        if self.delimiter_given is not None:
+            return self.delimiter_given, False
+        if fmt == "tsv":
+            return "\t", False
+        return formats.sniff_delimiter(head, formats.DEFAULT_DELIMITER[fmt]), True
+
+    def _run(self, source, reader, fmt, delimiter, sniffed):
         self.conn = conn = self.store.conn
         shop_id = self.store.shop_id
-        options = json.dumps({"format": fmt, "mapping": self.mapping, "date_format": self.date_format,
-                              "timezone": self.timezone}, sort_keys=True)
-        self.report = report = LoadReport(kind=self.kind, source=source.name, sha256=source.sha256,
-                                          size=source.size, format=fmt, total_bytes=source.size)
+        settings = {"format": fmt, "mapping": self.mapping, "date_format": self.date_format,
+                    "timezone": self.timezone}
+        # Options at their defaults are left out, so loads recorded before they existed keep their key.
+        if self.encoding is not None:
+            settings["encoding"] = self.encoding
+        if delimiter is not None and delimiter != formats.DEFAULT_DELIMITER[fmt]:
+            settings["delimiter"] = delimiter
+        options = json.dumps(settings, sort_keys=True)
+        self.delimiter = delimiter
+        self.report = report = LoadReport(kind=self.kind, source=formats.clean_text(source.name),
+                                          sha256=source.sha256, size=source.size, format=fmt,
+                                          total_bytes=source.size, delimiter=delimiter,
+                                          delimiter_sniffed=sniffed,
+                                          encoding=formats.encoding_label(self.encoding))
         self.sql_update = query("update_load")
         key = {"shop_id": shop_id, "kind": self.kind, "sha256": source.sha256, "options": options}
         found = conn.execute(query("find_load"), key).fetchone()
@@ -512,7 +600,7 @@ class _Run:
             self._begin()
             try:
                 cursor = conn.execute(query("insert_load"), dict(
-                    key, source_name=source.name, source_size=source.size,
+                    key, source_name=report.source, source_size=source.size,
                     started_at=timeutil.iso(timeutil.now_us())))
                 report.load_id = cursor.lastrowid
                 conn.execute("COMMIT")
@@ -520,14 +608,39 @@ class _Run:
                 conn.execute("ROLLBACK")
                 raise
         self.skip = report.read
-        self._prepare_batches(reader)
-        self._consume(reader, fmt)
-        self._finish()
+        self.committed = False  # has this run committed a batch?
+        try:
+            self._prepare_batches(reader)
+            self._consume(reader, fmt)
+            self._finish()
+        except BaseException:
+            # Whatever stopped the load, the loads row holds the counts of the committed batches
+            # (status 'running' = interrupted): the same load run again resumes after them. A load
+            # that never committed a row leaves nothing to resume, so its record goes too.
+            if self.skip == 0 and not self.committed:
+                self._forget()
+            raise
         report.status = "completed"
         report.rejected_by_reason = self._reasons()
         report.seconds = round(self.seconds_before + time.monotonic() - self.t0, 3)
         report.bytes_read = report.total_bytes
         return report
+
+    def _forget(self):
+        """Delete the loads row of a load stopped before its first commit (best effort)."""
+        conn = self.conn
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._begin()
+            conn.execute(query("delete_unstarted_load"), {"load_id": self.report.load_id})
+            conn.execute("COMMIT")
+        except sqlite3.Error:  # the row then stays, 'running' with 0 rows read: harmless, resumable
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                pass
 
     # -- batches -----------------------------------------------------------------------
     # A batch is committed in one transaction together with the loads row's
@@ -540,24 +653,55 @@ class _Run:
         self.write_sql = query(self.preset.stage if self.preset else self.generic.insert)
         self.reject_sql = query("insert_load_rejection")
         self.batch = []
+        self.batch_rows = []      # generic kinds: the input row number of each batch row
         self.rejections = []      # (payload JSON, reason, row number)
         self.csv_rejections = self.rejections  # one list: rejection ids follow the row order
+        self.time_parser = None
+        self.first_batch = self.skip == 0
+
+    def _check_batch(self, row_no):
+        """Stop the load before committing a batch that shows the options are wrong."""
+        report = self.report
+        if self.first_batch:
+            self.first_batch = False
+            parser = self.time_parser
+            if self.date_format is not None and parser is not None and parser.failed and not parser.parsed:
+                raise LoadError(
+                    f"the date format {self.date_format!r} parses none of the {parser.failed:,} timestamps "
+                    f"of the first {row_no:,} rows (the first is {parser.first_failure!r}); nothing was loaded")
+        limit = self.max_rejected_ratio
+        if limit is not None and row_no:
+            rejected = report.rejected + len(self.rejections)
+            if rejected / row_no > limit:
+                reasons = Counter(reason for _, reason, _ in self.rejections)
+                self._stop_for_rejections(row_no, rejected, reasons.most_common(1))
+
+    def _stop_for_rejections(self, read, rejected, top):
+        report = self.report
+        reason = f"; most common reason: {top[0][0]!r} ({top[0][1]:,} rows)" if top else ""
+        if self.skip == 0 and not self.committed:
+            kept = "nothing was written"
+        else:
+            kept = (f"the {report.read:,} rows committed before stay, and load {report.load_id} resumes after "
+                    "them when run again with a higher max_rejected_ratio (--max-rejected-ratio) or none")
+        raise RejectedRatioError(
+            f"{report.source}: stopped: {rejected:,} of {read:,} rows read ({rejected / read:.1%}) were rejected, "
+            f"more than max_rejected_ratio {self.max_rejected_ratio:g} allows{reason}; {kept}",
+            load_id=report.load_id, read=read, rejected=rejected)
 
     def _flush(self, row_no):
         report, conn = self.report, self.conn
         batch, rejections = self.batch, self.rejections
+        self._check_batch(row_no)
         received = timeutil.iso(timeutil.now_us())
-        load_id = report.load_id
         self._begin()
         try:
-            # rowcount, not total_changes: triggers on event tables add changes of their own
-            written = conn.executemany(self.write_sql, batch).rowcount if batch else 0
+            written, failed = self._write(batch) if batch else (0, 0)
             if rejections:
-                conn.executemany(self.reject_sql, [(self.shop_id, self.reject_kind, p, r, received, load_id, n)
-                                                   for p, r, n in rejections])
+                self._write_rejections(received)
             report.read = row_no
             report.rejected += len(rejections)
-            report.duplicates += len(batch) - written
+            report.duplicates += len(batch) - written - failed
             if self.preset is not None:
                 report.pending += written
             else:
@@ -570,31 +714,89 @@ class _Run:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self.committed = True
         batch.clear()
         rejections.clear()
+        self.batch_rows.clear()
         if self.progress is not None:
             report.bytes_read = self.reader.position()
             report.seconds = round(self.seconds_before + time.monotonic() - self.t0, 3)
             self.progress(report)
 
+    def _write(self, batch):
+        """Insert the batch: (rows written, rows rejected because they could not be stored)."""
+        conn = self.conn
+        try:
+            # rowcount, not total_changes: triggers on event tables add changes of their own
+            return conn.executemany(self.write_sql, batch).rowcount, 0
+        except ROW_WRITE_ERRORS:
+            pass
+        # A row holds a value SQLite refuses (one the parsers let through): the batch again, row by
+        # row, in a fresh transaction, so that only that row is rejected.
+        conn.execute("ROLLBACK")
+        self._begin()
+        written = failed = 0
+        preset = self.preset is not None
+        for i, row in enumerate(batch):
+            try:
+                written += conn.execute(self.write_sql, row).rowcount
+            except ROW_WRITE_ERRORS as exc:
+                failed += 1
+                self.rejections.append((validate.to_json({"stored_values": list(row)}),
+                                        f"row: cannot be stored ({_problem(exc)})",
+                                        row[1] if preset else self.batch_rows[i]))
+        self.rejections.sort(key=itemgetter(2))
+        return written, failed
+
+    def _write_rejections(self, received):
+        load_id = self.report.load_id
+        rows = [(self.shop_id, self.reject_kind, p, r, received, load_id, n) for p, r, n in self.rejections]
+        try:
+            self.conn.executemany(self.reject_sql, rows)
+        except UnicodeEncodeError:
+            # text no payload should hold (payloads and reasons are built safe): stored escaped;
+            # rows already inserted are ignored the second time ((load_id, source_row) is unique)
+            clean = formats.clean_text
+            self.conn.executemany(self.reject_sql, [(s, k, clean(p), clean(r), t, i, n)
+                                                    for s, k, p, r, t, i, n in rows])
+
     # -- rows --------------------------------------------------------------------------
     def _consume(self, reader, fmt):
-        self.decode_errors_at_start = formats._DecodeErrors.count  # before any byte is decoded
-        text = reader.text()
+        self.decode_errors_at_start = formats.DecodeErrors.count  # before any byte is decoded
+        text = reader.text(self.encoding)
         row_no = self.skip
         try:
             if fmt in ("csv", "tsv"):
-                row_no = self._consume_csv(text, "," if fmt == "csv" else "\t")
+                row_no = self._consume_csv(text, self.delimiter)
             else:
-                rows = formats.ndjson_rows(text) if fmt == "ndjson" else formats.json_array_rows(text)
+                rows = (formats.ndjson_rows(text, self.bad_bytes_reason) if fmt == "ndjson"
+                        else formats.json_array_rows(text))
                 row_no = self._consume_json(rows)
-        except (OSError, EOFError) as exc:  # corrupt gzip, unreadable file: keep what was committed
-            raise LoadError(f"cannot read {self.report.source} after row {self.report.read}: {exc}") from None
+        except formats.READ_ERRORS as exc:  # a file damaged or changed while read: keep what was committed
+            raise LoadError(f"cannot read {self.report.source} after row {self.report.read:,}: {exc}; the rows "
+                            "committed so far stay: run the same load again once the file reads") from None
         if self.batch or self.rejections or row_no != self.report.read:
             self._flush(row_no)
 
     def _column(self, field):
         return self.mapping.get(field, field)
+
+    def _read_columns(self, header):
+        """Indices of the header's columns a generic kind reads (customers without a metadata
+        column read them all: the unmapped ones become the metadata)."""
+        kind = self.generic
+        if kind.name == "customers" and self._column("metadata") not in header:
+            return list(range(len(header)))
+        columns = {self._column(f) for f in kind.fields}
+        return [i for i, h in enumerate(header) if h in columns]
+
+    def _delimiter_hint(self, header):
+        if len(header) > 1:
+            return ""
+        how = "detected" if self.report.delimiter_sniffed else "used"
+        return (f"; the header was split on {formats.delimiter_name(self.delimiter)} ({how}) into one "
+                "column: if the file uses another "
+                "delimiter, give it with --delimiter")
 
     def _consume_csv(self, text, delimiter):
         reader = csv.reader(text, delimiter=delimiter)
@@ -606,12 +808,13 @@ class _Run:
             raise LoadError(f"cannot read the header line: {exc}") from None
         header = [h.strip() for h in header]
         ncols = len(header)
+        shown = ", ".join(formats.clean_text(h) for h in header[:20])
         if self.preset is not None:
             wanted = [self._column(c) for c in self.preset.columns]
             missing = [c for c in wanted if c not in header]
             if missing:
                 raise LoadError(f"the file has no column(s) {', '.join(missing)}; the {self.kind} preset reads "
-                                f"{', '.join(wanted)} (header found: {', '.join(header[:20])})")
+                                f"{', '.join(wanted)} (header found: {shown}){self._delimiter_hint(header)}")
             index = [header.index(c) for c in wanted]
             parse = self._preset_parser()
             load_id = self.report.load_id
@@ -624,24 +827,31 @@ class _Run:
                     hint = (" (or give session_start" + (" and session_end" if field_name == "duration_seconds"
                                                          else "") + ")")
                 raise LoadError(f"the file has no column {column!r} for {field_name}{hint}; map one with "
-                                f"--map {field_name}=COLUMN (header found: {', '.join(header[:20])})")
+                                f"--map {field_name}=COLUMN (header found: {shown}){self._delimiter_hint(header)}")
             for field_name, column in self.mapping.items():
                 if column not in header:
                     raise LoadError(f"the file has no column {column!r} (mapped to {field_name}); "
-                                    f"header found: {', '.join(header[:20])}")
+                                    f"header found: {shown}{self._delimiter_hint(header)}")
             handle = self._generic_handler()
+            index = self._read_columns(header)
         skip = self.skip
-        batch, csv_rejections = self.batch, self.csv_rejections
-        decode_errors = formats._DecodeErrors
+        batch, batch_rows, csv_rejections = self.batch, self.batch_rows, self.csv_rejections
+        decode_errors = formats.DecodeErrors
         errors_at_start = self.decode_errors_at_start
+        bad_bytes = self.bad_bytes_reason
         # the payload {column: value} of a rejected row, built with C-level string functions
-        keys = [json.dumps(h, ensure_ascii=False) + ":" for h in header]
+        keys = [json.dumps(formats.clean_text(h), ensure_ascii=False) + ":" for h in header]
         escape = json.encoder.encode_basestring
+        has_bad_text = formats.has_bad_text
+
+        def payload(fields):
+            if decode_errors.count != errors_at_start and has_bad_text(fields):  # bytes in a column not read
+                return _fields_payload(fields, header)
+            return "{" + ",".join(map(add, keys, map(escape, fields))) + "}"
         row_no = 0
         rejections = self.rejections
         preset = self.preset is not None
-        if preset:
-            pick = itemgetter(*index) if len(index) > 1 else (lambda f: (f[index[0]],))
+        pick = _picker(index)  # the columns read: only their bytes can reject a row
         pending = 0
         while True:
             try:
@@ -655,26 +865,27 @@ class _Run:
                     if len(fields) != ncols:
                         rejections.append((_fields_payload(fields), f"row: expected {ncols} columns, "
                                            f"got {len(fields)}", row_no))
-                    elif decode_errors.count != errors_at_start and formats.has_bad_text(fields):
-                        rejections.append((_fields_payload(fields, header), "encoding: invalid UTF-8", row_no))
+                    elif decode_errors.count != errors_at_start and has_bad_text(pick(fields)):
+                        rejections.append((_fields_payload(fields, header), bad_bytes, row_no))
                     elif preset:
                         try:
                             staged = parse(pick(fields))
                         except Rejection as rejection:
                             staged = rejection.reason
+                        except ROW_PARSE_ERRORS as exc:
+                            staged = f"row: cannot be read ({_problem(exc)})"
                         if staged.__class__ is str:  # a parser may return a reason instead of raising
-                            csv_rejections.append(("{" + ",".join(map(add, keys, map(escape, fields))) + "}",
-                                                   staged, row_no))
+                            csv_rejections.append((payload(fields), staged, row_no))
                         else:
-                            batch.append((load_id, row_no, blake2b("\x1f".join(fields).encode(),
+                            batch.append((load_id, row_no, blake2b("\x1f".join(fields).encode("utf-8", "surrogateescape"),
                                                                    digest_size=16).digest()) + staged)
                     else:
                         handled = handle(dict(zip(header, fields)), row_no)
                         if isinstance(handled, Rejection):
-                            csv_rejections.append(("{" + ",".join(map(add, keys, map(escape, fields))) + "}",
-                                                   handled.reason, row_no))
+                            csv_rejections.append((payload(fields), handled.reason, row_no))
                         else:
                             batch.append(handled)
+                            batch_rows.append(row_no)
                     if pending >= BATCH_ROWS:
                         self._flush(row_no)
                         pending = 0
@@ -683,11 +894,32 @@ class _Run:
                 row_no += 1
                 if row_no > skip:
                     pending += 1
-                    rejections.append(('{"error": "malformed CSV"}', f"row: malformed CSV ({exc})", row_no))
+                    rejections.append(('{"error": "malformed CSV"}',
+                                       f"row: malformed CSV ({formats.clean_text(str(exc))})", row_no))
+
+    def _json_text_problem(self, value, raw):
+        """The reason to reject a JSON record whose read values hold text that cannot be stored
+        (undecodable bytes, lone surrogate escapes), or None."""
+        if self.preset is not None:
+            pairs = zip(self.preset.columns, (self._column(c) for c in self.preset.columns))
+        elif self.generic.name == "customers" and self._column("metadata") not in value:
+            pairs = [("metadata", None)]  # every unmapped key (and its name) becomes metadata
+        else:
+            pairs = ((f, self._column(f)) for f in self.generic.fields)
+        for field_name, column in pairs:
+            checked = value if column is None else value.get(column)
+            if formats.has_bad_json_text(checked):
+                if formats.has_bad_text((raw,)):
+                    return self.bad_bytes_reason
+                return f"{field_name}: is not valid Unicode text (a lone surrogate)"
+        return None
 
     def _consume_json(self, rows):
         skip = self.skip
-        batch, rejections = self.batch, self.rejections
+        batch, batch_rows, rejections = self.batch, self.batch_rows, self.rejections
+        decode_errors = formats.DecodeErrors
+        errors_at_start = self.decode_errors_at_start
+        may_hold_surrogate = formats.may_hold_surrogate_escape
         row_no = 0
         if self.preset is not None:
             wanted = [self._column(c) for c in self.preset.columns]
@@ -699,8 +931,11 @@ class _Run:
             row_no += 1
             if row_no <= skip:
                 continue
-            if error is None and not isinstance(value, dict):
-                error = "record: must be a JSON object"
+            if error is None:
+                if not isinstance(value, dict):
+                    error = "record: must be a JSON object"
+                elif ("\\u" in raw and may_hold_surrogate(raw)) or decode_errors.count != errors_at_start:
+                    error = self._json_text_problem(value, raw)
             if error is not None:
                 payload = value if error.startswith("record") else {"raw": formats.clean_text(raw[:2000])}
                 rejections.append((validate.to_json(payload if isinstance(payload, dict) else {"record": payload}),
@@ -713,6 +948,8 @@ class _Run:
                     staged = parse([_json_value_text(value[c]) for c in wanted])
                 except Rejection as rejection:
                     staged = rejection.reason
+                except ROW_PARSE_ERRORS as exc:
+                    staged = f"row: cannot be read ({_problem(exc)})"
                 if staged.__class__ is str:
                     rejections.append((validate.to_json(value), staged, row_no))
                 else:
@@ -724,17 +961,19 @@ class _Run:
                     rejections.append((validate.to_json(value), handled.reason, row_no))
                 else:
                     batch.append(handled)
+                    batch_rows.append(row_no)
             if len(batch) + len(rejections) >= BATCH_ROWS:
                 self._flush(row_no)
         return row_no
 
     def _preset_parser(self):
-        return self.preset.parser(formats.TimeParser(self.date_format or self.preset.date_format, self.tz))
+        self.time_parser = formats.TimeParser(self.date_format or self.preset.date_format, self.tz)
+        return self.preset.parser(self.time_parser)
 
     def _generic_handler(self):
         kind = self.generic
         shop_id = self.store.shop_id
-        parse_time = formats.TimeParser(self.date_format, self.tz)
+        parse_time = self.time_parser = formats.TimeParser(self.date_format, self.tz)
         columns = {f: self._column(f) for f in kind.fields}
         mapped_columns = set(columns.values())
         prefix = self.report.sha256[:16]
@@ -750,6 +989,8 @@ class _Run:
                 return _generic_row(kind, shop_id, get, parse_time, f"{prefix}-{row_no}", now_iso, extra)
             except Rejection as rejection:
                 return rejection
+            except ROW_PARSE_ERRORS as exc:
+                return Rejection("row", f"cannot be read ({_problem(exc)})")
         return handle
 
     def _finish(self):
@@ -781,6 +1022,12 @@ class _Run:
                         report.rejected += n_rows
                 report.duplicates += report.pending - grouped  # exact duplicate lines
                 report.pending = 0
+                limit = self.max_rejected_ratio
+                if limit is not None and report.read and report.rejected / report.read > limit:
+                    # rejections of whole groups (invoices) count too; rolled back: the staged rows stay
+                    reasons = self._reasons()
+                    top = sorted(reasons.items(), key=lambda kv: -kv[1])[:1]
+                    self._stop_for_rejections(report.read, report.rejected, top)
                 conn.execute(query("clear_load_groups"))
                 table = quote_identifier(p.staging, STAGING_TABLES)
                 others = conn.execute(f"SELECT 1 FROM {table} WHERE load_id <> ? LIMIT 1",
@@ -799,11 +1046,12 @@ class _Run:
 
 def _fields_payload(fields, header=None):
     if header is not None and len(header) == len(fields):
-        return validate.to_json({h: formats.clean_text(v) for h, v in zip(header, fields)})
+        return validate.to_json({formats.clean_text(h): formats.clean_text(v) for h, v in zip(header, fields)})
     return validate.to_json({"fields": [formats.clean_text(v) for v in fields]})
 
 
-def load(store, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None):
+def load(store, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None,
+         encoding=None, delimiter=None, max_rejected_ratio=None):
     """Load one file (or stdin) into ``store`` (a ``CustomerActivityFeatures``).
 
     ``kind``: one of ``KINDS`` or ``PRESETS``. ``source``: a path (str or
@@ -814,17 +1062,24 @@ def load(store, kind, source, *, fmt=None, mapping=None, date_format=None, timez
     from the first bytes. ``mapping``: {store field: file column} for the
     generic kinds (fields not mapped are looked up under their own name; for
     a preset, {preset column: file column}). ``date_format``: a ``strptime``
-    format for timestamps; ``timezone``: IANA name for naive timestamps
-    (default UTC). ``progress``: a callable receiving the running
-    ``LoadReport`` after every committed batch.
+    format for timestamps (checked before the file is read; a load whose
+    first batch has timestamps but none it parses stops with nothing
+    written); ``timezone``: IANA name for naive timestamps (default UTC).
+    ``progress``: a callable receiving the running ``LoadReport`` after every
+    committed batch. ``encoding``: the file's text encoding (a Python codec
+    name such as ``cp1252``; default UTF-8). ``delimiter``: the CSV/TSV field
+    delimiter (default: a tab for TSV, sniffed among , ; tab | for CSV).
+    ``max_rejected_ratio``: stop (``RejectedRatioError``) when, at a batch
+    commit, more than this share of the rows read were rejected.
 
     Returns a ``LoadReport``. Raises ``store.errors.LoadError`` (a
     ``StoreError``) for problems with the file as a whole (missing, unknown
-    kind or format, missing columns, bad option, unreadable gzip); bad rows
+    kind or format, missing columns, bad option, corrupt gzip); bad rows
     never raise. The store's ``strict`` flag does not apply: rows are
-    rejected, never raised.
+    rejected, never raised. See docs/loading.md.
     """
-    return _Run(store, kind, source, fmt, mapping, date_format, timezone, progress).run()
+    return _Run(store, kind, source, fmt, mapping, date_format, timezone, progress,
+                encoding, delimiter, max_rejected_ratio).run()
 
 
 def list_loads(store, *, limit=None):

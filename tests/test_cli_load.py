@@ -66,10 +66,11 @@ class FakeLoader:
         self.reasons = reasons if reasons is not None else {"customer_id: is empty": 2}
 
     def __call__(self, store, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None,
-                 progress=None):
+                 progress=None, encoding=None, delimiter=None, max_rejected_ratio=None):
         stdin = source.read() if hasattr(source, "read") else None
         self.calls.append(dict(kind=kind, source=source, fmt=fmt, mapping=mapping, date_format=date_format,
-                               timezone=timezone, progress=progress, stdin=stdin))
+                               timezone=timezone, progress=progress, stdin=stdin, encoding=encoding,
+                               delimiter=delimiter, max_rejected_ratio=max_rejected_ratio))
         if self.raises:
             raise self.raises
         report = loaders.LoadReport(kind=kind, source=str(source), status="running")
@@ -104,7 +105,8 @@ def test_load_passes_every_option(fake, data_file, tmp_path):
     result = ok(run(["load", "purchases", str(data_file), "--format", "csv",
                      "--map", "customer_id=CustomerID", "--map", "order_value=Total",
                      "--map", "purchase_date=When", "--date-format", "%d/%m/%Y %H:%M",
-                     "--timezone", "Europe/London"], db=tmp_path / "s.db"))
+                     "--timezone", "Europe/London", "--encoding", "cp1252", "--delimiter", ";",
+                     "--max-rejected-ratio", "0.25"], db=tmp_path / "s.db"))
     call = fake.calls[0]
     assert call["kind"] == "purchases"
     assert call["source"] == str(data_file)
@@ -112,6 +114,7 @@ def test_load_passes_every_option(fake, data_file, tmp_path):
     assert call["mapping"] == {"customer_id": "CustomerID", "order_value": "Total", "purchase_date": "When"}
     assert call["date_format"] == "%d/%m/%Y %H:%M"
     assert call["timezone"] == "Europe/London"
+    assert call["encoding"] == "cp1252" and call["delimiter"] == ";" and call["max_rejected_ratio"] == 0.25
     out = result.stdout
     assert "Loaded" in out and "read" in out and "accepted" in out and "duplicates" in out
     assert "customer_id: is empty" in out
@@ -124,6 +127,7 @@ def test_load_defaults(fake, data_file, tmp_path):
     call = fake.calls[0]
     assert call["fmt"] is None and call["mapping"] is None
     assert call["date_format"] is None and call["timezone"] is None
+    assert call["encoding"] is None and call["delimiter"] is None and call["max_rejected_ratio"] is None
 
 
 def test_map_value_may_contain_equals_signs(fake, data_file, tmp_path):
@@ -253,13 +257,18 @@ def test_load_ndjson_from_stdin_with_mapping_and_timezone(tmp_path):
 
 
 @needs_loader
-def test_load_bad_date_format_rejects_rows(tmp_path):
+def test_load_date_format_that_parses_nothing_is_an_error(tmp_path):
+    """Issue 11 item 14: a date format matching none of the first batch's timestamps stops the
+    load before anything is written (it used to exit 0 with every row rejected)."""
     db = tmp_path / "s.db"
     path = tmp_path / "orders.tsv"
     path.write_text("customer_id\torder_value\tpurchase_date\torder_id\nc1\t1\t2024-01-01\to1\n")
-    data = json.loads(ok(run(["load", "purchases", str(path), "--date-format", "%d/%m/%Y", "--json"],
-                             db=db)).stdout)
-    assert data["rejected"] == 1 and data["accepted"] == 0
+    assert_error(run(["load", "purchases", str(path), "--date-format", "%d/%m/%Y", "--json"], db=db), 1,
+                 "'%d/%m/%Y' parses none of the 1 timestamps", "'2024-01-01'", "nothing was loaded")
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM loads").fetchone()[0] == 0
+    assert conn.execute("SELECT count(*) FROM rejected_events").fetchone()[0] == 0
+    conn.close()
 
 
 @needs_loader
