@@ -26,6 +26,8 @@ from store import timeutil
 from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
     InvalidEventError,
+    LoadInProgressError,
+    OutputIsDatabaseError,
     ReadOnlyStoreError,
     SchemaTooNewError,
     StorageFullError,
@@ -60,6 +62,8 @@ __all__ = [
     "StorageFullError",
     "UnknownNameError",
     "InvalidEventError",
+    "LoadInProgressError",
+    "OutputIsDatabaseError",
 ]
 
 # The numeric, non-boolean top-level features that get_cohort_summary averages.
@@ -536,7 +540,9 @@ class CustomerActivityFeatures:
 
     def export(self, path, *, format="csv", as_of=None):
         """Stream the shop's feature rows to ``path`` as csv or ndjson: the materialised rows when
-        the last snapshot is at ``as_of`` (or as_of is None), else rows computed at ``as_of``."""
+        the last snapshot is at ``as_of`` (or as_of is None), else rows computed at ``as_of``.
+        A ``path`` that is the store's database (any spelling) or one of its -wal/-shm/-journal
+        files is refused with ``OutputIsDatabaseError``, nothing written."""
         with self._writer.lock:
             self._writer.commit()
             return _materialize.export(self.conn, self.shop_id, path, format=format,

@@ -727,7 +727,7 @@ def export_features(env, file, fmt, as_of):
     fmt = _format_from_name(fmt, file)
     with env.open(write=False) as store:
         run = _require(store, "export")
-        result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of))
+        result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of), conn=store.conn)
     rows = result if isinstance(result, int) and not isinstance(result, bool) else _as_dict(result).get("rows")
     click.echo(f"Wrote {_fmt(rows) + ' rows' if rows is not None else 'features'} to {file} ({fmt})")
 
@@ -763,17 +763,24 @@ def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_f
         if include_zero_values:
             kwargs["include_zero_values"] = True
         rows = summary(observation_end, **kwargs)
-        count = write_rows(file, rows, fmt, fields=RFM_COLUMNS)
+        count = write_rows(file, rows, fmt, fields=RFM_COLUMNS, conn=store.conn)
     click.echo(f"Wrote {count:,} customers to {file} ({fmt})")
 
 
 RFM_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
 
 
-def _replace_when_done(path, write):
-    """Call ``write(partial path)``, then rename the partial file to ``path``: FILE is never half written."""
+def _replace_when_done(path, write, *, conn=None):
+    """Call ``write(partial path)``, then rename the partial file to ``path``: FILE is never half written.
+
+    With ``conn``, a ``path`` (or its partial file) that is one of its database files (the
+    database under any spelling, its -wal/-shm/-journal) is refused first (``OutputIsDatabaseError``).
+    """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
+    if conn is not None:
+        storedb.check_output_file(conn, path)
+        storedb.check_output_file(conn, partial)
     try:
         result = write(str(partial))
         os.replace(partial, path)
@@ -783,11 +790,12 @@ def _replace_when_done(path, write):
             partial.unlink()
 
 
-def write_rows(path, rows, fmt, *, fields=None):
+def write_rows(path, rows, fmt, *, fields=None, conn=None):
     """Stream rows (dicts or namedtuples) to a CSV or NDJSON file; returns the row count.
 
     Written to a temporary name and renamed at the end, so FILE is never half
-    written. ``fields`` gives the CSV header when there is no row.
+    written. ``fields`` gives the CSV header when there is no row. With ``conn``,
+    a FILE that is one of its database files is refused (``_replace_when_done``).
     """
     import csv
 
@@ -809,7 +817,7 @@ def write_rows(path, rows, fmt, *, fields=None):
                 csv.writer(out).writerow(fields)
         return count
 
-    return _replace_when_done(path, write)
+    return _replace_when_done(path, write, conn=conn)
 
 
 # -- catalog ------------------------------------------------------------------------------

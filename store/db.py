@@ -9,12 +9,13 @@ waits for a writer instead of failing with "database is locked".
 
 import contextlib
 import importlib.util
+import os
 import sqlite3
 from pathlib import Path
 
 import sqlite_utils
 
-from .errors import ReadOnlyStoreError, SchemaTooNewError, StoreError, UnknownNameError
+from .errors import OutputIsDatabaseError, ReadOnlyStoreError, SchemaTooNewError, StoreError, UnknownNameError
 from .resources import resource_dir
 
 BUSY_TIMEOUT_MS = 30_000
@@ -183,3 +184,60 @@ def migrate(conn):
             ) from exc
         raise
     return pending
+
+
+# -- the files of a database ---------------------------------------------------------
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")  # SQLite's side files of a database file
+LOCK_INFIX = "-lock-"  # lock files of the store: <database file>-lock-<name> (store.locks)
+
+
+def database_file(conn):
+    """The main database's file (absolute path text), or None for an in-memory or temporary database."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or None
+    return None
+
+
+def lock_path(conn, name):
+    """The path of the store's lock file ``name`` next to its database file, or None in memory."""
+    file = database_file(conn)
+    return None if file is None else os.path.realpath(file) + LOCK_INFIX + name
+
+
+def _is_store_file(target, file):
+    """True when writing ``target`` would write ``file`` (a database file) or one of its side or lock files."""
+    real_target, real_file = os.path.realpath(target), os.path.realpath(file)
+    target_exists = os.path.exists(target)
+    try:
+        same_dir = os.path.samefile(os.path.dirname(real_target), os.path.dirname(real_file))
+    except OSError:
+        return False
+    name, base = os.path.basename(real_target).casefold(), os.path.basename(real_file).casefold()
+    for suffix in ("",) + SIDE_SUFFIXES:
+        candidate = real_file + suffix
+        try:
+            if os.path.exists(candidate):
+                # any spelling of an existing file: relative, symlink, hard link, another case
+                if target_exists and os.path.samefile(target, candidate):
+                    return True
+            elif not target_exists and same_dir and name == base + suffix:
+                return True  # neither exists yet: the same name (without case) in the same directory
+        except OSError:
+            continue
+    return same_dir and name.startswith(base + LOCK_INFIX)
+
+
+def check_output_file(conn, path):
+    """Refuse an output path that is a file of ``conn``'s databases (main or attached): the
+    database itself under any spelling, or its -wal/-shm/-journal or lock files. Raises
+    ``OutputIsDatabaseError``; returns ``path`` otherwise."""
+    target = os.fspath(path)
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if file and _is_store_file(target, file):
+            raise OutputIsDatabaseError(
+                f"refusing to write {target}: it is the store's database {file}"
+                + ("" if os.path.realpath(target) == os.path.realpath(file) and name == "main"
+                   else " or one of its side files (-wal, -shm, -journal, locks)")
+                + "; choose another output file. Nothing was written.")
+    return path

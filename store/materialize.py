@@ -35,7 +35,7 @@ import sys
 import tempfile
 
 from . import catalog, localtime, timeutil
-from .db import applied_steps, automatic_indexes, quote_identifier
+from .db import applied_steps, automatic_indexes, check_output_file, database_file, quote_identifier
 from .errors import StoreError, UnknownNameError
 from .features import bind_one_as_of, parameters
 from .resources import queries, query
@@ -481,7 +481,7 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
     connections (see ``_write_partitioned``); the result is the same table, row for row.
     A database with no file (in memory) is computed in this process.
     """
-    path = _database_file(conn) if workers > 1 else None
+    path = database_file(conn) if workers > 1 else None
     plan = Plan(conn, windows, families)
     started = timeutil.iso(timeutil.now_us())
     params = plan.params(shop_id, as_of_us)
@@ -523,14 +523,6 @@ def check_workers(workers):
     if isinstance(workers, bool) or not isinstance(workers, numbers.Integral) or not 1 <= workers <= MAX_WORKERS:
         raise ValueError(f"workers must be a whole number in 1..{MAX_WORKERS}, got {workers!r}")
     return int(workers)
-
-
-def _database_file(conn):
-    """The main database's file name, or None for an in-memory or temporary database."""
-    for _, name, file in conn.execute("PRAGMA database_list"):
-        if name == "main":
-            return file or None
-    return None
 
 
 def _partition_bounds(conn, shop_id, workers):
@@ -838,6 +830,7 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
     """
     if format not in EXPORT_FORMATS:
         raise UnknownNameError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    check_output_file(conn, path)  # never the database (or its -wal/-shm/-journal) itself
     run = last_run(conn, shop_id)
     windows = check_windows(windows if windows is not None else (run["windows"] if run else None))
     plan = Plan(conn, windows, _run_families(run) if run else None)
