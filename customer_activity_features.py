@@ -267,12 +267,15 @@ class CustomerActivityFeatures:
             raise UnknownNameError(f"{kind!r} is not an event kind; expected one of: {', '.join(_ingest.KINDS)}")
         return self._writer.load_history(kind, records, batch_size=batch_size, progress=progress)
 
-    def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None):
-        """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md."""
+    def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None,
+             wait=True):
+        """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md.
+        ``wait``: a load of the same source already running in another process is waited for
+        (True), refused with ``LoadInProgressError`` (False) or waited for at most that many seconds."""
         from store import loaders as _loaders
         with _sqlite_errors():
             return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
-                                 timezone=timezone, progress=progress)
+                                 timezone=timezone, progress=progress, wait=wait)
 
     def set_customers_metadata(self, records, *, batch_size=5000):
         """Stream dicts with keys customer_id and metadata (and optionally created_at)."""

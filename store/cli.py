@@ -452,9 +452,12 @@ def _interactive():
 @click.option("--timezone", "tz", help="IANA timezone of naive timestamps (default: UTC).")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress line on stderr (default: only when output is a terminal).")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="When another process is loading the same file into the store: wait for it to "
+                   "finish (then report 'already loaded'), or fail at once (exit 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the load report as JSON.")
 @pass_env
-def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
+def load(env, kind, file, fmt, mapping, date_format, tz, progress, wait, as_json):
     """Load FILE (or '-' for standard input) into the store as KIND.
 
     \b
@@ -477,9 +480,10 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
 
     CSV, TSV, JSON array and newline-delimited JSON are read; .gz files are
     decompressed on the fly. Loading the same file again changes nothing; a
-    load that was interrupted continues where it stopped. Every row read is
-    accepted, rejected with a reason (see 'caf rejected') or counted as a
-    duplicate.
+    load that was interrupted continues where it stopped; a second load of the
+    same file while the first runs waits for it (or fails with --no-wait).
+    Every row read is accepted, rejected with a reason (see 'caf rejected') or
+    counted as a duplicate.
 
     \b
     Examples:
@@ -496,7 +500,7 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
             # store.load (when present) is loaders.load with the store's clearer sqlite errors.
             run = getattr(store, "load", None) or (lambda *a, **k: loaders.load(store, *a, **k))
             report = run(kind, file, fmt=fmt, mapping=dict(mapping) or None,
-                         date_format=date_format, timezone=tz, progress=bar)
+                         date_format=date_format, timezone=tz, progress=_waiting_notice(bar), wait=wait)
         except NotImplementedError:
             raise NotAvailableError("not available yet: store.loaders.load is not built in this version") from None
         finally:
@@ -507,12 +511,28 @@ def load(env, kind, file, fmt, mapping, date_format, tz, progress, as_json):
     click.echo(_load_summary(report))
 
 
+def _waiting_notice(bar):
+    """The progress callback of 'caf load': the progress line, and one line on stderr (always)
+    when the load waits for another process loading the same file."""
+    def progress(report):
+        if getattr(report, "status", None) == "waiting":
+            holder = report.waiting_for or {}
+            who = ", ".join(f"{k} {holder[k]}" for k in ("pid", "host", "since") if holder.get(k) is not None)
+            click.echo(f"{report.source}: another process is loading the same data into this store"
+                       f"{' (' + who + ')' if who else ''}; waiting for it to finish", err=True)
+            return
+        bar(report)
+    return progress
+
+
 def _load_summary(report):
     if report.status == "already_loaded":
         prev = report.previous or {}
         when = prev.get("finished_at") or prev.get("started_at") or "before"
-        return (f"{report.source}: already loaded ({when}, load {prev.get('load_id', '?')}); "
-                "nothing written")
+        counts = ", ".join(f"{_fmt(prev[k])} {k}" for k in ("read", "accepted", "rejected", "duplicates")
+                           if prev.get(k) is not None)
+        return (f"{report.source}: already loaded ({when}, load {prev.get('load_id', '?')}"
+                f"{': ' + counts if counts else ''}); nothing written")
     seconds = report.seconds or 0.0
     rate = f", {report.read / seconds:,.0f} rows/s" if seconds >= 0.1 else ""
     lines = [f"Loaded {report.source} as {report.kind} in {seconds:,.1f} s{rate}"

@@ -66,10 +66,10 @@ class FakeLoader:
         self.reasons = reasons if reasons is not None else {"customer_id: is empty": 2}
 
     def __call__(self, store, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None,
-                 progress=None):
+                 progress=None, wait=True):
         stdin = source.read() if hasattr(source, "read") else None
         self.calls.append(dict(kind=kind, source=source, fmt=fmt, mapping=mapping, date_format=date_format,
-                               timezone=timezone, progress=progress, stdin=stdin))
+                               timezone=timezone, progress=progress, stdin=stdin, wait=wait))
         if self.raises:
             raise self.raises
         report = loaders.LoadReport(kind=kind, source=str(source), status="running")
@@ -112,6 +112,7 @@ def test_load_passes_every_option(fake, data_file, tmp_path):
     assert call["mapping"] == {"customer_id": "CustomerID", "order_value": "Total", "purchase_date": "When"}
     assert call["date_format"] == "%d/%m/%Y %H:%M"
     assert call["timezone"] == "Europe/London"
+    assert call["wait"] is True
     out = result.stdout
     assert "Loaded" in out and "read" in out and "accepted" in out and "duplicates" in out
     assert "customer_id: is empty" in out
@@ -124,6 +125,8 @@ def test_load_defaults(fake, data_file, tmp_path):
     call = fake.calls[0]
     assert call["fmt"] is None and call["mapping"] is None
     assert call["date_format"] is None and call["timezone"] is None
+    ok(run(["load", "online-retail", str(data_file), "--no-wait"], db=tmp_path / "s.db"))
+    assert fake.calls[1]["wait"] is False
 
 
 def test_map_value_may_contain_equals_signs(fake, data_file, tmp_path):
