@@ -26,6 +26,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -33,6 +34,8 @@ import pytest
 
 from customer_activity_features import CustomerActivityFeatures, LoadInProgressError
 from store import loaders
+from store.errors import LoadError
+from store.locks import FileLock
 from tests.test_load_resume import retail_file
 from tests.test_loaders import snapshot
 
@@ -255,6 +258,53 @@ def test_concurrent_loads_race(tmp_path, reference):
             got = counts(r) if r["status"] == "completed" else counts(r["previous"])
             assert got == expected_counts(ref_report), r
         check_database(db, expected, ref_report)
+
+
+def test_two_stores_in_one_process(tmp_path, reference):
+    """Two store objects on one file in one process (two threads): the claim is per open file,
+    not per process, so they are serialised too."""
+    kind, source, ref_report, expected = reference
+    db = tmp_path / "threads.db"
+    CustomerActivityFeatures(db).close()
+    reports, errors = [], []
+
+    def run():
+        try:
+            with CustomerActivityFeatures(db) as store:
+                reports.append(store.load(kind, source))
+        except Exception as exc:  # reported below
+            errors.append(exc)
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    assert sorted(r.status for r in reports) == ["already_loaded", "completed"]
+    for r in reports:
+        got = r.as_dict() if r.status == "completed" else r.previous
+        assert counts(got) == expected_counts(ref_report)
+    check_database(db, expected, ref_report)
+
+
+def test_file_lock(tmp_path):
+    path = tmp_path / "x.db-lock-test"
+    first, second = FileLock(path), FileLock(path)
+    assert first.try_acquire()
+    assert not second.try_acquire()  # exclusive, even within one process
+    assert second.holder()["pid"] == os.getpid() and second.holder()["since"]
+    seen = []
+    assert not second.acquire(wait=0.1, on_busy=seen.append)
+    assert seen and seen[0]["pid"] == os.getpid()
+    first.release()
+    assert not path.exists()  # the holder removes its file
+    assert second.acquire(wait=False)
+    second.release()
+    assert second.holder() == {}
+    with CustomerActivityFeatures() as store:
+        for wait in ("yes", -1, None):
+            with pytest.raises(LoadError, match="wait must be"):
+                store.load("purchases", path, wait=wait)
 
 
 @pytest.mark.long
