@@ -25,6 +25,7 @@ import click
 
 from . import __version__
 from . import db as storedb
+from . import locks
 from . import stats as storestats
 from . import synthetic, timeutil
 from .errors import StoreError
@@ -516,8 +517,7 @@ def _waiting_notice(bar):
     when the load waits for another process loading the same file."""
     def progress(report):
         if getattr(report, "status", None) == "waiting":
-            holder = report.waiting_for or {}
-            who = ", ".join(f"{k} {holder[k]}" for k in ("pid", "host", "since") if holder.get(k) is not None)
+            who = locks.describe(report.waiting_for or {})
             click.echo(f"{report.source}: another process is loading the same data into this store"
                        f"{' (' + who + ')' if who else ''}; waiting for it to finish", err=True)
             return

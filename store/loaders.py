@@ -533,7 +533,7 @@ class _Run:
             raise LoadError(f"cannot create the load's lock file {path}: {exc.strerror or exc}") from None
         if not taken:
             holder = lock.holder() or self.holder
-            who = ", ".join(f"{k} {holder[k]}" for k in ("pid", "host", "since") if holder.get(k) is not None)
+            who = locks.describe(holder)
             waited = "" if self.wait is False else f" (waited {self.wait:g} s)"
             raise LoadInProgressError(
                 f"{source.name} is being loaded as {self.kind} into this store by another process"

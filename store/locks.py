@@ -114,6 +114,11 @@ class FileLock:
         self.release()
 
 
+def describe(holder):
+    """A holder's record as text for messages: 'pid 123, host web1, since 2026-...Z' ('' when unknown)."""
+    return ", ".join(f"{key} {holder[key]}" for key in ("pid", "host", "since") if holder.get(key) is not None)
+
+
 def _open(path):
     """(fd, writable): the lock file, created if missing; read-only when another user's file
     may not be written (``flock`` does not need write access; the holder info is then not updated)."""

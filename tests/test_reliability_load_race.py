@@ -34,7 +34,7 @@ import pytest
 
 from customer_activity_features import CustomerActivityFeatures, LoadInProgressError
 from store import loaders
-from store.errors import LoadError
+from store.errors import LoadError, ReadOnlyStoreError
 from store.locks import FileLock
 from tests.test_load_resume import retail_file
 from tests.test_loaders import snapshot
@@ -305,6 +305,25 @@ def test_file_lock(tmp_path):
         for wait in ("yes", -1, None):
             with pytest.raises(LoadError, match="wait must be"):
                 store.load("purchases", path, wait=wait)
+
+
+def test_lock_file_that_cannot_be_created(tmp_path, monkeypatch):
+    """A directory where the lock file cannot be created (no write permission, read-only mount)
+    stops the load before any row with ReadOnlyStoreError; another OS error is a LoadError."""
+    import errno
+
+    source = tmp_path / "orders.csv"
+    write_dump(source, 10)
+    db = tmp_path / "perm.db"
+    for error, expected in ((errno.EACCES, ReadOnlyStoreError), (errno.EROFS, ReadOnlyStoreError),
+                            (errno.ENOSPC, LoadError)):
+        def refuse(self, error=error):
+            raise OSError(error, os.strerror(error), self.path)
+        monkeypatch.setattr(FileLock, "try_acquire", refuse)
+        with CustomerActivityFeatures(db) as store:
+            with pytest.raises(expected, match="lock file"):
+                store.load("purchases", source)
+            assert loaders.list_loads(store) == []
 
 
 @pytest.mark.long
