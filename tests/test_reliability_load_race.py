@@ -14,9 +14,10 @@ lock file, released by the kernel when the process ends, even by SIGKILL):
   one uninterrupted load, and no lock file is left behind.
 
 Real processes throughout: ``python -m store load`` (the CLI) and a worker
-calling ``store.load`` (the API). Default: a gated run (deterministic overlap),
-a kill, two free races per kind. ``pytest -m long``: 15 rounds of three racing
-processes with random starts and random kills.
+calling ``store.load`` (the API). Default (online-retail, the preset of the
+report): a gated run (deterministic overlap), a kill, two free races, two
+threads. ``pytest -m long``: the same for the ``purchases`` kind too, and 15
+rounds of three racing processes with random starts and random kills per kind.
 """
 
 import json
@@ -87,7 +88,7 @@ def lock_files(directory):
     return sorted(p.name for p in Path(directory).iterdir() if "-lock-" in p.name)
 
 
-@pytest.fixture(scope="module", params=["purchases", "online-retail"])
+@pytest.fixture(scope="module", params=["online-retail", pytest.param("purchases", marks=pytest.mark.long)])
 def reference(request, tmp_path_factory):
     """(kind, source, report of an uninterrupted load, snapshot of its database)."""
     kind = request.param

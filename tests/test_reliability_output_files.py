@@ -21,7 +21,6 @@ from click.testing import CliRunner
 from customer_activity_features import CustomerActivityFeatures, OutputIsDatabaseError, StoreError
 from store.cli import cli
 
-REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2025-02-01T00:00:00Z"
 
 

@@ -40,8 +40,7 @@ def stdin_load(db, source, tmpdir, *extra):
 def test_killed_stdin_load_leaves_no_spool_and_resumes(tmp_path):
     source = tmp_path / "orders.csv"
     write_dump(source, 120_000)  # about 5 MB, 6 batches: the load runs long enough to be killed mid-way
-    with CustomerActivityFeatures(tmp_path / "reference.db") as store:
-        expected = loaders.load(store, "purchases", source)
+    expected = {"read": 120_000, "accepted": 108_000, "rejected": 12_000, "duplicates": 0}  # every 10th rejected
     spool_dir = tmp_path / "tmp"
     spool_dir.mkdir()
     db = tmp_path / "stdin.db"
@@ -56,13 +55,12 @@ def test_killed_stdin_load_leaves_no_spool_and_resumes(tmp_path):
     assert os.listdir(spool_dir) == [], "a killed stdin load left its spool behind"
     with CustomerActivityFeatures(db) as store:
         (row,) = loaders.list_loads(store)
-        assert row["status"] == "running" and 0 < row["rows_read"] < expected.read
+        assert row["status"] == "running" and 0 < row["rows_read"] < expected["read"]
     # the same bytes piped again: the load continues where it stopped
     out, err = stdin_load(db, source, spool_dir).communicate(timeout=300)
     report = json.loads(out)
     assert report["status"] == "completed" and report["resumed"], (report, err)
-    assert [report[k] for k in ("read", "accepted", "rejected", "duplicates")] == [
-        expected.read, expected.accepted, expected.rejected, expected.duplicates]
+    assert {k: report[k] for k in expected} == expected
     assert os.listdir(spool_dir) == []
 
 
