@@ -205,14 +205,24 @@ def lock_path(conn, name):
     return None if file is None else os.path.realpath(file) + LOCK_INFIX + name
 
 
-def _is_store_file(target, file):
-    """True when writing ``target`` would write ``file`` (a database file) or one of its side or lock files."""
-    real_target, real_file = os.path.realpath(target), os.path.realpath(file)
+def _store_file(target, file):
+    """The file of the database ``file`` that writing ``target`` would write (the database, one of
+    its side files or a lock file), or None. ``target``: a path, or an open file descriptor."""
+    real_file = os.path.realpath(file)
+    if isinstance(target, int):
+        for candidate in (real_file,) + tuple(real_file + s for s in SIDE_SUFFIXES):
+            try:
+                if os.path.samestat(os.fstat(target), os.stat(candidate)):
+                    return candidate
+            except OSError:
+                continue
+        return None
+    real_target = os.path.realpath(target)
     target_exists = os.path.exists(target)
     try:
         same_dir = os.path.samefile(os.path.dirname(real_target), os.path.dirname(real_file))
     except OSError:
-        return False
+        return None
     name, base = os.path.basename(real_target).casefold(), os.path.basename(real_file).casefold()
     for suffix in ("",) + SIDE_SUFFIXES:
         candidate = real_file + suffix
@@ -220,24 +230,24 @@ def _is_store_file(target, file):
             if os.path.exists(candidate):
                 # any spelling of an existing file: relative, symlink, hard link, another case
                 if target_exists and os.path.samefile(target, candidate):
-                    return True
+                    return candidate
             elif not target_exists and same_dir and name == base + suffix:
-                return True  # neither exists yet: the same name (without case) in the same directory
+                return candidate  # neither exists yet: the same name (without case) in the same directory
         except OSError:
             continue
-    return same_dir and name.startswith(base + LOCK_INFIX)
+    return real_target if same_dir and name.startswith(base + LOCK_INFIX) else None
 
 
 def check_output_file(conn, path):
-    """Refuse an output path that is a file of ``conn``'s databases (main or attached): the
-    database itself under any spelling, or its -wal/-shm/-journal or lock files. Raises
-    ``OutputIsDatabaseError``; returns ``path`` otherwise."""
-    target = os.fspath(path)
-    for _, name, file in conn.execute("PRAGMA database_list"):
-        if file and _is_store_file(target, file):
-            raise OutputIsDatabaseError(
-                f"refusing to write {target}: it is the store's database {file}"
-                + ("" if os.path.realpath(target) == os.path.realpath(file) and name == "main"
-                   else " or one of its side files (-wal, -shm, -journal, locks)")
-                + "; choose another output file. Nothing was written.")
+    """Refuse an output path (or file descriptor) that is a file of ``conn``'s databases (main or
+    attached): the database itself under any spelling, or its -wal/-shm/-journal or lock files.
+    Raises ``OutputIsDatabaseError``; returns ``path`` otherwise."""
+    target = path if isinstance(path, int) else os.fspath(path)
+    for _, _, file in conn.execute("PRAGMA database_list"):
+        found = _store_file(target, file) if file else None
+        if found is not None:
+            what = (f"the store's database {file}" if found == os.path.realpath(file)
+                    else f"{found}, a side file of the store's database {file}")
+            raise OutputIsDatabaseError(f"refusing to write {target}: it is {what}; "
+                                        "choose another output file. Nothing was written.")
     return path

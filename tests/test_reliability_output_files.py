@@ -20,6 +20,7 @@ from click.testing import CliRunner
 
 from customer_activity_features import CustomerActivityFeatures, OutputIsDatabaseError, StoreError
 from store.cli import cli
+from store.db import check_output_file
 
 AS_OF = "2025-02-01T00:00:00Z"
 
@@ -74,6 +75,10 @@ def store_db(tmp_path, monkeypatch):
     return make_store(tmp_path / "x.db")
 
 
+def store_db_check(store, target):
+    return check_output_file(store.conn, target)
+
+
 def cli_run(db, args):
     return CliRunner().invoke(cli, ["--db", str(db), *args], prog_name="caf", catch_exceptions=True)
 
@@ -123,6 +128,18 @@ def test_export_next_to_the_database_still_works(tmp_path, store_db):
         assert Path(target).read_text().startswith("customer_id,frequency")
     with CustomerActivityFeatures(store_db) as store:
         assert store.export(tmp_path / "api.csv")["rows"] == 5
+    with CustomerActivityFeatures(store_db) as store:  # an open file descriptor is checked too
+        fd = os.open(store_db, os.O_RDONLY)
+        try:
+            with pytest.raises(OutputIsDatabaseError):
+                store_db_check(store, fd)
+        finally:
+            os.close(fd)
+        other_fd = os.open(tmp_path / "fd.csv", os.O_WRONLY | os.O_CREAT)
+        try:
+            assert store_db_check(store, other_fd) == other_fd
+        finally:
+            os.close(other_fd)
     with CustomerActivityFeatures() as memory:  # an in-memory store has no file to protect
         memory.add_purchase("c1", 1.0, "2025-01-01T00:00:00Z", order_id="o1")
         assert memory.export(tmp_path / "x.db-wal.csv", as_of=AS_OF)["rows"] == 1
