@@ -29,8 +29,12 @@ from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
     DatabaseLockedError,
     InvalidEventError,
+    LoadError,
+    LoadInProgressError,
     NotAStoreError,
+    OutputIsDatabaseError,
     ReadOnlyStoreError,
+    RejectedRatioError,
     SchemaTooNewError,
     StorageFullError,
     StoreError,
@@ -65,6 +69,10 @@ __all__ = [
     "StorageFullError",
     "UnknownNameError",
     "InvalidEventError",
+    "LoadError",
+    "LoadInProgressError",
+    "RejectedRatioError",
+    "OutputIsDatabaseError",
 ]
 
 # The numeric, non-boolean top-level features that get_cohort_summary averages.
@@ -318,16 +326,18 @@ class CustomerActivityFeatures:
         return self._writer.load_history(kind, records, batch_size=batch_size, progress=progress)
 
     def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None,
-             encoding=None, delimiter=None, max_rejected_ratio=None):
+             encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
         """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md.
 
         ``encoding``: the file's text encoding (e.g. ``'cp1252'``; default UTF-8); ``delimiter``: the
         CSV field delimiter (default sniffed); ``max_rejected_ratio``: stop with ``RejectedRatioError``
-        once more than this share of the rows read is rejected."""
+        once more than this share of the rows read is rejected; ``wait``: a load of the same source
+        already running in another process is waited for (True), refused with
+        ``LoadInProgressError`` (False) or waited for at most that many seconds."""
         from store import loaders as _loaders
         return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
                              timezone=timezone, progress=progress, encoding=encoding, delimiter=delimiter,
-                             max_rejected_ratio=max_rejected_ratio)
+                             max_rejected_ratio=max_rejected_ratio, wait=wait)
 
     def set_customers_metadata(self, records, *, batch_size=5000):
         """Stream dicts with keys customer_id and metadata (and optionally created_at)."""
@@ -605,7 +615,9 @@ class CustomerActivityFeatures:
 
     def export(self, path, *, format="csv", as_of=None):
         """Stream the shop's feature rows to ``path`` as csv or ndjson: the materialised rows when
-        the last snapshot is at ``as_of`` (or as_of is None), else rows computed at ``as_of``."""
+        the last snapshot is at ``as_of`` (or as_of is None), else rows computed at ``as_of``.
+        A ``path`` that is the store's database (any spelling) or one of its -wal/-shm/-journal
+        files is refused with ``OutputIsDatabaseError``, nothing written."""
         with self._writer.lock:
             self._writer.commit()
             return _materialize.export(self.conn, self.shop_id, path, format=format,

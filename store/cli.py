@@ -25,6 +25,7 @@ import click
 
 from . import __version__
 from . import db as storedb
+from . import locks
 from . import stats as storestats
 from . import synthetic, timeutil
 from .errors import StoreError
@@ -471,10 +472,13 @@ def _interactive():
                    "before stay and the load resumes when run again.")
 @click.option("--progress/--no-progress", default=None,
               help="Show a progress line on stderr (default: only when output is a terminal).")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="When another process is loading the same file into the store: wait for it to "
+                   "finish (then report 'already loaded'), or fail at once (exit 1).")
 @click.option("--json", "as_json", is_flag=True, help="Print the load report as JSON.")
 @pass_env
 def load(env, kind, file, fmt, mapping, date_format, tz, encoding, delimiter, max_rejected_ratio, progress,
-         as_json):
+         wait, as_json):
     """Load FILE (or '-' for standard input) into the store as KIND.
 
     \b
@@ -497,9 +501,10 @@ def load(env, kind, file, fmt, mapping, date_format, tz, encoding, delimiter, ma
 
     CSV, TSV, JSON array and newline-delimited JSON are read; .gz files are
     decompressed on the fly. Loading the same file again changes nothing; a
-    load that was interrupted continues where it stopped. Every row read is
-    accepted, rejected with a reason (see 'caf rejected') or counted as a
-    duplicate.
+    load that was interrupted continues where it stopped; a second load of the
+    same file while the first runs waits for it (or fails with --no-wait).
+    Every row read is accepted, rejected with a reason (see 'caf rejected') or
+    counted as a duplicate.
 
     \b
     Examples:
@@ -517,8 +522,9 @@ def load(env, kind, file, fmt, mapping, date_format, tz, encoding, delimiter, ma
             # store.load (when present) is loaders.load with the store's clearer sqlite errors.
             run = getattr(store, "load", None) or (lambda *a, **k: loaders.load(store, *a, **k))
             report = run(kind, file, fmt=fmt, mapping=dict(mapping) or None,
-                         date_format=date_format, timezone=tz, progress=bar, encoding=encoding,
-                         delimiter=delimiter, max_rejected_ratio=max_rejected_ratio)
+                         date_format=date_format, timezone=tz, progress=_waiting_notice(bar),
+                         encoding=encoding, delimiter=delimiter, max_rejected_ratio=max_rejected_ratio,
+                         wait=wait)
         except NotImplementedError:
             raise NotAvailableError("not available yet: store.loaders.load is not built in this version") from None
         finally:
@@ -545,12 +551,27 @@ def _read_as(report):
     return ", ".join(parts)
 
 
+def _waiting_notice(bar):
+    """The progress callback of 'caf load': the progress line, and one line on stderr (always)
+    when the load waits for another process loading the same file."""
+    def progress(report):
+        if getattr(report, "status", None) == "waiting":
+            who = locks.describe(report.waiting_for or {})
+            click.echo(f"{report.source}: another process is loading the same data into this store"
+                       f"{' (' + who + ')' if who else ''}; waiting for it to finish", err=True)
+            return
+        bar(report)
+    return progress
+
+
 def _load_summary(report):
     if report.status == "already_loaded":
         prev = report.previous or {}
         when = prev.get("finished_at") or prev.get("started_at") or "before"
-        return (f"{report.source}: already loaded ({when}, load {prev.get('load_id', '?')}); "
-                "nothing written")
+        counts = ", ".join(f"{_fmt(prev[k])} {k}" for k in ("read", "accepted", "rejected", "duplicates")
+                           if prev.get(k) is not None)
+        return (f"{report.source}: already loaded ({when}, load {prev.get('load_id', '?')}"
+                f"{': ' + counts if counts else ''}); nothing written")
     seconds = report.seconds or 0.0
     rate = f", {report.read / seconds:,.0f} rows/s" if seconds >= 0.1 else ""
     lines = [f"Loaded {report.source} as {report.kind} in {seconds:,.1f} s{rate}"
@@ -771,7 +792,7 @@ def export_features(env, file, fmt, as_of):
     fmt = _format_from_name(fmt, file)
     with env.open() as store:
         run = _require(store, "export")
-        result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of))
+        result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of), conn=store.conn)
     rows = result if isinstance(result, int) and not isinstance(result, bool) else _as_dict(result).get("rows")
     click.echo(f"Wrote {_fmt(rows) + ' rows' if rows is not None else 'features'} to {file} ({fmt})")
 
@@ -806,17 +827,24 @@ def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_f
         summary = _require(store, "rfm_summary")
         rows = summary(observation_end, freq=freq, freq_multiplier=freq_multiplier, include_first=include_first,
                        include_zero_values=include_zero_values)
-        count = write_rows(file, rows, fmt, fields=RFM_COLUMNS)
+        count = write_rows(file, rows, fmt, fields=RFM_COLUMNS, conn=store.conn)
     click.echo(f"Wrote {count:,} customers to {file} ({fmt})")
 
 
 RFM_COLUMNS = ("customer_id", "frequency", "recency", "T", "monetary_value")
 
 
-def _replace_when_done(path, write):
-    """Call ``write(partial path)``, then rename the partial file to ``path``: FILE is never half written."""
+def _replace_when_done(path, write, *, conn=None):
+    """Call ``write(partial path)``, then rename the partial file to ``path``: FILE is never half written.
+
+    With ``conn``, a ``path`` (or its partial file) that is one of its database files (the
+    database under any spelling, its -wal/-shm/-journal) is refused first (``OutputIsDatabaseError``).
+    """
     path = Path(path)
     partial = path.with_name(path.name + ".partial")
+    if conn is not None:
+        storedb.check_output_file(conn, path)
+        storedb.check_output_file(conn, partial)
     try:
         result = write(str(partial))
         os.replace(partial, path)
@@ -826,11 +854,12 @@ def _replace_when_done(path, write):
             partial.unlink()
 
 
-def write_rows(path, rows, fmt, *, fields=None):
+def write_rows(path, rows, fmt, *, fields=None, conn=None):
     """Stream rows (dicts or namedtuples) to a CSV or NDJSON file; returns the row count.
 
     Written to a temporary name and renamed at the end, so FILE is never half
-    written. ``fields`` gives the CSV header when there is no row.
+    written. ``fields`` gives the CSV header when there is no row. With ``conn``,
+    a FILE that is one of its database files is refused (``_replace_when_done``).
     """
     import csv
 
@@ -852,7 +881,7 @@ def write_rows(path, rows, fmt, *, fields=None):
                 csv.writer(out).writerow(fields)
         return count
 
-    return _replace_when_done(path, write)
+    return _replace_when_done(path, write, conn=conn)
 
 
 # -- catalog ------------------------------------------------------------------------------

@@ -26,8 +26,8 @@ from pathlib import Path
 
 import sqlite_utils
 
-from .errors import (DatabaseLockedError, NotAStoreError, ReadOnlyStoreError, SchemaTooNewError,
-                     StorageFullError, StoreError, UnknownNameError)
+from .errors import (DatabaseLockedError, NotAStoreError, OutputIsDatabaseError, ReadOnlyStoreError,
+                     SchemaTooNewError, StorageFullError, StoreError, UnknownNameError)
 from .resources import query, resource_dir
 
 BUSY_TIMEOUT_MS = 30_000  # the default busy timeout (busy_timeout= / caf --busy-timeout change it)
@@ -485,19 +485,24 @@ def raise_as_store_error(exc, conn=None, result=None):
         raise error from exc
 
 
+# -- the files of a database ---------------------------------------------------------
+SIDE_SUFFIXES = ("-wal", "-shm", "-journal")  # SQLite's side files of a database file
+LOCK_INFIX = "-lock-"  # lock files of the store: <database file>-lock-<name> (store.locks)
+
+
+def database_file(conn):
+    """The main database's file (absolute path text), or None for an in-memory or temporary database."""
+    for _, name, file in conn.execute("PRAGMA database_list"):
+        if name == "main":
+            return file or None
+    return None
+
+
 # -- who holds the lock ---------------------------------------------------------------------------
 _WAL_WRITE_LOCK_BYTE = 120  # the byte of the -shm file a WAL-mode writer locks (SQLite's WAL_WRITE_LOCK)
 _PENDING_BYTE = 0x40000000  # the bytes of the database file a rollback-journal writer locks
 _RESERVED_BYTE = _PENDING_BYTE + 1
 PROC_LOCKS = "/proc/locks"
-
-
-def database_file(conn):
-    """The main database's file name, or None for an in-memory or temporary database."""
-    for _, name, file in conn.execute("PRAGMA database_list"):
-        if name == "main":
-            return file or None
-    return None
 
 
 def lock_holder(path):
@@ -593,3 +598,58 @@ def describe_lock(conn=None):
     text += ("; wait for it to finish and retry, or open the store with a longer busy timeout "
              "(busy_timeout=SECONDS, caf --busy-timeout SECONDS)")
     return DatabaseLockedError(text, path=path, timeout_seconds=timeout, holder=holder)
+
+
+# -- the store's own files: lock files, and outputs that must not overwrite them ---------------
+def lock_path(conn, name):
+    """The path of the store's lock file ``name`` next to its database file, or None in memory."""
+    file = database_file(conn)
+    return None if file is None else os.path.realpath(file) + LOCK_INFIX + name
+
+
+def _store_file(target, file):
+    """The file of the database ``file`` that writing ``target`` would write (the database, one of
+    its side files or a lock file), or None. ``target``: a path, or an open file descriptor."""
+    real_file = os.path.realpath(file)
+    if isinstance(target, int):
+        for candidate in (real_file,) + tuple(real_file + s for s in SIDE_SUFFIXES):
+            try:
+                if os.path.samestat(os.fstat(target), os.stat(candidate)):
+                    return candidate
+            except OSError:
+                continue
+        return None
+    real_target = os.path.realpath(target)
+    target_exists = os.path.exists(target)
+    try:
+        same_dir = os.path.samefile(os.path.dirname(real_target), os.path.dirname(real_file))
+    except OSError:
+        return None
+    name, base = os.path.basename(real_target).casefold(), os.path.basename(real_file).casefold()
+    for suffix in ("",) + SIDE_SUFFIXES:
+        candidate = real_file + suffix
+        try:
+            if os.path.exists(candidate):
+                # any spelling of an existing file: relative, symlink, hard link, another case
+                if target_exists and os.path.samefile(target, candidate):
+                    return candidate
+            elif not target_exists and same_dir and name == base + suffix:
+                return candidate  # neither exists yet: the same name (without case) in the same directory
+        except OSError:
+            continue
+    return real_target if same_dir and name.startswith(base + LOCK_INFIX) else None
+
+
+def check_output_file(conn, path):
+    """Refuse an output path (or file descriptor) that is a file of ``conn``'s databases (main or
+    attached): the database itself under any spelling, or its -wal/-shm/-journal or lock files.
+    Raises ``OutputIsDatabaseError``; returns ``path`` otherwise."""
+    target = path if isinstance(path, int) else os.fspath(path)
+    for _, _, file in conn.execute("PRAGMA database_list"):
+        found = _store_file(target, file) if file else None
+        if found is not None:
+            what = (f"the store's database {file}" if found == os.path.realpath(file)
+                    else f"{found}, a side file of the store's database {file}")
+            raise OutputIsDatabaseError(f"refusing to write {target}: it is {what}; "
+                                        "choose another output file. Nothing was written.")
+    return path

@@ -85,3 +85,21 @@ class StorageFullError(StoreError):
     def __init__(self, message, result=None):
         super().__init__(message)
         self.result = result
+
+
+class LoadInProgressError(StoreError):
+    """Another process is loading the same source (same bytes, kind and options) into this
+    store right now, and the load was asked not to wait (``wait=False``, ``caf load --no-wait``)
+    or waited longer than it was allowed to. ``holder`` is what that process recorded:
+    {'pid', 'host', 'since'} (any may be missing). A load killed mid-way holds nothing: it is
+    resumed by the next run, never reported as in progress."""
+
+    def __init__(self, message, holder=None):
+        super().__init__(message)
+        self.holder = dict(holder or {})
+
+
+class OutputIsDatabaseError(StoreError, ValueError):
+    """An output file (``export``, ``caf export``) is the store's own database, under any
+    spelling (relative path, symlink, hard link, another case), or one of its side files
+    (``-wal``, ``-shm``, ``-journal``). Nothing was written; the database is untouched."""

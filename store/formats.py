@@ -126,21 +126,28 @@ def encoding_label(codec):
 
 # -- sources -----------------------------------------------------------------------
 class Source:
-    """A file to load: its name as given, a path on disk, size and sha256 of its bytes."""
+    """A file to load: its name as given, size and sha256 of its bytes, and where they are:
+    ``path`` on disk, or ``spool``, an open temporary file without a name (standard input
+    and file objects, see ``open_source``)."""
 
-    def __init__(self, name, path, size, sha256, temporary=False):
+    def __init__(self, name, path, size, sha256, spool=None):
         self.name = name
         self.path = path
         self.size = size
         self.sha256 = sha256
-        self.temporary = temporary
+        self.spool = spool
+
+    def open(self):
+        """A binary handle on the bytes, at their start."""
+        if self.spool is None:
+            return open(self.path, "rb")
+        handle = os.fdopen(os.dup(self.spool.fileno()), "rb")  # shares the spool's offset: one reader
+        handle.seek(0)
+        return handle
 
     def close(self):
-        if self.temporary:
-            try:
-                os.unlink(self.path)
-            except OSError:
-                pass
+        if self.spool is not None:
+            self.spool.close()  # its bytes go with it: the file has no name
 
 
 def open_source(source):
@@ -175,22 +182,24 @@ def open_source(source):
         raise LoadError(f"source must be a path, '-' or a file object, got {type(source).__name__}")
     digest = hashlib.sha256()
     size = 0
-    fd, tmp = tempfile.mkstemp(prefix="caf-load-", suffix=".spool")
+    # A temporary file without a name (O_TMPFILE, or unlinked as soon as it is created): the
+    # open handle keeps it alive, and a killed load (even SIGKILL) leaves nothing in the temp dir.
+    out = tempfile.TemporaryFile(prefix="caf-load-", suffix=".spool")
     try:
-        with os.fdopen(fd, "wb") as out:
-            while True:
-                chunk = stream.read(CHUNK)
-                if not chunk:
-                    break
-                if isinstance(chunk, str):
-                    chunk = chunk.encode("utf-8", "surrogateescape")
-                digest.update(chunk)
-                out.write(chunk)
-                size += len(chunk)
+        while True:
+            chunk = stream.read(CHUNK)
+            if not chunk:
+                break
+            if isinstance(chunk, str):
+                chunk = chunk.encode("utf-8", "surrogateescape")
+            digest.update(chunk)
+            out.write(chunk)
+            size += len(chunk)
+        out.flush()
     except BaseException:
-        os.unlink(tmp)
+        out.close()
         raise
-    return Source(name, Path(tmp), size, digest.hexdigest(), temporary=True)
+    return Source(name, None, size, digest.hexdigest(), spool=out)
 
 
 class Reader:
@@ -202,7 +211,7 @@ class Reader:
 
     def __init__(self, source):
         self.name = source.name
-        self.raw = open(source.path, "rb")
+        self.raw = source.open()
         magic = self.raw.read(2)
         self.raw.seek(0)
         self.gzip = magic == b"\x1f\x8b"
@@ -222,13 +231,15 @@ class Reader:
             return 0
 
     def peek(self, n=4096):
-        """The first ``n`` decompressed bytes, without consuming them."""
+        """The first ``n`` decompressed bytes, without consuming them (before the stream is read)."""
         if self.gzip:
-            with gzip.open(self.raw.name, "rb") as g:
-                try:
+            try:
+                with gzip.GzipFile(fileobj=self.raw, mode="rb") as g:  # leaves self.raw open
                     return g.read(n)
-                except (OSError, EOFError, zlib.error) as exc:
-                    raise LoadError(f"{self.name}: not a valid gzip file ({exc})") from None
+            except (OSError, EOFError, zlib.error) as exc:
+                raise LoadError(f"{self.name}: not a valid gzip file ({exc})") from None
+            finally:
+                self.raw.seek(0)
         data = self.raw.read(n)
         self.raw.seek(0)
         return data

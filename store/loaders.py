@@ -28,22 +28,30 @@ See docs/loading.md for every mapping decision. In short:
   is recognised by its sha256 and reported as ``already_loaded``; nothing is
   written) and resumable (a killed load, run again, continues its ``loads``
   row and ends with exactly the rows of an uninterrupted load).
+* A load claims its source (store, shop, kind, bytes, options) for as long as
+  it runs (``store.locks``: a lock file next to the database, released by the
+  kernel when the process ends, even killed). A second load of the same
+  source meanwhile, from any process, waits for the first and then reports
+  ``already_loaded`` (or resumes it, if the first was killed); with
+  ``wait=False`` it raises ``LoadInProgressError`` instead.
 """
 
+import contextlib
 import csv
+import errno
 import json
 import json.encoder
 import numbers
 import sqlite3
 import time
 from collections import Counter
-from hashlib import blake2b
+from hashlib import blake2b, sha256
 from operator import add, itemgetter
 from dataclasses import dataclass, field
 
-from . import formats, timeutil, validate
-from .db import quote_identifier
-from .errors import LoadError, RejectedRatioError
+from . import formats, locks, timeutil, validate
+from .db import lock_path, quote_identifier
+from .errors import LoadError, LoadInProgressError, ReadOnlyStoreError, RejectedRatioError
 from .formats import FORMATS, customer_text, number
 from .resources import query
 from .validate import Rejection
@@ -60,8 +68,11 @@ class LoadReport:
 
     * ``status``: ``'completed'``, ``'already_loaded'`` (the same bytes were
       loaded before with the same kind and options: nothing was written, the
-      counts are 0 and ``previous`` holds the earlier ``loads`` row) or
-      ``'running'`` (only in reports passed to ``progress`` callbacks);
+      counts are 0 and ``previous`` holds the earlier ``loads`` row),
+      ``'running'`` (only in reports passed to ``progress`` callbacks) or
+      ``'waiting'`` (passed to ``progress`` once, before any row is read, when
+      another process is loading the same source and this load waits for it;
+      ``waiting_for`` is then that process's {'pid', 'host', 'since'});
     * ``pending``: rows staged but not yet aggregated (presets; 0 at the end);
     * ``tables``: {table name: rows inserted into it by this load};
     * ``bytes_read`` / ``total_bytes``: progress through the (possibly
@@ -93,6 +104,7 @@ class LoadReport:
     encoding: str = "UTF-8"
     delimiter: str = None
     delimiter_sniffed: bool = False
+    waiting_for: dict = None
 
     def as_dict(self):
         """A JSON-ready dict of the report."""
@@ -103,6 +115,7 @@ class LoadReport:
             "pending": self.pending, "rejected_by_reason": dict(self.rejected_by_reason),
             "tables": dict(self.tables), "seconds": self.seconds, "resumed": self.resumed,
             "encoding": self.encoding, "delimiter": self.delimiter, "delimiter_sniffed": self.delimiter_sniffed,
+            "previous": None if self.previous is None else dict(self.previous),
         }
 
 
@@ -469,7 +482,7 @@ def _picker(index):
 
 class _Run:
     def __init__(self, store, kind, source, fmt, mapping, date_format, timezone, progress,
-                 encoding=None, delimiter=None, max_rejected_ratio=None):
+                 encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
         if not isinstance(kind, str) or (kind not in GENERIC and kind not in PRESET):
             raise LoadError(f"unknown kind {kind!r}; expected one of: {', '.join(KINDS + PRESETS)}")
         self.store = store
@@ -509,6 +522,9 @@ class _Run:
         self.fmt = fmt
         self.progress = progress
         self.source_arg = source
+        if not (isinstance(wait, bool) or (isinstance(wait, (int, float)) and wait >= 0)):
+            raise LoadError(f"wait must be True, False or a number of seconds >= 0, got {wait!r}")
+        self.wait = wait
 
     # -- bookkeeping -------------------------------------------------------------------
     def _begin(self):
@@ -537,10 +553,13 @@ class _Run:
             head = formats.decoded_head(reader.peek(SNIFF_BYTES), self.encoding)
             fmt = formats.detect_format(source.name, self.fmt, head)
             delimiter, sniffed = self._delimiter(fmt, head)
+            key = self._key(source, fmt, delimiter)
             writer = self.store._writer
-            with writer.lock:
-                writer.commit()
-                return self._run(source, reader, fmt, delimiter, sniffed)
+            writer.commit()  # nothing of this store uncommitted (holding the write lock) while it waits
+            with self._claim(key, source, fmt):
+                with writer.lock:
+                    writer.commit()
+                    return self._run(source, reader, fmt, key, delimiter, sniffed)
         finally:
             if reader is not None:
                 reader.close()
@@ -558,9 +577,8 @@ class _Run:
             return "\t", False
         return formats.sniff_delimiter(head, formats.DEFAULT_DELIMITER[fmt]), True
 
-    def _run(self, source, reader, fmt, delimiter, sniffed):
-        self.conn = conn = self.store.conn
-        shop_id = self.store.shop_id
+    def _key(self, source, fmt, delimiter):
+        """The load's identity in the ``loads`` table: shop, kind, the file's bytes and the options."""
         settings = {"format": fmt, "mapping": self.mapping, "date_format": self.date_format,
                     "timezone": self.timezone}
         # Options at their defaults are left out, so loads recorded before they existed keep their key.
@@ -568,7 +586,55 @@ class _Run:
             settings["encoding"] = self.encoding
         if delimiter is not None and delimiter != formats.DEFAULT_DELIMITER[fmt]:
             settings["delimiter"] = delimiter
-        options = json.dumps(settings, sort_keys=True)
+        return {"shop_id": self.store.shop_id, "kind": self.kind, "sha256": source.sha256,
+                "options": json.dumps(settings, sort_keys=True)}
+
+    @contextlib.contextmanager
+    def _claim(self, key, source, fmt):
+        """Hold the claim on this load (its ``loads`` key) for the block; see the module docstring.
+
+        While it is held, no other process runs this load: a ``running`` row found under the
+        claim is one whose process died, resumed here, never one in progress. A store without
+        a database file (in memory) needs no claim: its one connection serialises its loads.
+        """
+        name = sha256(json.dumps([key["shop_id"], key["kind"], key["sha256"], key["options"]]).encode())
+        path = None if getattr(self.store, "read_only", False) else lock_path(self.store.conn,
+                                                                               "load-" + name.hexdigest()[:24])
+        if path is None:
+            yield
+            return
+        lock = locks.FileLock(path)
+
+        def busy(holder):
+            self.holder = holder
+            if self.wait is not False and self.progress is not None:
+                self.progress(LoadReport(kind=self.kind, source=formats.clean_text(source.name), sha256=source.sha256,
+                                         size=source.size, format=fmt, total_bytes=source.size,
+                                         status="waiting", waiting_for=dict(holder)))
+        try:
+            taken = lock.acquire(wait=self.wait, on_busy=busy)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                raise ReadOnlyStoreError(f"cannot load into this store: its lock file {path} cannot be "
+                                         f"created ({exc.strerror}); the database's directory must be "
+                                         "writable") from None
+            raise LoadError(f"cannot create the load's lock file {path}: {exc.strerror or exc}") from None
+        if not taken:
+            holder = lock.holder() or self.holder
+            who = locks.describe(holder)
+            waited = "" if self.wait is False else f" (waited {self.wait:g} s)"
+            raise LoadInProgressError(
+                f"{source.name} is being loaded as {self.kind} into this store by another process"
+                f"{' (' + who + ')' if who else ''}{waited}: nothing was done; run it again once that load "
+                "has finished (it will say 'already loaded'), or stop that process (a killed load is "
+                "resumed by the next run)", holder)
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def _run(self, source, reader, fmt, key, delimiter, sniffed):
+        self.conn = conn = self.store.conn
         self.delimiter = delimiter
         self.report = report = LoadReport(kind=self.kind, source=formats.clean_text(source.name),
                                           sha256=source.sha256, size=source.size, format=fmt,
@@ -576,9 +642,24 @@ class _Run:
                                           delimiter_sniffed=sniffed,
                                           encoding=formats.encoding_label(self.encoding))
         self.sql_update = query("update_load")
-        key = {"shop_id": shop_id, "kind": self.kind, "sha256": source.sha256, "options": options}
-        found = conn.execute(query("find_load"), key).fetchone()
         self.seconds_before = 0.0
+        found = conn.execute(query("find_load"), key).fetchone()
+        if found is None:
+            # looked up again and inserted in one write transaction: even a process that holds
+            # no claim (see _claim) finds the row of a load started meanwhile
+            self._begin()
+            try:
+                found = conn.execute(query("find_load"), key).fetchone()
+                if found is None:
+                    cursor = conn.execute(query("insert_load"), dict(
+                        key, source_name=report.source, source_size=source.size,
+                        started_at=timeutil.iso(timeutil.now_us())))
+                    report.load_id = cursor.lastrowid
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         if found is not None:
             (load_id, status, read, accepted, rejected, duplicates, pending, tables,
              started_at, finished_at, seconds) = found
@@ -596,17 +677,6 @@ class _Run:
             report.duplicates, report.pending = duplicates, pending
             report.tables = json.loads(tables)
             self.seconds_before = seconds or 0.0
-        else:
-            self._begin()
-            try:
-                cursor = conn.execute(query("insert_load"), dict(
-                    key, source_name=report.source, source_size=source.size,
-                    started_at=timeutil.iso(timeutil.now_us())))
-                report.load_id = cursor.lastrowid
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
         self.skip = report.read
         self.committed = False  # has this run committed a batch?
         try:
@@ -1051,7 +1121,7 @@ def _fields_payload(fields, header=None):
 
 
 def load(store, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None,
-         encoding=None, delimiter=None, max_rejected_ratio=None):
+         encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
     """Load one file (or stdin) into ``store`` (a ``CustomerActivityFeatures``).
 
     ``kind``: one of ``KINDS`` or ``PRESETS``. ``source``: a path (str or
@@ -1066,20 +1136,28 @@ def load(store, kind, source, *, fmt=None, mapping=None, date_format=None, timez
     first batch has timestamps but none it parses stops with nothing
     written); ``timezone``: IANA name for naive timestamps (default UTC).
     ``progress``: a callable receiving the running ``LoadReport`` after every
-    committed batch. ``encoding``: the file's text encoding (a Python codec
+    committed batch (and once with status
+    ``'waiting'`` when it waits for another process's load of the same
+    source). ``encoding``: the file's text encoding (a Python codec
     name such as ``cp1252``; default UTF-8). ``delimiter``: the CSV/TSV field
     delimiter (default: a tab for TSV, sniffed among , ; tab | for CSV).
     ``max_rejected_ratio``: stop (``RejectedRatioError``) when, at a batch
     commit, more than this share of the rows read were rejected.
 
+    ``wait``: when another process is loading the same source (same bytes,
+    kind and options) into this store, True waits for it to end (then
+    reports ``already_loaded``, or resumes it if it was killed), False raises
+    ``LoadInProgressError`` at once, a number waits at most that many seconds.
+
     Returns a ``LoadReport``. Raises ``store.errors.LoadError`` (a
     ``StoreError``) for problems with the file as a whole (missing, unknown
-    kind or format, missing columns, bad option, corrupt gzip); bad rows
-    never raise. The store's ``strict`` flag does not apply: rows are
-    rejected, never raised. See docs/loading.md.
+    kind or format, missing columns, bad option, corrupt gzip), and
+    ``LoadInProgressError`` as ``wait`` says; bad rows never raise. The
+    store's ``strict`` flag does not apply: rows are rejected, never raised.
+    See docs/loading.md.
     """
     return _Run(store, kind, source, fmt, mapping, date_format, timezone, progress,
-                encoding, delimiter, max_rejected_ratio).run()
+                encoding, delimiter, max_rejected_ratio, wait).run()
 
 
 def list_loads(store, *, limit=None):

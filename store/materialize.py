@@ -36,7 +36,7 @@ import sys
 import tempfile
 
 from . import catalog, localtime, scratch, timeutil
-from .db import applied_steps, automatic_indexes, database_file, quote_identifier
+from .db import applied_steps, automatic_indexes, check_output_file, database_file, quote_identifier
 from .errors import StoreError, UnknownNameError
 from .features import bind_one_as_of, parameters
 from .resources import queries, query
@@ -892,6 +892,7 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
     """
     if format not in EXPORT_FORMATS:
         raise UnknownNameError(f"format must be one of {', '.join(EXPORT_FORMATS)}, got {format!r}")
+    check_output_file(conn, path)  # never the database (or its -wal/-shm/-journal) itself
     run = last_run(conn, shop_id)
     windows = check_windows(windows if windows is not None else (run["windows"] if run else None))
     plan = Plan(conn, windows, _run_families(run) if run else None)

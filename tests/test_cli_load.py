@@ -66,11 +66,11 @@ class FakeLoader:
         self.reasons = reasons if reasons is not None else {"customer_id: is empty": 2}
 
     def __call__(self, store, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None,
-                 progress=None, encoding=None, delimiter=None, max_rejected_ratio=None):
+                 progress=None, encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
         stdin = source.read() if hasattr(source, "read") else None
         self.calls.append(dict(kind=kind, source=source, fmt=fmt, mapping=mapping, date_format=date_format,
                                timezone=timezone, progress=progress, stdin=stdin, encoding=encoding,
-                               delimiter=delimiter, max_rejected_ratio=max_rejected_ratio))
+                               delimiter=delimiter, max_rejected_ratio=max_rejected_ratio, wait=wait))
         if self.raises:
             raise self.raises
         report = loaders.LoadReport(kind=kind, source=str(source), status="running")
@@ -115,6 +115,7 @@ def test_load_passes_every_option(fake, data_file, tmp_path):
     assert call["date_format"] == "%d/%m/%Y %H:%M"
     assert call["timezone"] == "Europe/London"
     assert call["encoding"] == "cp1252" and call["delimiter"] == ";" and call["max_rejected_ratio"] == 0.25
+    assert call["wait"] is True
     out = result.stdout
     assert "Loaded" in out and "read" in out and "accepted" in out and "duplicates" in out
     assert "customer_id: is empty" in out
@@ -128,6 +129,8 @@ def test_load_defaults(fake, data_file, tmp_path):
     assert call["fmt"] is None and call["mapping"] is None
     assert call["date_format"] is None and call["timezone"] is None
     assert call["encoding"] is None and call["delimiter"] is None and call["max_rejected_ratio"] is None
+    ok(run(["load", "online-retail", str(data_file), "--no-wait"], db=tmp_path / "s.db"))
+    assert fake.calls[1]["wait"] is False
 
 
 def test_map_value_may_contain_equals_signs(fake, data_file, tmp_path):
