@@ -446,7 +446,7 @@ def to_json(value):
 
 def metadata_json(metadata):
     """Customer metadata as JSON text; non-dict metadata becomes {}."""
-    return to_json(metadata if isinstance(metadata, dict) else {})
+    return to_json(metadata if issubclass(type(metadata), dict) else {})  # type(): never a hostile __class__
 
 
 # -- fast paths for bulk records that are already in the common, correct shape ----------------
