@@ -12,7 +12,10 @@ Durability contract (also in the README):
   transaction, so a crash loses at most the batch in flight, never part of one;
 * an event is durable once its transaction has committed (WAL with
   ``synchronous=NORMAL``: durable across a process crash; across a power loss
-  the last transactions before it may roll back, never half of one).
+  the last transactions before it may roll back, never half of one);
+* re-running the same call stores nothing twice: events by their natural key
+  (a duplicate), rejections by (shop, kind, reason, payload) (migration 0005;
+  the call's result still counts every offered bad record as rejected).
 """
 
 import functools
