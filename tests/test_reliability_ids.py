@@ -32,6 +32,11 @@ def reason_field(reason):
     return reason.split(":", 1)[0]
 
 
+def starting(reasons, start):
+    """How many rejections have a reason beginning with ``start`` (a reader may add detail after it)."""
+    return sum(n for reason, n in reasons.items() if reason.startswith(start))
+
+
 def stored_customers(store):
     store.flush()
     return sorted(cid for (cid,) in store.conn.execute(
@@ -205,7 +210,7 @@ def test_loader_kinds_and_presets_refuse_bad_ids(kind, fmt, tmp_path):
         assert {reason_field(r) for r in report.rejected_by_reason} == {column}, report.rejected_by_reason
         assert report.rejected_by_reason[f"{column}: contains a NUL character"] == len(NUL_IDS)
         if fmt == "ndjson":
-            assert report.rejected_by_reason[f"{column}: is not valid Unicode text"] == len(SURROGATE_IDS)
+            assert starting(report.rejected_by_reason, f"{column}: is not valid Unicode text") == len(SURROGATE_IDS)
         assert stored_customers(store) == [GOOD]
         check_materialized(store, [GOOD])
 
@@ -218,7 +223,7 @@ def test_presets_apply_the_event_id_rule(kind, tmp_path):
     with CustomerActivityFeatures() as store:
         report = loaders.load(store, kind, write_file(tmp_path / "in.ndjson", "ndjson", rows))
         assert (report.accepted, report.rejected) == (1, 1), report.as_dict()
-        assert report.rejected_by_reason == {f"{PRESET_KEY[kind]}: is not valid Unicode text": 1}
+        assert starting(report.rejected_by_reason, f"{PRESET_KEY[kind]}: is not valid Unicode text") == 1
         assert store.add_purchase("c", 1.0, WHEN, order_id="k\udfff") is False
         assert rejections(store)[-1] == "order_id: is not valid Unicode text"
 
