@@ -39,8 +39,14 @@ INSERT OR IGNORE INTO purchase_attributions (shop_id, customer_id, event_time_us
 VALUES (?, ?, ?, ?, ?, ?);
 
 -- name: insert_rejected_event
+-- A rejected offer of add_*, a bulk call or load_history. Recorded once: an
+-- offer already stored with the same (shop_id, kind, reason, payload) is not
+-- stored again (migration 0005's unique index; the first received_at is kept),
+-- so re-running the same call stores nothing twice. The caller still counts it
+-- as rejected. Any other constraint failure raises.
 INSERT INTO rejected_events (shop_id, kind, payload, reason, received_at)
-VALUES (?, ?, ?, ?, ?);
+VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (shop_id, kind, reason, payload) WHERE load_id IS NULL DO NOTHING;
 
 -- name: history_deferred_schema
 -- The objects load_history builds after moving a first load into an empty event table:

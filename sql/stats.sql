@@ -73,7 +73,8 @@ SELECT
     kind,
     -- reason: why it was rejected, 'field: why'; never NULL
     reason,
-    -- rejected_count: records rejected for this kind and reason; count; at least 1
+    -- rejected_count: stored rejections of this kind and reason (one per distinct rejected offer of
+    --   add_*/bulk/load_history, one per rejected input row of a file load); count; at least 1
     count(*) AS rejected_count
 FROM rejected_events
 WHERE shop_id = :shop_id

@@ -1,6 +1,16 @@
 """Exception classes. Every error the store raises on purpose is one of these."""
 
 
+def describe(exc, limit=150):
+    """'TypeName: message' of an exception, at most ``limit`` characters; never raises (an
+    exception raised by a hostile value may have a ``__str__`` that raises too)."""
+    try:
+        text = f"{type(exc).__name__}: {exc}"
+    except Exception:
+        text = type(exc).__name__
+    return text[:limit]
+
+
 class StoreError(Exception):
     """Base class for errors raised by the customer-activity store."""
 

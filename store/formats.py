@@ -22,7 +22,7 @@ from datetime import datetime, timedelta, timezone as _timezone
 from pathlib import Path
 
 from .errors import LoadError
-from .validate import Rejection, count
+from .validate import Rejection, count, customer_id
 
 try:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -544,23 +544,19 @@ _FLOAT_ID = re.compile(r"^-?\d+\.0+$")
 
 
 def customer_text(value, field):
-    """A customer id from a file: text, integral floats written as 17850.0 become 17850."""
-    if value is None or isinstance(value, bool):
-        raise Rejection(field, "is missing" if value is None else "must be text or an integer, got bool")
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return str(int(value))
-        raise Rejection(field, "must be text or an integer, got a fractional number")
-    if isinstance(value, int):
-        return str(value)
-    if not isinstance(value, str):
-        raise Rejection(field, f"must be text or an integer, got {type(value).__name__}")
-    text = value.strip()
-    if not text:
+    """A customer id from a file. Reading the cell: text is stripped (blank or absent = "is
+    missing"), an integral number written as 17850.0 is 17850. The id itself must then pass the
+    store's one customer-id rule, ``validate.customer_id`` (no NUL, valid Unicode, ...), as at
+    every other entry point."""
+    if value is None:
         raise Rejection(field, "is missing")
-    if "." in text and _FLOAT_ID.match(text):
-        text = text.split(".", 1)[0]
-    return text
+    if isinstance(value, str):
+        value = value.strip()
+        if not value:
+            raise Rejection(field, "is missing")
+        if "." in value and _FLOAT_ID.match(value):
+            value = value.split(".", 1)[0]
+    return customer_id(value, field)
 
 
 def number(value, field, *, optional=False):

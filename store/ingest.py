@@ -12,7 +12,10 @@ Durability contract (also in the README):
   transaction, so a crash loses at most the batch in flight, never part of one;
 * an event is durable once its transaction has committed (WAL with
   ``synchronous=NORMAL``: durable across a process crash; across a power loss
-  the last transactions before it may roll back, never half of one).
+  the last transactions before it may roll back, never half of one);
+* re-running the same call stores nothing twice: events by their natural key
+  (a duplicate), rejections by (shop, kind, reason, payload) (migration 0005;
+  the call's result still counts every offered bad record as rejected).
 """
 
 import functools
@@ -76,6 +79,8 @@ KINDS = {
 }
 
 
+_METADATA_KEYS = frozenset(("customer_id", "metadata", "created_at"))  # of a set_customers_metadata record
+
 # Identifiers load_history puts into SQL text (store.db.quote_identifier checks them).
 _HISTORY_TABLES = frozenset(kind.table for kind in KINDS.values())
 _HISTORY_SCHEMA = frozenset(name for t in _HISTORY_TABLES for name in (f"{t}_event_id", f"changed_customers_{t}_insert"))
@@ -105,7 +110,7 @@ class IngestResult:
 
 
 def _record_values(kind, record):
-    if not isinstance(record, dict):
+    if not issubclass(type(record), dict):
         raise validate.Rejection("record", f"must be a dict, got {type(record).__name__}")
     if kind.field_set.issuperset(record):
         return map(record.get, kind.fields)
@@ -117,9 +122,30 @@ def _record_values(kind, record):
 
 
 def _payload(record):
-    if isinstance(record, dict):
+    if issubclass(type(record), dict):  # type(), not isinstance(): a hostile __class__ may raise
         return validate.to_json(record)
     return validate.to_json({"record": record})
+
+
+def _checked(make, *args):
+    """``make(*args)``, raising nothing but ``validate.Rejection``: an exception raised by a hostile
+    value's own methods while it is read (``__eq__``, ``__hash__``, ``__class__``, ``__iter__``,
+    a tzinfo ...) and not already turned into a field's rejection becomes the rejection
+    ``record: a value could not be read (...)``, so that it is recorded (or raised as
+    ``InvalidEventError`` in strict mode) like any other, and never loses a bulk batch."""
+    try:
+        return make(*args)
+    except validate.Rejection:
+        raise
+    except MemoryError:
+        raise
+    except Exception as exc:
+        raise validate.unreadable(exc) from None
+
+
+def _record_row(kind, shop_id, record):
+    """The row of one bulk record (a dict of ``kind.fields``), or ``validate.Rejection``."""
+    return kind.row(shop_id, timeutil.now_us(), *_record_values(kind, record))
 
 
 class Writer:
@@ -209,7 +235,7 @@ class Writer:
         kind = KINDS[kind_name]
         with self.lock:
             try:
-                row = kind.row(self.shop_id, timeutil.now_us(), *values)
+                row = _checked(kind.row, self.shop_id, timeutil.now_us(), *values)
             except validate.Rejection as rejection:
                 if self.strict:
                     raise InvalidEventError(rejection.field, rejection.why) from None
@@ -235,7 +261,7 @@ class Writer:
     def set_metadata(self, customer, metadata, payload, *, created_at=None):
         with self.lock:
             try:
-                row = self._customer_row(customer, metadata, created_at)
+                row = _checked(self._customer_row, customer, metadata, created_at)
             except validate.Rejection as rejection:
                 if self.strict:
                     raise InvalidEventError(rejection.field, rejection.why) from None
@@ -295,7 +321,10 @@ class Writer:
             batch = list(islice(iterator, batch_size))
             if not batch:
                 return
-            rows = list(map(fast, batch)) if fast is not None else [None] * len(batch)
+            try:
+                rows = list(map(fast, batch)) if fast is not None else [None] * len(batch)
+            except Exception:  # a hostile dict key (its __eq__ or __hash__ raises): every record the general way
+                rows = [None] * len(batch)
             rejections = []
             if None in rows:  # records off the fast path (or every record of a kind without one)
                 for position, row in enumerate(rows):
@@ -303,7 +332,7 @@ class Writer:
                         continue
                     record = batch[position]
                     try:
-                        rows[position] = kind.row(self.shop_id, timeutil.now_us(), *_record_values(kind, record))
+                        rows[position] = _checked(_record_row, kind, self.shop_id, record)
                     except validate.Rejection as rejection:
                         if self.strict:
                             raise InvalidEventError(rejection.field,
@@ -421,16 +450,18 @@ class Writer:
         rows, rejections = [], []
         for record in batch:
             try:
-                if not isinstance(record, dict) or set(record) - {"customer_id", "metadata", "created_at"}:
-                    raise validate.Rejection("record", "must be a dict with keys customer_id, metadata "
-                                                       "and optionally created_at")
-                rows.append(self._customer_row(record.get("customer_id"), record.get("metadata"),
-                                               record.get("created_at")))
+                rows.append(_checked(self._metadata_record_row, record))
             except validate.Rejection as rejection:
                 if self.strict:
                     raise InvalidEventError(rejection.field, rejection.why) from None
                 rejections.append((self.shop_id, "customer", _payload(record), rejection.reason))
         self._write_batch(self._sql_customer, rows, rejections, result)
+
+    def _metadata_record_row(self, record):
+        if not isinstance(record, dict) or set(record) - _METADATA_KEYS:
+            raise validate.Rejection("record", "must be a dict with keys customer_id, metadata "
+                                               "and optionally created_at")
+        return self._customer_row(record.get("customer_id"), record.get("metadata"), record.get("created_at"))
 
     def _write_batch(self, sql, rows, rejections, result):
         self._begin()

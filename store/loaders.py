@@ -54,7 +54,7 @@ from .db import lock_path, quote_identifier
 from .errors import LoadError, LoadInProgressError, ReadOnlyStoreError, RejectedRatioError
 from .formats import FORMATS, customer_text, number
 from .resources import query
-from .validate import Rejection
+from .validate import Rejection, event_id
 
 KINDS = ("purchases", "sessions", "carts", "support", "customers", "refunds", "interactions", "attributions")
 PRESETS = ("online-retail", "rees46", "incidents")
@@ -315,6 +315,7 @@ def _online_retail_parser(parse_time):
         invoice = f[0].strip()
         if not invoice:
             raise Rejection("InvoiceNo", "is missing")
+        invoice = event_id(invoice, "InvoiceNo")  # the store's one event-id rule
         customer = f[4]
         if not customer:
             return NO_CUSTOMER  # the common rejection, without the cost of an exception
@@ -366,6 +367,7 @@ def _rees46_parser(parse_time):
         session = f[8].strip()
         if not session:
             raise Rejection("user_session", "is missing")
+        session = event_id(session, "user_session")  # the store's one event-id rule
         price = number(f[6], "price", optional=True)
         if price is None:
             if event_type in ("cart", "purchase"):
@@ -389,6 +391,7 @@ def _incidents_parser(parse_time):
         incident = f[0].strip()
         if not incident:
             raise Rejection("number", "is missing")
+        incident = event_id(incident, "number")  # the store's one event-id rule
         state = f[1].strip()
         if not state:
             raise Rejection("incident_state", "is missing")

@@ -15,6 +15,8 @@ Anything else, or a value that does not fit, raises ``ValueError``.
 import time
 from datetime import date, datetime, timedelta, timezone
 
+from .errors import describe
+
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_US = timedelta(microseconds=1)
@@ -57,9 +59,21 @@ def _parse(value):
     return dt
 
 
+def _check_offset(dt):
+    """The UTC offset of ``dt`` (None when naive), or ValueError when its tzinfo cannot give a valid
+    one: ``utcoffset()`` raising, returning 24 hours or more either way, or not a timedelta."""
+    if dt.tzinfo is None:
+        return None
+    try:
+        return dt.utcoffset()
+    except Exception as exc:  # a hostile or broken tzinfo: any exception it raises
+        raise ValueError(f"its tzinfo gives no valid UTC offset: {describe(exc)}") from None
+
+
 def parse_datetime(value):
     """Parse an accepted time value into an aware UTC ``datetime``."""
     dt = _parse(value)
+    _check_offset(dt)
     try:
         # astimezone() on a naive datetime assumes local time.
         return dt.astimezone(UTC)
@@ -74,7 +88,7 @@ def to_us(value):
         if cached is not None:
             return cached
     dt = _parse(value)
-    if dt.tzinfo is not None and dt.utcoffset() is not None:
+    if _check_offset(dt) is not None:
         us = (dt - EPOCH) // ONE_US  # aware: exact, no conversion needed
         if not MIN_US <= us <= MAX_US:
             raise ValueError(f"date out of range: {value!r}"[:120])

@@ -13,8 +13,10 @@ import operator
 import numbers
 import secrets
 from datetime import date, datetime
+from decimal import Decimal
 
 from . import timeutil
+from .errors import describe
 
 CART_EVENT_TYPES = ("abandoned", "converted")
 UNKNOWN_DEVICE = "unknown"
@@ -28,7 +30,18 @@ class Rejection(Exception):
         self.reason = f"{field}: {reason}"
 
 
+# Values of the caller's own types are read through the base type's methods (str.__str__,
+# int.__int__, float.__float__), never through a subclass's overrides: a hostile subclass
+# (an __eq__, __len__ or __str__ that raises or lies) is read as the plain value it holds.
+_plain_str = str.__str__
+_plain_int = int.__int__
+_plain_float = float.__float__
+
+
 def _text(value, field):
+    """``value`` (a str, or an instance of a str subclass) as plain text, refused when it holds lone
+    surrogates (not valid Unicode: SQLite could not store it)."""
+    value = _plain_str(value)
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -36,24 +49,36 @@ def _text(value, field):
     return value
 
 
-def customer_id(value, field="customer_id"):
-    """Customer ids are text; integers (and integral floats such as 17850.0) become their digits.
+def _blank(value):
+    """True for None and '' (a value not given); never calls the value's own methods."""
+    return value is None or (isinstance(value, str) and not str.__len__(value))
 
-    A NUL character is refused: SQLite's JSON functions, which carry cohorts of
-    ids into set-based queries, cut text at NUL, so such a customer would
-    silently vanish from cohorts and materialisations.
+
+def customer_id(value, field="customer_id"):
+    """THE customer-id rule: every entry point applies it (add_*, bulk calls, load_history, the
+    metadata calls, every loader kind and preset through ``store.formats.customer_text``).
+
+    Customer ids are text; integers (and integral floats such as 17850.0) become their digits.
+    Refused: None and '' ("is empty"), bool, other types, fractional or non-finite floats, text
+    with lone surrogates (not valid Unicode) and text holding a NUL character: SQLite's JSON
+    functions, which carry cohorts of ids into set-based queries, cut text at NUL, so such a
+    customer would silently vanish from cohorts and materialisations, and the getters refuse it.
     """
     if type(value) is str and value and value.isascii() and "\x00" not in value:
         return value  # the common case: plain ASCII text (no surrogates possible)
-    if value is None or value == "" or isinstance(value, bool):
-        raise Rejection(field, "is empty" if not isinstance(value, bool) else "must be text or an integer, got bool")
+    if _blank(value):
+        raise Rejection(field, "is empty")
+    if isinstance(value, bool):
+        raise Rejection(field, "must be text or an integer, got bool")
     if isinstance(value, str):
+        value = _text(value, field)
         if "\x00" in value:
             raise Rejection(field, "contains a NUL character")
-        return _text(value, field)
+        return value
     if isinstance(value, int):
         return _int_text(value, field)
     if isinstance(value, float):
+        value = _plain_float(value)
         if math.isfinite(value) and value.is_integer():
             return str(int(value))
         raise Rejection(field, f"must be text or an integer, got {value!r}")
@@ -61,10 +86,14 @@ def customer_id(value, field="customer_id"):
 
 
 def event_id(value, field):
-    """The caller's natural key, or a generated one when none is given."""
+    """THE event-id rule (the caller's natural key), applied by add_*, bulk calls, load_history,
+    the generic loader kinds and the presets' keys (invoice, session, incident): text or an
+    integer (its digits); None or '' means none was given and an id is generated (a file loader
+    generates one from the file and row, a preset refuses the row). Refused: bool, other types,
+    text with lone surrogates. NUL is allowed (event ids never travel through JSON)."""
     if type(value) is str and value and value.isascii():
         return value
-    if value is None or value == "":
+    if _blank(value):
         return secrets.token_hex(8)
     if isinstance(value, bool):
         raise Rejection(field, "must be text or an integer, got bool")
@@ -77,10 +106,17 @@ def event_id(value, field):
 
 def _int_text(value, field):
     """An integer's digits; one beyond Python's int-to-str digit limit is rejected, not a crash."""
+    value = _plain_int(value)
     try:
-        return str(int(value))
+        return str(value)
     except ValueError:
         raise Rejection(field, f"is an integer too large to store ({value.bit_length()} bits)") from None
+
+
+def unreadable(exc, field="record"):
+    """The rejection of a value whose own methods raised while it was read (a hostile object: an
+    ``__eq__``, ``__hash__``, ``__float__``, ``__class__`` or tzinfo that raises)."""
+    return Rejection(field, f"a value could not be read ({describe(exc)})")
 
 
 def _shown(value):
@@ -92,9 +128,10 @@ def _shown(value):
 
 
 def _safe_str(value):
-    """str(value), or a placeholder when the object cannot be turned into text."""
+    """str(value) as plain text, or a placeholder when the object cannot be turned into text."""
     try:
-        return str(value)
+        text = str(value)
+        return text if type(text) is str else _plain_str(text)
     except Exception:  # a hostile __str__ or an int beyond the digit limit
         return f"<unprintable {type(value).__name__}>"
 
@@ -110,9 +147,11 @@ def amount(value, field, *, optional=False):
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise Rejection(field, f"must be a number, got {type(value).__name__}")
     try:
-        number = float(value)
-    except (OverflowError, ValueError):
+        number = _plain_float(value) if isinstance(value, float) else float(value)
+    except OverflowError:
         raise Rejection(field, "is too large") from None
+    except Exception as exc:  # a Real whose __float__ raises or returns no float
+        raise Rejection(field, f"cannot be read as a number ({describe(exc)})") from None
     if math.isnan(number):
         raise Rejection(field, "is NaN")
     if math.isinf(number):
@@ -130,8 +169,10 @@ def event_time(value, field, now_us):
         return now_us
     try:
         return timeutil.to_us(value)
-    except ValueError as exc:
+    except ValueError as exc:  # includes a tzinfo without a valid UTC offset
         raise Rejection(field, f"unparseable date ({exc})") from None
+    except Exception as exc:  # a hostile value (a datetime or str subclass whose methods raise)
+        raise Rejection(field, f"unparseable date ({describe(exc)})") from None
 
 
 def purchase_row(shop_id, now_us, customer, order_value, purchase_date=None, order_id=None):
@@ -149,7 +190,7 @@ def session_row(shop_id, now_us, customer, duration_seconds, device_type=None, s
     """A sessions row. The keyword extras (issue 5) are optional: a missing
     duration is derived from session_end - session_start when both are given,
     and a missing session_date is session_start when that is given."""
-    if device_type is None or device_type == "":
+    if _blank(device_type):
         device = UNKNOWN_DEVICE
     elif isinstance(device_type, str):
         device = _text(device_type, "device_type")
@@ -190,7 +231,7 @@ INTERACTION_TYPES = ("page_view", "product_view", "category_view", "search",
 
 def optional_text(value, field, *, max_length=1000):
     """Optional free text: None or '' is NULL; integers become their digits."""
-    if value is None or value == "":
+    if _blank(value):
         return None
     if isinstance(value, bool):
         raise Rejection(field, "must be text, got bool")
@@ -198,39 +239,76 @@ def optional_text(value, field, *, max_length=1000):
         return _int_text(value, field)
     if not isinstance(value, str):
         raise Rejection(field, f"must be text, got {type(value).__name__}")
+    value = _plain_str(value)
     if len(value) > max_length:
         raise Rejection(field, f"is longer than {max_length} characters")
     return _text(value, field)
 
 
 def count(value, field):
-    """An optional non-negative integer (integral floats accepted)."""
+    """An optional non-negative whole number: an integral value of any numeric type (3, 3.0,
+    Fraction(6, 2), Decimal('3') are all 3). Fractional values (3.5, Fraction(7, 2),
+    Decimal('3.5')), NaN, infinities, bool and non-numbers are rejected, never rounded."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise Rejection(field, f"must be a whole number, got {type(value).__name__}")
-    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
-        raise Rejection(field, f"must be a whole number, got {value!r}")
-    number = int(value)
+    number = value if type(value) is int else _whole(value, field)
     if number < 0:
         raise Rejection(field, "is negative")
-    if number >= 2 ** 63:
+    if number >= _MAX_COUNT:
         raise Rejection(field, "is too large")
     return number
 
 
+_MAX_COUNT = 2 ** 63  # SQLite's INTEGER range
+
+
+def _whole(value, field):
+    """The int equal to a numeric ``value``, or a rejection when it is not a whole number."""
+    if isinstance(value, bool) or not isinstance(value, (numbers.Real, Decimal)):
+        raise Rejection(field, f"must be a whole number, got {type(value).__name__}")
+    try:
+        if isinstance(value, int):
+            return _plain_int(value)
+        if isinstance(value, numbers.Integral):  # e.g. numpy integers
+            return operator.index(value)
+        if isinstance(value, float):
+            number = _plain_float(value)
+            whole = math.isfinite(number) and number.is_integer()
+        elif isinstance(value, Decimal):
+            number = Decimal(value)  # a plain Decimal (a subclass's methods are not called)
+            if number.is_finite() and number.adjusted() >= 19:  # beyond 2**63: never built as an int
+                raise Rejection(field, "is negative" if number.is_signed() else "is too large")
+            whole = number.is_finite() and number == number.to_integral_value()
+        elif isinstance(value, numbers.Rational):  # Fraction
+            number = value
+            whole = operator.index(value.denominator) == 1
+        else:  # any other Real: its float value
+            number = float(value)
+            whole = math.isfinite(number) and number.is_integer()
+        if whole:
+            return int(number)
+    except Rejection:
+        raise
+    except OverflowError:
+        raise Rejection(field, "is too large") from None
+    except Exception as exc:  # a numeric type whose own methods raise
+        raise Rejection(field, f"cannot be read as a number ({describe(exc)})") from None
+    raise Rejection(field, f"must be a whole number, got {_shown(value)}"[:200])
+
+
 def _choice(value, field, allowed, expected, limit):
     """A value from a fixed allowlist of text values, or a rejection saying what was expected."""
-    if not isinstance(value, str) or value not in allowed:
-        shown = value if isinstance(value, str) else type(value).__name__
+    text = _plain_str(value) if isinstance(value, str) else None
+    if text is None or text not in allowed:
+        shown = text if text is not None else type(value).__name__
         raise Rejection(field, f"must be {expected}, got {shown!r}"[:limit])
-    return value
+    return text
 
 
 def interaction_row(shop_id, now_us, customer, event_type, event_date=None, session_id=None, page_type=None,
                     product_id=None, category=None, search_query=None, view_duration_seconds=None,
                     device_type=None, interaction_id=None):
-    _choice(event_type, "event_type", INTERACTION_TYPES, f"one of {', '.join(INTERACTION_TYPES)}", 300)
+    event_type = _choice(event_type, "event_type", INTERACTION_TYPES, f"one of {', '.join(INTERACTION_TYPES)}", 300)
     return (
         shop_id,
         customer_id(customer),
@@ -248,9 +326,9 @@ def interaction_row(shop_id, now_us, customer, event_type, event_date=None, sess
 
 
 def attribution_row(shop_id, now_us, customer, order_id, source, medium=None, attribution_date=None):
-    if order_id is None or order_id == "":
+    if _blank(order_id):
         raise Rejection("order_id", "is missing")
-    if source is None or source == "":
+    if _blank(source):
         raise Rejection("source", "is missing")
     return (
         shop_id,
@@ -264,13 +342,13 @@ def attribution_row(shop_id, now_us, customer, order_id, source, medium=None, at
 
 def created_at(value):
     """A customer's account creation time in microseconds, or None when not given."""
-    if value is None or value == "":
+    if _blank(value):
         return None
     return event_time(value, "created_at", 0)
 
 
 def cart_event_row(shop_id, now_us, customer, event_type, cart_value=None, event_date=None, cart_id=None):
-    _choice(event_type, "event_type", CART_EVENT_TYPES, "'abandoned' or 'converted'", 200)
+    event_type = _choice(event_type, "event_type", CART_EVENT_TYPES, "'abandoned' or 'converted'", 200)
     return (
         shop_id,
         customer_id(customer),
@@ -284,8 +362,8 @@ def cart_event_row(shop_id, now_us, customer, event_type, cart_value=None, event
 def support_row(shop_id, now_us, customer, ticket_id, response_time_hours=None, escalated=False, interaction_date=None):
     if escalated is None:
         flag = 0
-    elif isinstance(escalated, bool) or (isinstance(escalated, int) and escalated in (0, 1)):
-        flag = int(escalated)
+    elif isinstance(escalated, bool) or (isinstance(escalated, int) and _plain_int(escalated) in (0, 1)):
+        flag = _plain_int(escalated)
     else:
         raise Rejection("escalated", f"must be True or False, got {_shown(escalated)}"[:200])
     return (
@@ -301,7 +379,7 @@ def support_row(shop_id, now_us, customer, ticket_id, response_time_hours=None, 
 def refund_row(shop_id, now_us, customer, refund_value, refund_date=None, refund_id=None, order_id=None):
     """A refund or cancellation: refund_id is the credit note / cancellation number;
     order_id the refunded order when known (None otherwise)."""
-    if order_id is None or order_id == "":
+    if _blank(order_id):
         order = None
     else:
         order = event_id(order_id, "order_id")
@@ -317,31 +395,48 @@ def refund_row(shop_id, now_us, customer, refund_value, refund_date=None, refund
 
 def jsonable(value, _depth=0):
     """A JSON-serialisable copy: datetimes and dates become ISO strings, dicts and
-    lists (and tuples) are kept, non-finite floats and other objects become str(obj)."""
-    if _depth > 100:
+    lists (and tuples) are kept, non-finite floats and other objects become str(obj).
+    Never raises: a value whose own methods raise becomes a placeholder text."""
+    try:
+        return _jsonable(value, _depth)
+    except Exception:  # a hostile value (its __class__, __iter__, items(), isoformat() ... raise)
+        return _safe_str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _jsonable(value, depth):
+    if depth > 100:
         return jsonable(_safe_str(value))
     if isinstance(value, int) and not isinstance(value, bool):
+        value = _plain_int(value)
         try:
             int.__repr__(value)  # what json.dumps calls; fails beyond the int-to-str digit limit
         except ValueError:
             return f"<integer of {value.bit_length()} bits>"
-        return int(value)
+        return value
     if value is None or isinstance(value, (bool, str)):
         if isinstance(value, str):
+            value = _plain_str(value)
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError:
                 return value.encode("utf-8", "backslashreplace").decode("utf-8")
         return value
     if isinstance(value, float):
+        value = _plain_float(value)
         return value if math.isfinite(value) else str(value)
-    if isinstance(value, (datetime, date)):
-        return value.isoformat()
+    if isinstance(value, datetime):
+        try:
+            return datetime.isoformat(value)
+        except Exception:  # a tzinfo without a valid UTC offset: the wall time, and what is wrong
+            return datetime.isoformat(datetime.replace(value, tzinfo=None)) + " (tzinfo without a valid UTC offset)"
+    if isinstance(value, date):
+        return date.isoformat(value)
     if isinstance(value, dict):
-        return {jsonable(k if isinstance(k, str) else _safe_str(k)): jsonable(v, _depth + 1)
-                for k, v in value.items()}
+        return {jsonable(k if isinstance(k, str) else _safe_str(k)): jsonable(v, depth + 1)
+                for k, v in dict.items(value)}
     if isinstance(value, (list, tuple)):
-        return [jsonable(v, _depth + 1) for v in value]
+        return [jsonable(v, depth + 1) for v in (list.__iter__(value) if isinstance(value, list)
+                                                   else tuple.__iter__(value))]
     return jsonable(_safe_str(value))
 
 
@@ -351,7 +446,7 @@ def to_json(value):
 
 def metadata_json(metadata):
     """Customer metadata as JSON text; non-dict metadata becomes {}."""
-    return to_json(metadata if isinstance(metadata, dict) else {})
+    return to_json(metadata if issubclass(type(metadata), dict) else {})  # type(): never a hostile __class__
 
 
 # -- fast paths for bulk records that are already in the common, correct shape ----------------
