@@ -984,7 +984,7 @@ class _Run:
             if formats.has_bad_json_text(checked):
                 if formats.has_bad_text((raw,)):
                     return self.bad_bytes_reason
-                return f"{field_name}: is not valid Unicode text (a lone surrogate)"
+                return f"{field_name}: {validate.NOT_UNICODE}"
         return None
 
     def _consume_json(self, rows):

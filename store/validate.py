@@ -38,6 +38,9 @@ _plain_int = int.__int__
 _plain_float = float.__float__
 
 
+NOT_UNICODE = "is not valid Unicode text (a lone surrogate)"  # the reason for text SQLite cannot store
+
+
 def _text(value, field):
     """``value`` (a str, or an instance of a str subclass) as plain text, refused when it holds lone
     surrogates (not valid Unicode: SQLite could not store it)."""
@@ -45,7 +48,7 @@ def _text(value, field):
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
-        raise Rejection(field, "is not valid Unicode text") from None
+        raise Rejection(field, NOT_UNICODE) from None
     return value
 
 

@@ -107,7 +107,7 @@ def test_single_calls_refuse_bad_ids(kind):
         assert len(reasons) == len(API_BAD_IDS)
         assert {reason_field(r) for r in reasons} == {"customer_id"}
         assert reasons.count("customer_id: contains a NUL character") == len(NUL_IDS)
-        assert reasons.count("customer_id: is not valid Unicode text") == len(SURROGATE_IDS)
+        assert reasons.count("customer_id: is not valid Unicode text (a lone surrogate)") == len(SURROGATE_IDS)
         assert stored_customers(store) == [GOOD]
         check_materialized(store, [GOOD])
 
@@ -225,7 +225,7 @@ def test_presets_apply_the_event_id_rule(kind, tmp_path):
         assert (report.accepted, report.rejected) == (1, 1), report.as_dict()
         assert starting(report.rejected_by_reason, f"{PRESET_KEY[kind]}: is not valid Unicode text") == 1
         assert store.add_purchase("c", 1.0, WHEN, order_id="k\udfff") is False
-        assert rejections(store)[-1] == "order_id: is not valid Unicode text"
+        assert rejections(store)[-1] == "order_id: is not valid Unicode text (a lone surrogate)"
 
 
 def test_file_ids_are_read_as_text_then_checked_by_the_same_rule(tmp_path):
