@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass, field
 
 from . import behavior as _behavior
 from . import timeutil
+from .db import atomic
 from .errors import StoreError
 
 WINDOWED = "windowed"
@@ -303,14 +304,8 @@ def ensure_catalog(conn):
         f"SELECT {', '.join(_CATALOG_COLUMNS)} FROM feature_catalog ORDER BY position").fetchall()
     if [tuple(r) for r in stored] == list(catalog_rows()):
         return False
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        changed = sync_catalog(conn)
-        conn.execute("COMMIT")
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    return changed
+    with atomic(conn):
+        return sync_catalog(conn)
 
 
 def sync_catalog(conn):

@@ -1,8 +1,8 @@
 """Connections, pragmas and schema migrations: the bottom of the stack.
 
 Connection discipline: a store instance owns one connection, used as the single
-writer of its database (writes run in ``BEGIN IMMEDIATE`` transactions, see
-``store.ingest``). Extra readers are opened read-only (``open_reader``). Every
+writer of its database (writes run in ``BEGIN IMMEDIATE`` transactions written
+with ``atomic`` or ``begin``/``commit``/``rollback`` below; see ``store.ingest``). Extra readers are opened read-only (``open_reader``). Every
 connection has WAL journaling (file databases) and a busy timeout, so a reader
 waits for a writer instead of failing with "database is locked".
 
@@ -81,7 +81,7 @@ def check_busy_timeout(seconds=None):
 
 def configure(conn, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS):
     """Apply the store's pragmas to a connection."""
-    conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves
+    conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves (atomic, begin, commit)
     # A PRAGMA takes no bound parameter: the value is a whole number (check_busy_timeout).
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
     conn.execute("PRAGMA foreign_keys = ON")
@@ -403,24 +403,18 @@ def migrate(conn):
     if not pending:
         return []
     if conn.in_transaction:
-        conn.execute("COMMIT")
+        commit(conn)
     database = sqlite_utils.Database(conn, execute_plugins=False)
     try:
         # Take the write lock first (waiting up to the busy timeout), then look
         # again: another process may have migrated meanwhile. Without the lock,
         # processes opening a fresh file at once failed with "database is
         # locked" or "table already exists". The steps nest as savepoints.
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with atomic(conn):
             check_not_newer(conn)
             pending = pending_steps(conn)
             if pending:
                 MIGRATIONS.apply(database)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
     except sqlite3.OperationalError as exc:
         if is_read_only_error(exc):
             raise ReadOnlyStoreError(
@@ -429,6 +423,57 @@ def migrate(conn):
         raise_as_store_error(exc, conn)
         raise
     return pending
+
+
+# -- write transactions ---------------------------------------------------------------------
+# Every write transaction of the store is written with these: ``atomic`` for a transaction that
+# is one block of code, ``begin``/``commit``/``rollback`` where a transaction outlives a block
+# (the buffered single writes of ``store.ingest.Writer``). Read snapshots (a plain ``BEGIN`` on a
+# reader, temp tables only) are not write transactions and do not use them.
+def begin(conn):
+    """``BEGIN IMMEDIATE``: take the database's write lock now (waiting up to the busy timeout),
+    so that no statement of the transaction can fail later for want of it."""
+    conn.execute("BEGIN IMMEDIATE")
+
+
+def commit(conn):
+    """``COMMIT`` the transaction. Raises when none is active: a transaction SQLite rolled back
+    itself is never reported as committed."""
+    conn.execute("COMMIT")
+
+
+def rollback(conn):
+    """``ROLLBACK`` the transaction, when one is active (SQLite may have rolled it back itself,
+    e.g. on a full disk)."""
+    if conn.in_transaction:
+        conn.execute("ROLLBACK")
+
+
+@contextlib.contextmanager
+def atomic(conn):
+    """One write transaction for the block: ``begin``, then ``commit`` when the block ends, or
+    ``rollback`` (and re-raise) when anything is raised, the COMMIT's own error included.
+    The block may nest savepoints (the migrations do); it does not translate errors (see
+    ``store_errors``)."""
+    begin(conn)
+    try:
+        yield conn
+        commit(conn)
+    except BaseException:
+        rollback(conn)
+        raise
+
+
+@contextlib.contextmanager
+def store_errors(conn=None, result=None):
+    """SQLite's errors raised in the block leave it as the store's own classes when they have one
+    (``raise_as_store_error(exc, conn, result)``); others as they are. Put it around ``atomic``
+    so that the transaction is rolled back first."""
+    try:
+        yield
+    except sqlite3.OperationalError as exc:
+        raise_as_store_error(exc, conn, result)
+        raise
 
 
 # -- SQLite's errors as the store's own ------------------------------------------------------

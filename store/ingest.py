@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from . import timeutil, validate
 from .errors import InvalidEventError, StoreError
+from . import db
 from .db import quote_identifier, raise_as_store_error
 from .resources import query
 
@@ -165,12 +166,12 @@ class Writer:
         self._sql_customer = query("upsert_customer")
 
     # -- transactions -------------------------------------------------------
+    # The single writes' transaction stays open across calls (see the module docstring), so it is
+    # written with db.begin / db.commit / db.rollback; a bulk batch or a first load is one
+    # db.atomic block.
     def _begin(self):
-        try:
-            self.conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise_as_store_error(exc, self.conn)
-            raise
+        with db.store_errors(self.conn):
+            db.begin(self.conn)
         self._began = time.monotonic()
         self._pending = 0
 
@@ -205,18 +206,14 @@ class Writer:
         with self.lock:
             self._cancel_timer()
             if self.conn.in_transaction:
-                try:
-                    self.conn.execute("COMMIT")
-                except sqlite3.OperationalError as exc:
-                    raise_as_store_error(exc, self.conn)
-                    raise
+                with db.store_errors(self.conn):
+                    db.commit(self.conn)
             self._pending = 0
 
     def rollback(self):
         with self.lock:
             self._cancel_timer()
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
+            db.rollback(self.conn)
             self._pending = 0
 
     def _after_write(self):
@@ -361,8 +358,7 @@ class Writer:
         result = IngestResult()
         with self.lock:
             self.commit()
-            self._begin()
-            try:
+            with db.store_errors(conn), db.atomic(conn):
                 empty = conn.execute(f"SELECT 1 FROM main.{table} LIMIT 1").fetchone() is None
                 deferred = self._deferred_schema(kind.table) if empty else []
                 for name, type_, _ in deferred:  # rebuilt below, in this same transaction
@@ -391,12 +387,6 @@ class Writer:
                         # what the trigger would have recorded row by row: every customer loaded
                         conn.execute(f"INSERT OR IGNORE INTO changed_customers (shop_id, customer_id) "
                                      f"SELECT DISTINCT shop_id, customer_id FROM main.{table}")
-                conn.execute("COMMIT")
-            except BaseException as exc:
-                self.rollback()
-                if isinstance(exc, sqlite3.OperationalError):
-                    raise_as_store_error(exc, self.conn)
-                raise
             result.accepted = inserted
             result.duplicates = valid - inserted
             if progress is not None:
@@ -464,20 +454,13 @@ class Writer:
         return self._customer_row(record.get("customer_id"), record.get("metadata"), record.get("created_at"))
 
     def _write_batch(self, sql, rows, rejections, result):
-        self._begin()
-        try:
+        with db.store_errors(self.conn, result), db.atomic(self.conn):
             # rowcount (sqlite3_changes summed per row) counts only the rows this
             # statement wrote, not rows written by triggers (total_changes does).
             inserted = self.conn.executemany(sql, rows).rowcount if rows else 0
             if rejections:
                 received = timeutil.iso(timeutil.now_us())
                 self.conn.executemany(self._sql_reject, [r + (received,) for r in rejections])
-            self.conn.execute("COMMIT")
-        except BaseException as exc:
-            self.rollback()
-            if isinstance(exc, sqlite3.OperationalError):
-                raise_as_store_error(exc, self.conn, result)
-            raise
         result.accepted += inserted
         result.duplicates += len(rows) - inserted
         result.rejected += len(rejections)

@@ -36,7 +36,7 @@ import sys
 import tempfile
 
 from . import catalog, localtime, scratch, timeutil
-from .db import applied_steps, automatic_indexes, check_output_file, database_file, quote_identifier
+from .db import applied_steps, atomic, automatic_indexes, check_output_file, database_file, quote_identifier
 from .errors import StoreError, UnknownNameError
 from .features import bind_one_as_of, parameters
 from .resources import queries, query
@@ -453,11 +453,10 @@ def _fill_targets(conn, sql, params):
 
 def _finish(conn, shop_id, kind, plan, as_of_us, started, recomputed):
     """The end of a materialisation's transaction: the change log of the shop is
-    consumed, the run recorded, the targets dropped, and everything committed."""
+    consumed, the run recorded, the targets dropped (the caller's ``atomic`` block commits)."""
     conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
     result = _record(conn, shop_id, kind, plan, as_of_us, started, recomputed)
     conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
-    conn.execute("COMMIT")
     return result
 
 
@@ -486,9 +485,8 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
     plan = Plan(conn, windows, families)
     started = timeutil.iso(timeutil.now_us())
     params = plan.params(shop_id, as_of_us)
-    with contextlib.ExitStack() as cleanup:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+    with contextlib.ExitStack() as cleanup:  # closed after the COMMIT or ROLLBACK
+        with atomic(conn):
             catalog.sync_catalog(conn)
             conn.execute(f"DROP TABLE IF EXISTS {NEW_TABLE}")
             conn.execute(plan.create_sql(NEW_TABLE))
@@ -509,10 +507,6 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
             conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
             conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
             result = _finish(conn, shop_id, "full", plan, as_of_us, started, recomputed)
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
     return result
 
 
@@ -727,6 +721,17 @@ def _drop_refresh_temp(conn):
         conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(name, _REFRESH_TEMP)}")
 
 
+@contextlib.contextmanager
+def _refresh_temp_dropped_on_error(conn):
+    """Drop refresh's temp tables when the block raises (outside its transaction: after the
+    ROLLBACK of the ``atomic`` block it holds)."""
+    try:
+        yield
+    except BaseException:
+        _drop_refresh_temp(conn)
+        raise
+
+
 def _refresh_write_sql(plan, bits, staged, edge_staged):
     """INSERT OR REPLACE of every target's row: a family's columns from its staged table when
     the target's mask has the family's bit; a column of the family's edge query from that
@@ -801,8 +806,7 @@ def refresh(conn, shop_id, as_of_us):
     allowed_tables = set(plan.tables)
     params = plan.params(shop_id, as_of_us)
     params.update({f"bit_{b}": b for pair in bits.values() for b in pair})
-    conn.execute("BEGIN IMMEDIATE")
-    try:
+    with _refresh_temp_dropped_on_error(conn), atomic(conn):
         catalog.sync_catalog(conn)
         _drop_refresh_temp(conn)
         conn.execute("CREATE TEMP TABLE refresh_hits (customer_id TEXT NOT NULL, events_table TEXT NOT NULL, "
@@ -859,11 +863,6 @@ def refresh(conn, shop_id, as_of_us):
         recomputed = conn.execute("SELECT COUNT(*) FROM temp.refresh_target").fetchone()[0]
         _drop_refresh_temp(conn)
         result = _finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed)
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        _drop_refresh_temp(conn)
-        raise
     return result
 
 
