@@ -327,7 +327,7 @@ class CustomerActivityFeatures:
 
     def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None,
              encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
-        """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load`` and docs/loading.md.
+        """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load_into`` and docs/loading.md.
 
         ``encoding``: the file's text encoding (e.g. ``'cp1252'``; default UTF-8); ``delimiter``: the
         CSV field delimiter (default sniffed); ``max_rejected_ratio``: stop with ``RejectedRatioError``
@@ -335,9 +335,10 @@ class CustomerActivityFeatures:
         already running in another process is waited for (True), refused with
         ``LoadInProgressError`` (False) or waited for at most that many seconds."""
         from store import loaders as _loaders
-        return _loaders.load(self, kind, source, fmt=fmt, mapping=mapping, date_format=date_format,
-                             timezone=timezone, progress=progress, encoding=encoding, delimiter=delimiter,
-                             max_rejected_ratio=max_rejected_ratio, wait=wait)
+        return _loaders.load_into(self._writer, kind, source, read_only=self.read_only, fmt=fmt, mapping=mapping,
+                                  date_format=date_format, timezone=timezone, progress=progress,
+                                  encoding=encoding, delimiter=delimiter, max_rejected_ratio=max_rejected_ratio,
+                                  wait=wait)
 
     def set_customers_metadata(self, records, *, batch_size=5000):
         """Stream dicts with keys customer_id and metadata (and optionally created_at)."""

@@ -4,7 +4,7 @@ Public API (stable; the ``caf load`` / ``caf stats`` commands are built on it)::
 
     from store.loaders import load, list_loads, KINDS, PRESETS, FORMATS, LoadReport
 
-    report = load(store, "online-retail", "online_retail.csv.gz")
+    report = load(store, "online-retail", "online_retail.csv.gz")   # = store.load(...)
     report.read == report.accepted + report.rejected + report.duplicates   # always
 
 See docs/loading.md for every mapping decision. In short:
@@ -50,6 +50,7 @@ from operator import add, itemgetter
 from dataclasses import dataclass, field
 
 from . import formats, locks, timeutil, validate
+from . import db
 from .db import lock_path, quote_identifier
 from .errors import LoadError, LoadInProgressError, ReadOnlyStoreError, RejectedRatioError
 from .formats import FORMATS, customer_text, number
@@ -484,11 +485,12 @@ def _picker(index):
 
 
 class _Run:
-    def __init__(self, store, kind, source, fmt, mapping, date_format, timezone, progress,
+    def __init__(self, writer, read_only, kind, source, fmt, mapping, date_format, timezone, progress,
                  encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
         if not isinstance(kind, str) or (kind not in GENERIC and kind not in PRESET):
             raise LoadError(f"unknown kind {kind!r}; expected one of: {', '.join(KINDS + PRESETS)}")
-        self.store = store
+        self.writer = writer  # the store's single writer (store.ingest.Writer): connection, shop, lock
+        self.read_only = read_only
         self.kind = kind
         self.generic = GENERIC.get(kind)
         self.preset = PRESET.get(kind)
@@ -530,9 +532,6 @@ class _Run:
         self.wait = wait
 
     # -- bookkeeping -------------------------------------------------------------------
-    def _begin(self):
-        self.conn.execute("BEGIN IMMEDIATE")
-
     def _save(self, status="running", finished_at=None):
         r = self.report
         self.conn.execute(self.sql_update, {
@@ -557,7 +556,7 @@ class _Run:
             fmt = formats.detect_format(source.name, self.fmt, head)
             delimiter, sniffed = self._delimiter(fmt, head)
             key = self._key(source, fmt, delimiter)
-            writer = self.store._writer
+            writer = self.writer
             writer.commit()  # nothing of this store uncommitted (holding the write lock) while it waits
             with self._claim(key, source, fmt):
                 with writer.lock:
@@ -589,7 +588,7 @@ class _Run:
             settings["encoding"] = self.encoding
         if delimiter is not None and delimiter != formats.DEFAULT_DELIMITER[fmt]:
             settings["delimiter"] = delimiter
-        return {"shop_id": self.store.shop_id, "kind": self.kind, "sha256": source.sha256,
+        return {"shop_id": self.writer.shop_id, "kind": self.kind, "sha256": source.sha256,
                 "options": json.dumps(settings, sort_keys=True)}
 
     @contextlib.contextmanager
@@ -601,8 +600,7 @@ class _Run:
         a database file (in memory) needs no claim: its one connection serialises its loads.
         """
         name = sha256(json.dumps([key["shop_id"], key["kind"], key["sha256"], key["options"]]).encode())
-        path = None if getattr(self.store, "read_only", False) else lock_path(self.store.conn,
-                                                                               "load-" + name.hexdigest()[:24])
+        path = None if self.read_only else lock_path(self.writer.conn, "load-" + name.hexdigest()[:24])
         if path is None:
             yield
             return
@@ -637,7 +635,7 @@ class _Run:
             lock.release()
 
     def _run(self, source, reader, fmt, key, delimiter, sniffed):
-        self.conn = conn = self.store.conn
+        self.conn = conn = self.writer.conn
         self.delimiter = delimiter
         self.report = report = LoadReport(kind=self.kind, source=formats.clean_text(source.name),
                                           sha256=source.sha256, size=source.size, format=fmt,
@@ -650,19 +648,13 @@ class _Run:
         if found is None:
             # looked up again and inserted in one write transaction: even a process that holds
             # no claim (see _claim) finds the row of a load started meanwhile
-            self._begin()
-            try:
+            with db.atomic(conn):
                 found = conn.execute(query("find_load"), key).fetchone()
                 if found is None:
                     cursor = conn.execute(query("insert_load"), dict(
                         key, source_name=report.source, source_size=source.size,
                         started_at=timeutil.iso(timeutil.now_us())))
                     report.load_id = cursor.lastrowid
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
         if found is not None:
             (load_id, status, read, accepted, rejected, duplicates, pending, tables,
              started_at, finished_at, seconds) = found
@@ -703,15 +695,12 @@ class _Run:
         """Delete the loads row of a load stopped before its first commit (best effort)."""
         conn = self.conn
         try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            self._begin()
-            conn.execute(query("delete_unstarted_load"), {"load_id": self.report.load_id})
-            conn.execute("COMMIT")
+            db.rollback(conn)
+            with db.atomic(conn):
+                conn.execute(query("delete_unstarted_load"), {"load_id": self.report.load_id})
         except sqlite3.Error:  # the row then stays, 'running' with 0 rows read: harmless, resumable
             try:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                db.rollback(conn)
             except sqlite3.Error:
                 pass
 
@@ -721,7 +710,7 @@ class _Run:
     # resumes exactly after its last committed batch.
     def _prepare_batches(self, reader):
         self.reader = reader
-        self.shop_id = self.store.shop_id
+        self.shop_id = self.writer.shop_id
         self.reject_kind = self.generic.reject_kind if self.generic else self.preset.name
         self.write_sql = query(self.preset.stage if self.preset else self.generic.insert)
         self.reject_sql = query("insert_load_rejection")
@@ -767,8 +756,7 @@ class _Run:
         batch, rejections = self.batch, self.rejections
         self._check_batch(row_no)
         received = timeutil.iso(timeutil.now_us())
-        self._begin()
-        try:
+        with db.atomic(conn):
             written, failed = self._write(batch) if batch else (0, 0)
             if rejections:
                 self._write_rejections(received)
@@ -782,11 +770,6 @@ class _Run:
                 table = self.generic.table
                 report.tables[table] = report.tables.get(table, 0) + written
             self._save()
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
         self.committed = True
         batch.clear()
         rejections.clear()
@@ -806,8 +789,8 @@ class _Run:
             pass
         # A row holds a value SQLite refuses (one the parsers let through): the batch again, row by
         # row, in a fresh transaction, so that only that row is rejected.
-        conn.execute("ROLLBACK")
-        self._begin()
+        db.rollback(conn)
+        db.begin(conn)
         written = failed = 0
         preset = self.preset is not None
         for i, row in enumerate(batch):
@@ -1045,7 +1028,7 @@ class _Run:
 
     def _generic_handler(self):
         kind = self.generic
-        shop_id = self.store.shop_id
+        shop_id = self.writer.shop_id
         parse_time = self.time_parser = formats.TimeParser(self.date_format, self.tz)
         columns = {f: self._column(f) for f in kind.fields}
         mapped_columns = set(columns.values())
@@ -1070,11 +1053,10 @@ class _Run:
         report = self.report
         conn = self.conn
         finished = timeutil.iso(timeutil.now_us())
-        self._begin()
-        try:
+        with db.atomic(conn):
             if self.preset is not None:
                 p = self.preset
-                params = {"shop_id": self.store.shop_id, "load_id": report.load_id, "received_at": finished}
+                params = {"shop_id": self.writer.shop_id, "load_id": report.load_id, "received_at": finished}
                 conn.execute(query("create_load_groups"))
                 conn.execute(query("clear_load_groups"))
                 conn.execute(query(p.groups), params)
@@ -1110,11 +1092,6 @@ class _Run:
                 else:
                     conn.execute(f"DELETE FROM {table} WHERE load_id = ?", [report.load_id])
             self._save("completed", finished)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
 
 
 def _fields_payload(fields, header=None):
@@ -1125,7 +1102,20 @@ def _fields_payload(fields, header=None):
 
 def load(store, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None,
          encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
-    """Load one file (or stdin) into ``store`` (a ``CustomerActivityFeatures``).
+    """Load one file (or stdin) into ``store`` (a ``CustomerActivityFeatures``): the same as
+    ``store.load(kind, source, ...)``, which runs ``load_into`` with the store's writer; see
+    ``load_into`` for the arguments."""
+    return store.load(kind, source, fmt=fmt, mapping=mapping, date_format=date_format, timezone=timezone,
+                      progress=progress, encoding=encoding, delimiter=delimiter,
+                      max_rejected_ratio=max_rejected_ratio, wait=wait)
+
+
+def load_into(writer, kind, source, *, read_only=False, fmt=None, mapping=None, date_format=None,
+              timezone=None, progress=None, encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
+    """Load one file (or stdin) through ``writer``, a store's single writer (``store.ingest.Writer``:
+    its connection and shop; its lock is held and its buffered events committed for the whole
+    load). ``read_only``: the store cannot be written (no lock file is made; the first write
+    fails).
 
     ``kind``: one of ``KINDS`` or ``PRESETS``. ``source``: a path (str or
     Path; gzip is detected and read transparently), ``'-'`` for standard
@@ -1159,7 +1149,7 @@ def load(store, kind, source, *, fmt=None, mapping=None, date_format=None, timez
     store's ``strict`` flag does not apply: rows are rejected, never raised.
     See docs/loading.md.
     """
-    return _Run(store, kind, source, fmt, mapping, date_format, timezone, progress,
+    return _Run(writer, read_only, kind, source, fmt, mapping, date_format, timezone, progress,
                 encoding, delimiter, max_rejected_ratio, wait).run()
 
 
