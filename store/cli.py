@@ -40,10 +40,6 @@ DEMO_PERSONAS = ("loyal", "churner", "cart_abandoner", "support_heavy", "new", "
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
 
 
-class NotAvailableError(StoreError):
-    """A command whose store method has not been built in this version."""
-
-
 # -- errors: one line on stderr -------------------------------------------------
 class OneLineError(click.ClickException):
     """A usage error shown as a single line (click's usage block is dropped)."""
@@ -224,15 +220,6 @@ class Env:
 
 
 pass_env = click.make_pass_decorator(Env)
-
-
-def _require(store, method):
-    """The store's bound method ``method``, or a clear 'not available yet' error."""
-    fn = getattr(store, method, None)
-    if fn is None:
-        raise NotAvailableError(
-            f"not available yet: this version of the store has no CustomerActivityFeatures.{method}()")
-    return fn
 
 
 def _iso(value):
@@ -519,14 +506,10 @@ def load(env, kind, file, fmt, mapping, date_format, tz, encoding, delimiter, ma
     with env.open(create=True) as store:
         bar = Progress(f"{kind} {file}", _interactive() if progress is None else progress)
         try:
-            # store.load (when present) is loaders.load with the store's clearer sqlite errors.
-            run = getattr(store, "load", None) or (lambda *a, **k: loaders.load(store, *a, **k))
-            report = run(kind, file, fmt=fmt, mapping=dict(mapping) or None,
-                         date_format=date_format, timezone=tz, progress=_waiting_notice(bar),
-                         encoding=encoding, delimiter=delimiter, max_rejected_ratio=max_rejected_ratio,
-                         wait=wait)
-        except NotImplementedError:
-            raise NotAvailableError("not available yet: store.loaders.load is not built in this version") from None
+            report = loaders.load(store, kind, file, fmt=fmt, mapping=dict(mapping) or None,
+                                  date_format=date_format, timezone=tz, progress=_waiting_notice(bar),
+                                  encoding=encoding, delimiter=delimiter, max_rejected_ratio=max_rejected_ratio,
+                                  wait=wait)
         finally:
             bar.close()
     if as_json:
@@ -683,7 +666,7 @@ def materialize(env, as_of, windows, families, workers, as_json):
       caf materialize --workers 2 --family purchase_features --family session_features
     """
     with env.open() as store:
-        run = _require(store, "materialize")
+        run = store.materialize
         started = time.monotonic()
         kwargs = {"as_of": as_of}
         if windows:
@@ -712,7 +695,7 @@ def refresh(env, as_of, as_json):
       caf refresh --as-of 2011-12-31
     """
     with env.open() as store:
-        run = _require(store, "refresh")
+        run = store.refresh
         started = time.monotonic()
         result = run(as_of=as_of)
         seconds = time.monotonic() - started
@@ -791,7 +774,7 @@ def export_features(env, file, fmt, as_of):
     """
     fmt = _format_from_name(fmt, file)
     with env.open() as store:
-        run = _require(store, "export")
+        run = store.export
         result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of), conn=store.conn)
     rows = result if isinstance(result, int) and not isinstance(result, bool) else _as_dict(result).get("rows")
     click.echo(f"Wrote {_fmt(rows) + ' rows' if rows is not None else 'features'} to {file} ({fmt})")
@@ -824,8 +807,7 @@ def export_rfm(env, file, fmt, observation_end, freq, freq_multiplier, include_f
     """
     fmt = _format_from_name(fmt, file)
     with env.open() as store:
-        summary = _require(store, "rfm_summary")
-        rows = summary(observation_end, freq=freq, freq_multiplier=freq_multiplier, include_first=include_first,
+        rows = store.rfm_summary(observation_end, freq=freq, freq_multiplier=freq_multiplier, include_first=include_first,
                        include_zero_values=include_zero_values)
         count = write_rows(file, rows, fmt, fields=RFM_COLUMNS, conn=store.conn)
     click.echo(f"Wrote {count:,} customers to {file} ({fmt})")
@@ -904,7 +886,7 @@ def catalog(env, name, as_json):
       caf catalog --json
     """
     with env.open() as store:
-        records = [_as_dict(r) for r in _require(store, "catalog")()]
+        records = [_as_dict(r) for r in store.catalog()]
     if name is not None:
         records = [r for r in records if r.get("name") == name]
         if not records:
@@ -1055,9 +1037,7 @@ def demo(env, n_customers, seed):
         picks = _demo_customers(n_customers, seed)
         ids = [cid for cid, _ in picks]
         cohort = _cohort(store, ids, as_of)
-        materialized = None
-        if getattr(store, "materialize", None) is not None:
-            materialized = store.materialize(as_of=as_of)
+        store.materialize(as_of=as_of)
         info = storestats.summary(store)
     click.echo("")
     click.echo(f"Features as of {_iso(as_of)}, one customer per persona:")
@@ -1070,9 +1050,8 @@ def demo(env, n_customers, seed):
     click.echo("")
     first = ids[0]
     click.echo(f"Next: caf --db {env.db} features {first} --as-of {_iso(as_of)[:10]}")
-    if materialized is not None:
-        click.echo(f"      sqlite3 -line {env.db} "
-                   f"\"SELECT * FROM customer_features WHERE customer_id = '{first}'\"")
+    click.echo(f"      sqlite3 -line {env.db} "
+               f"\"SELECT * FROM customer_features WHERE customer_id = '{first}'\"")
 
 
 DEMO_FEATURES = (
@@ -1100,11 +1079,8 @@ def _demo_customers(n_customers, seed):
 
 
 def _cohort(store, ids, as_of):
-    """{customer id: features} for a few customers, through iter_features when the store has it."""
-    iter_features = getattr(store, "iter_features", None)
-    if iter_features is not None:
-        return dict(iter_features(ids, as_of=as_of))
-    return store.get_cohort_features(ids, as_of=as_of)
+    """{customer id: features} for a few customers."""
+    return dict(store.iter_features(ids, as_of=as_of))
 
 
 def main(args=None):

@@ -46,22 +46,13 @@ def _last_load(store):
     """The newest row of the loads table, or None (no loads table or no load yet)."""
     if not table_exists(store, "loads"):
         return None
-    try:
-        from .loaders import list_loads
-        loads = list_loads(store, limit=1)
-    except (ImportError, NotImplementedError):
-        return None
+    from .loaders import list_loads
+    loads = list_loads(store, limit=1)
     return loads[0] if loads else None
 
 
 def _last_materialization(store):
     """The newest materialisation record, or None."""
-    last = getattr(store, "last_materialization", None)
-    if callable(last):
-        try:
-            return last()
-        except NotImplementedError:
-            return None
     if not table_exists(store, "materializations"):
         return None
     cursor = _conn(store).execute(query("stats_last_materialization"), {"shop_id": store.shop_id})

@@ -37,26 +37,6 @@ def assert_error(result, code, *fragments):
         assert fragment in lines[0], (fragment, lines[0])
 
 
-def _loader_works():
-    try:
-        from customer_activity_features import CustomerActivityFeatures
-        with CustomerActivityFeatures() as store:
-            loaders.load(store, "purchases", _tiny_csv())
-    except NotImplementedError:
-        return False
-    except Exception:  # noqa: BLE001 - a real loader that dislikes the probe is still a loader
-        return True
-    return True
-
-
-def _tiny_csv():
-    import io
-    return io.BytesIO(b"customer_id,order_value,purchase_date,order_id\nc1,1.0,2024-01-01T00:00:00Z,o1\n")
-
-
-needs_loader = pytest.mark.skipif(not _loader_works(), reason="store.loaders.load is not built yet")
-
-
 # -- wiring, with a fake loader ----------------------------------------------------------
 class FakeLoader:
     def __init__(self, raises=None, status="completed", reasons=None):
@@ -189,8 +169,6 @@ def test_load_errors_are_one_line(monkeypatch, data_file, tmp_path):
     assert_error(run(["load", "purchases", str(data_file)], db=db), 1, "missing column 'customer_id'")
     monkeypatch.setattr(loaders, "load", FakeLoader(raises=ValueError("unknown timezone 'Mars/Base'")))
     assert_error(run(["load", "purchases", str(data_file), "--timezone", "Mars/Base"], db=db), 1, "Mars/Base")
-    monkeypatch.setattr(loaders, "load", FakeLoader(raises=NotImplementedError("later")))
-    assert_error(run(["load", "purchases", str(data_file)], db=db), 1, "not available yet")
 
 
 def test_load_usage_errors(fake, data_file, tmp_path):
@@ -215,7 +193,6 @@ def _table_rows(db, table):
         conn.close()
 
 
-@needs_loader
 def test_load_generic_csv_with_bad_rows_then_reload(tmp_path):
     db = tmp_path / "s.db"
     path = tmp_path / "orders.csv"
@@ -242,7 +219,6 @@ def test_load_generic_csv_with_bad_rows_then_reload(tmp_path):
     assert "Last load: " in ok(run(["stats"], db=db)).stdout
 
 
-@needs_loader
 def test_load_ndjson_from_stdin_with_mapping_and_timezone(tmp_path):
     db = tmp_path / "s.db"
     lines = [{"who": "c1", "total": 5, "at": "2024-03-01 12:00:00", "id": "a"},
@@ -259,7 +235,6 @@ def test_load_ndjson_from_stdin_with_mapping_and_timezone(tmp_path):
     assert times[0].startswith("2024-03-01T11:00:00")  # 12:00 in Paris (UTC+1) is 11:00 UTC
 
 
-@needs_loader
 def test_load_date_format_that_parses_nothing_is_an_error(tmp_path):
     """Issue 11 item 14: a date format matching none of the first batch's timestamps stops the
     load before anything is written (it used to exit 0 with every row rejected)."""
@@ -274,7 +249,6 @@ def test_load_date_format_that_parses_nothing_is_an_error(tmp_path):
     conn.close()
 
 
-@needs_loader
 def test_load_malformed_file_is_one_line_error_or_rejections(tmp_path):
     db = tmp_path / "s.db"
     path = tmp_path / "broken.json"
@@ -288,7 +262,6 @@ def test_load_malformed_file_is_one_line_error_or_rejections(tmp_path):
         assert_error(result, 1)
 
 
-@needs_loader
 def test_load_unknown_timezone_is_an_error(tmp_path):
     db = tmp_path / "s.db"
     path = tmp_path / "orders.csv"
@@ -296,7 +269,6 @@ def test_load_unknown_timezone_is_an_error(tmp_path):
     assert_error(run(["load", "purchases", str(path), "--timezone", "Mars/Olympus_Mons"], db=db), 1)
 
 
-@needs_loader
 def test_load_gzip_online_retail_sample(tmp_path):
     db = tmp_path / "s.db"
     path = tmp_path / "retail.csv.gz"
@@ -321,7 +293,6 @@ def _shared(name):
     return path
 
 
-@needs_loader
 @pytest.mark.parametrize("kind, name", [("rees46", "rees46_2019-10_head.csv.gz"),
                                         ("incidents", "incident_event_log_head.csv.gz")])
 def test_load_real_heads_add_up_and_reload_changes_nothing(tmp_path, kind, name):
@@ -336,7 +307,6 @@ def test_load_real_heads_add_up_and_reload_changes_nothing(tmp_path, kind, name)
     assert json.loads(ok(run(["stats", "--json"], db=db)).stdout)["tables"] == stats["tables"]
 
 
-@needs_loader
 @pytest.mark.slow
 def test_load_real_online_retail(tmp_path):
     db = tmp_path / "retail.db"

@@ -1,6 +1,5 @@
 """`caf materialize`, `caf refresh`, `caf export` (features and rfm) and
-`caf catalog`: wired to the store's methods, with their bad input; and the
-'not available yet' error when a method is missing from the store."""
+`caf catalog`: wired to the store's methods, with their bad input."""
 
 import csv
 import json
@@ -35,11 +34,6 @@ def assert_error(result, code, *fragments):
         assert fragment in lines[0], (fragment, lines[0])
 
 
-def has(method):
-    return pytest.mark.skipif(not hasattr(CustomerActivityFeatures, method),
-                              reason=f"CustomerActivityFeatures.{method} is not built yet")
-
-
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):
     path = tmp_path_factory.mktemp("snap") / "shop.db"
@@ -55,19 +49,7 @@ def count(db, sql):
         conn.close()
 
 
-# -- not available yet ---------------------------------------------------------------
-@pytest.mark.parametrize("method, args", [
-    ("materialize", ["materialize"]), ("refresh", ["refresh"]), ("catalog", ["catalog"]),
-    ("export", ["export", "out.csv"]), ("rfm_summary", ["export", "rfm", "out.csv"]),
-])
-def test_a_missing_store_method_is_a_clear_error(shop, monkeypatch, tmp_path, method, args):
-    monkeypatch.delattr(CustomerActivityFeatures, method, raising=False)
-    args = [str(tmp_path / a) if a.endswith(".csv") else a for a in args]
-    assert_error(run(args, db=shop), 1, "not available yet", method)
-
-
 # -- materialize / refresh ----------------------------------------------------------------
-@has("materialize")
 def test_materialize_writes_one_row_per_customer(tmp_path):
     db = tmp_path / "m.db"
     ok(run(["demo", "--customers", "30"], db=db))
@@ -86,7 +68,6 @@ def test_materialize_writes_one_row_per_customer(tmp_path):
     assert "Last materialisation: as of 2026-01-01" in ok(run(["stats"], db=db)).stdout
 
 
-@has("materialize")
 def test_materialize_families_and_workers(tmp_path):
     db = tmp_path / "m.db"
     ok(run(["demo", "--customers", "30"], db=db))
@@ -106,7 +87,6 @@ def test_materialize_families_and_workers(tmp_path):
     assert again == full and "session_count" not in columns and record["columns"] == len(columns)
 
 
-@has("materialize")
 def test_materialize_bad_input(shop):
     for bad in ("0", "-7", "7,x", ",", "seven"):
         assert_error(run(["materialize", "--windows", bad], db=shop), 2, "'--windows'")
@@ -115,7 +95,6 @@ def test_materialize_bad_input(shop):
     assert_error(run(["materialize", "--family", "nope"], db=shop), 1, "unknown feature family 'nope'")
 
 
-@has("refresh")
 def test_refresh_brings_the_snapshot_forward(tmp_path):
     db = tmp_path / "r.db"
     ok(run(["demo", "--customers", "30"], db=db))
@@ -131,7 +110,6 @@ def test_refresh_brings_the_snapshot_forward(tmp_path):
 
 
 # -- export ---------------------------------------------------------------------------------
-@has("export")
 def test_export_features_csv_and_ndjson(shop, tmp_path):
     out = tmp_path / "features.csv"
     text = ok(run(["export", str(out), "--as-of", AS_OF], db=shop)).stdout
@@ -148,7 +126,6 @@ def test_export_features_csv_and_ndjson(shop, tmp_path):
     assert json.loads(forced.read_text().splitlines()[0])["customer_id"]
 
 
-@has("export")
 def test_export_to_a_file_named_rfm_needs_the_explicit_form(shop, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     ok(run(["export", "features", "rfm", "--format", "csv", "--as-of", AS_OF], db=shop))
@@ -156,7 +133,6 @@ def test_export_to_a_file_named_rfm_needs_the_explicit_form(shop, tmp_path, monk
     assert "customer_id" in header and "frequency" not in header.split(",")  # features, not the RFM summary
 
 
-@has("export")
 def test_export_bad_input(shop, tmp_path):
     assert_error(run(["export", str(tmp_path / "x.csv"), "--format", "parquet"], db=shop), 2, "'--format'")
     assert_error(run(["export", str(tmp_path / "no" / "dir" / "x.csv"), "--as-of", AS_OF], db=shop), 1)
@@ -164,7 +140,6 @@ def test_export_bad_input(shop, tmp_path):
     assert_error(run(["export", "features"], db=shop), 2, "Missing argument 'FILE'")
 
 
-@has("rfm_summary")
 def test_export_rfm(shop, tmp_path):
     out = tmp_path / "rfm.csv"
     text = ok(run(["export", "rfm", str(out)], db=shop)).stdout
@@ -192,7 +167,6 @@ def _utc(text):
     return timeutil.parse_datetime(text)
 
 
-@has("rfm_summary")
 def test_export_rfm_on_an_empty_store_writes_a_header(tmp_path):
     db = tmp_path / "empty.db"
     ok(run(["init"], db=db))
@@ -201,7 +175,6 @@ def test_export_rfm_on_an_empty_store_writes_a_header(tmp_path):
     assert out.read_text().strip() == "customer_id,frequency,recency,T,monetary_value"
 
 
-@has("rfm_summary")
 def test_export_rfm_bad_input_leaves_no_file(shop, tmp_path):
     out = tmp_path / "rfm.csv"
     assert_error(run(["export", "rfm", str(out), "--freq", "M"], db=shop), 2, "'--freq'")
@@ -212,7 +185,6 @@ def test_export_rfm_bad_input_leaves_no_file(shop, tmp_path):
 
 
 # -- catalog --------------------------------------------------------------------------------
-@has("catalog")
 def test_catalog_list_one_and_json(shop):
     with CustomerActivityFeatures(shop) as store:
         records = store.catalog()
@@ -228,7 +200,6 @@ def test_catalog_list_one_and_json(shop):
     assert json.loads(ok(run(["catalog", name, "--json"], db=shop)).stdout)[0]["name"] == name
 
 
-@has("catalog")
 def test_catalog_unknown_feature(shop):
     assert_error(run(["catalog", "no_such_feature"], db=shop), 1, "no feature named 'no_such_feature'")
 
@@ -248,7 +219,6 @@ def test_a_failed_export_leaves_no_file(shop, tmp_path, monkeypatch):
 
 
 # -- the store's timezone and read-only files ---------------------------------------------------
-@has("rfm_summary")
 def test_store_timezone_sets_the_rfm_periods(tmp_path, monkeypatch):
     db = tmp_path / "tz.db"
     with CustomerActivityFeatures(db) as store:
@@ -292,7 +262,6 @@ def test_reading_commands_open_an_unwritable_file_read_only(shop, monkeypatch, t
     assert opened == [True, True, True]
 
 
-@has("rfm_summary")
 def test_export_rfm_counts_zero_value_purchases_unless_excluded(tmp_path):
     """As lifetimes (issue 11, item 13): zero-value purchases count by default;
     --exclude-zero-values leaves them out."""
