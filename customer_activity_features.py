@@ -574,7 +574,7 @@ class CustomerActivityFeatures:
         (customer_id, as_of as an aware UTC datetime, get_all_features(customer_id, days, as_of=as_of)),
         computed set-based from events at or before that pair's cutoff only. A falsy id gives {}."""
         self._writer.commit()
-        return _features_at(self, pairs, days)
+        return _features_at(self._reader, pairs, days)
 
     def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1):
         """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
@@ -666,7 +666,7 @@ class CustomerActivityFeatures:
                                             include_first=include_first, include_zero=include_zero_values)
 
 
-def _features_at(store, pairs, days):
+def _features_at(reader, pairs, days):
     def targets():
         for i, pair in enumerate(pairs):
             try:
@@ -682,7 +682,7 @@ def _features_at(store, pairs, days):
             yield (i, cid, timeutil.as_of_us(cutoff))
 
     # Falsy ids are kept as '' (no event can have that id) so that rows stay in pair order.
-    for _, cid, cutoff_us, features in store._reader.iter_cohort(targets(), days=days, with_keys=True):
+    for _, cid, cutoff_us, features in reader.iter_cohort(targets(), days=days, with_keys=True):
         yield (cid or None), timeutil.from_us(cutoff_us), (features if cid else {})
 
 

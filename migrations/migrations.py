@@ -20,6 +20,7 @@ MIGRATION_SET = "customer_activity_features"
 STEPS_DIR = Path(__file__).resolve().parent
 
 migrations = Migrations(MIGRATION_SET)
+STEPS = []  # the names of the steps, in order (store.db.known_steps)
 
 
 def split_statements(script):
@@ -48,6 +49,7 @@ def _register(path):
 
     apply_step.__name__ = path.stem
     migrations(name=path.stem)(apply_step)
+    STEPS.append(path.stem)
 
 
 for _path in sorted(STEPS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):

@@ -33,11 +33,8 @@ LOYALTY_WINDOW_DAYS = 180           # loyalty_trend: window, split into two halv
 RFM_BINS = 5                        # customer_segment: RFM scores 1..5
 NEW_CUSTOMER_DAYS = 30              # customer_segment 'new': first purchase at most this many days ago
 RISK_POINTS = 25                    # risk_score: points per raised flag (4 flags: 0..100)
-PAGE_VIEW_TYPES = ("page_view", "product_view", "category_view")
 MOBILE_DEVICES = ("mobile", "tablet", "smartphone", "phone")
 DESKTOP_DEVICES = ("desktop", "laptop", "pc")
-SEASONS = ("winter", "spring", "summer", "autumn")
-SEGMENTS = ("no_purchases", "new", "champions", "loyal", "at_risk", "hibernating", "needs_attention")
 
 # The CTEs of the behaviour statement, in dependency order.
 CTES = (
@@ -95,7 +92,6 @@ FEATURES = {
     "cart_abandonment_risk": ("segmentation", bool),
     "retention_concern": ("segmentation", bool),
 }
-FAMILY_NAMES = ("purchase", "engagement", "search", "shopping", "device", "temporal", "segmentation")
 NOT_BUILT = {
     "churn_probability": "not built: no predictive models; see risk_score and the retention flags",
     "lifetime_value_prediction": "not built: no predictive models; see historical_value",
@@ -223,15 +219,6 @@ def iter_cohort(conn, shop_id, targets):
         if cursor is not None:
             cursor.close()
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-
-
-def query_names():
-    """Every named query the behaviour statement uses (for the catalog)."""
-    return ("behavior_features",) + tuple(n for n in CTES if n.startswith("behavior_"))
-
-
-def sql_of(name):
-    return query(name)
 
 
 # -- catalog records (store.catalog wraps them into Feature records) ----------------------

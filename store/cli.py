@@ -702,31 +702,12 @@ def refresh(env, as_of, as_json):
     _report_run("Refreshed", result, seconds, as_json)
 
 
-def _as_dict(result):
-    if result is None:
-        return {}
-    if hasattr(result, "as_dict"):
-        return result.as_dict()
-    if hasattr(result, "_asdict"):
-        return result._asdict()
-    if isinstance(result, dict):
-        return dict(result)
-    if hasattr(result, "__dataclass_fields__"):
-        import dataclasses
-        return dataclasses.asdict(result)
-    return {"result": result}
-
-
-def _report_run(verb, result, seconds, as_json):
-    record = _as_dict(result)
+def _report_run(verb, record, seconds, as_json):
+    """``record``: the summary dict ``materialize`` or ``refresh`` returned."""
     if as_json:
-        echo_json(record or {"seconds": seconds})
+        echo_json(record)
         return
-    rows = record.get("rows", record.get("row_count", record.get("customers")))
-    head = f"{verb} customer_features"
-    if rows is not None:
-        head += f": {_fmt(rows)} customers"
-    head += f" in {seconds:,.1f} s"
+    head = f"{verb} customer_features: {_fmt(record['rows'])} customers in {seconds:,.1f} s"
     click.echo(head)
     shown = {k: v for k, v in record.items() if not isinstance(v, (dict, list)) or k == "windows"}
     if shown:
@@ -776,8 +757,7 @@ def export_features(env, file, fmt, as_of):
     with env.open() as store:
         run = store.export
         result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of), conn=store.conn)
-    rows = result if isinstance(result, int) and not isinstance(result, bool) else _as_dict(result).get("rows")
-    click.echo(f"Wrote {_fmt(rows) + ' rows' if rows is not None else 'features'} to {file} ({fmt})")
+    click.echo(f"Wrote {_fmt(result['rows'])} rows to {file} ({fmt})")
 
 
 @export.command("rfm")
@@ -886,7 +866,7 @@ def catalog(env, name, as_json):
       caf catalog --json
     """
     with env.open() as store:
-        records = [_as_dict(r) for r in store.catalog()]
+        records = store.catalog()
     if name is not None:
         records = [r for r in records if r.get("name") == name]
         if not records:
@@ -961,9 +941,8 @@ def _stats_text(env, info):
         lines.append("Last load: none")
     mat = info["last_materialization"]
     if mat:
-        mat = _as_dict(mat)
         lines.append(f"Last materialisation: as of {mat.get('as_of') or '-'}, "
-                     f"{_fmt(mat.get('rows', mat.get('row_count')))} rows "
+                     f"{_fmt(mat.get('rows'))} rows "
                      f"(finished {mat.get('finished_at') or '-'})")
     else:
         lines.append("Last materialisation: none")

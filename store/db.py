@@ -27,7 +27,7 @@ from pathlib import Path
 import sqlite_utils
 
 from .errors import (DatabaseLockedError, NotAStoreError, OutputIsDatabaseError, ReadOnlyStoreError,
-                     SchemaTooNewError, StorageFullError, StoreError, UnknownNameError)
+                     SchemaTooNewError, StorageFullError, UnknownNameError)
 from .resources import query, resource_dir
 
 BUSY_TIMEOUT_MS = 30_000  # the default busy timeout (busy_timeout= / caf --busy-timeout change it)
@@ -54,15 +54,16 @@ def _load_migrations():
     spec = importlib.util.spec_from_file_location("_caf_migrations", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.migrations
+    return module
 
 
-MIGRATIONS = _load_migrations()
+_MIGRATIONS_MODULE = _load_migrations()
+MIGRATIONS = _MIGRATIONS_MODULE.migrations  # sqlite-utils' Migrations of the store
 
 
 def known_steps():
     """Names of every migration step this code knows, in order."""
-    return [m.name for m in MIGRATIONS._migrations]
+    return list(_MIGRATIONS_MODULE.STEPS)
 
 
 def check_busy_timeout(seconds=None):
@@ -425,15 +426,22 @@ def migrate(conn):
     return pending
 
 
-# -- write transactions ---------------------------------------------------------------------
-# Every write transaction of the store is written with these: ``atomic`` for a transaction that
-# is one block of code, ``begin``/``commit``/``rollback`` where a transaction outlives a block
-# (the buffered single writes of ``store.ingest.Writer``). Read snapshots (a plain ``BEGIN`` on a
-# reader, temp tables only) are not write transactions and do not use them.
+# -- transactions ---------------------------------------------------------------------------
+# Every transaction of the store is written with these (no other module issues BEGIN, COMMIT or
+# ROLLBACK; store.localtime, below this module, fills its temp tables in one of its own):
+# ``atomic`` for a write transaction that is one block of code, ``begin``/``commit``/``rollback``
+# where one outlives a block (the buffered single writes of ``store.ingest.Writer``), and
+# ``begin_read``/``commit`` for one read snapshot over several statements (temp tables only).
 def begin(conn):
     """``BEGIN IMMEDIATE``: take the database's write lock now (waiting up to the busy timeout),
     so that no statement of the transaction can fail later for want of it."""
     conn.execute("BEGIN IMMEDIATE")
+
+
+def begin_read(conn):
+    """A plain (deferred) ``BEGIN``: the statements up to ``commit`` read one snapshot; no write
+    lock is taken unless the database is written (temp tables are not)."""
+    conn.execute("BEGIN")
 
 
 def commit(conn):

@@ -117,7 +117,7 @@ def _record_values(kind, record):
         return map(record.get, kind.fields)
     unknown = [key for key in record if key not in kind.field_set]
     if unknown:
-        shown = ", ".join(validate._shown(k) for k in unknown[:5])  # never raises (huge int keys)
+        shown = ", ".join(validate.shown(k) for k in unknown[:5])  # never raises (huge int keys)
         raise validate.Rejection("record", f"unknown field(s) {shown}; expected {', '.join(kind.fields)}"[:300])
     return [record.get(name) for name in kind.fields]
 

@@ -36,7 +36,8 @@ import sys
 import tempfile
 
 from . import catalog, localtime, scratch, timeutil
-from .db import applied_steps, atomic, automatic_indexes, check_output_file, database_file, quote_identifier
+from .db import (applied_steps, atomic, automatic_indexes, begin_read, check_output_file, commit, database_file,
+                 quote_identifier)
 from .errors import StoreError, UnknownNameError
 from .features import bind_one_as_of, parameters
 from .resources import queries, query
@@ -659,7 +660,7 @@ def compute_partition(task):
         plan = Plan(reader, task["windows"], task["families"])
         params = plan.params(task["shop_id"], task["as_of_us"])
         hi = b"" if task["hi"] is None else task["hi"]
-        reader.execute("BEGIN")  # one read snapshot for every statement of the worker
+        begin_read(reader)  # one read snapshot for every statement of the worker
         reader.execute("CREATE TABLE scratch.target (target_id INTEGER PRIMARY KEY, "
                        "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
         reader.execute("INSERT INTO scratch.target (target_id, customer_id, as_of_us) "
@@ -672,7 +673,7 @@ def compute_partition(task):
         reader.execute(plan.create_sql(NEW_TABLE, "scratch"))
         reader.execute(plan.staged_insert_sql(NEW_TABLE, "scratch", into="scratch"), params)
         plan.unstage(reader, staged, "scratch")
-        reader.execute("COMMIT")
+        commit(reader)
         return reader.execute("SELECT COUNT(*) FROM scratch.target").fetchone()[0]
     finally:
         reader.close()
@@ -878,7 +879,7 @@ def _end_export(conn, plan, staged, began):
         plan.unstage(conn, staged)
     conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
     if began and conn.in_transaction:
-        conn.execute("COMMIT")  # only temp tables were written
+        commit(conn)  # only temp tables were written
 
 
 def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
@@ -908,7 +909,7 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
         if as_of_us is None:
             as_of_us = timeutil.now_us()
         if not conn.in_transaction:  # one read snapshot for every statement below
-            conn.execute("BEGIN")
+            begin_read(conn)
             began = True
         try:
             _fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))

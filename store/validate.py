@@ -122,7 +122,7 @@ def unreadable(exc, field="record"):
     return Rejection(field, f"a value could not be read ({describe(exc)})")
 
 
-def _shown(value):
+def shown(value):
     """A short repr for a rejection reason; never raises (huge ints, hostile __repr__)."""
     try:
         return repr(value)[:120]
@@ -296,7 +296,7 @@ def _whole(value, field):
         raise Rejection(field, "is too large") from None
     except Exception as exc:  # a numeric type whose own methods raise
         raise Rejection(field, f"cannot be read as a number ({describe(exc)})") from None
-    raise Rejection(field, f"must be a whole number, got {_shown(value)}"[:200])
+    raise Rejection(field, f"must be a whole number, got {shown(value)}"[:200])
 
 
 def _choice(value, field, allowed, expected, limit):
@@ -368,7 +368,7 @@ def support_row(shop_id, now_us, customer, ticket_id, response_time_hours=None, 
     elif isinstance(escalated, bool) or (isinstance(escalated, int) and _plain_int(escalated) in (0, 1)):
         flag = _plain_int(escalated)
     else:
-        raise Rejection("escalated", f"must be True or False, got {_shown(escalated)}"[:200])
+        raise Rejection("escalated", f"must be True or False, got {shown(escalated)}"[:200])
     return (
         shop_id,
         customer_id(customer),

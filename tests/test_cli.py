@@ -193,10 +193,7 @@ def test_migrate_applies_pending_steps_of_an_old_database(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
     import sqlite_utils
-    from sqlite_utils.migrations import Migrations
-    only_first = Migrations(storedb.MIGRATIONS.name)
-    only_first._migrations = storedb.MIGRATIONS._migrations[:1]
-    only_first.apply(sqlite_utils.Database(conn))
+    storedb.MIGRATIONS.apply(sqlite_utils.Database(conn), stop_before=storedb.known_steps()[1])
     conn.close()
     result = ok(run(["migrate"], db=path))
     assert "Applied" in result.output
