@@ -62,7 +62,7 @@ FROM (
                 ON p.shop_id = :shop_id
                AND p.customer_id = t.customer_id
                AND p.event_time_us <= t.as_of_us
-            WINDOW w AS (PARTITION BY t.target_id ORDER BY p.event_time_us, p.event_id)
+            WINDOW w AS (PARTITION BY t.target_id ORDER BY p.event_time_us, p.order_value, p.event_id)
         ) AS o
     ) AS r
 ) AS m

@@ -119,8 +119,10 @@ def median(values):
 
 
 def sequence_features(purchases, as_of_us):
-    """One customer's sequence statistics; purchases are (time_us, event_id, value)."""
-    seq = sorted((t, eid, v) for t, eid, v in purchases if t <= as_of_us)
+    """One customer's sequence statistics; purchases are (time_us, event_id, value), ordered by
+    (time, value, event_id): purchases at the same instant go in value order, so a generated
+    (random) event id never changes a value."""
+    seq = sorted((t, v, eid) for t, eid, v in purchases if t <= as_of_us)
     n = len(seq)
     out = dict.fromkeys(SEQUENCE_KEYS)
     out["sequence_purchase_count"] = n
@@ -130,7 +132,7 @@ def sequence_features(purchases, as_of_us):
     mean = sum(gaps) / len(gaps)
     std = math.sqrt(sum((g - mean) ** 2 for g in gaps) / len(gaps))  # population
     med = median(gaps)
-    values = [v for _, _, v in seq]
+    values = [v for _, v, _ in seq]
     xbar = (n - 1) / 2
     slope = sum((i - xbar) * (v - sum(values) / n) for i, v in enumerate(values)) / sum(
         (i - xbar) ** 2 for i in range(n))

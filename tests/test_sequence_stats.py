@@ -139,3 +139,17 @@ def test_sequence_features_are_in_the_catalog_and_materialized():
     for cid in ("a", "b"):
         want = oracle_rfm.sequence_features([(t, e, v) for c, t, e, v in purchases if c == cid], as_of)
         assert all(same(rows[cid][k], want[k]) for k in KEYS), (cid, rows[cid], want)
+
+
+def test_same_instant_purchases_without_ids_give_the_same_values_in_every_load():
+    """Purchases without an order id get a random event id; at the same instant they go in value
+    order, so reloading the same purchases always gives the same values (found by the long
+    two-shops test: order_value_trend was 0.0 in one load and -0.75 in another)."""
+    t0 = timeutil.iso(timeutil.to_us("2024-12-31T23:59:59Z"))
+    trends = set()
+    for _ in range(12):
+        with CustomerActivityFeatures() as store:
+            store.add_purchases({"customer_id": "c1", "order_value": v, "purchase_date": t0}
+                                for v in (1.5, 0.0, 0.0))
+            trends.add(store.get_sequence_features("c1", as_of="2025-01-01")["order_value_trend"])
+    assert trends == {0.75}  # values 0.0, 0.0, 1.5 at indexes 0, 1, 2
