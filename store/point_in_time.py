@@ -1,0 +1,132 @@
+"""Point-in-time rows: every column of ``customer_features`` for (customer, cutoff) pairs.
+
+``rows`` is ``features_at`` (docs/feature_store.md "Point-in-time rows"). It derives
+everything from the materialisation's ``Plan`` (store/materialize.py): the same families,
+the same windows, the same family statements and the same declared column types, so a
+row equals the one ``materialize(as_of=cutoff)`` writes for that customer, column for
+column, and a family or column added to the plan appears here without an edit.
+
+The difference with ``materialize`` is the target table: one target per pair, each with
+its own ``as_of_us``, and the family statements run as written (``t.as_of_us`` read per
+target; ``Plan.stage(one_as_of=False)``). Population-relative families (the RFM scores
+and segments of ``behavior_segments``) rank the whole shop once per distinct as_of of
+the chunk (``behavior_rfm_population`` groups by it): their cost is one pass over the
+shop's purchases up to each distinct cutoff of a chunk.
+
+Pairs are read lazily, ``store.features.STREAM_CHUNK`` at a time. Each chunk: fill ``temp.target``,
+stage the families, copy the chunk's rows (declared types, as in customer_features)
+into a temp table of this call, drop the staged tables and the targets, then read
+that table back in target order, ``READ_BATCH`` rows per statement. No statement of
+the call is active while a row is with the caller, and no table a materialisation,
+refresh, export or another ``features_at`` uses is held: the caller may run them while
+iterating.
+"""
+
+import contextlib
+import itertools
+import json
+import sqlite3
+
+from . import features, timeutil
+from .db import automatic_indexes, quote_identifier
+from .materialize import Plan, drop_targets, fill_targets
+from .resources import query
+
+EXCLUSIVE_OFFSET_US = 1  # exclusive=True: the features of cutoff - 1 microsecond
+KEY_NAMES = ("shop_id", "customer_id", "as_of", "as_of_us")
+READ_BATCH = 1_000  # rows read back per statement: the memory bound of the rows in Python
+
+_rows_counter = itertools.count(1)
+
+
+def _chunks(pairs, size):
+    iterator = iter(pairs)
+    while True:
+        chunk = list(itertools.islice(iterator, size))
+        if not chunk:
+            return
+        yield chunk
+
+
+def column_names(plan):
+    """The keys of a row: the columns of customer_features for ``plan``, in table order."""
+    return list(KEY_NAMES) + plan.feature_names
+
+
+def rows(conn, shop_id, pairs, *, windows, families, exclusive=False, lock=None, chunk_size=None):
+    """Yield one dict per ``(customer_id, cutoff_us)`` of ``pairs``, in order: the row of
+    customer_features that ``materialize(as_of=cutoff_us, windows, families)`` writes for the
+    customer (``customer_id`` normalized; a customer the shop does not know gets the row of a
+    customer without events). With ``exclusive`` every feature column is that of
+    ``materialize(as_of=cutoff_us - 1)`` (events at the cutoff do not count); ``as_of`` and
+    ``as_of_us`` are the pair's cutoff either way. A falsy ``customer_id`` gives a row with
+    ``customer_id`` and every feature None.
+
+    ``lock`` (a context manager, e.g. the writer's lock) is held while a chunk is computed,
+    not while its rows are yielded. ``chunk_size`` defaults to ``store.features.STREAM_CHUNK``.
+    """
+    plan = Plan(conn, windows, families)
+    names = column_names(plan)
+    empty = (None,) * len(plan.feature_names)
+    offset = EXCLUSIVE_OFFSET_US if exclusive else 0
+    table = f"features_at_rows_{next(_rows_counter)}"  # made here, never a caller's text
+    read = f"SELECT * FROM temp.{table} WHERE target_id > ? ORDER BY target_id LIMIT {READ_BATCH:d}"
+    created = False
+    try:
+        for chunk in _chunks(pairs, chunk_size or features.STREAM_CHUNK):
+            targets = [[i, cid, cutoff_us - offset] for i, (cid, cutoff_us) in enumerate(chunk) if cid]
+            if targets:
+                with lock if lock is not None else contextlib.nullcontext():
+                    if not created:
+                        conn.execute(f"CREATE TEMP TABLE {table} (target_id INTEGER PRIMARY KEY, "
+                                     + ", ".join(plan.feature_column_defs()) + ")")
+                        created = True
+                    _compute(conn, plan, shop_id, targets, table)
+            batch, at, last = [], 0, -1
+            for cid, cutoff_us in chunk:
+                keys = (shop_id, cid, timeutil.iso(cutoff_us), cutoff_us)
+                if not cid:
+                    yield dict(zip(names, (shop_id, None) + keys[2:] + empty))
+                    continue
+                if at == len(batch):
+                    # a bounded read, finished before any row is yielded: between two rows no
+                    # statement of this call is active, so the caller may use the store meanwhile
+                    batch, at = conn.execute(read, [last]).fetchall(), 0
+                values = batch[at]
+                at += 1
+                last = values[0]
+                yield dict(zip(names, keys + values[1:]))
+    finally:
+        if created:
+            try:
+                conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+            except sqlite3.OperationalError:  # a statement of the caller is active: empty it instead
+                conn.execute(f"DELETE FROM temp.{table}")
+
+
+def _compute(conn, plan, shop_id, targets, table):
+    """The rows of one chunk's targets ([target_id, customer_id, as_of_us]) into ``temp.table``
+    (emptied first), from one read snapshot; the staged tables and targets dropped after."""
+    params = plan.params(shop_id, None)
+    began = not conn.in_transaction
+    if began:
+        conn.execute("BEGIN")  # one snapshot for every statement of the chunk; only temp tables are written
+    try:
+        conn.execute(f"DELETE FROM temp.{table}")
+        fill_targets(conn, query("fill_targets_from_json"), {"targets": json.dumps(targets)})
+        staged = []
+        try:
+            with automatic_indexes(conn):
+                staged = plan.stage(conn, params, one_as_of=False)
+                cols = ", ".join(["target_id"] + [quote_identifier(n, set(plan.feature_names))
+                                                  for n in plan.feature_names])
+                conn.execute(f"INSERT INTO temp.{table} ({cols})\n" + plan.staged_features_sql(), params)
+        finally:
+            plan.unstage(conn, staged)
+            drop_targets(conn)
+        if began:
+            conn.execute("COMMIT")
+    except BaseException:
+        if began and conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
