@@ -180,6 +180,8 @@ class Plan:
             else:
                 self.edges_days.update(fam.edges_days)
         self.tables = sorted({t for fam in self.families for t in fam.tables})
+        # families whose values depend on other customers (ranks in the shop: catalog.Family.refresh_all)
+        self.population_families = tuple(fam.query for fam in self.families if fam.refresh_all is not None)
 
     # -- SQL -----------------------------------------------------------------
     def create_sql(self, table, schema="main"):

@@ -160,7 +160,9 @@ def test_pairs_keep_their_order_duplicates_and_falsy_ids():
 
 
 def test_features_at_reads_pairs_lazily_a_chunk_at_a_time(monkeypatch):
+    from store import point_in_time
     monkeypatch.setattr(store_features, "STREAM_CHUNK", 3)
+    monkeypatch.setattr(point_in_time, "READ_BATCH", 2)  # rows read back two at a time
     with CustomerActivityFeatures() as store:
         store.add_purchase("a", 10.0, "2025-01-01T00:00:00Z")
         store.add_purchase("b", 20.0, "2025-01-02T00:00:00Z")
@@ -169,14 +171,16 @@ def test_features_at_reads_pairs_lazily_a_chunk_at_a_time(monkeypatch):
         def pairs():
             for i in range(10):
                 read.append(i)
-                yield ("a" if i % 2 else "b", f"2025-01-0{1 + i % 3}T00:00:00Z")
+                yield ("" if i % 4 == 3 else "a" if i % 2 else "b", f"2025-01-0{1 + i % 3}T00:00:00Z")
 
         rows = store.features_at(pairs())
         first = next(rows)
         assert len(read) == 3  # one chunk read, not the whole input
         rest = list(rows)
         assert len(read) == 10 and len(rest) == 9
+        assert [r["customer_id"] for r in [first] + rest] == ["b", "a", "b", None, "b", "a", "b", None, "b", "a"]
         monkeypatch.setattr(store_features, "STREAM_CHUNK", 10_000)
+        monkeypatch.setattr(point_in_time, "READ_BATCH", 1_000)
         assert [first] + rest == list(store.features_at(pairs()))
 
         def bad():
@@ -283,3 +287,74 @@ def test_no_event_after_a_cutoff_influences_a_row(history, later, pairs, exclusi
             future.append((kind, rec))
         ofs.load(store, future)
         assert list(store.features_at(pairs, exclusive=exclusive)) == got
+
+
+def test_many_distinct_cutoffs_are_ranked_in_bounded_stages(monkeypatch):
+    """With more distinct cutoffs than POPULATION_ROWS / purchasing customers, a chunk's
+    population-relative families are computed in stages of fewer cutoffs: the same rows."""
+    from store import point_in_time
+    with CustomerActivityFeatures() as store:
+        for i, cid in enumerate("abcdef"):
+            for k in range(i + 1):
+                store.add_purchase(cid, 10.0 * (k + 1), timeutil.from_us(ob.AS_OF - (i * 7 + k * 30) * DAY),
+                                   order_id=f"{cid}{k}")
+        pairs = [(cid, timeutil.from_us(ob.AS_OF - d * DAY)) for d in (0, 3, 10, 40, 100, 0) for cid in "fabx"]
+        whole = list(store.features_at(pairs, exclusive=True))
+        monkeypatch.setattr(point_in_time, "POPULATION_ROWS", 12)  # 6 purchasing customers: 2 cutoffs a stage
+        monkeypatch.setattr(point_in_time, "READ_BATCH", 5)
+        stages = []
+        fill = point_in_time.fill_targets
+        monkeypatch.setattr(point_in_time, "fill_targets", lambda *a: stages.append(1) or fill(*a))
+        staged = list(store.features_at(pairs, exclusive=True))
+        assert len(stages) == 3  # 5 distinct cutoffs, 2 a stage
+        assert staged == whole
+        assert len({r["recency_score"] for r in whole}) > 1
+
+
+MEMORY_CHILD = r"""
+import json, resource, tracemalloc
+from customer_activity_features import CustomerActivityFeatures
+from store import features
+features.STREAM_CHUNK = 1000
+CUTOFFS = ("2025-06-15T00:00:00Z", "2025-07-01T00:00:00Z")
+FAMILIES = ("purchase_features", "behavior_segments")
+
+def pairs(n):  # a generator: known and unknown customers, two cutoffs
+    for i in range(n):
+        yield (f"k{i % 50}" if i % 2 else f"u{i}"), CUTOFFS[i % 2]
+
+out = {}
+with CustomerActivityFeatures() as store:
+    store.add_purchases({"customer_id": f"k{i}", "order_value": 1.0 + i, "purchase_date": "2025-06-01T00:00:00Z",
+                         "order_id": f"o{i}"} for i in range(50))
+    store.flush()
+    sum(1 for _ in store.features_at(pairs(3000), families=FAMILIES))  # warm up
+    for n in (10_000, 100_000):  # peak RSS: Python and SQLite
+        rows = sum(1 for _ in store.features_at(pairs(n), families=FAMILIES))
+        out[f"rss_{n}"] = [rows, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss]
+    for n in (2_000, 20_000):  # peak of Python allocations
+        tracemalloc.start()
+        rows = sum(1 for _ in store.features_at(pairs(n), families=FAMILIES))
+        out[f"py_{n}"] = [rows, tracemalloc.get_traced_memory()[1]]
+        tracemalloc.stop()
+print(json.dumps(out))
+"""
+
+
+def test_features_at_memory_does_not_grow_with_the_number_of_pairs():
+    """In a fresh process (chunks of 1,000 pairs): peak RSS after 100,000 pairs is within 8 MB
+    of the peak after 10,000, and the Python peak for 20,000 pairs within 256 KB of the one
+    for 2,000."""
+    import json
+    import subprocess
+    import sys
+    done = subprocess.run([sys.executable, "-c", MEMORY_CHILD], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert [out[k][0] for k in ("rss_10000", "rss_100000", "py_2000", "py_20000")] == [10_000, 100_000, 2_000, 20_000]
+    rss_growth_kb = out["rss_100000"][1] - out["rss_10000"][1]
+    py_growth = out["py_20000"][1] - out["py_2000"][1]
+    print(f"features_at memory: RSS +{rss_growth_kb} KB from 10k to 100k pairs; "
+          f"Python peak {out['py_2000'][1]} B (2k pairs), {out['py_20000'][1]} B (20k pairs)")
+    assert rss_growth_kb < 8 * 1024
+    assert py_growth < 256 * 1024
