@@ -578,7 +578,8 @@ class CustomerActivityFeatures:
                     in self._reader.iter_cohort((), days=days, select=select, with_keys=True, as_of_us=as_of_us))
         return self._reader.iter_keyed_ids(self._id_chunks(customer_ids), as_of_us=as_of_us, days=days)
 
-    def features_at(self, pairs, *, exclusive=False, windows=(7, 30, 90, 365), families=None, days=_LEGACY):
+    def features_at(self, pairs, *, exclusive=False, windows=_materialize.DEFAULT_WINDOWS, families=None,
+                    days=_LEGACY):
         """Point-in-time rows: for each (customer_id, cutoff) pair, in order (duplicates kept),
         yield a dict keyed by the columns of customer_features (shop_id, customer_id, as_of,
         as_of_us, then every feature): the row ``materialize(as_of=cutoff, windows=windows,
@@ -596,7 +597,7 @@ class CustomerActivityFeatures:
         (customer_id, cutoff datetime, get_all_features(customer_id, days, as_of=cutoff))."""
         self._writer.commit()
         if days is not _LEGACY:
-            if exclusive or families is not None or windows != (7, 30, 90, 365):
+            if exclusive or families is not None or _materialize.check_windows(windows) != _materialize.DEFAULT_WINDOWS:
                 raise TypeError("features_at(days=...) gives the former (customer_id, cutoff, "
                                 "get_all_features) tuples and takes no exclusive, windows or families")
             warnings.warn("features_at(pairs, days=...) and its (customer_id, cutoff, get_all_features) "

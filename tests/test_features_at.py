@@ -43,8 +43,9 @@ def _event_times(seed_history, behavior_history):
 
 @st.composite
 def cases(draw, max_events=6, max_pairs=6):
-    """(seed history, behaviour history, pairs, exclusive, windows, families): cutoffs at an
-    event's time (a tie), one microsecond either side of it, and at its window edges."""
+    """(seed history, behaviour history, pairs, exclusive, windows, families, timezone, shop):
+    cutoffs at an event's time (a tie), one microsecond either side of it, and at its window
+    edges."""
     seed_history = draw(ofs.events(max_size=2 * max_events))
     behavior_history = draw(ob.histories(max_events=max_events))
     times = _event_times(seed_history, behavior_history) + [ob.AS_OF, ofs.AS_OF_US]
@@ -54,7 +55,8 @@ def cases(draw, max_events=6, max_pairs=6):
     customers = st.sampled_from(KNOWN + ("nobody", 17850.0))
     pairs = draw(st.lists(st.tuples(customers, st.sampled_from(cutoffs)), min_size=1, max_size=max_pairs))
     return (seed_history, behavior_history, pairs, draw(st.booleans()), draw(st.sampled_from(WINDOWS)),
-            draw(st.sampled_from(FAMILIES)))
+            draw(st.sampled_from(FAMILIES)), draw(st.sampled_from(("UTC", "America/New_York"))),
+            draw(st.sampled_from(("", "s1"))))
 
 
 def _normalized(cid):
@@ -70,11 +72,11 @@ def _same(got, expected):
 
 
 def _check_against_materialize(case):
-    seed_history, behavior_history, pairs, exclusive, windows, families = case
+    seed_history, behavior_history, pairs, exclusive, windows, families, tz, shop = case
     kwargs = {"families": families}
     if windows is not None:
         kwargs["windows"] = windows
-    with CustomerActivityFeatures() as store:
+    with CustomerActivityFeatures(timezone=tz, shop_id=shop) as store:
         _load(store, seed_history, behavior_history)
         pairs = [(cid, timeutil.from_us(us)) for cid, us in pairs]
         rows = list(store.features_at(pairs, exclusive=exclusive, **kwargs))
@@ -105,7 +107,7 @@ def _check_against_materialize(case):
             assert not bad, (cid, timeutil.iso(cutoff_us), exclusive, bad)
 
 
-@settings(max_examples=20, deadline=None)
+@settings(max_examples=30, deadline=None)
 @given(case=cases())
 def test_each_row_equals_the_row_materialize_writes_at_its_cutoff(case):
     """Every column, every window, behaviour, segments and sequence statistics; with
@@ -114,7 +116,7 @@ def test_each_row_equals_the_row_materialize_writes_at_its_cutoff(case):
 
 
 @pytest.mark.slow
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(case=cases(max_events=12, max_pairs=10))
 def test_each_row_equals_the_row_materialize_writes_at_its_cutoff_slow(case):
     _check_against_materialize(case)
