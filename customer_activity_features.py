@@ -13,6 +13,7 @@ compute the same features over plain lists of dicts.
 
 import functools
 import sqlite3
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from store import rfm as _rfm
 from store import catalog as _catalog
 from store import features as _features
 from store import materialize as _materialize
+from store import point_in_time as _point_in_time
 from store import timeutil
 from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
@@ -82,6 +84,14 @@ SUMMARY_FEATURES = (
     "abandoned_cart_value", "support_ticket_count", "average_response_time_hours", "escalation_count",
     "escalation_ratio",
 )
+
+
+class _Legacy:
+    def __repr__(self):
+        return "<not given>"
+
+
+_LEGACY = _Legacy()  # features_at's days= was not given: the current row shape
 
 
 def _translated(method):
@@ -569,12 +579,39 @@ class CustomerActivityFeatures:
                     in self._reader.iter_cohort((), days=days, select=select, with_keys=True, as_of_us=as_of_us))
         return self._reader.iter_keyed_ids(self._id_chunks(customer_ids), as_of_us=as_of_us, days=days)
 
-    def features_at(self, pairs, *, days=None):
-        """Point-in-time rows: for each (customer_id, as_of) pair, in order, yield
-        (customer_id, as_of as an aware UTC datetime, get_all_features(customer_id, days, as_of=as_of)),
-        computed set-based from events at or before that pair's cutoff only. A falsy id gives {}."""
+    def features_at(self, pairs, *, exclusive=False, windows=_materialize.DEFAULT_WINDOWS, families=None,
+                    days=_LEGACY):
+        """Point-in-time rows: for each (customer_id, cutoff) pair, in order (duplicates kept),
+        yield a dict keyed by the columns of customer_features (shop_id, customer_id, as_of,
+        as_of_us, then every feature): the row ``materialize(as_of=cutoff, windows=windows,
+        families=families)`` writes for that customer, computed set-based from events at or
+        before that pair's cutoff only (RFM scores and segments ranked in the shop as of the
+        cutoff). ``exclusive=True``: events at exactly the cutoff do not count; every feature
+        column is then that of materialize(as_of=cutoff - 1 microsecond), while as_of/as_of_us
+        stay the pair's cutoff. ``customer_id`` is normalized; an id the shop does not know gets
+        the values of a customer without events; a falsy id gives customer_id and every feature
+        None. ``pairs`` (any iterable, e.g. a generator) is read ``store.features.STREAM_CHUNK``
+        pairs at a time, so memory is bounded and an invalid pair raises ValueError when its
+        chunk is read. A cutoff of None is now (one instant for the whole call).
+
+        ``days=`` (deprecated, removed in the next release) gives the former shape:
+        (customer_id, cutoff datetime, get_all_features(customer_id, days, as_of=cutoff))."""
         self._writer.commit()
-        return _features_at(self._reader, pairs, days)
+        if days is not _LEGACY:
+            if exclusive or families is not None or _materialize.check_windows(windows) != _materialize.DEFAULT_WINDOWS:
+                raise TypeError("features_at(days=...) gives the former (customer_id, cutoff, "
+                                "get_all_features) tuples and takes no exclusive, windows or families")
+            warnings.warn("features_at(pairs, days=...) and its (customer_id, cutoff, get_all_features) "
+                          "tuples are deprecated and go in the next release; features_at(pairs) yields "
+                          "flat customer_features rows (docs/feature_store.md)", DeprecationWarning,
+                          stacklevel=3)
+            return _legacy_features_at(self._reader, pairs, days)
+        windows = _materialize.check_windows(windows)
+        _materialize.check_families(families)
+        if not isinstance(exclusive, bool):
+            raise TypeError(f"exclusive must be True or False, got {exclusive!r}")
+        return _point_in_time.rows(self.conn, self.shop_id, _checked_pairs(pairs), windows=windows,
+                                   families=families, exclusive=exclusive, lock=self._writer.lock)
 
     def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1):
         """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
@@ -666,23 +703,40 @@ class CustomerActivityFeatures:
                                             include_first=include_first, include_zero=include_zero_values)
 
 
-def _features_at(reader, pairs, days):
-    def targets():
-        for i, pair in enumerate(pairs):
+def _checked_pairs(pairs, now_us=None):
+    """(normalized customer id or '' for a falsy id, cutoff in microseconds) for each pair,
+    lazily; a pair that is not (customer_id, as_of), an invalid id or an invalid cutoff is a
+    ValueError naming its position. A cutoff of None is ``now_us`` (default: the first time
+    one is met), the same instant for every pair."""
+    now = [now_us]
+    for i, pair in enumerate(pairs):
+        try:
+            raw, cutoff = pair
+        except (TypeError, ValueError):
+            raise ValueError(f"pair {i}: expected (customer_id, as_of), got {pair!r}"[:200]) from None
+        cid = ""
+        if raw:
             try:
-                raw, cutoff = pair
-            except (TypeError, ValueError):
-                raise ValueError(f"pair {i}: expected (customer_id, as_of), got {pair!r}"[:200]) from None
-            cid = ""
-            if raw:
-                try:
-                    cid = _validate.customer_id(raw)
-                except _validate.Rejection as rejection:
-                    raise ValueError(f"pair {i}: {rejection}") from None
-            yield (i, cid, timeutil.as_of_us(cutoff))
+                cid = _validate.customer_id(raw)
+            except _validate.Rejection as rejection:
+                raise ValueError(f"pair {i}: {rejection}") from None
+        if cutoff is None:
+            if now[0] is None:
+                now[0] = timeutil.now_us()
+            cutoff_us = now[0]
+        else:
+            try:
+                cutoff_us = timeutil.to_us(cutoff)
+            except ValueError as exc:
+                raise ValueError(f"pair {i}: {exc}") from None
+        yield cid, cutoff_us
 
+
+def _legacy_features_at(reader, pairs, days):
+    """The former features_at rows (deprecated: ``features_at(days=...)``)."""
+    targets = ((i, cid, cutoff_us) for i, (cid, cutoff_us) in enumerate(_checked_pairs(pairs)))
     # Falsy ids are kept as '' (no event can have that id) so that rows stay in pair order.
-    for _, cid, cutoff_us, features in reader.iter_cohort(targets(), days=days, with_keys=True):
+    for _, cid, cutoff_us, features in reader.iter_cohort(targets, days=days, with_keys=True):
         yield (cid or None), timeutil.from_us(cutoff_us), (features if cid else {})
 
 

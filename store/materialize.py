@@ -181,13 +181,25 @@ class Plan:
             else:
                 self.edges_days.update(fam.edges_days)
         self.tables = sorted({t for fam in self.families for t in fam.tables})
+        # families whose values depend on other customers (ranks in the shop: catalog.Family.refresh_all)
+        self.population_families = tuple(fam.query for fam in self.families if fam.refresh_all is not None)
 
     # -- SQL -----------------------------------------------------------------
     def create_sql(self, table, schema="main"):
         cols = [f"{quote_identifier(name, self._allowed)} {decl}" for name, decl in catalog.KEY_COLUMNS]
-        cols += [f"{quote_identifier(name, self._allowed)} {sqltype}" for name, sqltype, _, _ in self.columns]
+        cols += self.feature_column_defs()
         return (f"CREATE TABLE {_schema(schema)}.{quote_identifier(table, (TABLE, NEW_TABLE))} (\n    "
                 + ",\n    ".join(cols) + ",\n    PRIMARY KEY (shop_id, customer_id)\n)")
+
+    @property
+    def feature_names(self):
+        """The feature columns (every column but the keys of catalog.KEY_COLUMNS), in table order."""
+        return [c[0] for c in self.columns]
+
+    def feature_column_defs(self):
+        """``"name" TYPE`` of every feature column, in table order (the declared types of
+        customer_features, so a table declared with them converts values as it does)."""
+        return [f"{quote_identifier(name, self._allowed)} {sqltype}" for name, sqltype, _, _ in self.columns]
 
     @property
     def _allowed(self):
@@ -219,8 +231,7 @@ class Plan:
         return ctes
 
     # -- staged execution (materialize, refresh) ------------------------------
-    def stage(self, conn, params, schema="temp"):
-        schema = _schema(schema)
+    def stage(self, conn, params, schema="temp", one_as_of=True):
         """Compute every family of the plan into a temp table of its own name, one statement each.
 
         A family's table is keyed by ``target_id INTEGER PRIMARY KEY`` and filled in
@@ -235,11 +246,14 @@ class Plan:
         Every target of a materialisation has the same as_of, so ``t.as_of_us`` is
         replaced by the bound ``:as_of_us``: SQLite then computes each window edge
         once per statement instead of once per event row (about 20% of a family's time).
+        ``one_as_of=False`` (features_at: each target has its own as_of) runs the family
+        queries as written, reading ``t.as_of_us`` per target.
         ``schema``: where the tables go (``temp``, or an attached scratch file in a
         partition worker). Returns the staged names; ``unstage`` drops them.
         """
+        schema = _schema(schema)
         ctes = self._ctes()
-        text = {name: bind_one_as_of(sql) for name, sql in ctes}
+        text = {name: (bind_one_as_of(sql) if one_as_of else sql) for name, sql in ctes}
         allowed = set(text)
         by_name = {f.query: f for f in self.families}
         keyed = {k for f in self.families for k in f.keyed} & allowed
@@ -283,13 +297,24 @@ class Plan:
     def staged_select_sql(self, schema="temp"):
         """SELECT of every column (the table's order) from the staged tables (``stage``) in
         ``schema``, one row per target of ``schema.target``, in target order."""
+        keys = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
+        return self._staged_select(keys, schema)
+
+    def staged_features_sql(self, schema="temp"):
+        """SELECT of ``t.target_id`` and every feature column (``feature_names``) from the
+        staged tables, one row per target, in target order: the rows of ``staged_select_sql``
+        with the target's id in place of the key columns (features_at, whose targets each
+        have their own as_of)."""
+        return self._staged_select(["t.target_id"], schema)
+
+    def _staged_select(self, keys, schema):
         schema = _schema(schema)
         aliases = {}
         for _, _, cte, _ in self.columns:
             aliases.setdefault(cte, f"f{len(aliases)}")
         allowed_ctes = set(aliases)
         allowed_cols = {c[3] for c in self.columns}
-        select = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
+        select = list(keys)
         for name, _, cte, col in self.columns:
             select.append(f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}")
         joins = [f"LEFT JOIN {schema}.{quote_identifier(cte, allowed_ctes)} AS {alias} "
@@ -313,8 +338,10 @@ class Plan:
                 self.unstage(conn, staged)
 
     def params(self, shop_id, as_of_us):
+        """The bound parameters of the plan's statements; ``as_of_us`` None when every target
+        has its own as_of (``stage(one_as_of=False)``: no statement then reads ``:as_of_us``)."""
         params = parameters(shop_id, frequency_days=ALL_TIME_FREQUENCY_DAYS)
-        params.update(as_of_us=as_of_us, as_of=timeutil.iso(as_of_us))
+        params.update(as_of_us=as_of_us, as_of=None if as_of_us is None else timeutil.iso(as_of_us))
         for w in self.windows:
             params[f"w{w}_window_us"] = timeutil.days_to_us(w)
             params[f"w{w}_frequency_days"] = w
@@ -442,7 +469,10 @@ def all_customers_params(shop_id, as_of_us, lo="", hi=b""):
     return {"shop_id": shop_id, "as_of_us": as_of_us, "lo": lo, "hi": hi}
 
 
-def _fill_targets(conn, sql, params):
+def fill_targets(conn, sql, params):
+    """(Re)create the targets table ``temp.target(target_id, customer_id, as_of_us)`` that the
+    family queries read, filled by ``sql`` (an INSERT's SELECT from sql/, bound ``params``),
+    and index it by customer; ``drop_targets`` removes it."""
     conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
     conn.execute(f"CREATE TEMP TABLE target (target_id INTEGER PRIMARY KEY, "
                  "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
@@ -450,6 +480,10 @@ def _fill_targets(conn, sql, params):
     # Lets the planner look a target up by customer when a family query starts from an
     # event table (otherwise it may scan every target per event).
     conn.execute("CREATE INDEX temp.target_customer ON target (customer_id)")
+
+
+def drop_targets(conn):
+    conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
 
 
 def _finish(conn, shop_id, kind, plan, as_of_us, started, recomputed):
@@ -502,7 +536,7 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
             if bounds:
                 recomputed = _write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, params)
             else:
-                _fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
+                fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
                 plan.write(conn, NEW_TABLE, params)
                 recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
             conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
@@ -839,7 +873,7 @@ def refresh(conn, shop_id, as_of_us):
                         if conn.execute("SELECT 1 FROM temp.refresh_target WHERE mask & ? AND NOT mask & ? "
                                         "LIMIT 1", [bit, unless]).fetchone() is None:
                             continue
-                        _fill_targets(conn, "SELECT target_id, customer_id, as_of_us FROM temp.refresh_target "
+                        fill_targets(conn, "SELECT target_id, customer_id, as_of_us FROM temp.refresh_target "
                                             "WHERE mask & :bit AND NOT mask & :unless ORDER BY target_id",
                                       {"bit": bit, "unless": unless})
                         if bit == full:
@@ -912,7 +946,7 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
             begin_read(conn)
             began = True
         try:
-            _fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
+            fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
             params = plan.params(shop_id, as_of_us)
             with automatic_indexes(conn):
                 staged = plan.stage(conn, params)

@@ -80,8 +80,8 @@ def snapshot(store, tmp_path, tag):
     out["cohort behavior"] = store.get_cohort_behavior_features(CUSTOMERS, as_of=AS_OF)
     out["summary"] = store.get_cohort_summary(CUSTOMERS, as_of=AS_OF)
     out["iter"] = list(store.iter_features(as_of=AS_OF))
-    out["at"] = [(c, t.isoformat(), f) for c, t, f in store.features_at([(c, AS_OF) for c in CUSTOMERS] +
-                                                                         [("c1", LATER)])]
+    out["at"] = list(store.features_at([(c, AS_OF) for c in CUSTOMERS] + [("c1", LATER)]))
+    out["at exclusive"] = list(store.features_at([(c, LATER) for c in CUSTOMERS], exclusive=True))
     out["rfm"] = [tuple(r) for r in store.rfm_summary(observation_end=AS_OF)]
     try:
         out["holdout"] = [tuple(r) for r in store.calibration_and_holdout("2024-11-01T00:00:00Z", AS_OF)]
