@@ -94,6 +94,9 @@ class _Legacy:
 _LEGACY = _Legacy()  # features_at's days= was not given: the current row shape
 
 
+_PLAIN_RESULTS = (bool, int, float, str, dict, list, tuple)  # never iterators (add_* return bool)
+
+
 def _translated(method):
     @functools.wraps(method)
     def translated(self, *args, **kwargs):
@@ -102,6 +105,8 @@ def _translated(method):
         except sqlite3.OperationalError as exc:
             _db.raise_as_store_error(exc, getattr(self, "conn", None))
             raise
+        if result is None or isinstance(result, _PLAIN_RESULTS):  # the common case, checked cheaply
+            return result
         if isinstance(result, Iterator):  # rows streamed after the call returned
             return _translated_rows(self.conn, result)
         return result
