@@ -13,8 +13,8 @@ FROZEN = json.loads((Path(__file__).parent / "fixtures" / "catalog_records.json"
 
 def _family_record(fam):
     record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fam.__dict__.items()}
-    record["refresh_all"] = None if fam.refresh_all is None else fam.refresh_all.__name__.lstrip("_").replace(
-        "behavior_", "")
+    hooks = {hook: name for name, hook in catalog.REFRESH_HOOKS.items()}
+    record["refresh_all"] = None if fam.refresh_all is None else hooks[fam.refresh_all]
     return record
 
 
@@ -23,7 +23,13 @@ def test_feature_records_equal_the_frozen_records():
 
 
 def test_family_records_equal_the_frozen_records():
-    assert [_family_record(f) for f in catalog.FAMILIES] == FROZEN["families"]
+    by_name = lambda records: sorted(records, key=lambda r: r["query"])  # noqa: E731
+    assert by_name(_family_record(f) for f in catalog.FAMILIES) == by_name(FROZEN["families"])
+    # deliberate difference: the families come in catalog order (the order of their records and
+    # columns), so purchase_last follows purchase_features and primary_device session_features
+    assert [f.query for f in catalog.FAMILIES] == [
+        "purchase_features", "purchase_last", "session_features", "primary_device", "cart_features",
+        "support_features", "all_features", "sequence_features", "behavior_family", "behavior_segments"]
 
 
 def test_catalog_api_and_table_give_the_frozen_records():
@@ -34,3 +40,100 @@ def test_catalog_api_and_table_give_the_frozen_records():
     assert [tuple(r) for r in rows] == [
         (f["name"], f["type"], f["unit"], f["window_rule"], f["null_rule"], f["meaning"], f["query"],
          f["materialize"] or "", f["added_by"], i) for i, f in enumerate(FROZEN["features"])]
+
+
+# -- the family file format (store/registry.py) -------------------------------------------------
+import pytest  # noqa: E402
+
+from store import features as feature_queries, registry  # noqa: E402
+from store.errors import FamilyDefinitionError, StoreError  # noqa: E402
+from store.resources import resource_dir  # noqa: E402
+
+FAMILY = """-- A family file.
+
+-- family: spend_features
+-- order: 500
+-- tables: purchases
+-- edges days: 30
+SELECT
+    t.target_id AS target_id,
+    -- big_order_count: Purchases above 100 in the window.; integer, count; 0 when none
+    COUNT(p.event_time_us) FILTER (WHERE p.order_value > 100
+        AND (:window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us)) AS big_order_count,
+    -- last_big_order_us: Time of the last purchase above 100.; integer, microseconds; NULL when none; window: all time
+    MAX(p.event_time_us) FILTER (WHERE p.order_value > 100) AS last_big_order_us
+FROM target AS t
+LEFT JOIN purchases AS p
+    ON p.shop_id = :shop_id AND p.customer_id = t.customer_id AND p.event_time_us <= t.as_of_us
+GROUP BY t.target_id
+"""
+
+
+def test_a_family_file_gives_its_records():
+    (block,) = registry.read(FAMILY, "spend.sql")
+    assert block.family == registry.Family("spend_features", ("purchases",), edges_days=(30,))
+    big, last = block.features
+    assert big == registry.Feature("big_order_count", "integer", "count", registry.WINDOW_RULE, "0 when none",
+                                   "Purchases above 100 in the window.", "spend_features", registry.WINDOWED)
+    assert (last.materialize, last.window_rule, last.unit) == (registry.FIXED, registry.ALL_TIME_RULE,
+                                                                 "microseconds")
+
+
+def test_adding_a_column_to_a_built_in_family_file_adds_its_record():
+    text = (resource_dir("sql") / "purchases.sql").read_text(encoding="utf-8")
+    column = ("    -- max_order_value: The largest order value in the window.; real, currency units; NULL when none\n"
+              "    MAX(p.order_value) FILTER (WHERE :window_us IS NULL\n"
+              "        OR p.event_time_us >= t.as_of_us - :window_us) AS max_order_value,\n")
+    text = text.replace("    -- purchase_recency_days:", column + "    -- purchase_recency_days:", 1)
+    (block,) = [b for b in registry.read(text, "purchases.sql") if b.family]
+    names = [f.name for f in block.features]
+    assert names[names.index("total_purchase_value") + 1] == "max_order_value"
+    record = block.features[names.index("max_order_value")]
+    assert record.materialize == registry.WINDOWED and record.null_rule == "NULL when none"
+
+
+@pytest.mark.parametrize("old, new, line, reason", [
+    ("-- order: 500\n", "", 3, "no '-- order: N' line"),
+    ("-- order: 500\n", "-- order: 500\n-- order: 501\n", 5, "header line 'order' given twice"),
+    ("-- order: 500\n", "-- order: soon\n", 4, "order must be a whole number"),
+    ("-- tables: purchases\n", "", 3, "no '-- tables:' line"),
+    ("-- edges days: 30\n", "-- edges days: a month\n", 6, "edges days must be whole days"),
+    ("; integer, count; 0 when none", "; count; 0 when none", 9, "big_order_count: no '; <type>[, <unit>]; ' part"),
+    ("; integer, count;", "; integer;", 9, "big_order_count: no unit after the type"),
+    ("count; 0 when none\n", "count;\n", 9, "big_order_count: no null rule"),
+    ("-- big_order_count: Purchases above 100 in the window.", "-- big_order_count: ", 9,
+     "big_order_count: no meaning"),
+    ("; integer, count; 0 when none", "; object, count; 0 when none", 9, "big_order_count: an object: line"),
+    ("window: all time", "window: frequency", 12, None),
+    ("-- tables: purchases\n", "-- tables: purchases\n-- helpers: nothing\n", 6,
+     "helper column nothing has no comment"),
+])
+def test_a_malformed_family_file_names_the_file_line_and_reason(old, new, line, reason):
+    text = FAMILY.replace(old, new, 1)
+    if reason is None:  # 'frequency' in a family without :window_us
+        text = text.replace(":window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us", "1")
+        reason = "last_big_order_us: window 'frequency' in a family that does not use :window_us"
+    with pytest.raises(FamilyDefinitionError) as caught:
+        registry.read(text, "spend.sql")
+    assert isinstance(caught.value, StoreError)
+    assert str(caught.value).startswith(f"spend.sql, line {line}: "), str(caught.value)
+    assert reason in caught.value.reason
+    assert (caught.value.source, caught.value.line) == ("spend.sql", line)
+
+
+def test_every_family_column_comment_names_an_output_column_and_every_output_column_has_one():
+    """Each family's commented columns are its output columns (besides target_id and, for a family
+    reading other families, their columns passed through)."""
+    from customer_activity_features import CustomerActivityFeatures
+
+    commented = {b.name: {f.name for f in b.features if f.type != "object"} | set(b.helpers)
+                 for b in registry.blocks() if b.family}
+    with CustomerActivityFeatures() as store:
+        params = feature_queries.parameters(store.shop_id)
+        params.update(customer_id="a", as_of_us=0)
+        for fam in catalog.FAMILIES:
+            sql = feature_queries.compose(fam.query, fam.requires)
+            columns = {d[0] for d in store.conn.execute(sql, params).description} - {"target_id"}
+            passed = set().union(*(commented.get(r, set()) for r in fam.requires), {"customer_id"})
+            assert commented[fam.query] <= columns, fam.query
+            assert columns - commented[fam.query] <= passed, (fam.query, columns - commented[fam.query])
