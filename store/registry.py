@@ -326,3 +326,58 @@ def family_source(name):
         if b.name == name and b.family is not None:
             return b.source, b.line
     return None
+
+
+# -- the generated docs page (docs/features.md) --------------------------------------------------
+DOCS_PAGE = "docs/features.md"
+
+
+def _cell(text):
+    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def markdown():
+    """docs/features.md: every family and column of the registry (``python -m store.registry``
+    writes it; tests/test_registry.py fails when the page is out of date)."""
+    out = ["# Feature families and columns",
+           "",
+           "<!-- Generated from the family files of sql/ by `python -m store.registry`; do not edit. -->",
+           "",
+           "Every feature family of `sql/` and every column it gives, read from the family headers and "
+           "column comments (format: docs/feature_store.md, \"The family file format\"). A windowed "
+           "column is materialised once per window as `<column>_<N>d` plus the all-time `<column>`; "
+           "an object is returned by the getters only.",
+           ""]
+    for b in blocks():
+        fam = b.family
+        out.append(f"## `{b.name}` (`sql/{b.source}`)")
+        out.append("")
+        if fam is not None:
+            facts = [("tables", ", ".join(fam.tables) or "none"),
+                     ("reads", ", ".join(fam.requires) or "none"),
+                     ("window edges (days)", "any change of as_of" if fam.edges_days is None
+                      else ", ".join(map(str, fam.edges_days)) or "none")]
+            if fam.edge_query:
+                facts.append(("edge query", f"{fam.edge_query} (on {', '.join(fam.edge_tables or fam.tables)})"))
+            if fam.refresh_all:
+                facts.append(("refresh hook", fam.refresh_all))
+            if b.helpers:
+                facts.append(("helper columns (not features)", ", ".join(b.helpers)))
+            facts.append(("added by", fam.added_by))
+            out += [f"* {key}: {_cell(value)}" for key, value in facts]
+        else:
+            out.append("A query that is not a family; it computes the objects below.")
+        out += ["", "| column | type | unit | materialized | null rule | window rule | meaning |",
+                "|---|---|---|---|---|---|---|"]
+        for f in b.features:
+            out.append("| " + " | ".join(_cell(v) for v in (
+                f"`{f.name}`", f.type, f.unit, f.materialize or "object (not materialized)", f.null_rule,
+                f.window_rule, f.meaning)) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(markdown())

@@ -137,3 +137,9 @@ def test_every_family_column_comment_names_an_output_column_and_every_output_col
             passed = set().union(*(commented.get(r, set()) for r in fam.requires), {"customer_id"})
             assert commented[fam.query] <= columns, fam.query
             assert columns - commented[fam.query] <= passed, (fam.query, columns - commented[fam.query])
+
+
+def test_the_generated_features_page_is_up_to_date():
+    page = Path(__file__).resolve().parent.parent / registry.DOCS_PAGE
+    assert page.read_text(encoding="utf-8") == registry.markdown(), (
+        f"{registry.DOCS_PAGE} is out of date: python -m store.registry > {registry.DOCS_PAGE}")
