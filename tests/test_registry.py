@@ -143,3 +143,44 @@ def test_the_generated_features_page_is_up_to_date():
     page = Path(__file__).resolve().parent.parent / registry.DOCS_PAGE
     assert page.read_text(encoding="utf-8") == registry.markdown(), (
         f"{registry.DOCS_PAGE} is out of date: python -m store.registry > {registry.DOCS_PAGE}")
+
+
+def test_family_sql_is_what_materialize_runs(monkeypatch, tmp_path):
+    """`family_sql(NAME)` / `caf catalog NAME --sql` print the statements materialize runs for the
+    family, character for character: each printed SELECT is the text materialize inserts from."""
+    from click.testing import CliRunner
+
+    from store import materialize as mat
+    from store.cli import cli
+
+    executed = []
+    stage_keyed = mat._stage_keyed
+
+    def recording(conn, table, body, params, name):
+        executed.append((table, body))
+        return stage_keyed(conn, table, body, params, name)
+
+    monkeypatch.setattr(mat, "_stage_keyed", recording)
+    with CustomerActivityFeatures() as store:
+        store.add_purchase("a", 10.0, "2025-05-01T00:00:00Z")
+        store.add_session("a", 60.0, "mobile", "2025-05-21T00:00:00Z")
+        store.materialize(as_of=AS_OF_TEXT, windows=(7, 30))
+        ran = {table: body for table, body in executed}
+        for family in store.materialize_families():
+            text = store.family_sql(family)
+            parts = text.split("-- materialize: INSERT INTO temp.")[1:]
+            assert parts, family
+            for part in parts:
+                table, select = part.split(" (...)\n", 1)
+                assert ran[f'temp."{table}"'] + ";" == select.rstrip("\n"), (family, table)
+    runner = CliRunner()
+    db = str(tmp_path / "s.db")
+    assert runner.invoke(cli, ["--db", db, "init"]).exit_code == 0
+    shown = runner.invoke(cli, ["--db", db, "catalog", "average_order_value", "--sql"])
+    assert shown.exit_code == 0, shown.output
+    with CustomerActivityFeatures(db) as store:
+        assert shown.output == store.family_sql("purchase_features") + "\n"
+    wrong = runner.invoke(cli, ["--db", db, "catalog", "nope", "--sql"])
+    assert wrong.exit_code == 1 and "no feature family 'nope'" in wrong.output
+
+AS_OF_TEXT = "2025-06-01T12:00:00Z"
