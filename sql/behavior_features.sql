@@ -1,10 +1,12 @@
 -- Every behaviour feature of a target in one statement (docs/behavior.md).
 --
 -- Reads `target` and the behaviour family queries as CTEs named after them;
--- store.behavior composes the statement (CTE order: store.behavior.CTES) and
--- binds the documented constants of store.behavior and store.features.
+-- store.behavior composes the statement (CTE order: the requires line below,
+-- store.behavior.CTES) and binds the documented constants of store.behavior
+-- and store.features.
 
 -- name: behavior_features
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_scores, behavior_segments, behavior_retention_flags, behavior_retention
 SELECT
     t.target_id AS target_id,
     -- purchase family (behavior_purchase.sql)

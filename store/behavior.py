@@ -13,7 +13,7 @@ generator this mirrors are deliberately NOT built (no predictive models):
 import itertools
 
 from . import features as _features
-from . import timeutil
+from . import registry, timeutil
 from .db import automatic_indexes
 from .resources import query
 
@@ -36,15 +36,9 @@ RISK_POINTS = 25                    # risk_score: points per raised flag (4 flag
 MOBILE_DEVICES = ("mobile", "tablet", "smartphone", "phone")
 DESKTOP_DEVICES = ("desktop", "laptop", "pc")
 
-# The CTEs of the behaviour statement, in dependency order.
-CTES = (
-    "behavior_purchase_local", "behavior_purchase_seasons", "behavior_purchase",
-    "behavior_session_pages", "behavior_engagement",
-    "behavior_interaction_stream", "behavior_search", "behavior_shopping",
-    "behavior_device", "behavior_loyalty_counts", "behavior_temporal",
-    "behavior_rfm_population", "behavior_rfm_scores", "behavior_segments",
-    "behavior_retention_flags", "behavior_retention",
-)
+# The CTEs of the behaviour statement, in dependency order: the requires line of the
+# behavior_features query (sql/behavior_features.sql).
+CTES = registry.requires("behavior_features")
 
 # Feature name -> (family, type) in output order; type is the Python type of a
 # non-NULL value ('bool' columns are 0/1 in SQL).

@@ -42,8 +42,8 @@ then materialised once per window as ``<column>_<N>d`` plus the all-time ``<colu
 ``all time`` when it does not. A column of a windowed family whose rule is ``windowed`` or
 ``frequency`` is materialised per window (WINDOWED); every other column once (FIXED).
 
-An ``object:`` line may also sit in the header of a plain ``-- name:`` query (with an
-``order:`` line there too): ``device_usage_pattern`` in sql/sessions.sql (session_devices),
+A plain ``-- name:`` query may have a ``requires:`` line (the CTEs its statement is composed
+with, in order: ``behavior_features``) and ``object:`` lines (with an ``order:`` line): ``device_usage_pattern`` in sql/sessions.sql (session_devices),
 ``metadata`` in sql/customers.sql (customer_metadata), ``activity_retention_tradeoff`` in
 sql/all_features.sql. A malformed file raises ``FamilyDefinitionError`` naming the file, the
 line and the reason. docs/feature_store.md describes the format for readers.
@@ -147,9 +147,10 @@ class Block:
     source: str          # the file's name, e.g. 'purchases.sql'
     line: int            # the line of its header
     order: int
-    family: Family       # None for a plain query that only declares objects
+    family: Family       # None for a plain query (objects and/or requires only)
     features: tuple      # its Feature records, in catalog order (columns, then objects)
     helpers: tuple       # its output columns that are not features
+    requires: tuple = () # the named queries it reads as CTEs, in order
 
 
 def _items(value):
@@ -227,7 +228,7 @@ def read(text, source):
         header, objects, body = _header(lines, start, source)
         if not is_family:
             if objects or header:
-                unknown = [k for k in header if k != "order"]
+                unknown = [k for k in header if k not in ("order", "requires")]
                 if unknown:
                     raise FamilyDefinitionError(source, header[unknown[0]][0],
                                                 f"'{unknown[0]}' is a family header line; this is a -- name: query")
@@ -244,10 +245,10 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
     def fail(key, reason):
         raise FamilyDefinitionError(source, header[key][0] if key in header else line, reason)
 
-    if "order" not in header:
+    if "order" not in header and (is_family or objects):
         fail("order", f"{name}: no '-- order: N' line in its header")
     try:
-        order = int(value("order"))
+        order = int(value("order", 0))
     except ValueError:
         fail("order", f"order must be a whole number, got {value('order')!r}")
     added_by = value("added by", DEFAULT_ADDED_BY) or DEFAULT_ADDED_BY
@@ -297,7 +298,7 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
                         optional == "yes", added_by, value("refresh all") or None, _items(value("keyed", "")),
                         _items(value("edge tables")) if "edge tables" in header else None,
                         value("edge query") or None, _items(value("edge requires", "")))
-    return Block(name, source, line, order, family, tuple(feats), helpers)
+    return Block(name, source, line, order, family, tuple(feats), helpers, _items(value("requires", "")))
 
 
 @functools.lru_cache(maxsize=None)
@@ -318,6 +319,14 @@ def features():
 def families():
     """Every Family, in catalog order (its refresh_all is the hook's name)."""
     return [b.family for b in blocks() if b.family is not None]
+
+
+def requires(name):
+    """The ``-- requires:`` line of the query ``name`` (a family or a plain query), in order."""
+    for b in blocks():
+        if b.name == name:
+            return b.requires
+    return ()
 
 
 def family_source(name):
@@ -350,6 +359,8 @@ def markdown():
            ""]
     for b in blocks():
         fam = b.family
+        if fam is None and not b.features:
+            continue
         out.append(f"## `{b.name}` (`sql/{b.source}`)")
         out.append("")
         if fam is not None:

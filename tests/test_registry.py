@@ -184,3 +184,17 @@ def test_family_sql_is_what_materialize_runs(monkeypatch, tmp_path):
     assert wrong.exit_code == 1 and "no feature family 'nope'" in wrong.output
 
 AS_OF_TEXT = "2025-06-01T12:00:00Z"
+
+
+def test_every_query_a_header_names_exists():
+    from store.resources import queries
+
+    known = queries()
+    for b in registry.blocks():
+        names = list(b.requires)
+        if b.family:
+            names += list(b.family.keyed) + list(b.family.edge_requires) + [b.family.edge_query or b.name]
+            assert set(b.family.keyed) <= set(b.requires), b.name
+        for name in names:
+            assert name in known, f"{b.source}: {b.name} names {name!r}, which is no query of sql/"
+    assert "behavior_segments" in registry.requires("behavior_features")
