@@ -307,7 +307,20 @@ def blocks():
     found = []
     for path in sorted(resource_dir("sql").glob("*.sql")):
         found += read(path.read_text(encoding="utf-8"), path.name)
-    found.sort(key=lambda b: (b.order, b.source, b.line))
+    return check(found)
+
+
+def check(found):
+    """The blocks in catalog order (by ``order``, then file and line); a feature name given by two
+    of them raises FamilyDefinitionError naming the second one's file and line."""
+    found = sorted(found, key=lambda b: (b.order, b.source, b.line))
+    seen = {}
+    for b in found:
+        for f in b.features:
+            if f.name in seen:
+                raise FamilyDefinitionError(b.source, b.line, f"{b.name}: column {f.name} is already a feature "
+                                            f"of {seen[f.name]}")
+            seen[f.name] = f"{b.name} ({b.source})"
     return tuple(found)
 
 

@@ -198,3 +198,12 @@ def test_every_query_a_header_names_exists():
         for name in names:
             assert name in known, f"{b.source}: {b.name} names {name!r}, which is no query of sql/"
     assert "behavior_segments" in registry.requires("behavior_features")
+
+
+def test_a_feature_name_taken_by_another_family_is_refused_with_file_and_line():
+    taken = FAMILY.replace("last_big_order_us", "purchase_recency_days")
+    blocks = [b for b in registry.blocks()] + registry.read(taken, "spend.sql")
+    with pytest.raises(FamilyDefinitionError, match=r"^spend\.sql, line 3: spend_features: column "
+                                                     r"purchase_recency_days is already a feature of "
+                                                     r"purchase_features \(purchases\.sql\)"):
+        registry.check(blocks)
