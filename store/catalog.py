@@ -56,7 +56,7 @@ def _family(fam):
 FEATURES = registry.features()
 FAMILIES = [_family(fam) for fam in registry.families()]
 # The seed families: the four the retention rules (all_features) read.
-SEED_FAMILIES = next(fam for fam in FAMILIES if fam.query == "all_features").requires
+SEED_FAMILIES = registry.requires("all_features")
 
 # Columns of customer_features that are keys and bookkeeping, not features.
 KEY_COLUMNS = (

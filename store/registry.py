@@ -342,6 +342,14 @@ def requires(name):
     return ()
 
 
+def columns(name):
+    """The feature columns (Feature records, not objects) of the family ``name``, in catalog order."""
+    for b in blocks():
+        if b.name == name and b.family is not None:
+            return tuple(f for f in b.features if f.materialize is not None)
+    return ()
+
+
 def family_source(name):
     """(file name, line) of the family's header."""
     for b in blocks():

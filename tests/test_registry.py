@@ -207,3 +207,16 @@ def test_a_feature_name_taken_by_another_family_is_refused_with_file_and_line():
                                                      r"purchase_recency_days is already a feature of "
                                                      r"purchase_features \(purchases\.sql\)"):
         registry.check(blocks)
+
+
+def test_the_getters_lists_read_from_the_registry_equal_the_former_hand_written_ones():
+    """store.features.FAMILIES and TRADEOFF_KEYS were hand-written tuples; now read from
+    sql/all_features.sql (its requires line and its column comments). Frozen copies:"""
+    assert feature_queries.FAMILIES == ("purchase_features", "session_features", "cart_features",
+                                        "support_features")
+    assert feature_queries.TRADEOFF_KEYS == ("high_short_term_activity", "declining_engagement", "support_risk",
+                                             "cart_abandonment_risk", "retention_concern", "activity_trend")
+    with CustomerActivityFeatures() as store:
+        store.add_purchase("a", 10.0, "2025-05-01T00:00:00Z")
+        assert list(store.get_activity_retention_tradeoff("a", as_of=AS_OF_TEXT)) == list(
+            feature_queries.TRADEOFF_KEYS)
