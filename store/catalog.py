@@ -1,8 +1,8 @@
 """The feature catalog: one definition record per feature, and the feature families.
 
-Every feature the store computes has a ``Feature`` record here: name, type,
-unit, window rule, null rule, a one-sentence meaning and the name of the SQL
-query (in ``sql/``) that computes it. ``CustomerActivityFeatures.catalog()``
+Every feature the store computes has a ``Feature`` record (``FEATURES``, read from
+``sql/`` by ``store.registry``): name, type, unit, window rule, null rule, a one-sentence
+meaning and the name of the SQL query (in ``sql/``) that computes it. ``CustomerActivityFeatures.catalog()``
 returns the records and ``sync_catalog`` writes them to the ``feature_catalog``
 table, so ``sqlite3 store.db "SELECT * FROM feature_catalog"`` shows them.
 
