@@ -637,8 +637,16 @@ class CustomerActivityFeatures:
 
     @staticmethod
     def materialize_families():
-        """The names of the feature families ``materialize(families=...)`` accepts, in column order."""
+        """The names of the feature families ``materialize(families=...)`` accepts, in catalog order."""
         return list(_materialize.family_names())
+
+    def family_sql(self, name):
+        """The statements ``materialize`` runs to compute the feature family ``name`` (a name of
+        ``materialize_families()``), as text: each is run as ``INSERT INTO temp.<table> (...)``
+        followed by the SELECT shown, with the windows and families of the last run."""
+        self._writer.commit()
+        statements = _materialize.family_statements(self.conn, self.shop_id, name)
+        return "\n\n".join(f"-- materialize: INSERT INTO temp.{table} (...)\n{sql};" for table, sql in statements)
 
     def refresh(self, as_of=None):
         """Bring the last materialisation to ``as_of`` (default now), recomputing only the customers

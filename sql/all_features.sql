@@ -13,13 +13,19 @@
 --   :cart_max_abandoned            2
 --   :recency_concern_days          60
 
--- name: all_features
+-- family: all_features
+-- order: 70
+-- tables:
+-- requires: purchase_features, session_features, cart_features, support_features
+-- window: window-free: computed from the 30- and 90-day windows ending at as_of, whatever days is
+-- column order: high_short_term_activity, declining_engagement, support_risk, cart_abandonment_risk, retention_concern, activity_trend
+-- object: activity_retention_tradeoff: The six retention flags above, as one dict (get_activity_retention_tradeoff).; object, dict of the six retention flags; all flags False and 'inactive' when no activity
 SELECT
     f.*,
-    -- retention_concern: recency > :recency_concern_days, or any of the three risks; 0/1 (boolean); 0 when no purchase and no risk
+    -- retention_concern: The last purchase is more than 60 days old, or any of the three risk flags is set.; boolean, 0/1; 0 when no purchase and no risk; window: window-free: computed from the 30- and 90-day windows ending at as_of, whatever days is; recency over all time
     (COALESCE(f.purchase_recency_days > :recency_concern_days, 0)
         OR f.declining_engagement OR f.support_risk OR f.cart_abandonment_risk) AS retention_concern,
-    -- activity_trend: 'declining' if declining_engagement, else 'stable' if high_short_term_activity, else 'inactive'; text
+    -- activity_trend: 'declining' if declining_engagement, else 'stable' if high_short_term_activity, else 'inactive'.; text, 'declining', 'stable' or 'inactive'; 'inactive' when no activity
     CASE
         WHEN f.declining_engagement THEN 'declining'
         WHEN f.high_short_term_activity THEN 'stable'
@@ -34,16 +40,16 @@ FROM (
         sf.session_count, sf.session_frequency, sf.average_session_duration,
         cf.cart_event_count, cf.abandoned_cart_count, cf.cart_conversion_ratio, cf.abandoned_cart_value,
         su.support_ticket_count, su.average_response_time_hours, su.escalation_count, su.escalation_ratio,
-        -- high_short_term_activity: 30-day purchase and session frequencies both > 0; 0/1 (boolean)
+        -- high_short_term_activity: The 30-day purchase and session frequencies are both above 0.; boolean, 0/1; 0 when no activity
         (pf.purchase_count_short > 0 AND sf.session_count_short > 0) AS high_short_term_activity,
-        -- declining_engagement: 30- and 90-day purchase frequencies both > 0 and their ratio < :declining_ratio; 0/1 (boolean)
+        -- declining_engagement: The 30- and 90-day purchase frequencies are both above 0 and their ratio is below 0.7.; boolean, 0/1; 0 when no purchase
         (pf.purchase_count_short > 0 AND pf.purchase_count_long > 0
             AND (pf.purchase_count_short / (:short_days / 30.0))
                 / (pf.purchase_count_long / (:long_days / 30.0)) < :declining_ratio) AS declining_engagement,
-        -- support_risk: 30-day escalation ratio > :support_escalation_ratio or more than :support_max_tickets tickets in 30 days; 0/1 (boolean)
+        -- support_risk: The 30-day escalation ratio is above 0.5 or there were more than 3 tickets in 30 days.; boolean, 0/1; 0 when no ticket
         (su.escalation_ratio_short > :support_escalation_ratio
             OR su.support_ticket_count_short > :support_max_tickets) AS support_risk,
-        -- cart_abandonment_risk: 30-day conversion ratio < :cart_min_conversion_ratio and more than :cart_max_abandoned abandoned carts in 30 days; 0/1 (boolean)
+        -- cart_abandonment_risk: The 30-day cart conversion ratio is below 0.3 and more than 2 carts were abandoned in 30 days.; boolean, 0/1; 0 when no cart event
         (cf.cart_conversion_ratio_short < :cart_min_conversion_ratio
             AND cf.abandoned_cart_count_short > :cart_max_abandoned) AS cart_abandonment_risk
     FROM target AS t

@@ -153,7 +153,14 @@ SELECT
     :risk_points * (recency_risk + declining_engagement + support_risk + cart_abandonment_risk) AS risk_score
 FROM behavior_retention_flags
 
--- name: behavior_segments
+-- family: behavior_segments
+-- order: 100
+-- tables: purchases
+-- requires: behavior_rfm_population, behavior_rfm_scores
+-- refresh all: refresh_segments
+-- added by: issue 5 (behaviour features)
+-- window: all events at or before as_of (no window); docs/behavior.md
+-- helpers: customer_id
 -- The population-relative and as_of-continuous features (materialize: the
 -- family behavior_segments, recomputed for every customer on each refresh).
 -- The scores reach their targets through one window over target UNION ALL
@@ -161,13 +168,17 @@ FROM behavior_retention_flags
 -- index those, and a cohort would then cost targets x population).
 SELECT
     x.target_id AS target_id,
-    -- customer_id: the target's customer (lets set-based callers read this CTE alone)
+    -- customer_id: The target's customer (lets set-based callers read this CTE alone).; text, customer id; never NULL
     x.customer_id AS customer_id,
-    -- recency_score, frequency_score, monetary_score: RFM scores (behavior_rfm_scores); integer 1..5; NULL when no purchase
+    -- RFM scores (behavior_rfm_scores):
+    -- recency_score: 1 + floor(5 x shop customers with a longer recency / shop customers with a purchase).; integer, score 1..5; NULL when no purchase; window: the shop's purchases at or before as_of (rank among customers)
     x.recency_score AS recency_score,
+    -- frequency_score: 1 + floor(5 x shop customers with fewer purchases / shop customers with a purchase).; integer, score 1..5; NULL when no purchase; window: the shop's purchases at or before as_of (rank among customers)
     x.frequency_score AS frequency_score,
+    -- monetary_score: 1 + floor(5 x shop customers with less value / shop customers with a purchase).; integer, score 1..5; NULL when no purchase; window: the shop's purchases at or before as_of (rank among customers)
     x.monetary_score AS monetary_score,
-    -- customer_segment: the first rule that holds, in this order; text, never NULL:
+    -- customer_segment: Rule-based RFM segment (first matching rule of docs/behavior.md).; text, no_purchases/new/champions/loyal/at_risk/hibernating/needs_attention; never NULL ('no_purchases'); window: the shop's purchases at or before as_of; 'new': first purchase within 30 days
+    --   the first rule that holds, in this order:
     --   no_purchases (no purchase at or before as_of), new (first purchase within :new_customer_us),
     --   champions (R >= 4, F >= 4, M >= 4), loyal (R >= 3, F >= 4), at_risk (R <= 2, F >= 3),
     --   hibernating (R <= 2), needs_attention (everything else)
@@ -180,7 +191,8 @@ SELECT
         WHEN x.recency_score <= 2 THEN 'hibernating'
         ELSE 'needs_attention'
     END AS customer_segment,
-    -- account_age_days: whole days (floor) from customers.created_at to as_of; integer; NULL when unknown or after as_of
+    -- account_age_days: Whole days from the customer's created_at to as_of.; integer, days; NULL when created_at is unknown or after as_of; window: customers.created_at (not an event)
+    --   (whole days, floor)
     CASE WHEN cu.created_at_us <= x.as_of_us THEN (x.as_of_us - cu.created_at_us) / 86400000000 END
         AS account_age_days
 FROM (

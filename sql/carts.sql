@@ -1,31 +1,35 @@
 -- Cart features. See purchases.sql for `target` and the shared parameters.
 
--- name: cart_features
+-- family: cart_features
+-- order: 50
+-- tables: cart_events
+-- edges days: 30
+-- helpers: abandoned_cart_count_short, cart_conversion_ratio_short
 SELECT
     t.target_id AS target_id,
-    -- cart_event_count: cart events (abandoned or converted) in the window; integer; 0 when none
+    -- cart_event_count: Number of cart events (abandoned or converted) in the window.; integer, count; 0 when none
     COUNT(c.event_time_us) FILTER (
         WHERE :window_us IS NULL OR c.event_time_us >= t.as_of_us - :window_us
     ) AS cart_event_count,
-    -- abandoned_cart_count: abandoned carts in the window; integer; 0 when none
+    -- abandoned_cart_count: Number of abandoned carts in the window.; integer, count; 0 when none
     COUNT(c.event_time_us) FILTER (
         WHERE c.event_type = 'abandoned'
           AND (:window_us IS NULL OR c.event_time_us >= t.as_of_us - :window_us)
     ) AS abandoned_cart_count,
-    -- cart_conversion_ratio: converted / all cart events in the window; ratio 0..1; 0.0 when none
+    -- cart_conversion_ratio: Converted cart events divided by all cart events in the window.; real, ratio 0..1; 0.0 when no cart event
     COALESCE(AVG(c.event_type = 'converted') FILTER (
         WHERE :window_us IS NULL OR c.event_time_us >= t.as_of_us - :window_us
     ), 0.0) AS cart_conversion_ratio,
-    -- abandoned_cart_value: sum of the values of abandoned carts in the window, None values skipped; currency units; 0.0 when none
+    -- abandoned_cart_value: Sum of the values of the abandoned carts in the window.; real, currency units; 0.0 when none; carts without a value are skipped
     TOTAL(c.cart_value) FILTER (
         WHERE c.event_type = 'abandoned'
           AND (:window_us IS NULL OR c.event_time_us >= t.as_of_us - :window_us)
     ) AS abandoned_cart_value,
-    -- abandoned_cart_count_short: abandoned carts in the 30 days up to as_of; integer
+    -- abandoned_cart_count_short: Abandoned carts in the 30 days up to as_of (read by the retention rules).; integer, count; 0 when none
     COUNT(c.event_time_us) FILTER (
         WHERE c.event_type = 'abandoned' AND c.event_time_us >= t.as_of_us - :short_window_us
     ) AS abandoned_cart_count_short,
-    -- cart_conversion_ratio_short: converted / all cart events in the 30 days up to as_of; ratio 0..1; 0.0 when none
+    -- cart_conversion_ratio_short: Converted / all cart events in the 30 days up to as_of (read by the retention rules).; real, ratio 0..1; 0.0 when none
     COALESCE(AVG(c.event_type = 'converted') FILTER (
         WHERE c.event_time_us >= t.as_of_us - :short_window_us
     ), 0.0) AS cart_conversion_ratio_short

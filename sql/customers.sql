@@ -1,6 +1,8 @@
 -- Customer records. See purchases.sql for `target`.
 
 -- name: customer_metadata
+-- order: 75
+-- object: metadata: The customer's metadata as last set with set_customer_metadata.; object, JSON object; key absent when never set; window: not time-dependent
 SELECT
     t.target_id AS target_id,
     -- metadata: the customer's metadata as JSON text; NULL when none was set

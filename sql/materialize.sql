@@ -2,10 +2,12 @@
 -- Family-style queries read `target(target_id, customer_id, as_of_us)` like
 -- the queries of purchases.sql; see there for the shared parameters.
 
--- name: purchase_last
+-- family: purchase_last
+-- order: 20
+-- tables: purchases
 SELECT
     t.target_id AS target_id,
-    -- last_purchase_us: time of the last purchase at or before as_of; microseconds since the epoch; NULL when none
+    -- last_purchase_us: Time of the last purchase at or before as_of.; integer, microseconds since 1970-01-01 UTC; NULL when no purchase
     MAX(p.event_time_us) AS last_purchase_us
 FROM target AS t
 LEFT JOIN purchases AS p
@@ -14,13 +16,16 @@ LEFT JOIN purchases AS p
    AND p.event_time_us <= t.as_of_us
 GROUP BY t.target_id
 
--- name: primary_device
+-- family: primary_device
+-- order: 40
+-- tables: sessions
+-- requires: session_devices
 -- Reads the session_devices query (sessions.sql) as a CTE. One row per target
 -- with sessions (GROUP BY, not a WHERE on the rank: the planner then indexes
 -- this CTE when the materialisation joins it, instead of scanning it per row).
 SELECT
     d.target_id AS target_id,
-    -- primary_device: the most used device in the window (tie: seen first, then name); text; no row when no session
+    -- primary_device: The most used device; a tie goes to the device seen first, then to the name.; text, device name; NULL when no session; window: materialized over all time up to as_of; get_primary_device(days=N) uses the window
     MIN(CASE WHEN d.rank = 1 THEN d.device_type END) AS primary_device
 FROM (
     SELECT target_id, device_type,

@@ -13,31 +13,35 @@
 -- An event counts only when event_time_us <= as_of_us; a window keeps events
 -- with event_time_us >= as_of_us - length (both ends inclusive).
 
--- name: purchase_features
+-- family: purchase_features
+-- order: 10
+-- tables: purchases
+-- edges days: 30, 90
+-- helpers: purchase_count_short, purchase_count_long
 SELECT
     t.target_id AS target_id,
-    -- purchase_count: purchases in the window; integer; 0 when none
+    -- purchase_count: Number of purchases in the window.; integer, count; 0 when none
     COUNT(p.event_time_us) FILTER (
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
     ) AS purchase_count,
-    -- purchase_frequency: purchases in the frequency window per 30 days; float; 0.0 when none or when frequency_days <= 0
+    -- purchase_frequency: Purchases in the window divided by the window length in 30-day months.; real, purchases per 30 days; 0.0 when none; window: frequency
     CASE WHEN :frequency_days > 0 THEN
         COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :frequency_us)
         / (:frequency_days / 30.0)
     ELSE 0.0 END AS purchase_frequency,
-    -- average_order_value: mean order value in the window; currency units; 0.0 when none
+    -- average_order_value: Mean order value of the purchases in the window.; real, currency units; 0.0 when none
     COALESCE(AVG(p.order_value) FILTER (
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
     ), 0.0) AS average_order_value,
-    -- total_purchase_value: sum of order values in the window; currency units; 0.0 when none
+    -- total_purchase_value: Sum of the order values of the purchases in the window.; real, currency units; 0.0 when none
     TOTAL(p.order_value) FILTER (
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
     ) AS total_purchase_value,
-    -- purchase_recency_days: whole days (floor) from the last purchase at or before as_of to as_of, ignoring the window; integer; NULL when none
+    -- purchase_recency_days: Whole days (floor) from the last purchase at or before as_of to as_of.; integer, days; NULL when no purchase; window: all time
     (t.as_of_us - MAX(p.event_time_us)) / 86400000000 AS purchase_recency_days,
-    -- purchase_count_short: purchases in the 30 days up to as_of; integer
+    -- purchase_count_short: Purchases in the 30 days up to as_of (read by the retention rules).; integer, count; 0 when none
     COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :short_window_us) AS purchase_count_short,
-    -- purchase_count_long: purchases in the 90 days up to as_of; integer
+    -- purchase_count_long: Purchases in the 90 days up to as_of (read by the retention rules).; integer, count; 0 when none
     COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :long_window_us) AS purchase_count_long
 FROM target AS t
 LEFT JOIN purchases AS p

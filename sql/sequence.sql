@@ -14,29 +14,34 @@
 -- counts the zero gaps).
 -- Parameters: :shop_id.
 
--- name: sequence_features
+-- family: sequence_features
+-- order: 80
+-- tables: purchases
+-- added by: issue 5 (sequence statistics)
 -- One pass: target LEFT JOIN purchases (a target without purchases keeps one
 -- row of NULLs), window functions per target_id, then GROUP BY target_id (no
 -- join back to target, so no per-target scan of a materialised subquery).
 SELECT
     m.target_id AS target_id,
-    -- sequence_purchase_count: purchases at or before as_of; integer; 0 when none
+    -- sequence_purchase_count: Number of purchases at or before as_of.; integer, count; 0 when none; window: all events at or before as_of; ignores days; zero-value purchases included
     MAX(m.n) AS sequence_purchase_count,
-    -- gap_mean_days: mean of the inter-purchase gaps; days (float); NULL when fewer than 2 purchases
+    -- gap_mean_days: Mean gap between consecutive purchases (time order; 0 for purchases at the same instant).; real, days; NULL when fewer than 2 purchases
     MAX(m.gap_mean_us) / 86400000000.0 AS gap_mean_days,
-    -- gap_std_days: population standard deviation of the gaps (two-pass: deviations from the mean); days (float); NULL when fewer than 2 purchases (0.0 with exactly 2)
+    -- gap_std_days: Population standard deviation of the gaps between consecutive purchases.; real, days; NULL when fewer than 2 purchases; 0.0 with exactly 2
+    --   (two-pass: deviations from the mean)
     SQRT(AVG((m.gap_us - m.gap_mean_us) * (m.gap_us - m.gap_mean_us))) / 86400000000.0 AS gap_std_days,
-    -- gap_cv: coefficient of variation, gap_std / gap_mean; ratio (float); NULL when fewer than 2 purchases or when the mean gap is 0
+    -- gap_cv: Coefficient of variation of the gaps: gap_std_days / gap_mean_days.; real, ratio; NULL when fewer than 2 purchases or when the mean gap is 0
     CASE WHEN MAX(m.gap_mean_us) > 0 THEN
         SQRT(AVG((m.gap_us - m.gap_mean_us) * (m.gap_us - m.gap_mean_us))) / MAX(m.gap_mean_us)
     END AS gap_cv,
-    -- order_value_trend: least-squares slope of order value over order index 0..n-1 (time order), sum((i - (n-1)/2) * v) / (n(n^2-1)/12); currency units per order; NULL when fewer than 2 purchases
+    -- order_value_trend: Least-squares slope of order value over order index 0..n-1 (time order).; real, currency units per order; NULL when fewer than 2 purchases
+    --   = sum((i - (n-1)/2) * v) / (n(n^2-1)/12)
     CASE WHEN MAX(m.n) >= 2 THEN
         SUM((m.idx - (m.n - 1) / 2.0) * m.order_value) / (MAX(m.n) * (MAX(m.n) * MAX(m.n) - 1) / 12.0)
     END AS order_value_trend,
-    -- gap_median_days: median inter-purchase gap (mean of the middle two for an even number of gaps); days (float); NULL when fewer than 2 purchases
+    -- gap_median_days: Median gap between consecutive purchases (mean of the middle two for an even number of gaps).; real, days; NULL when fewer than 2 purchases
     MAX(m.gap_median_us) / 86400000000.0 AS gap_median_days,
-    -- periodicity: share of gaps within 20% of the median gap (5*|gap - median| <= median); ratio in [0, 1]; NULL when fewer than 2 purchases
+    -- periodicity: Share of gaps within 20% of the median gap (5 * |gap - median| <= median).; real, ratio 0..1; NULL when fewer than 2 purchases
     AVG(CASE WHEN m.gap_us IS NOT NULL THEN 5 * ABS(m.gap_us - m.gap_median_us) <= m.gap_median_us END)
         AS periodicity
 FROM (

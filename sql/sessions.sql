@@ -1,22 +1,26 @@
 -- Session features. See purchases.sql for `target` and the shared parameters.
 
--- name: session_features
+-- family: session_features
+-- order: 30
+-- tables: sessions
+-- edges days: 30
+-- helpers: session_count_short
 SELECT
     t.target_id AS target_id,
-    -- session_count: sessions in the window; integer; 0 when none
+    -- session_count: Number of sessions in the window.; integer, count; 0 when none
     COUNT(s.event_time_us) FILTER (
         WHERE :window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us
     ) AS session_count,
-    -- session_frequency: sessions in the frequency window per 30 days; float; 0.0 when none or when frequency_days <= 0
+    -- session_frequency: Sessions in the window divided by the window length in 30-day months.; real, sessions per 30 days; 0.0 when none; window: frequency
     CASE WHEN :frequency_days > 0 THEN
         COUNT(s.event_time_us) FILTER (WHERE s.event_time_us >= t.as_of_us - :frequency_us)
         / (:frequency_days / 30.0)
     ELSE 0.0 END AS session_frequency,
-    -- average_session_duration: mean session duration in the window; seconds; 0.0 when none
+    -- average_session_duration: Mean duration of the sessions in the window.; real, seconds; 0.0 when none
     COALESCE(AVG(s.duration_seconds) FILTER (
         WHERE :window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us
     ), 0.0) AS average_session_duration,
-    -- session_count_short: sessions in the 30 days up to as_of; integer
+    -- session_count_short: Sessions in the 30 days up to as_of (read by the retention rules).; integer, count; 0 when none
     COUNT(s.event_time_us) FILTER (WHERE s.event_time_us >= t.as_of_us - :short_window_us) AS session_count_short
 FROM target AS t
 LEFT JOIN sessions AS s
@@ -26,6 +30,8 @@ LEFT JOIN sessions AS s
 GROUP BY t.target_id
 
 -- name: session_devices
+-- order: 35
+-- object: device_usage_pattern: Number of sessions per device in the window, most used first.; object, {device: session count}; {} when none; window: windowed
 -- One row per (target, device) with sessions in the window, most used first;
 -- a tie goes to the device seen first, then to the device name.
 SELECT

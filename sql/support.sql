@@ -1,27 +1,31 @@
 -- Support features. See purchases.sql for `target` and the shared parameters.
 
--- name: support_features
+-- family: support_features
+-- order: 60
+-- tables: support_interactions
+-- edges days: 30
+-- helpers: support_ticket_count_short, escalation_ratio_short
 SELECT
     t.target_id AS target_id,
-    -- support_ticket_count: support interactions in the window; integer; 0 when none
+    -- support_ticket_count: Number of support interactions in the window.; integer, count; 0 when none
     COUNT(s.event_time_us) FILTER (
         WHERE :window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us
     ) AS support_ticket_count,
-    -- average_response_time_hours: mean response time over tickets in the window that have one; hours; NULL when none has one
+    -- average_response_time_hours: Mean response time of the tickets in the window that have one.; real, hours; NULL when no ticket in the window has a response time
     AVG(s.response_time_hours) FILTER (
         WHERE :window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us
     ) AS average_response_time_hours,
-    -- escalation_count: escalated tickets in the window; integer; 0 when none
+    -- escalation_count: Number of escalated tickets in the window.; integer, count; 0 when none
     COUNT(s.event_time_us) FILTER (
         WHERE s.escalated = 1 AND (:window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us)
     ) AS escalation_count,
-    -- escalation_ratio: escalated / all tickets in the window; ratio 0..1; 0.0 when none
+    -- escalation_ratio: Escalated tickets divided by all tickets in the window.; real, ratio 0..1; 0.0 when no ticket
     COALESCE(AVG(s.escalated * 1.0) FILTER (
         WHERE :window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us
     ), 0.0) AS escalation_ratio,
-    -- support_ticket_count_short: tickets in the 30 days up to as_of; integer
+    -- support_ticket_count_short: Tickets in the 30 days up to as_of (read by the retention rules).; integer, count; 0 when none
     COUNT(s.event_time_us) FILTER (WHERE s.event_time_us >= t.as_of_us - :short_window_us) AS support_ticket_count_short,
-    -- escalation_ratio_short: escalated / all tickets in the 30 days up to as_of; ratio 0..1; 0.0 when none
+    -- escalation_ratio_short: Escalated / all tickets in the 30 days up to as_of (read by the retention rules).; real, ratio 0..1; 0.0 when none
     COALESCE(AVG(s.escalated * 1.0) FILTER (
         WHERE s.event_time_us >= t.as_of_us - :short_window_us
     ), 0.0) AS escalation_ratio_short

@@ -13,7 +13,7 @@ generator this mirrors are deliberately NOT built (no predictive models):
 import itertools
 
 from . import features as _features
-from . import timeutil
+from . import registry, timeutil
 from .db import automatic_indexes
 from .resources import query
 
@@ -36,19 +36,9 @@ RISK_POINTS = 25                    # risk_score: points per raised flag (4 flag
 MOBILE_DEVICES = ("mobile", "tablet", "smartphone", "phone")
 DESKTOP_DEVICES = ("desktop", "laptop", "pc")
 
-# The CTEs of the behaviour statement, in dependency order.
-CTES = (
-    "behavior_purchase_local", "behavior_purchase_seasons", "behavior_purchase",
-    "behavior_session_pages", "behavior_engagement",
-    "behavior_interaction_stream", "behavior_search", "behavior_shopping",
-    "behavior_device", "behavior_loyalty_counts", "behavior_temporal",
-    "behavior_rfm_population", "behavior_rfm_scores", "behavior_segments",
-    "behavior_retention_flags", "behavior_retention",
-)
-
-# The CTEs above with exactly one row per target (the parts behavior_family joins).
-KEYED_CTES = ("behavior_purchase", "behavior_engagement", "behavior_search", "behavior_shopping",
-              "behavior_device", "behavior_temporal", "behavior_retention")
+# The CTEs of the behaviour statement, in dependency order: the requires line of the
+# behavior_features query (sql/behavior_features.sql).
+CTES = registry.requires("behavior_features")
 
 # Feature name -> (family, type) in output order; type is the Python type of a
 # non-NULL value ('bool' columns are 0/1 in SQL).
@@ -221,107 +211,9 @@ def iter_cohort(conn, shop_id, targets):
         conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
 
 
-# -- catalog records (store.catalog wraps them into Feature records) ----------------------
-# (name, type, unit, null rule, meaning, family query); window rule: ALL_TIME below unless noted.
-# Names are the get_behavior_features keys, except behavior_purchase_frequency (key
-# 'purchase_frequency', renamed because the seed's 30-day purchase_frequency is a column too).
-# The seed retention flags declining_engagement, support_risk, cart_abandonment_risk and
-# retention_concern are returned by get_behavior_features too; their records are the seed's.
-ALL_TIME = "all events at or before as_of (no window); docs/behavior.md"
-CATALOG_FAMILIES = {
-    "behavior_family": ("purchases", "sessions", "interactions", "purchase_attributions", "cart_events",
-                        "support_interactions"),
-    "behavior_segments": ("purchases",),
-}
-_F, _S = "behavior_family", "behavior_segments"
-# The CTEs the behavior_family query reads, in dependency order.
-FAMILY_REQUIRES = tuple(n for n in CTES if n not in (
-    "behavior_rfm_population", "behavior_rfm_scores", "behavior_segments"))
-CATALOG = (
-    ("total_purchases", "integer", "count", "0 when none", "Number of purchases.", _F),
-    ("avg_purchase_value", "real", "currency units", "NULL when no purchase", "Mean order value.", _F),
-    ("behavior_purchase_frequency", "real", "purchases per 30 days", "0.0 when no purchase",
-     "get_behavior_features 'purchase_frequency': purchases * 30 / max(days from first to last purchase, 1).", _F),
-    ("purchase_consistency", "real", "ratio 0..1", "NULL with fewer than 2 purchases",
-     "1 / (1 + CV^2) of the gaps between consecutive purchases (1 = perfectly regular).", _F),
-    ("seasonal_purchase_pattern", "text", "winter/spring/summer/autumn", "NULL when no purchase",
-     "The local season with most purchases (ties: earliest first purchase, then name).", _F),
-    ("total_sessions", "integer", "count", "0 when none", "Number of sessions.", _F),
-    ("avg_session_duration", "real", "seconds", "NULL when no session", "Mean session duration.", _F),
-    ("page_views_per_session", "real", "page views", "NULL when no session has known page views",
-     "Mean page views per session (sessions.page_views, else its page-type interactions).", _F),
-    ("bounce_rate", "real", "ratio 0..1", "NULL when no session has known page views",
-     "Share of sessions with at most 1 page view.", _F),
-    ("engagement_score", "real", "score 0..1", "0.0 when no session",
-     "0.4 min(sessions/20,1) + 0.3 min(mean duration/600 s,1) + 0.3 min(page views per session/10,1).", _F),
-    ("search_frequency", "real", "searches per 30 days", "0.0 when no interaction",
-     "Searches * 30 / max(days from first to last interaction, 1).", _F),
-    ("search_query_diversity", "real", "ratio 0..1", "NULL when no search has a query",
-     "Distinct normalized queries / searches with a query.", _F),
-    ("product_discovery_method", "text", "search/category_browse/direct/attribution:<source>",
-     "NULL when no purchase interaction and no attribution",
-     "Most common path to purchased products (interaction before first touch within 30 min), "
-     "else most common attribution source.", _F),
-    ("category_exploration", "integer", "count", "0 when none", "Distinct categories over all interactions.", _F),
-    ("cart_abandonment_rate", "real", "ratio 0..1", "NULL without cart sessions and cart events",
-     "Share of sessions with add_to_cart and no purchase (else abandoned share of cart_events).", _F),
-    ("checkout_completion_rate", "real", "ratio 0..1", "NULL when no checkout session",
-     "Share of sessions with a checkout that also have a purchase.", _F),
-    ("product_comparison_behavior", "real", "ratio 0..1", "NULL when no session with product views",
-     "Share of product-viewing sessions with at least 2 distinct products viewed.", _F),
-    ("impulse_purchase_tendency", "real", "ratio 0..1", "NULL when no purchase interaction with a product",
-     "Share of product purchases made at most 10 minutes after the product's first touch.", _F),
-    ("preferred_device", "text", "device name", "NULL when no session with a known device",
-     "Most common session device other than 'unknown' (ties: seen first, then name).", _F),
-    ("channel_preference", "text", "channel or referrer", "NULL when no session has one",
-     "Most common session channel (channel, else referrer; ties: seen first, then name).", _F),
-    ("mobile_usage_pattern", "real", "ratio 0..1", "NULL when no session",
-     "Share of sessions on mobile, tablet, smartphone or phone (ASCII case-insensitive).", _F),
-    ("desktop_usage_pattern", "real", "ratio 0..1", "NULL when no session",
-     "Share of sessions on desktop, laptop or pc (ASCII case-insensitive).", _F),
-    ("preferred_shopping_time", "integer", "local hour 0-23", "NULL when no purchase",
-     "Local hour with most purchases, in the store's timezone (ties: earliest first purchase, then hour).", _F),
-    ("shopping_day_preference", "integer", "local weekday 0=Monday..6=Sunday", "NULL when no purchase",
-     "Local weekday with most purchases, in the store's timezone (same tie rule).", _F),
-    ("seasonal_behavior", "real", "ratio 0..1", "NULL when no purchase",
-     "(Share of purchases in the most common season - 0.25) / 0.75.", _F),
-    ("loyalty_trend", "real", "purchases per 30 days (difference)", "0.0 when none",
-     "Purchase rate in the last 90 days minus that in the 90 days before.", _F),
-    ("risk_score", "integer", "points 0..100", "0 when no flag is raised",
-     "25 x raised flags among recency_risk and the seed's declining, support and cart risks; rule-based, "
-     "NOT a probability: in place of churn_probability, which is not built (no predictive models).", _F),
-    ("historical_value", "real", "currency units", "0.0 when no purchase",
-     "Sum of order values to date: in place of lifetime_value_prediction, which is not built "
-     "(no predictive models).", _F),
-    ("recency_risk", "boolean", "0/1", "0 when no purchase",
-     "The last purchase is more than 60 whole days before as_of.", _F),
-    ("recency_score", "integer", "score 1..5", "NULL when no purchase",
-     "1 + floor(5 x shop customers with a longer recency / shop customers with a purchase).", _S),
-    ("frequency_score", "integer", "score 1..5", "NULL when no purchase",
-     "1 + floor(5 x shop customers with fewer purchases / shop customers with a purchase).", _S),
-    ("monetary_score", "integer", "score 1..5", "NULL when no purchase",
-     "1 + floor(5 x shop customers with less value / shop customers with a purchase).", _S),
-    ("customer_segment", "text", "no_purchases/new/champions/loyal/at_risk/hibernating/needs_attention",
-     "never NULL ('no_purchases')", "Rule-based RFM segment (first matching rule of docs/behavior.md).", _S),
-    ("account_age_days", "integer", "days", "NULL when created_at is unknown or after as_of",
-     "Whole days from the customer's created_at to as_of.", _S),
-)
-_WINDOW_RULES = {
-    "loyalty_trend": "purchases in the 180 days up to as_of, split at as_of - 90 days",
-    "recency_risk": "the last purchase at or before as_of",
-    "risk_score": "the seed's 30- and 90-day rule windows and the last purchase",
-    "recency_score": "the shop's purchases at or before as_of (rank among customers)",
-    "frequency_score": "the shop's purchases at or before as_of (rank among customers)",
-    "monetary_score": "the shop's purchases at or before as_of (rank among customers)",
-    "customer_segment": "the shop's purchases at or before as_of; 'new': first purchase within 30 days",
-    "account_age_days": "customers.created_at (not an event)",
-}
-
-
-def catalog_records():
-    """(name, type, unit, window_rule, null_rule, meaning, query) of every behaviour feature record."""
-    for name, kind, unit, null_rule, meaning, family in CATALOG:
-        yield name, kind, unit, _WINDOW_RULES.get(name, ALL_TIME), null_rule, meaning, family
+# The catalog records of the behaviour features, their families (behavior_family,
+# behavior_segments) and what those read are the family headers and column comments of
+# sql/behavior_features.sql and sql/behavior_segmentation.sql (store.registry).
 
 
 def refresh_segments(conn, shop_id, as_of_us):

@@ -850,8 +850,11 @@ def write_rows(path, rows, fmt, *, fields=None, conn=None):
 @cli.command()
 @click.argument("name", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON (with their SQL).")
+@click.option("--sql", "as_sql", is_flag=True,
+              help="Print the statements materialize runs for the family NAME (or the family of the "
+                   "feature NAME), exactly as it runs them.")
 @pass_env
-def catalog(env, name, as_json):
+def catalog(env, name, as_json, as_sql):
     """List the feature catalog, or show one feature's record.
 
     The list gives every feature's type, unit, window rule and meaning.
@@ -864,7 +867,21 @@ def catalog(env, name, as_json):
       caf catalog
       caf catalog average_order_value
       caf catalog --json
+      caf catalog purchase_features --sql
     """
+    if as_sql:
+        if name is None:
+            raise click.UsageError("--sql needs a family NAME (see 'caf catalog': the query of a feature)")
+        with env.open() as store:
+            families = store.materialize_families()
+            if name not in families:
+                query = next((r["query"] for r in store.catalog() if r["name"] == name), None)
+                if query not in families:
+                    raise click.ClickException(f"no feature family {name!r} and no materialized feature of that "
+                                               f"name; families: {', '.join(families)}")
+                name = query
+            click.echo(store.family_sql(name))
+        return
     with env.open() as store:
         records = store.catalog()
     if name is not None:

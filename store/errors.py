@@ -113,3 +113,14 @@ class OutputIsDatabaseError(StoreError, ValueError):
     """An output file (``export``, ``caf export``) is the store's own database, under any
     spelling (relative path, symlink, hard link, another case), or one of its side files
     (``-wal``, ``-shm``, ``-journal``). Nothing was written; the database is untouched."""
+
+
+class FamilyDefinitionError(StoreError):
+    """A feature family file of ``sql/`` is malformed: its header or a column comment cannot be
+    read (store/registry.py). The message names the file, the line and the reason."""
+
+    def __init__(self, source, line, reason):
+        super().__init__(f"{source}, line {line}: {reason}")
+        self.source = source
+        self.line = line
+        self.reason = reason

@@ -13,7 +13,7 @@ import math
 import numbers
 import re
 
-from . import timeutil
+from . import registry, timeutil
 from .db import automatic_indexes
 from .resources import query
 
@@ -28,11 +28,13 @@ CART_MIN_CONVERSION_RATIO = 0.3  # cart_abandonment_risk: 30-day conversion rati
 CART_MAX_ABANDONED = 2           # ... and more than this many abandoned carts in 30 days
 RECENCY_CONCERN_DAYS = 60        # retention_concern: last purchase more than this many days ago
 
-FAMILIES = ("purchase_features", "session_features", "cart_features", "support_features")
+# The seed families: the four the retention rules read (sql/all_features.sql, its requires line).
+FAMILIES = registry.requires("all_features")
 ONE_TARGET = "target(target_id, customer_id, as_of_us) AS (VALUES (0, :customer_id, :as_of_us))"
 
-TRADEOFF_KEYS = ("high_short_term_activity", "declining_engagement", "support_risk",
-                 "cart_abandonment_risk", "retention_concern", "activity_trend")
+# get_activity_retention_tradeoff's keys: the columns of the all_features family (its column
+# comments in sql/all_features.sql, in its column order).
+TRADEOFF_KEYS = tuple(f.name for f in registry.columns("all_features"))
 
 # In sql/ the alias ``t`` always names the target relation (tests/test_materialize_staged.py).
 TARGET_AS_OF = re.compile(r"\bt\.as_of_us\b")

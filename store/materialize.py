@@ -103,6 +103,24 @@ def _run_families(run):
     return None if chosen >= set(family_names()) else chosen or None
 
 
+def family_statements(conn, shop_id, name):
+    """[(table, SELECT)]: the statements ``materialize`` runs to compute the family ``name``
+    (those of the queries it declares keyed first, then its own; a windowed family without the
+    one-pass shape: one per window), exactly as it runs each one, as
+    ``INSERT INTO temp.<table> (...) <SELECT>``, with the windows and families of the shop's
+    last run (the defaults when there is none)."""
+    names = family_names()
+    if name not in names:
+        raise UnknownNameError(f"unknown feature family {name!r}; known: {', '.join(names)}")
+    run = last_run(conn, shop_id)
+    plan = Plan(conn, run["windows"] if run else DEFAULT_WINDOWS, _run_families(run) if run else None)
+    fam = next((f for f in plan.families if f.query == name), None)
+    if fam is None:
+        raise UnknownNameError(f"feature family {name!r} is not in the shop's materialisation")
+    own = {name, *fam.keyed} | {_window_cte(name, w) for w in plan.windows}
+    return [(table, sql) for table, sql in plan.stage_statements() if table in own]
+
+
 def _table_exists(conn, name, schema="main"):
     return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type IN ('table', 'view') AND name = ?",
                         [name]).fetchone() is not None
@@ -252,6 +270,21 @@ class Plan:
         partition worker). Returns the staged names; ``unstage`` drops them.
         """
         schema = _schema(schema)
+        statements = self.stage_statements(one_as_of)
+        allowed = {name for name, _ in statements}
+        staged = []
+        try:
+            for name, body in statements:
+                staged.append(name)
+                _stage_keyed(conn, f"{schema}." + quote_identifier(name, allowed), body, params, name)
+        except BaseException:
+            self.unstage(conn, staged, schema)
+            raise
+        return staged
+
+    def stage_statements(self, one_as_of=True):
+        """[(name, SELECT)] of the statements ``stage`` runs, in order: each fills the table
+        ``name`` (``caf catalog FAMILY --sql`` prints a family's)."""
         ctes = self._ctes()
         text = {name: (bind_one_as_of(sql) if one_as_of else sql) for name, sql in ctes}
         allowed = set(text)
@@ -273,20 +306,14 @@ class Plan:
                         todo.append(h)
             return [h for h in helpers if h in found]
 
-        staged = []
-        try:
-            for name, _ in ctes:
-                if name not in tables:
-                    continue
-                head = ",\n".join(f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{text[h]}\n)"
-                                   for h in needs(name))
-                body = (f"WITH {head}\n" if head else "") + f"SELECT * FROM (\n{text[name]}\n)"
-                staged.append(name)
-                _stage_keyed(conn, f"{schema}." + quote_identifier(name, allowed), body, params, name)
-        except BaseException:
-            self.unstage(conn, staged, schema)
-            raise
-        return staged
+        statements = []
+        for name, _ in ctes:
+            if name not in tables:
+                continue
+            head = ",\n".join(f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{text[h]}\n)"
+                               for h in needs(name))
+            statements.append((name, (f"WITH {head}\n" if head else "") + f"SELECT * FROM (\n{text[name]}\n)"))
+        return statements
 
     def unstage(self, conn, staged, schema="temp"):
         schema = _schema(schema)

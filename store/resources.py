@@ -12,7 +12,9 @@ from pathlib import Path
 from .errors import StoreError, UnknownNameError
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
-_NAME_HEADER = re.compile(r"^--\s*name:\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
+# A query's header line: ``-- name: NAME``, or ``-- family: NAME`` for a feature family
+# (store/registry.py reads the lines that follow it).
+NAME_HEADER = re.compile(r"^--\s*(?:name|family):\s*([A-Za-z_][A-Za-z0-9_]*)\s*$", re.MULTILINE)
 
 
 def resource_dir(name):
@@ -24,13 +26,13 @@ def resource_dir(name):
 
 
 def parse_queries(text, source="<string>"):
-    """Split SQL text into {name: sql} on ``-- name: NAME`` header lines.
+    """Split SQL text into {name: sql} on ``-- name: NAME`` (or ``-- family: NAME``) header lines.
 
     The text of a query runs from its header to the next header; comments are
     kept (SQLite ignores them) and a trailing semicolon is dropped.
     """
     queries = {}
-    matches = list(_NAME_HEADER.finditer(text))
+    matches = list(NAME_HEADER.finditer(text))
     for i, match in enumerate(matches):
         end = matches[i + 1].start() if i + 1 < len(matches) else len(text)
         body = text[match.end():end].strip().rstrip(";").strip()

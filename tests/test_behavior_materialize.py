@@ -7,7 +7,7 @@ from customer_activity_features import CustomerActivityFeatures
 from oracle_behavior import AS_OF, DAY, histories, iso, load
 from store import behavior, catalog
 
-NAMES = [record[0] for record in behavior.CATALOG]
+NAMES = [f.name for f in catalog.features() if f.query in ("behavior_family", "behavior_segments")]
 RENAMED = {"behavior_purchase_frequency": "purchase_frequency"}
 SEED_FLAGS = ("declining_engagement", "support_risk", "cart_abandonment_risk", "retention_concern")
 

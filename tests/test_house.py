@@ -142,7 +142,7 @@ def test_no_module_reaches_into_another_modules_private_names():
 # -- who may import whom -----------------------------------------------------------------------
 # docs/architecture.md, bottom to top. A store module not listed is a feature-layer module.
 LAYERS = {
-    "errors": 0, "resources": 0, "timeutil": 0, "localtime": 0,
+    "errors": 0, "resources": 0, "registry": 0, "timeutil": 0, "localtime": 0,
     "db": 1, "locks": 1, "scratch": 1,
     "validate": 2, "ingest": 2,
     "formats": 3, "loaders": 3,

@@ -1,0 +1,415 @@
+"""The feature registry, read from the family files of ``sql/``.
+
+A feature family is one named query of ``sql/`` whose header line is ``-- family: NAME``
+(instead of ``-- name: NAME``). The comment lines right after that header say what the
+store needs to know about it, one ``-- key: value`` line each; the first line that is not
+one of these keys ends the header::
+
+    -- family: purchase_features
+    -- order: 10                  where its records come in the catalog (and its columns in
+                                  customer_features), smallest first; required
+    -- tables: purchases          the event tables it reads (comma-separated; may be empty)
+    -- requires: a, b             named queries of sql/ it reads as CTEs
+    -- keyed: a                   those of `requires` with exactly one row per target
+                                  (materialize stages each into a table of its own)
+    -- edges days: 30, 90         window lengths in days, other than the materialized
+                                  windows, that its values depend on; `any`: as_of itself
+    -- edge tables: purchases     the tables whose events the edges apply to (default: tables)
+    -- edge query: NAME           a query computing only the columns that depend on the edges
+    -- edge requires: a, b        the named queries the edge query reads
+    -- refresh all: HOOK          a named refresh hook (store.catalog.REFRESH_HOOKS) that
+                                  brings the family's columns of every row to a new as_of
+    -- optional: yes              skipped (not an error) when a table it reads is missing
+    -- added by: issue 5 (...)    who added it (default: issue 3 (seed features))
+    -- window: RULE               the window rule of its columns that name none
+    -- helpers: a, b              output columns that are not features (read by other queries)
+    -- column order: a, b, c      the catalog order of its columns, when it is not the order of
+                                  their comments (a column computed from others: all_features)
+    -- object: NAME: COMMENT      a feature that is not an SQL column (a dict returned by a
+                                  getter), computed by this query; COMMENT as for a column
+
+Every output column of the family has a comment line right before it::
+
+    -- <column>: <meaning>; <type>[, <unit>]; <null rule>[; window: <window rule>]
+
+``type`` is integer, real, text or boolean (object for an ``object:`` line); the unit is
+required (``integer, count``). The meaning may itself contain ``; `` (it ends at the part
+that starts with a type); the null rule runs to the end or to ``; window: ``. The window
+rule is text, or one of the keywords ``windowed`` (the standard windowed rule),
+``frequency`` (the per-30-days frequency rule) or ``all time``. A column without one takes
+the family's ``window:`` line, else ``windowed`` when the family uses ``:window_us`` (it is
+then materialised once per window as ``<column>_<N>d`` plus the all-time ``<column>``) and
+``all time`` when it does not. A column of a windowed family whose rule is ``windowed`` or
+``frequency`` is materialised per window (WINDOWED); every other column once (FIXED).
+
+A plain ``-- name:`` query may have a ``requires:`` line (the CTEs its statement is composed
+with, in order: ``behavior_features``) and ``object:`` lines (with an ``order:`` line): ``device_usage_pattern`` in sql/sessions.sql (session_devices),
+``metadata`` in sql/customers.sql (customer_metadata), ``activity_retention_tradeoff`` in
+sql/all_features.sql. A malformed file raises ``FamilyDefinitionError`` naming the file, the
+line and the reason. docs/feature_store.md describes the format for readers.
+"""
+
+import functools
+import re
+from dataclasses import asdict, dataclass
+
+from .errors import FamilyDefinitionError
+from .resources import NAME_HEADER, resource_dir
+
+WINDOWED = "windowed"
+FIXED = "fixed"
+TYPES = ("integer", "real", "text", "boolean", "object")
+DEFAULT_ADDED_BY = "issue 3 (seed features)"
+
+# The window rules the keywords of a column comment name.
+WINDOW_RULE = ("windowed: events with as_of - N days <= time <= as_of; column <name>_<N>d per "
+               "materialized window, <name> over all time up to as_of")
+FREQUENCY_RULE = ("windowed: events in the last N days, per 30 days; column <name>_<N>d per window; "
+                  "<name> (and get_all_features with days=None) uses the 30-day window")
+ALL_TIME_RULE = "all events at or before as_of; ignores days"
+WINDOW_KEYWORDS = {"windowed": WINDOW_RULE, "frequency": FREQUENCY_RULE, "all time": ALL_TIME_RULE}
+_PER_WINDOW = ("windowed", "frequency")
+
+_LIST_KEYS = ("tables", "requires", "keyed", "edge tables", "edge requires", "helpers", "column order")
+_TEXT_KEYS = ("order", "edges days", "edge query", "refresh all", "optional", "added by", "window")
+_HEADER_LINE = re.compile(r"^--\s*([a-z][a-z ]*[a-z]):\s?(.*)$")
+_COLUMN_LINE = re.compile(r"^\s*--\s*([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$")
+_TYPE_PART = re.compile(r"^(integer|real|text|boolean|object)(?:,\s*(.*))?$")
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_WINDOW_PARAMETER = re.compile(r":window_us\b")
+
+
+@dataclass(frozen=True)
+class Feature:
+    """The definition record of one feature (every field must be non-empty)."""
+
+    name: str            # the feature's name: get_all_features key and/or materialized column base
+    type: str            # integer, real, text, boolean (stored 0/1) or object (dict, not materialized)
+    unit: str            # e.g. 'count', 'currency units', 'seconds', 'days', 'ratio 0..1'
+    window_rule: str     # which events count
+    null_rule: str       # the value when there is nothing to compute from
+    meaning: str         # one sentence
+    query: str           # name of the SQL query in sql/ that computes it
+    materialize: str = None  # WINDOWED, FIXED or None (not a scalar column)
+    added_by: str = DEFAULT_ADDED_BY
+
+    def as_record(self):
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Family:
+    """A family query materialized into customer_features (the header lines of its file).
+
+    ``tables``: the tables it reads; the family is skipped (optional) or an
+    error is raised when one is missing. ``edges_days``: window lengths in days,
+    other than the materialized windows, that its values depend on (an event
+    crossing ``as_of - edge`` changes them); ``None`` means its values can
+    change with ``as_of`` for any customer, so ``refresh`` recomputes everyone.
+    ``requires``: other named queries it reads as CTEs (only for families
+    without WINDOWED features). ``refresh_all``: a callable
+    ``(conn, shop_id, as_of_us)`` that ``refresh`` runs after its incremental
+    insert to bring the family's columns of every row of the shop to the new
+    as_of (for values that depend on other customers, e.g. RFM ranks); the
+    registry holds the hook's name, store.catalog the callable.
+    ``keyed``: queries among ``requires`` that return exactly one row per target;
+    ``materialize`` computes each into a table of its own before the family
+    (one statement each, so fewer intermediate tables are alive at once).
+    ``edge_tables``: the tables whose events the window edges apply to (None:
+    every table of ``tables``); ``refresh`` recomputes the family for a customer
+    whose event of another table crosses an edge only when that event changes
+    another family the family reads. ``edge_query``: a family-shaped query of
+    ``sql/`` (reading ``target`` and the CTEs named in ``edge_requires``)
+    computing only the family's columns that depend on its window edges;
+    ``refresh`` runs it in place of the family query for a customer whose only
+    change is an event crossing one of the family's edges (None: the family
+    query).
+    """
+
+    query: str
+    tables: tuple
+    edges_days: tuple = ()
+    requires: tuple = ()
+    optional: bool = False
+    added_by: str = DEFAULT_ADDED_BY
+    refresh_all: object = None
+    keyed: tuple = ()
+    edge_tables: tuple = None
+    edge_query: str = None
+    edge_requires: tuple = ()
+
+
+@dataclass(frozen=True)
+class Block:
+    """One query of a file that the registry reads: a family, or a query declaring objects."""
+
+    name: str
+    source: str          # the file's name, e.g. 'purchases.sql'
+    line: int            # the line of its header
+    order: int
+    family: Family       # None for a plain query (objects and/or requires only)
+    features: tuple      # its Feature records, in catalog order (columns, then objects)
+    helpers: tuple       # its output columns that are not features
+    requires: tuple = () # the named queries it reads as CTEs, in order
+
+
+def _items(value):
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _comment(name, text, source, line, *, window_default, windowed, query, added_by, is_object):
+    """A Feature from the text after ``<name>:`` of a column comment or an ``object:`` line."""
+    def fail(reason):
+        raise FamilyDefinitionError(source, line, f"{name}: {reason}")
+
+    if not _IDENTIFIER.match(name):
+        fail("not a column name")
+    parts = text.split("; ")
+    at = next((i for i, part in enumerate(parts) if i > 0 and _TYPE_PART.match(part)), None)
+    if at is None:
+        fail("no '; <type>[, <unit>]; ' part (types: " + ", ".join(TYPES) + ")")
+    meaning = "; ".join(parts[:at]).strip()
+    kind, unit = _TYPE_PART.match(parts[at]).groups()
+    rest = parts[at + 1:]
+    cut = next((i for i, part in enumerate(rest) if part.startswith("window:")), len(rest))
+    null_rule = "; ".join(rest[:cut]).strip()
+    window = "; ".join(rest[cut:])[len("window:"):].strip() if cut < len(rest) else None
+    if not meaning:
+        fail("no meaning before the type")
+    if not unit or not unit.strip():
+        fail(f"no unit after the type ('{kind}, <unit>')")
+    if not null_rule:
+        fail("no null rule after the type and unit")
+    if (kind == "object") != is_object:
+        fail("an object: line has type object, a column one of " + ", ".join(TYPES[:-1]))
+    window = window or window_default
+    if window is None:
+        window = "windowed" if windowed else "all time"
+    if window in _PER_WINDOW and not windowed and not is_object:
+        fail(f"window '{window}' in a family that does not use :window_us")
+    rule = WINDOW_KEYWORDS.get(window, window)
+    if is_object:
+        materialize = None
+    else:
+        materialize = WINDOWED if windowed and window in _PER_WINDOW else FIXED
+    return Feature(name, kind, unit.strip(), rule, null_rule, meaning, query, materialize, added_by)
+
+
+def _header(lines, start, source):
+    """{key: value} of the header lines after line index ``start``, objects as [(line, text)],
+    and the index of the first line after the header."""
+    header, objects = {}, []
+    i = start + 1
+    while i < len(lines):
+        match = _HEADER_LINE.match(lines[i].strip())
+        if not match or match.group(1) not in _LIST_KEYS + _TEXT_KEYS + ("object",):
+            break
+        key, value = match.group(1), match.group(2).strip()
+        if key == "object":
+            objects.append((i + 1, value))
+        elif key in header:
+            raise FamilyDefinitionError(source, i + 1, f"header line '{key}' given twice")
+        else:
+            header[key] = (i + 1, value)
+        i += 1
+    return header, objects, i
+
+
+def read(text, source):
+    """The Blocks of one file's text (``source`` names it in errors)."""
+    lines = text.splitlines()
+    starts = [(i, NAME_HEADER.match(line)) for i, line in enumerate(lines)]
+    starts = [(i, m) for i, m in starts if m]
+    blocks = []
+    for n, (start, match) in enumerate(starts):
+        end = starts[n + 1][0] if n + 1 < len(starts) else len(lines)
+        is_family = lines[start].split(":")[0].strip("- \t") == "family"
+        name = match.group(1)
+        header, objects, body = _header(lines, start, source)
+        if not is_family:
+            if objects or header:
+                unknown = [k for k in header if k not in ("order", "requires")]
+                if unknown:
+                    raise FamilyDefinitionError(source, header[unknown[0]][0],
+                                                f"'{unknown[0]}' is a family header line; this is a -- name: query")
+                blocks.append(_block(name, source, start + 1, header, objects, False, lines[body:end], body + 1))
+            continue
+        blocks.append(_block(name, source, start + 1, header, objects, True, lines[body:end], body + 1))
+    return blocks
+
+
+def _block(name, source, line, header, objects, is_family, body, first_line):
+    def value(key, default=None):
+        return header[key][1] if key in header else default
+
+    def fail(key, reason):
+        raise FamilyDefinitionError(source, header[key][0] if key in header else line, reason)
+
+    if "order" not in header and (is_family or objects):
+        fail("order", f"{name}: no '-- order: N' line in its header")
+    try:
+        order = int(value("order", 0))
+    except ValueError:
+        fail("order", f"order must be a whole number, got {value('order')!r}")
+    added_by = value("added by", DEFAULT_ADDED_BY) or DEFAULT_ADDED_BY
+    window_default = value("window") or None
+    sql = "\n".join(l for l in body if not l.lstrip().startswith("--"))
+    windowed = bool(is_family and _WINDOW_PARAMETER.search(sql))
+    common = dict(window_default=window_default, windowed=windowed, query=name, added_by=added_by)
+    columns, helpers = [], _items(value("helpers", ""))
+    if is_family:
+        for offset, text in enumerate(body):
+            match = _COLUMN_LINE.match(text)
+            if match:
+                columns.append(_comment(match.group(1), match.group(2), source, first_line + offset,
+                                        is_object=False, **common))
+        names = [c.name for c in columns]
+        if len(set(names)) != len(names):
+            raise FamilyDefinitionError(source, line, f"family {name}: a column is commented twice")
+        if not columns:
+            raise FamilyDefinitionError(source, line, f"family {name}: no column comment")
+        missing = [h for h in helpers if h not in names]
+        if missing:
+            fail("helpers", f"helper column {missing[0]} has no comment")
+        columns = [c for c in columns if c.name not in helpers]
+        if "column order" in header:
+            order_names = _items(value("column order"))
+            if sorted(order_names) != sorted(c.name for c in columns):
+                fail("column order", "the column order must name each feature column of the family once")
+            columns.sort(key=lambda c: order_names.index(c.name))
+    feats = columns + [_comment(text.split(":", 1)[0].strip(), text.split(":", 1)[1].strip() if ":" in text else "",
+                                source, at, is_object=True, **common) for at, text in objects]
+    family = None
+    if is_family:
+        edges = value("edges days", "")
+        if edges.strip() == "any":
+            edges_days = None
+        else:
+            try:
+                edges_days = tuple(int(e) for e in _items(edges))
+            except ValueError:
+                fail("edges days", f"edges days must be whole days or 'any', got {edges!r}")
+        optional = value("optional", "no")
+        if optional not in ("yes", "no"):
+            fail("optional", f"optional must be yes or no, got {optional!r}")
+        if "tables" not in header:
+            fail("tables", f"family {name}: no '-- tables:' line in its header")
+        family = Family(name, _items(value("tables")), edges_days, _items(value("requires", "")),
+                        optional == "yes", added_by, value("refresh all") or None, _items(value("keyed", "")),
+                        _items(value("edge tables")) if "edge tables" in header else None,
+                        value("edge query") or None, _items(value("edge requires", "")))
+    return Block(name, source, line, order, family, tuple(feats), helpers, _items(value("requires", "")))
+
+
+@functools.lru_cache(maxsize=None)
+def blocks():
+    """Every Block of ``sql/*.sql``, in catalog order (by ``order``, then file and line)."""
+    found = []
+    for path in sorted(resource_dir("sql").glob("*.sql")):
+        found += read(path.read_text(encoding="utf-8"), path.name)
+    return check(found)
+
+
+def check(found):
+    """The blocks in catalog order (by ``order``, then file and line); a feature name given by two
+    of them raises FamilyDefinitionError naming the second one's file and line."""
+    found = sorted(found, key=lambda b: (b.order, b.source, b.line))
+    seen = {}
+    for b in found:
+        for f in b.features:
+            if f.name in seen:
+                raise FamilyDefinitionError(b.source, b.line, f"{b.name}: column {f.name} is already a feature "
+                                            f"of {seen[f.name]}")
+            seen[f.name] = f"{b.name} ({b.source})"
+    return tuple(found)
+
+
+def features():
+    """Every Feature record, in catalog order."""
+    return [f for b in blocks() for f in b.features]
+
+
+def families():
+    """Every Family, in catalog order (its refresh_all is the hook's name)."""
+    return [b.family for b in blocks() if b.family is not None]
+
+
+def requires(name):
+    """The ``-- requires:`` line of the query ``name`` (a family or a plain query), in order."""
+    for b in blocks():
+        if b.name == name:
+            return b.requires
+    return ()
+
+
+def columns(name):
+    """The feature columns (Feature records, not objects) of the family ``name``, in catalog order."""
+    for b in blocks():
+        if b.name == name and b.family is not None:
+            return tuple(f for f in b.features if f.materialize is not None)
+    return ()
+
+
+def family_source(name):
+    """(file name, line) of the family's header."""
+    for b in blocks():
+        if b.name == name and b.family is not None:
+            return b.source, b.line
+    return None
+
+
+# -- the generated docs page (docs/features.md) --------------------------------------------------
+DOCS_PAGE = "docs/features.md"
+
+
+def _cell(text):
+    return str(text).replace("|", "\\|").replace("<", "&lt;").replace(">", "&gt;").replace("\n", " ")
+
+
+def markdown():
+    """docs/features.md: every family and column of the registry (``python -m store.registry``
+    writes it; tests/test_registry.py fails when the page is out of date)."""
+    out = ["# Feature families and columns",
+           "",
+           "<!-- Generated from the family files of sql/ by `python -m store.registry`; do not edit. -->",
+           "",
+           "Every feature family of `sql/` and every column it gives, read from the family headers and "
+           "column comments (format: docs/feature_store.md, \"The family file format\"). A windowed "
+           "column is materialised once per window as `<column>_<N>d` plus the all-time `<column>`; "
+           "an object is returned by the getters only.",
+           ""]
+    for b in blocks():
+        fam = b.family
+        if fam is None and not b.features:
+            continue
+        out.append(f"## `{b.name}` (`sql/{b.source}`)")
+        out.append("")
+        if fam is not None:
+            facts = [("tables", ", ".join(fam.tables) or "none"),
+                     ("reads", ", ".join(fam.requires) or "none"),
+                     ("window edges (days)", "any change of as_of" if fam.edges_days is None
+                      else ", ".join(map(str, fam.edges_days)) or "none")]
+            if fam.edge_query:
+                facts.append(("edge query", f"{fam.edge_query} (on {', '.join(fam.edge_tables or fam.tables)})"))
+            if fam.refresh_all:
+                facts.append(("refresh hook", fam.refresh_all))
+            if b.helpers:
+                facts.append(("helper columns (not features)", ", ".join(b.helpers)))
+            facts.append(("added by", fam.added_by))
+            out += [f"* {key}: {_cell(value)}" for key, value in facts]
+        else:
+            out.append("A query that is not a family; it computes the objects below.")
+        out += ["", "| column | type | unit | materialized | null rule | window rule | meaning |",
+                "|---|---|---|---|---|---|---|"]
+        for f in b.features:
+            out.append("| " + " | ".join(_cell(v) for v in (
+                f"`{f.name}`", f.type, f.unit, f.materialize or "object (not materialized)", f.null_rule,
+                f.window_rule, f.meaning)) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.stdout.write(markdown())

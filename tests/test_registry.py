@@ -1,0 +1,267 @@
+"""The feature registry read from the family files of sql/ gives the records the store had
+before it was read from them (tests/fixtures/catalog_records.json, frozen from the hand-written
+Python lists of store/catalog.py and store/behavior.py before they were removed)."""
+
+import json
+from pathlib import Path
+
+from customer_activity_features import CustomerActivityFeatures
+from store import catalog
+
+FROZEN = json.loads((Path(__file__).parent / "fixtures" / "catalog_records.json").read_text(encoding="utf-8"))
+
+
+def _family_record(fam):
+    record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fam.__dict__.items()}
+    hooks = {hook: name for name, hook in catalog.REFRESH_HOOKS.items()}
+    record["refresh_all"] = None if fam.refresh_all is None else hooks[fam.refresh_all]
+    return record
+
+
+def test_feature_records_equal_the_frozen_records():
+    assert [f.as_record() for f in catalog.features()] == FROZEN["features"]
+
+
+def test_family_records_equal_the_frozen_records():
+    by_name = lambda records: sorted(records, key=lambda r: r["query"])  # noqa: E731
+    assert by_name(_family_record(f) for f in catalog.FAMILIES) == by_name(FROZEN["families"])
+    # deliberate difference: the families come in catalog order (the order of their records and
+    # columns), so purchase_last follows purchase_features and primary_device session_features
+    assert [f.query for f in catalog.FAMILIES] == [
+        "purchase_features", "purchase_last", "session_features", "primary_device", "cart_features",
+        "support_features", "all_features", "sequence_features", "behavior_family", "behavior_segments"]
+
+
+def test_catalog_api_and_table_give_the_frozen_records():
+    with CustomerActivityFeatures() as store:
+        assert store.catalog() == FROZEN["features"]
+        rows = store.conn.execute("SELECT name, type, unit, window_rule, null_rule, meaning, query, materialized, "
+                                  "added_by, position FROM feature_catalog ORDER BY position").fetchall()
+    assert [tuple(r) for r in rows] == [
+        (f["name"], f["type"], f["unit"], f["window_rule"], f["null_rule"], f["meaning"], f["query"],
+         f["materialize"] or "", f["added_by"], i) for i, f in enumerate(FROZEN["features"])]
+
+
+# -- the family file format (store/registry.py) -------------------------------------------------
+import pytest  # noqa: E402
+
+from store import features as feature_queries, registry  # noqa: E402
+from store.errors import FamilyDefinitionError, StoreError  # noqa: E402
+from store.resources import resource_dir  # noqa: E402
+
+FAMILY = """-- A family file.
+
+-- family: spend_features
+-- order: 500
+-- tables: purchases
+-- edges days: 30
+SELECT
+    t.target_id AS target_id,
+    -- big_order_count: Purchases above 100 in the window.; integer, count; 0 when none
+    COUNT(p.event_time_us) FILTER (WHERE p.order_value > 100
+        AND (:window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us)) AS big_order_count,
+    -- last_big_order_us: Time of the last purchase above 100.; integer, microseconds; NULL when none; window: all time
+    MAX(p.event_time_us) FILTER (WHERE p.order_value > 100) AS last_big_order_us
+FROM target AS t
+LEFT JOIN purchases AS p
+    ON p.shop_id = :shop_id AND p.customer_id = t.customer_id AND p.event_time_us <= t.as_of_us
+GROUP BY t.target_id
+"""
+
+
+def test_a_family_file_gives_its_records():
+    (block,) = registry.read(FAMILY, "spend.sql")
+    assert block.family == registry.Family("spend_features", ("purchases",), edges_days=(30,))
+    big, last = block.features
+    assert big == registry.Feature("big_order_count", "integer", "count", registry.WINDOW_RULE, "0 when none",
+                                   "Purchases above 100 in the window.", "spend_features", registry.WINDOWED)
+    assert (last.materialize, last.window_rule, last.unit) == (registry.FIXED, registry.ALL_TIME_RULE,
+                                                                 "microseconds")
+
+
+def test_adding_a_column_to_a_built_in_family_file_adds_its_record():
+    text = (resource_dir("sql") / "purchases.sql").read_text(encoding="utf-8")
+    column = ("    -- max_order_value: The largest order value in the window.; real, currency units; NULL when none\n"
+              "    MAX(p.order_value) FILTER (WHERE :window_us IS NULL\n"
+              "        OR p.event_time_us >= t.as_of_us - :window_us) AS max_order_value,\n")
+    text = text.replace("    -- purchase_recency_days:", column + "    -- purchase_recency_days:", 1)
+    (block,) = [b for b in registry.read(text, "purchases.sql") if b.family]
+    names = [f.name for f in block.features]
+    assert names[names.index("total_purchase_value") + 1] == "max_order_value"
+    record = block.features[names.index("max_order_value")]
+    assert record.materialize == registry.WINDOWED and record.null_rule == "NULL when none"
+
+
+@pytest.mark.parametrize("old, new, line, reason", [
+    ("-- order: 500\n", "", 3, "no '-- order: N' line"),
+    ("-- order: 500\n", "-- order: 500\n-- order: 501\n", 5, "header line 'order' given twice"),
+    ("-- order: 500\n", "-- order: soon\n", 4, "order must be a whole number"),
+    ("-- tables: purchases\n", "", 3, "no '-- tables:' line"),
+    ("-- edges days: 30\n", "-- edges days: a month\n", 6, "edges days must be whole days"),
+    ("; integer, count; 0 when none", "; count; 0 when none", 9, "big_order_count: no '; <type>[, <unit>]; ' part"),
+    ("; integer, count;", "; integer;", 9, "big_order_count: no unit after the type"),
+    ("count; 0 when none\n", "count;\n", 9, "big_order_count: no null rule"),
+    ("-- big_order_count: Purchases above 100 in the window.", "-- big_order_count: ", 9,
+     "big_order_count: no meaning"),
+    ("; integer, count; 0 when none", "; object, count; 0 when none", 9, "big_order_count: an object: line"),
+    ("window: all time", "window: frequency", 12, None),
+    ("-- tables: purchases\n", "-- tables: purchases\n-- helpers: nothing\n", 6,
+     "helper column nothing has no comment"),
+])
+def test_a_malformed_family_file_names_the_file_line_and_reason(old, new, line, reason):
+    text = FAMILY.replace(old, new, 1)
+    if reason is None:  # 'frequency' in a family without :window_us
+        text = text.replace(":window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us", "1")
+        reason = "last_big_order_us: window 'frequency' in a family that does not use :window_us"
+    with pytest.raises(FamilyDefinitionError) as caught:
+        registry.read(text, "spend.sql")
+    assert isinstance(caught.value, StoreError)
+    assert str(caught.value).startswith(f"spend.sql, line {line}: "), str(caught.value)
+    assert reason in caught.value.reason
+    assert (caught.value.source, caught.value.line) == ("spend.sql", line)
+
+
+def test_every_family_column_comment_names_an_output_column_and_every_output_column_has_one():
+    """Each family's commented columns are its output columns (besides target_id and, for a family
+    reading other families, their columns passed through)."""
+    from customer_activity_features import CustomerActivityFeatures
+
+    commented = {b.name: {f.name for f in b.features if f.type != "object"} | set(b.helpers)
+                 for b in registry.blocks() if b.family}
+    with CustomerActivityFeatures() as store:
+        params = feature_queries.parameters(store.shop_id)
+        params.update(customer_id="a", as_of_us=0)
+        for fam in catalog.FAMILIES:
+            sql = feature_queries.compose(fam.query, fam.requires)
+            columns = {d[0] for d in store.conn.execute(sql, params).description} - {"target_id"}
+            passed = set().union(*(commented.get(r, set()) for r in fam.requires), {"customer_id"})
+            assert commented[fam.query] <= columns, fam.query
+            assert columns - commented[fam.query] <= passed, (fam.query, columns - commented[fam.query])
+
+
+def test_the_generated_features_page_is_up_to_date():
+    page = Path(__file__).resolve().parent.parent / registry.DOCS_PAGE
+    assert page.read_text(encoding="utf-8") == registry.markdown(), (
+        f"{registry.DOCS_PAGE} is out of date: python -m store.registry > {registry.DOCS_PAGE}")
+
+
+def test_family_sql_is_what_materialize_runs(monkeypatch, tmp_path):
+    """`family_sql(NAME)` / `caf catalog NAME --sql` print the statements materialize runs for the
+    family, character for character: each printed SELECT is the text materialize inserts from."""
+    from click.testing import CliRunner
+
+    from store import materialize as mat
+    from store.cli import cli
+
+    executed = []
+    stage_keyed = mat._stage_keyed
+
+    def recording(conn, table, body, params, name):
+        executed.append((table, body))
+        return stage_keyed(conn, table, body, params, name)
+
+    monkeypatch.setattr(mat, "_stage_keyed", recording)
+    with CustomerActivityFeatures() as store:
+        store.add_purchase("a", 10.0, "2025-05-01T00:00:00Z")
+        store.add_session("a", 60.0, "mobile", "2025-05-21T00:00:00Z")
+        store.materialize(as_of=AS_OF_TEXT, windows=(7, 30))
+        ran = {table: body for table, body in executed}
+        for family in store.materialize_families():
+            text = store.family_sql(family)
+            parts = text.split("-- materialize: INSERT INTO temp.")[1:]
+            assert parts, family
+            for part in parts:
+                table, select = part.split(" (...)\n", 1)
+                assert ran[f'temp."{table}"'] + ";" == select.rstrip("\n"), (family, table)
+    runner = CliRunner()
+    db = str(tmp_path / "s.db")
+    assert runner.invoke(cli, ["--db", db, "init"]).exit_code == 0
+    shown = runner.invoke(cli, ["--db", db, "catalog", "average_order_value", "--sql"])
+    assert shown.exit_code == 0, shown.output
+    with CustomerActivityFeatures(db) as store:
+        assert shown.output == store.family_sql("purchase_features") + "\n"
+    wrong = runner.invoke(cli, ["--db", db, "catalog", "nope", "--sql"])
+    assert wrong.exit_code == 1 and "no feature family 'nope'" in wrong.output
+
+AS_OF_TEXT = "2025-06-01T12:00:00Z"
+
+
+def test_every_query_a_header_names_exists():
+    from store.resources import queries
+
+    known = queries()
+    for b in registry.blocks():
+        names = list(b.requires)
+        if b.family:
+            names += list(b.family.keyed) + list(b.family.edge_requires) + [b.family.edge_query or b.name]
+            assert set(b.family.keyed) <= set(b.requires), b.name
+        for name in names:
+            assert name in known, f"{b.source}: {b.name} names {name!r}, which is no query of sql/"
+    assert "behavior_segments" in registry.requires("behavior_features")
+
+
+def test_a_feature_name_taken_by_another_family_is_refused_with_file_and_line():
+    taken = FAMILY.replace("last_big_order_us", "purchase_recency_days")
+    blocks = [b for b in registry.blocks()] + registry.read(taken, "spend.sql")
+    with pytest.raises(FamilyDefinitionError, match=r"^spend\.sql, line 3: spend_features: column "
+                                                     r"purchase_recency_days is already a feature of "
+                                                     r"purchase_features \(purchases\.sql\)"):
+        registry.check(blocks)
+
+
+def test_the_getters_lists_read_from_the_registry_equal_the_former_hand_written_ones():
+    """store.features.FAMILIES and TRADEOFF_KEYS were hand-written tuples; now read from
+    sql/all_features.sql (its requires line and its column comments). Frozen copies:"""
+    assert feature_queries.FAMILIES == ("purchase_features", "session_features", "cart_features",
+                                        "support_features")
+    assert feature_queries.TRADEOFF_KEYS == ("high_short_term_activity", "declining_engagement", "support_risk",
+                                             "cart_abandonment_risk", "retention_concern", "activity_trend")
+    with CustomerActivityFeatures() as store:
+        store.add_purchase("a", 10.0, "2025-05-01T00:00:00Z")
+        assert list(store.get_activity_retention_tradeoff("a", as_of=AS_OF_TEXT)) == list(
+            feature_queries.TRADEOFF_KEYS)
+
+
+def test_one_commented_column_in_a_family_file_reaches_the_catalog_materialize_refresh_and_export(tmp_path):
+    """Adding max_order_value to sql/purchases.sql is the only edit: a copy of the package with that
+    one edit has it in catalog(), feature_catalog, customer_features (every window), refresh and
+    export. (The getters' result shapers are still hand-written: not there yet.)"""
+    import shutil
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    copy = tmp_path / "pkg"
+    for name in ("store", "sql", "migrations"):
+        shutil.copytree(root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(root / "customer_activity_features.py", copy)
+    family = copy / "sql" / "purchases.sql"
+    text = family.read_text(encoding="utf-8")
+    column = ("    -- max_order_value: The largest order value in the window.; real, currency units; NULL when none\n"
+              "    MAX(p.order_value) FILTER (WHERE :window_us IS NULL\n"
+              "        OR p.event_time_us >= t.as_of_us - :window_us) AS max_order_value,\n")
+    family.write_text(text.replace("    -- purchase_recency_days:", column + "    -- purchase_recency_days:", 1),
+                      encoding="utf-8")
+    script = """
+import csv, sys
+from customer_activity_features import CustomerActivityFeatures
+out = sys.argv[1]
+with CustomerActivityFeatures() as s:
+    s.add_purchase("a", 10.0, "2025-05-01T00:00:00Z")
+    s.add_purchase("a", 40.0, "2025-05-30T00:00:00Z")
+    s.materialize(as_of="2025-06-01T00:00:00Z", windows=(7, 30))
+    print(s.conn.execute("SELECT max_order_value, max_order_value_7d, max_order_value_30d FROM customer_features").fetchall())
+    s.add_purchase("a", 90.0, "2025-06-01T12:00:00Z")
+    s.refresh(as_of="2025-06-02T00:00:00Z")
+    print(s.conn.execute("SELECT max_order_value, max_order_value_7d FROM customer_features").fetchall())
+    s.export(out)
+    print(next(csv.DictReader(open(out)))["max_order_value_30d"])
+    print([r["query"] for r in s.catalog() if r["name"] == "max_order_value"])
+    print(s.conn.execute("SELECT materialized FROM feature_catalog WHERE name = 'max_order_value'").fetchall())
+"""
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "out.csv")], cwd=copy,
+                            env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:5] == [
+        "[(40.0, 40.0, 40.0)]", "[(90.0, 90.0)]", "90.0", "['purchase_features']", "[('windowed',)]"]
