@@ -458,6 +458,12 @@ def read_user_file(path, taken):
         raise FamilyDefinitionError(source, 0, f"cannot read the file: {exc}") from None
     found = read(text, source)
     lines = text.splitlines()
+    families = {b.name for b in found if b.family is not None}
+    for i, line in enumerate(lines):
+        match = NAME_HEADER.match(line)
+        if match and match.group(1) not in families:
+            raise FamilyDefinitionError(source, i + 1, f"{match.group(1)}: a user file holds '-- family:' "
+                                        "queries only")
     if not found:
         raise FamilyDefinitionError(source, 1, "no '-- family: NAME' query in the file")
     try:

@@ -35,9 +35,13 @@ from .materialize import DEFAULT_WINDOWS, Plan
 EVENT_TABLES = frozenset(kind.table for kind in KINDS.values())
 _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
                     getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
-_ACTION_NAMES = {value: name for name, value in vars(sqlite3).items()
-                 if name.startswith("SQLITE_") and isinstance(value, int) and name not in (
-                     "SQLITE_OK", "SQLITE_DENY", "SQLITE_IGNORE")}
+# The authorizer's action codes by name, for the refusal message.
+_ACTION_NAMES = {getattr(sqlite3, f"SQLITE_{name}"): f"SQLITE_{name}" for name in (
+    "CREATE_INDEX", "CREATE_TABLE", "CREATE_TEMP_INDEX", "CREATE_TEMP_TABLE", "CREATE_TEMP_TRIGGER",
+    "CREATE_TEMP_VIEW", "CREATE_TRIGGER", "CREATE_VIEW", "DELETE", "DROP_INDEX", "DROP_TABLE",
+    "DROP_TEMP_INDEX", "DROP_TEMP_TABLE", "DROP_TEMP_TRIGGER", "DROP_TEMP_VIEW", "DROP_TRIGGER", "DROP_VIEW",
+    "INSERT", "PRAGMA", "TRANSACTION", "UPDATE", "ATTACH", "DETACH", "ALTER_TABLE", "REINDEX", "ANALYZE",
+    "CREATE_VTABLE", "DROP_VTABLE", "SAVEPOINT") if hasattr(sqlite3, f"SQLITE_{name}")}
 
 
 def known_parameters():
@@ -79,7 +83,8 @@ class _Guard:
 
     def __init__(self, tables):
         self.tables = tables
-        self.denied = []
+        self.writes = []    # the denied actions that write or change the schema, in order
+        self.reads = []     # the denied reads (tables that are not event tables)
         self.read = set()
 
     def __call__(self, action, arg1, arg2, dbname, source):
@@ -89,15 +94,22 @@ class _Guard:
             if arg1 in self.tables and dbname == "main":
                 self.read.add(arg1)
                 return sqlite3.SQLITE_OK
-            self.denied.append(f"reads table {arg1}, which is not one of the store's event tables "
-                               f"({', '.join(sorted(self.tables))})")
+            self.reads.append(arg1)
             return sqlite3.SQLITE_DENY
         if action in _ALLOWED_ACTIONS:
             return sqlite3.SQLITE_OK
-        what = " ".join(str(a) for a in (arg1, arg2) if a)
-        self.denied.append(f"the statement writes or changes the schema ({_ACTION_NAMES.get(action, action)}"
-                           + (f" {what}" if what else "") + "); a family may only read")
+        what = " ".join([_ACTION_NAMES.get(action, f"action {action}")] + [str(a) for a in (arg1, arg2) if a])
+        if what not in self.writes:
+            self.writes.append(what)
         return sqlite3.SQLITE_DENY
+
+    def denied(self):
+        if self.writes:
+            return f"the statement writes or changes the schema ({', '.join(self.writes)}); a family may only read"
+        if self.reads:
+            return (f"reads table {self.reads[0]}, which is not one of the store's event tables "
+                    f"({', '.join(sorted(self.tables))})")
+        return None
 
 
 def _prepare(conn, sql, params, guard):
@@ -114,8 +126,8 @@ def _prepare(conn, sql, params, guard):
 
 
 def _reason(exc, guard):
-    if guard.denied:
-        return guard.denied[0]
+    if guard.denied():
+        return guard.denied()
     text = str(exc)
     if isinstance(exc, sqlite3.ProgrammingError) and "binding parameter" in text:
         return f"a parameter the store does not bind: {text} (known: {', '.join(sorted(known_parameters()))})"
