@@ -351,3 +351,9 @@ def test_a_family_that_writes_is_refused_and_every_table_is_unchanged(tmp_path, 
     assert reason in caught.value.reason, str(caught.value)
     assert _dump(db) == before
     assert not (tmp_path / "elsewhere.db").exists() and not (ROOT / "elsewhere.db").exists()
+
+
+def test_docs_feature_store_shows_the_example_file_unchanged():
+    text = (ROOT / "docs" / "feature_store.md").read_text(encoding="utf-8")
+    assert "```sql\n" + EXAMPLE.read_text(encoding="utf-8") + "```" in text
+    assert "caf --features my_features/ materialize" in text
