@@ -357,3 +357,16 @@ def test_docs_feature_store_shows_the_example_file_unchanged():
     text = (ROOT / "docs" / "feature_store.md").read_text(encoding="utf-8")
     assert "```sql\n" + EXAMPLE.read_text(encoding="utf-8") + "```" in text
     assert "caf --features my_features/ materialize" in text
+
+
+def test_partition_workers_compute_the_user_family_too(tmp_path):
+    """materialize(workers=2): each worker process rebuilds the store's registry from its files."""
+    with CustomerActivityFeatures(tmp_path / "s.db", feature_paths=[EXAMPLE]) as store:
+        for i in range(20):
+            store.add_purchase(f"c{i:02d}", 50.0 + 10 * i, iso(BASE), order_id=f"o{i}")
+        select = "SELECT customer_id, big_order_count, big_order_value_30d FROM customer_features ORDER BY 1"
+        store.materialize(as_of=iso(BASE + timedelta(days=10)), workers=2)
+        parallel = store.conn.execute(select).fetchall()
+        store.materialize(as_of=iso(BASE + timedelta(days=10)))
+        assert parallel == store.conn.execute(select).fetchall()
+        assert parallel[-1] == ("c19", 1, 240.0)
