@@ -3,6 +3,7 @@
 file that is not a read-only, well-formed family is refused with its file, line and reason."""
 
 import csv
+import itertools
 import json
 import os
 import shutil
@@ -48,11 +49,14 @@ def user_dir(tmp_path):
     return folder
 
 
+_REFUND_IDS = itertools.count()
+
+
 def fill(store, purchases, refunds, customer="c1"):
     for i, (moment, value, order) in enumerate(purchases):
         store.add_purchase(customer, value, iso(moment), order_id=order)
     for i, (moment, order) in enumerate(refunds):
-        store.add_refund(customer, 1.0, iso(moment), refund_id=f"r{customer}{i}", order_id=order)
+        store.add_refund(customer, 1.0, iso(moment), refund_id=f"r{next(_REFUND_IDS)}", order_id=order)
 
 
 HISTORY = ([(BASE + timedelta(days=1), 150.0, "o1"), (BASE + timedelta(days=20), 50.0, "o2"),
@@ -173,6 +177,17 @@ def test_a_user_family_equals_its_plain_python_oracle(history):
             want = (total["big_order_count"], total["big_order_value"], window["big_order_count"],
                     window["big_order_value"], total["refunded_order_share"])
             assert all(close(a, b) for a, b in zip(row, want)), (row, want)
+            # refresh to the last cutoff, after one more purchase and a refund of it
+            late = cutoffs[-1] - timedelta(hours=1)
+            fill(store, [(late, 150.0, "late")], [(late, "late")], customer="c1")
+            purchases, refunds = purchases + [(late, 150.0, "late")], refunds + [(late, "late")]
+            store.refresh(as_of=iso(cutoffs[-1]))
+            row = store.conn.execute("SELECT big_order_count, big_order_value, big_order_count_30d, "
+                                     "big_order_value_30d, refunded_order_share FROM customer_features").fetchone()
+            total, window = oracle(purchases, refunds, cutoffs[-1]), oracle(purchases, refunds, cutoffs[-1], 30)
+            want = (total["big_order_count"], total["big_order_value"], window["big_order_count"],
+                    window["big_order_value"], total["refunded_order_share"])
+            assert all(close(a, b) for a, b in zip(row, want)), ("refresh", row, want)
 
 
 # -- the command line ----------------------------------------------------------------------------
