@@ -27,9 +27,11 @@ from store import features as _features
 from store import materialize as _materialize
 from store import point_in_time as _point_in_time
 from store import timeutil
+from store import user_families as _user_families
 from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
     DatabaseLockedError,
+    FamilyDefinitionError,
     InvalidEventError,
     LoadError,
     LoadInProgressError,
@@ -70,6 +72,7 @@ __all__ = [
     "DatabaseLockedError",
     "StorageFullError",
     "UnknownNameError",
+    "FamilyDefinitionError",
     "InvalidEventError",
     "LoadError",
     "LoadInProgressError",
@@ -95,6 +98,17 @@ _LEGACY = _Legacy()  # features_at's days= was not given: the current row shape
 
 
 _PLAIN_RESULTS = (bool, int, float, str, dict, list, tuple)  # never iterators (add_* return bool)
+
+
+class _class_or_instance:
+    """A method callable on the class (``self`` None) or on an instance."""
+
+    def __init__(self, function):
+        self.function = function
+        functools.update_wrapper(self, function)
+
+    def __get__(self, obj, cls=None):
+        return functools.partial(self.function, obj)
 
 
 def _translated(method):
@@ -154,7 +168,7 @@ class CustomerActivityFeatures:
     """
 
     def __init__(self, db=None, *, shop_id="", strict=False, timezone="UTC", read_only=False, create=True,
-                 busy_timeout=None):
+                 busy_timeout=None, feature_paths=None):
         if not isinstance(shop_id, str):
             raise TypeError(f"shop_id must be a string, got {type(shop_id).__name__}")
         if read_only and not isinstance(db, (str, Path)):
@@ -162,6 +176,11 @@ class CustomerActivityFeatures:
         if not create and db is None:
             raise TypeError("create=False needs a database path or connection")
         busy_ms = _db.check_busy_timeout(busy_timeout)
+        if isinstance(feature_paths, (str, bytes, Path)):
+            feature_paths = [feature_paths]
+        # The store's feature registry: the built-in families plus the user's family files,
+        # checked before the database is opened (a refused file: FamilyDefinitionError).
+        self.registry = _user_families.load(feature_paths)
         self.read_only = bool(read_only)
         self.immutable = False
         # The store's timezone (IANA name): periods, times of day and weekdays are local to it.
@@ -202,7 +221,7 @@ class CustomerActivityFeatures:
                     _db.check_up_to_date(conn)  # nothing to upgrade: a read-only open writes nothing
                 else:
                     _db.migrate(conn)
-                    _write_catalog(conn)
+                    _write_catalog(conn, self.registry)
                 _localtime.install(conn, self.timezone)  # temp tables only: fine read-only
             except sqlite3.OperationalError as exc:
                 _db.raise_as_store_error(exc, conn)
@@ -213,7 +232,7 @@ class CustomerActivityFeatures:
             raise
         self.conn = conn
         self._writer = Writer(conn, shop_id, strict=strict, use_timer=self._owns_connection)
-        self._reader = FeatureReader(conn, shop_id)
+        self._reader = FeatureReader(conn, shop_id, self.registry)
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------
@@ -612,11 +631,12 @@ class CustomerActivityFeatures:
                           stacklevel=3)
             return _legacy_features_at(self._reader, pairs, days)
         windows = _materialize.check_windows(windows)
-        _materialize.check_families(families)
+        _materialize.check_families(families, self.registry)
         if not isinstance(exclusive, bool):
             raise TypeError(f"exclusive must be True or False, got {exclusive!r}")
         return _point_in_time.rows(self.conn, self.shop_id, _checked_pairs(pairs), windows=windows,
-                                   families=families, exclusive=exclusive, lock=self._writer.lock)
+                                   families=families, exclusive=exclusive, lock=self._writer.lock,
+                                   reg=self.registry)
 
     def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1):
         """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
@@ -628,24 +648,25 @@ class CustomerActivityFeatures:
         each over a read-only connection, merged by this store's single writer; same rows.
         Needs a file database: an in-memory store computes in this process whatever the value."""
         windows = _materialize.check_windows(windows)
-        _materialize.check_families(families)
+        _materialize.check_families(families, self.registry)
         workers = _materialize.check_workers(workers)
         with self._writer.lock:
             self._writer.commit()
             return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
-                                            families, workers)
+                                            families, workers, reg=self.registry)
 
-    @staticmethod
-    def materialize_families():
-        """The names of the feature families ``materialize(families=...)`` accepts, in catalog order."""
-        return list(_materialize.family_names())
+    @_class_or_instance
+    def materialize_families(self=None):
+        """The names of the feature families ``materialize(families=...)`` accepts, in catalog order
+        (called on the class: the built-in families; on a store: its registry's, user families too)."""
+        return list(_materialize.family_names(None if self is None else self.registry))
 
     def family_sql(self, name):
         """The statements ``materialize`` runs to compute the feature family ``name`` (a name of
         ``materialize_families()``), as text: each is run as ``INSERT INTO temp.<table> (...)``
         followed by the SELECT shown, with the windows and families of the last run."""
         self._writer.commit()
-        statements = _materialize.family_statements(self.conn, self.shop_id, name)
+        statements = _materialize.family_statements(self.conn, self.shop_id, name, self.registry)
         return "\n\n".join(f"-- materialize: INSERT INTO temp.{table} (...)\n{sql};" for table, sql in statements)
 
     def refresh(self, as_of=None):
@@ -653,15 +674,15 @@ class CustomerActivityFeatures:
         whose values can have changed; equal to materialize(as_of) with the same windows."""
         with self._writer.lock:
             self._writer.commit()
-            return _materialize.refresh(self.conn, self.shop_id, timeutil.as_of_us(as_of))
+            return _materialize.refresh(self.conn, self.shop_id, timeutil.as_of_us(as_of), self.registry)
 
     def catalog(self):
         """The definition record of every feature, as a list of dicts (also in feature_catalog)."""
-        records = [f.as_record() for f in _catalog.features()]
+        records = [f.as_record() for f in _catalog.features(self.registry)]
         if not self.read_only:
             with self._writer.lock:
                 self._writer.commit()
-                _write_catalog(self.conn)
+                _write_catalog(self.conn, self.registry)
         return records
 
     def export(self, path, *, format="csv", as_of=None):
@@ -672,7 +693,8 @@ class CustomerActivityFeatures:
         with self._writer.lock:
             self._writer.commit()
             return _materialize.export(self.conn, self.shop_id, path, format=format,
-                                       as_of_us=None if as_of is None else timeutil.as_of_us(as_of))
+                                       as_of_us=None if as_of is None else timeutil.as_of_us(as_of),
+                                       reg=self.registry)
 
     # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
     def get_sequence_features(self, customer_id, *, as_of=None):
@@ -753,13 +775,13 @@ def _legacy_features_at(reader, pairs, days):
         yield (cid or None), timeutil.from_us(cutoff_us), (features if cid else {})
 
 
-def _write_catalog(conn):
+def _write_catalog(conn, reg=None):
     """The feature catalog is in the database from the first open on (read it with sqlite3).
     Written only when the stored records differ from the code's; a read-only database, or a
     write lock held by another connection, leaves the stored records as they are (the records
     are the code's either way)."""
     try:
-        _catalog.ensure_catalog(conn)
+        _catalog.ensure_catalog(conn, reg)
     except sqlite3.OperationalError as exc:
         if not (_db.is_read_only_error(exc) or _db.is_locked_error(exc)):
             raise

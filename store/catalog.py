@@ -26,6 +26,7 @@ feature (see docs/feature_store.md, "Adding a feature"): one commented column in
 query of ``sql/`` (or a new family query with its header), one test.
 """
 
+import functools
 from dataclasses import replace
 
 from . import behavior as _behavior
@@ -53,8 +54,22 @@ def _family(fam):
 
 
 # -- the features and the families materialized into customer_features, from sql/ --------
+# (the built-in registry's; a store with user family files has a registry.Registry of its own,
+# passed as ``reg`` to the functions below, to store.materialize and to store.features)
 FEATURES = registry.features()
 FAMILIES = [_family(fam) for fam in registry.families()]
+
+
+def families(reg=None):
+    """The Families of ``reg`` (None: the built-ins, ``FAMILIES``), refresh hooks resolved."""
+    if reg is None or reg is registry.builtin():
+        return FAMILIES
+    return _families_of(reg)
+
+
+@functools.lru_cache(maxsize=64)
+def _families_of(reg):
+    return [_family(fam) for fam in reg.families()]
 # The seed families: the four the retention rules (all_features) read.
 SEED_FAMILIES = registry.requires("all_features")
 
@@ -67,10 +82,12 @@ KEY_COLUMNS = (
 )
 
 
-def features():
-    """Every Feature record, checked: complete, known type, unique names, known families."""
+def features(reg=None):
+    """Every Feature record (of ``reg``; None: the built-ins), checked: complete, known type,
+    unique names, known families."""
+    records = FEATURES if reg is None or reg is registry.builtin() else reg.features()
     seen = set()
-    for f in FEATURES:
+    for f in records:
         missing = [k for k, v in f.as_record().items() if k != "materialize" and not v]
         if missing:
             raise StoreError(f"catalog record {f.name!r} has empty field(s): {', '.join(missing)}")
@@ -83,23 +100,24 @@ def features():
         if f.materialize is not None and f.type == "object":
             raise StoreError(f"catalog record {f.name!r}: an object cannot be materialized")
         seen.add(f.name)
-    return list(FEATURES)
+    return list(records)
 
 
-def by_name():
-    return {f.name: f for f in features()}
+def by_name(reg=None):
+    return {f.name: f for f in features(reg)}
 
 
-def family(name):
-    for fam in FAMILIES:
+def family(name, reg=None):
+    for fam in families(reg):
         if fam.query == name:
             return fam
     raise StoreError(f"no feature family {name!r}")
 
 
-def catalog_rows():
-    """The records as rows of the feature_catalog table (in catalog order)."""
-    for position, f in enumerate(features()):
+def catalog_rows(reg=None):
+    """The records as rows of the feature_catalog table (in catalog order). A user family's
+    records are stored like the built-ins', their ``added_by`` naming the family file."""
+    for position, f in enumerate(features(reg)):
         yield (f.name, f.type, f.unit, f.window_rule, f.null_rule, f.meaning, f.query,
                f.materialize or "", f.added_by, position)
 
@@ -108,21 +126,21 @@ _CATALOG_COLUMNS = ("name", "type", "unit", "window_rule", "null_rule", "meaning
                     "materialized", "added_by", "position")
 
 
-def ensure_catalog(conn):
+def ensure_catalog(conn, reg=None):
     """Bring the feature_catalog table up to date, taking the write lock only when
     the stored records differ from the code's (a plain read otherwise, so opening
     a store while another process writes does not wait). Returns True when written."""
     stored = conn.execute(
         f"SELECT {', '.join(_CATALOG_COLUMNS)} FROM feature_catalog ORDER BY position").fetchall()
-    if [tuple(r) for r in stored] == list(catalog_rows()):
+    if [tuple(r) for r in stored] == list(catalog_rows(reg)):
         return False
     with atomic(conn):
-        return sync_catalog(conn)
+        return sync_catalog(conn, reg)
 
 
-def sync_catalog(conn):
+def sync_catalog(conn, reg=None):
     """Write the records to the feature_catalog table when they differ (caller holds a transaction)."""
-    rows = list(catalog_rows())
+    rows = list(catalog_rows(reg))
     stored = conn.execute(
         f"SELECT {', '.join(_CATALOG_COLUMNS)} FROM feature_catalog ORDER BY position").fetchall()
     if [tuple(r) for r in stored] == rows:

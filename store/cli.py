@@ -178,11 +178,12 @@ TIME = TimeType()
 
 # -- context: where the database is -------------------------------------------------
 class Env:
-    def __init__(self, db, shop, timezone="UTC", busy_timeout=None):
+    def __init__(self, db, shop, timezone="UTC", busy_timeout=None, feature_paths=()):
         self.db = Path(db)
         self.shop = shop
         self.timezone = timezone
         self.busy_timeout = busy_timeout
+        self.feature_paths = tuple(feature_paths or ())
 
     def open(self, *, create=False):
         """Open the store; without ``create`` a missing or empty database file is an error.
@@ -203,6 +204,8 @@ class Env:
             kwargs["timezone"] = self.timezone
         if self.busy_timeout is not None:
             kwargs["busy_timeout"] = self.busy_timeout
+        if self.feature_paths:
+            kwargs["feature_paths"] = list(self.feature_paths)
         try:
             return CustomerActivityFeatures(self.db, **kwargs)
         except sqlite3.DatabaseError as exc:
@@ -301,9 +304,13 @@ def _json_default(value):
               envvar="CAF_BUSY_TIMEOUT", show_default=True, show_envvar=True, metavar="SECONDS",
               help="How long to wait for a lock another process holds (e.g. a running materialize) "
                    "before failing with 'database is locked'.")
+@click.option("--features", "feature_paths", type=click.Path(exists=True), multiple=True, envvar="CAF_FEATURES",
+              show_envvar=True, metavar="PATH",
+              help="Register your own feature families: a family file, or a directory (every *.sql in it). "
+                   "Repeatable; CAF_FEATURES holds paths separated by ':' (os.pathsep).")
 @click.version_option(__version__, "--version", prog_name="caf")
 @click.pass_context
-def cli(ctx, db, shop, store_timezone, busy_timeout):
+def cli(ctx, db, shop, store_timezone, busy_timeout, feature_paths):
     """caf: a SQLite feature store for e-commerce customer activity.
 
     Load historical dumps, compute customer features, materialise and export
@@ -317,7 +324,7 @@ def cli(ctx, db, shop, store_timezone, busy_timeout):
       caf features 17850 --as-of 2011-12-10
       caf stats
     """
-    ctx.obj = Env(db, shop, store_timezone, busy_timeout)
+    ctx.obj = Env(db, shop, store_timezone, busy_timeout, feature_paths)
 
 
 # -- init / migrate -------------------------------------------------------------------

@@ -232,9 +232,13 @@ _decode_json = json.JSONDecoder().decode
 class FeatureReader:
     """Feature queries over one connection, within one shop."""
 
-    def __init__(self, conn, shop_id):
+    def __init__(self, conn, shop_id, reg=None):
         self.conn = conn
         self.shop_id = shop_id
+        # The user families of the store's registry (store.registry.Registry): [(family, ((column,
+        # type), ...))]; their columns are added to every features dict. None: built-ins only.
+        self._user = [(b.name, reg.query(b.name), tuple((f.name, f.type) for f in b.features if f.materialize))
+                      for b in reg.user_blocks()] if reg is not None else []
         self._table_prefix = f"cohort_{next(_cohort_counter)}"
         self._tables_made = 0
         self._free_tables = {kind: [] for kind in _TABLE_SHAPES}
@@ -278,7 +282,12 @@ class FeatureReader:
         devices = [(r["device_type"], r["session_count"])
                    for r in _rows(self.conn.execute(compose("session_devices"), params))]
         meta = self.conn.execute(compose("customer_metadata"), params).fetchone()
-        return shape_all_features(row, devices, meta[1] if meta else None)
+        features = shape_all_features(row, devices, meta[1] if meta else None)
+        for _, text, columns in self._user:
+            sql = f"WITH {ONE_TARGET}\nSELECT * FROM (\n{text}\n)"
+            user_row = next(_rows(self.conn.execute(sql, params)))
+            features.update((name, _typed(kind, user_row[name])) for name, kind in columns)
+        return features
 
     def tradeoff(self, customer_id, as_of_us):
         params = parameters(self.shop_id)
@@ -401,6 +410,9 @@ class FeatureReader:
                 if with_keys:
                     cursors.append(self.conn.execute(
                         f"SELECT target_id, customer_id, as_of_us FROM temp.{table} ORDER BY target_id"))
+                user = [[self.conn.execute(_user_cohort_sql(text, table, one_as_of), params), columns, None]
+                        for _, text, columns in self._user]
+                cursors += [entry[0] for entry in user]
             rows, devices, metas = cursors[:3]
             shape = positional_shaper([d[0] for d in rows.description])
             dev_tid, dev_type, dev_count = (
@@ -419,14 +431,46 @@ class FeatureReader:
                 if meta is not None and meta[meta_tid] == tid:
                     metadata = meta[meta_value]
                     meta = next(metas, None)
+                features = shape(row, pattern, metadata)
+                if user:
+                    _add_user_values(features, tid, user)
                 if with_keys:
                     key = next(cursors[3])
                     while key[0] != tid:
                         key = next(cursors[3])
-                    yield tid, key[1], key[2], shape(row, pattern, metadata)
+                    yield tid, key[1], key[2], features
                 else:
-                    yield tid, shape(row, pattern, metadata)
+                    yield tid, features
         finally:
             for cursor in cursors:
                 cursor.close()
             self._release_table(table)
+
+
+# -- users' own families (store.user_families): their columns added to the features dicts ----
+_TYPED = {"integer": int, "real": float, "boolean": bool}
+
+
+def _typed(kind, value):
+    return value if value is None or kind not in _TYPED else _TYPED[kind](value)
+
+
+def _user_cohort_sql(text, table, one_as_of):
+    """A user family over a cohort's temp table, one row per target in target_id order."""
+    sql = f"WITH {cohort_target(table)}\nSELECT * FROM (\n{text}\n) ORDER BY target_id"
+    return bind_one_as_of(sql) if one_as_of else sql
+
+
+def _add_user_values(features, tid, user):
+    """Add the user families' values of target ``tid`` to ``features``; ``user``: [cursor (one
+    row per target, in target_id order), columns, the row read ahead]."""
+    for entry in user:
+        cursor, columns, row = entry
+        while row is None or row[0] < tid:
+            row = next(cursor, None)
+            if row is None:
+                break
+        entry[2] = row
+        at = {d[0]: i for i, d in enumerate(cursor.description)}
+        for name, kind in columns:
+            features[name] = _typed(kind, row[at[name]]) if row is not None and row[0] == tid else None

@@ -35,12 +35,12 @@ import subprocess
 import sys
 import tempfile
 
-from . import catalog, localtime, scratch, timeutil
+from . import catalog, localtime, registry, scratch, timeutil
 from .db import (applied_steps, atomic, automatic_indexes, begin_read, check_output_file, commit, database_file,
                  quote_identifier)
 from .errors import StoreError, UnknownNameError
 from .features import bind_one_as_of, parameters
-from .resources import queries, query
+from .resources import query
 
 TABLE = "customer_features"
 NEW_TABLE = "customer_features_new"
@@ -73,14 +73,15 @@ def check_windows(windows):
     return tuple(sorted(out))
 
 
-def family_names():
-    """The names of the materializable feature families, in table order (the family allowlist)."""
-    return tuple(fam.query for fam in catalog.FAMILIES)
+def family_names(reg=None):
+    """The names of the materializable feature families (of the registry ``reg``; None: the
+    built-ins), in table order (the family allowlist)."""
+    return tuple(fam.query for fam in catalog.families(reg))
 
 
-def check_families(families):
+def check_families(families, reg=None):
     """The chosen families as a set of names from the allowlist (None = every family)."""
-    names = family_names()
+    names = family_names(reg)
     if families is None:
         return set(names)
     if isinstance(families, (str, bytes)) or not hasattr(families, "__iter__"):
@@ -95,25 +96,31 @@ def check_families(families):
     return chosen
 
 
-def _run_families(run):
-    """The families of a recorded run: those with a column in it (None when it has them all)."""
+def _run_families(run, reg=None):
+    """The families of a recorded run (None when it had every family): as recorded (migration
+    0006), or for an older run those with a column in it."""
+    if run.get("families") is not None:
+        if run.get("all_families"):
+            return None
+        names = set(family_names(reg))
+        return {name for name in run["families"] if name in names} or None
     columns = set(run["columns"])
-    chosen = {f.query for f in catalog.features() if f.materialize is not None
+    chosen = {f.query for f in catalog.features(reg) if f.materialize is not None
               and (f.name in columns or any(f"{f.name}_{w}d" in columns for w in run["windows"]))}
-    return None if chosen >= set(family_names()) else chosen or None
+    return None if chosen >= set(family_names(reg)) else chosen or None
 
 
-def family_statements(conn, shop_id, name):
+def family_statements(conn, shop_id, name, reg=None):
     """[(table, SELECT)]: the statements ``materialize`` runs to compute the family ``name``
     (those of the queries it declares keyed first, then its own; a windowed family without the
     one-pass shape: one per window), exactly as it runs each one, as
     ``INSERT INTO temp.<table> (...) <SELECT>``, with the windows and families of the shop's
     last run (the defaults when there is none)."""
-    names = family_names()
+    names = family_names(reg)
     if name not in names:
         raise UnknownNameError(f"unknown feature family {name!r}; known: {', '.join(names)}")
     run = last_run(conn, shop_id)
-    plan = Plan(conn, run["windows"] if run else DEFAULT_WINDOWS, _run_families(run) if run else None)
+    plan = Plan(conn, run["windows"] if run else DEFAULT_WINDOWS, _run_families(run, reg) if run else None, reg)
     fam = next((f for f in plan.families if f.query == name), None)
     if fam is None:
         raise UnknownNameError(f"feature family {name!r} is not in the shop's materialisation")
@@ -137,26 +144,27 @@ def table_columns(conn, table=TABLE):
 class Plan:
     """The columns of customer_features for a set of windows, and the SQL computing them."""
 
-    def __init__(self, conn, windows=DEFAULT_WINDOWS, families=None):
+    def __init__(self, conn, windows=DEFAULT_WINDOWS, families=None, reg=None):
+        self.reg = reg or registry.builtin()
         self.windows = check_windows(windows)
-        chosen = check_families(families)
-        known = queries()
+        chosen = check_families(families, reg)
+        known = self.reg.known
         self.families = []
-        for fam in catalog.FAMILIES:
+        for fam in catalog.families(reg):
             if fam.query not in chosen:
                 continue
             missing = [t for t in fam.tables if not _table_exists(conn, t)]
-            missing += [q for q in (fam.query,) + tuple(fam.requires) if q not in known]
+            missing += [q for q in (fam.query,) + tuple(fam.requires) if not known(q)]
             if missing:
                 if fam.optional:
                     continue
                 raise StoreError(f"feature family {fam.query!r} needs {', '.join(missing)}, which do not exist")
             self.families.append(fam)
         active = {fam.query for fam in self.families}
-        registered = {fam.query for fam in catalog.FAMILIES}
+        registered = {fam.query for fam in catalog.families(reg)}
         self.family_names = tuple(fam.query for fam in self.families)
         self.fixed, self.windowed = [], []
-        for f in catalog.features():
+        for f in catalog.features(reg):
             if f.materialize is None:
                 continue
             if f.query not in registered:
@@ -179,7 +187,7 @@ class Plan:
         for fam in self.families:
             names = [f.name for f in self.windowed if f.query == fam.query]
             if names:
-                self.one_pass[fam.query] = multi_window_sql(query(fam.query), names, self.windows)
+                self.one_pass[fam.query] = multi_window_sql(self.reg.query(fam.query), names, self.windows)
         for w in self.windows:
             for f in self.windowed:
                 if self.one_pass.get(f.query):
@@ -236,7 +244,7 @@ class Plan:
             for dep in (fam.requires if fam else ()):
                 add(dep)
             done.add(name)
-            ctes.append((name, self.one_pass.get(name) or query(name)))
+            ctes.append((name, self.one_pass.get(name) or self.reg.query(name)))
 
         for fam in self.families:
             if fam.query in used:
@@ -244,7 +252,7 @@ class Plan:
         for w in self.windows:
             for fam in self.families:
                 if fam.query in windowed_families and not self.one_pass.get(fam.query):
-                    text = _WINDOW_PARAMS.sub(lambda m, w=w: f":w{w}_{m.group(1)}", query(fam.query))
+                    text = _WINDOW_PARAMS.sub(lambda m, w=w: f":w{w}_{m.group(1)}", self.reg.query(fam.query))
                     ctes.append((_window_cte(fam.query, w), text))
         return ctes
 
@@ -363,6 +371,10 @@ class Plan:
                 conn.execute(self.staged_insert_sql(table), params)
             finally:
                 self.unstage(conn, staged)
+
+    def family_hashes(self):
+        """{family: sha256 of its SQL} of the plan's families (materializations.families)."""
+        return {name: self.reg.family_hash(name) for name in self.family_names}
 
     def params(self, shop_id, as_of_us):
         """The bound parameters of the plan's statements; ``as_of_us`` None when every target
@@ -487,6 +499,7 @@ def last_run(conn, shop_id):
     run = dict(zip([d[0] for d in cur.description], row))
     run["windows"] = json.loads(run["windows"])
     run["columns"] = json.loads(run["columns"])
+    run["families"] = json.loads(run["families"]) if run.get("families") is not None else None
     return run
 
 
@@ -513,29 +526,33 @@ def drop_targets(conn):
     conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
 
 
-def _finish(conn, shop_id, kind, plan, as_of_us, started, recomputed):
+def _finish(conn, shop_id, kind, plan, as_of_us, started, recomputed, every_family=True):
     """The end of a materialisation's transaction: the change log of the shop is
     consumed, the run recorded, the targets dropped (the caller's ``atomic`` block commits)."""
     conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
-    result = _record(conn, shop_id, kind, plan, as_of_us, started, recomputed)
+    result = _record(conn, shop_id, kind, plan, as_of_us, started, recomputed, every_family)
     conn.execute(f"DROP TABLE IF EXISTS {_TARGETS}")
     return result
 
 
-def _record(conn, shop_id, kind, plan, as_of_us, started, recomputed):
+def _record(conn, shop_id, kind, plan, as_of_us, started, recomputed, every_family=True):
+    """One materializations row: the run's windows, columns, and (migration 0006) the families
+    it used with the sha256 of each one's SQL, and whether it had every family of the registry."""
     rows = conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE shop_id = ?", [shop_id]).fetchone()[0]
     steps = applied_steps(conn)
     conn.execute(
         "INSERT INTO materializations (shop_id, kind, as_of, as_of_us, windows, columns, schema_version, "
-        "started_at, finished_at, rows, recomputed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "started_at, finished_at, rows, recomputed, families, all_families) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [shop_id, kind, timeutil.iso(as_of_us), as_of_us, json.dumps(list(plan.windows)),
          json.dumps(plan.column_names), steps[-1] if steps else "", started,
-         timeutil.iso(timeutil.now_us()), rows, recomputed])
+         timeutil.iso(timeutil.now_us()), rows, recomputed, json.dumps(plan.family_hashes()),
+         1 if every_family else 0])
     return {"kind": kind, "as_of": timeutil.iso(as_of_us), "windows": list(plan.windows), "rows": rows,
             "recomputed": recomputed, "columns": len(plan.column_names)}
 
 
-def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None, workers=1):
+def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None, workers=1, reg=None):
     """Rebuild the shop's rows of customer_features at ``as_of_us`` (caller holds the writer lock);
     ``families`` limits the columns to those families (None = every family).
 
@@ -544,12 +561,12 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
     A database with no file (in memory) is computed in this process.
     """
     path = database_file(conn) if workers > 1 else None
-    plan = Plan(conn, windows, families)
+    plan = Plan(conn, windows, families, reg)
     started = timeutil.iso(timeutil.now_us())
     params = plan.params(shop_id, as_of_us)
     with contextlib.ExitStack() as cleanup:  # closed after the COMMIT or ROLLBACK
         with atomic(conn):
-            catalog.sync_catalog(conn)
+            catalog.sync_catalog(conn, reg)
             conn.execute(f"DROP TABLE IF EXISTS {NEW_TABLE}")
             conn.execute(plan.create_sql(NEW_TABLE))
             old = table_columns(conn, TABLE)
@@ -568,7 +585,7 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
                 recomputed = conn.execute(f"SELECT COUNT(*) FROM {_TARGETS}").fetchone()[0]
             conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
             conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
-            result = _finish(conn, shop_id, "full", plan, as_of_us, started, recomputed)
+            result = _finish(conn, shop_id, "full", plan, as_of_us, started, recomputed, families is None)
     return result
 
 
@@ -623,6 +640,7 @@ def _write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, par
         for i, (lo, hi) in enumerate(bounds):
             task = {"db": str(path), "scratch": os.path.join(workdir, f"part{i}.db"), "shop_id": shop_id,
                     "as_of_us": as_of_us, "windows": list(plan.windows), "families": list(plan.family_names),
+                    "feature_files": list(plan.reg.files),
                     "lo": lo, "hi": None if hi == b"" else hi, "timezone": localtime.installed(conn) or "UTC",
                     "parent_pid": os.getpid()}
             jobs.append((task, _start_worker(task)))
@@ -718,7 +736,8 @@ def compute_partition(task):
         reader.execute("PRAGMA scratch.journal_mode = OFF")
         reader.execute("PRAGMA scratch.synchronous = OFF")
         localtime.install(reader, task["timezone"])  # local-time features read it, as on the writer
-        plan = Plan(reader, task["windows"], task["families"])
+        reg = registry.with_files(task["feature_files"]) if task.get("feature_files") else None
+        plan = Plan(reader, task["windows"], task["families"], reg)
         params = plan.params(task["shop_id"], task["as_of_us"])
         hi = b"" if task["hi"] is None else task["hi"]
         begin_read(reader)  # one read snapshot for every statement of the worker
@@ -745,19 +764,19 @@ def _has_change_triggers(conn, tables):
     return all(f"changed_customers_{t}_insert" in names for t in tables)
 
 
-def _family_edges(fam, windows):
+def _family_edges(fam, windows, reg=None):
     """{(event table, window edge in days)} whose crossing events change the family's values
     (besides the events at as_of itself): its declared edges, the windows and the all-time
     frequency window when it has windowed features, on its edge tables; and those of the
     families it reads."""
     edges = set(fam.edges_days or ())
-    if any(f.query == fam.query and f.materialize == catalog.WINDOWED for f in catalog.features()):
+    if any(f.query == fam.query and f.materialize == catalog.WINDOWED for f in catalog.features(reg)):
         edges |= set(windows) | {ALL_TIME_FREQUENCY_DAYS}
     out = {(t, e) for t in (fam.edge_tables if fam.edge_tables is not None else fam.tables) for e in edges}
-    names = {f.query for f in catalog.FAMILIES}
+    names = {f.query for f in catalog.families(reg)}
     for dep in fam.requires:
         if dep in names:
-            out |= _family_edges(catalog.family(dep), windows)
+            out |= _family_edges(catalog.family(dep, reg), windows, reg)
     return out
 
 
@@ -833,7 +852,24 @@ def _refresh_write_sql(plan, bits, staged, edge_staged):
             + "\n".join(joins) + "\nORDER BY t.target_id")
 
 
-def refresh(conn, shop_id, as_of_us):
+def _definitions_changed(run, plan):
+    """Why the snapshot's family definitions differ from the plan's (a sentence), or None:
+    a family whose SQL hash changed, a family added or removed (materializations.families)."""
+    recorded = run.get("families")
+    if recorded is None:
+        return "the snapshot records no family definitions"
+    current = plan.family_hashes()
+    parts = []
+    changed = sorted(n for n in current if n in recorded and recorded[n] != current[n])
+    added = sorted(n for n in current if n not in recorded)
+    removed = sorted(n for n in recorded if n not in current)
+    for label, names in (("changed", changed), ("added", added), ("removed", removed)):
+        if names:
+            parts.append(f"{label}: {', '.join(names)}")
+    return ("family definitions differ from the snapshot's (" + "; ".join(parts) + ")") if parts else None
+
+
+def refresh(conn, shop_id, as_of_us, reg=None):
     """Bring the shop's last snapshot forward (or back) to ``as_of_us``, recomputing only
     customers whose values can have changed; a full materialize when there is no usable
     snapshot (none yet, other columns, a family without declared window edges).
@@ -846,30 +882,35 @@ def refresh(conn, shop_id, as_of_us):
     ``refresh_all`` bring their columns of every row forward."""
     run = last_run(conn, shop_id)
     windows = run["windows"] if run else DEFAULT_WINDOWS
-    families = _run_families(run) if run else None
-    plan = Plan(conn, windows, families)
+    families = _run_families(run, reg) if run else None
+    plan = Plan(conn, windows, families, reg)
+    reason = _definitions_changed(run, plan) if run is not None else None
+    if reason is not None:
+        result = materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
+        result["recomputed_from_scratch"] = reason
+        return result
     if (run is None or run["columns"] != plan.column_names
             or table_columns(conn, TABLE) != plan.column_names
             or (plan.everyone_on_as_of_change and run["as_of_us"] != as_of_us)
             or not _has_change_triggers(conn, plan.tables)):
-        return materialize(conn, shop_id, as_of_us, windows, families)
+        return materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
     # refresh_recency sets these columns from those inputs: all or none of them must be columns
     recency = _RECENCY_OUTPUTS & set(plan.column_names)
     if recency and not (_RECENCY_OUTPUTS | _RECENCY_INPUTS) <= set(plan.column_names):
-        return materialize(conn, shop_id, as_of_us, windows, families)
+        return materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
     started = timeutil.iso(timeutil.now_us())
     lo, hi = sorted((run["as_of_us"], as_of_us))
     fams = [f for f in plan.families if f.refresh_all is None]
     # (full bit, edge bit) of each family: the edge bit marks customers whose only change
     # is an edge crossing, for the family's edge query; the full bit when it has none
     bits = {f.query: (1 << (2 * i), 1 << (2 * i + (1 if f.edge_query else 0))) for i, f in enumerate(fams)}
-    edge_rows = sorted({(bits[f.query][1], t, e) for f in fams for t, e in _family_edges(f, plan.windows)
+    edge_rows = sorted({(bits[f.query][1], t, e) for f in fams for t, e in _family_edges(f, plan.windows, reg)
                         if t in plan.tables})
     allowed_tables = set(plan.tables)
     params = plan.params(shop_id, as_of_us)
     params.update({f"bit_{b}": b for pair in bits.values() for b in pair})
     with _refresh_temp_dropped_on_error(conn), atomic(conn):
-        catalog.sync_catalog(conn)
+        catalog.sync_catalog(conn, reg)
         _drop_refresh_temp(conn)
         conn.execute("CREATE TEMP TABLE refresh_hits (customer_id TEXT NOT NULL, events_table TEXT NOT NULL, "
                      "edge_days INTEGER NOT NULL)")
@@ -904,7 +945,7 @@ def refresh(conn, shop_id, as_of_us):
                                             "WHERE mask & :bit AND NOT mask & :unless ORDER BY target_id",
                                       {"bit": bit, "unless": unless})
                         if bit == full:
-                            sub = Plan(conn, plan.windows, {fam.query})
+                            sub = Plan(conn, plan.windows, {fam.query}, reg)
                             staged[fam.query] = (sub, sub.stage(conn, params))
                         else:
                             edge_staged[fam.query] = (fam.edge_query, _stage_edge_query(conn, fam, params))
@@ -924,7 +965,7 @@ def refresh(conn, shop_id, as_of_us):
                     fam.refresh_all(conn, shop_id, as_of_us)
         recomputed = conn.execute("SELECT COUNT(*) FROM temp.refresh_target").fetchone()[0]
         _drop_refresh_temp(conn)
-        result = _finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed)
+        result = _finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed, families is None)
     return result
 
 
@@ -943,7 +984,7 @@ def _end_export(conn, plan, staged, began):
         commit(conn)  # only temp tables were written
 
 
-def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
+def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None, reg=None):
     """Stream the shop's feature rows to ``path`` (csv or ndjson); returns a summary dict.
 
     Reads the materialized table when its last snapshot is at ``as_of_us`` (or
@@ -956,7 +997,7 @@ def export(conn, shop_id, path, *, format="csv", as_of_us=None, windows=None):
     check_output_file(conn, path)  # never the database (or its -wal/-shm/-journal) itself
     run = last_run(conn, shop_id)
     windows = check_windows(windows if windows is not None else (run["windows"] if run else None))
-    plan = Plan(conn, windows, _run_families(run) if run else None)
+    plan = Plan(conn, windows, _run_families(run, reg) if run else None, reg)
     use_table = (run is not None and run["columns"] == plan.column_names
                  and table_columns(conn, TABLE) == plan.column_names
                  and (as_of_us is None or as_of_us == run["as_of_us"]))

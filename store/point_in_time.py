@@ -51,7 +51,7 @@ def column_names(plan):
     return list(KEY_NAMES) + plan.feature_names
 
 
-def rows(conn, shop_id, pairs, *, windows, families, exclusive=False, lock=None, chunk_size=None):
+def rows(conn, shop_id, pairs, *, windows, families, exclusive=False, lock=None, chunk_size=None, reg=None):
     """Yield one dict per ``(customer_id, cutoff_us)`` of ``pairs``, in order: the row of
     customer_features that ``materialize(as_of=cutoff_us, windows, families)`` writes for the
     customer (``customer_id`` normalized; a customer the shop does not know gets the row of a
@@ -62,8 +62,9 @@ def rows(conn, shop_id, pairs, *, windows, families, exclusive=False, lock=None,
 
     ``lock`` (a context manager, e.g. the writer's lock) is held while a chunk is computed,
     not while its rows are yielded. ``chunk_size`` defaults to ``store.features.STREAM_CHUNK``.
+    ``reg``: the store's registry (built-in families and the user's; default: the built-ins).
     """
-    run = _Run(conn, shop_id, Plan(conn, windows, families))
+    run = _Run(conn, shop_id, Plan(conn, windows, families, reg))
     names = column_names(run.plan)
     empty = (None,) * len(run.plan.feature_names)
     offset = EXCLUSIVE_OFFSET_US if exclusive else 0

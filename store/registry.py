@@ -50,11 +50,14 @@ line and the reason. docs/feature_store.md describes the format for readers.
 """
 
 import functools
+import hashlib
+import os
 import re
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 
 from .errors import FamilyDefinitionError
-from .resources import NAME_HEADER, resource_dir
+from .resources import NAME_HEADER, parse_queries, query as builtin_query, queries as builtin_queries, resource_dir
 
 WINDOWED = "windowed"
 FIXED = "fixed"
@@ -356,6 +359,170 @@ def family_source(name):
         if b.name == name and b.family is not None:
             return b.source, b.line
     return None
+
+
+# -- a store's registry: the built-in families plus the user's family files ----------------------
+# The header lines a user's family file may use (the others name store internals: refresh hooks,
+# edge queries, keyed helper queries).
+USER_HEADER_KEYS = ("order", "tables", "added by", "window", "edges days", "optional", "column order", "helpers")
+
+
+@dataclass(frozen=True, eq=False)
+class Registry:
+    """The feature families of one store: the built-in blocks of ``sql/`` plus the blocks of the
+    user's family files (``files``), with the SQL text of each user query (``user_queries``).
+
+    A value, built once per store (``builtin()`` for a store without user files: cached, the
+    module-level records of store.catalog are read from it) and passed down to the catalog,
+    materialize and the getters; never a process-global mutable list. Hashable by identity.
+    """
+
+    blocks: tuple
+    user_queries: tuple = ()   # ((name, sql text), ...) of the user files' families
+    files: tuple = ()          # the user's family files (str), in registration order
+
+    @functools.cached_property
+    def _user_text(self):
+        return dict(self.user_queries)
+
+    def query(self, name):
+        """The SQL text of the named query: a user family's, else sql/'s."""
+        text = self._user_text.get(name)
+        return text if text is not None else builtin_query(name)
+
+    def known(self, name):
+        return name in self._user_text or name in builtin_queries()
+
+    def features(self):
+        return [f for b in self.blocks for f in b.features]
+
+    def families(self):
+        return [b.family for b in self.blocks if b.family is not None]
+
+    def user_blocks(self):
+        return tuple(b for b in self.blocks if b.name in self._user_text)
+
+    def is_user(self, name):
+        return name in self._user_text
+
+    def family_hash(self, name):
+        """sha256 of the family's SQL text and of the named queries it reads (hex): what
+        materializations records per family, so that refresh sees a changed definition."""
+        digest = hashlib.sha256()
+        for part in (name,) + tuple(self.requires(name)):
+            digest.update(part.encode() + b"\0" + self.query(part).encode() + b"\0")
+        return digest.hexdigest()
+
+    def requires(self, name):
+        for b in self.blocks:
+            if b.name == name:
+                return b.requires
+        return ()
+
+
+@functools.lru_cache(maxsize=None)
+def builtin():
+    """The registry of the built-in families only (cached: the default path costs nothing)."""
+    return Registry(blocks())
+
+
+def family_files(paths):
+    """The family files of ``paths`` (files, or directories: every ``*.sql`` in it, sorted), as
+    absolute Paths in order, each once. A missing path raises FamilyDefinitionError."""
+    out = []
+    for raw in paths:
+        path = Path(os.fspath(raw)).expanduser()
+        if path.is_dir():
+            found = sorted(p for p in path.glob("*.sql") if p.is_file())
+        elif path.is_file():
+            found = [path]
+        else:
+            raise FamilyDefinitionError(str(raw), 0, "no such family file or directory")
+        for p in found:
+            p = p.resolve()
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def read_user_file(path, taken):
+    """(blocks, {name: sql}) of one user family file, its records marked with the file
+    (``added by``); ``taken``: {feature or query name: where} of the families registered before
+    it. Raises FamilyDefinitionError (file, line, reason) for anything it refuses: a plain
+    ``-- name:`` query, a header line for store internals, a name already taken. (The statement
+    itself is checked by store.user_families against SQLite.)"""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FamilyDefinitionError(source, 0, f"cannot read the file: {exc}") from None
+    found = read(text, source)
+    lines = text.splitlines()
+    families = {b.name for b in found if b.family is not None}
+    for i, line in enumerate(lines):
+        match = NAME_HEADER.match(line)
+        if match and match.group(1) not in families:
+            raise FamilyDefinitionError(source, i + 1, f"{match.group(1)}: a user file holds '-- family:' "
+                                        "queries only")
+    if not found:
+        raise FamilyDefinitionError(source, 1, "no '-- family: NAME' query in the file")
+    try:
+        texts = parse_queries(text, source)
+    except Exception as exc:  # a name given twice in the file
+        raise FamilyDefinitionError(source, 1, str(exc)) from None
+    out = []
+    for b in found:
+        if b.family is None:
+            raise FamilyDefinitionError(source, b.line, f"{b.name}: a user file holds '-- family:' queries only")
+        header, _, _ = _header(lines, b.line - 1, source)
+        extra = [k for k in header if k not in USER_HEADER_KEYS]
+        if extra:
+            raise FamilyDefinitionError(source, header[extra[0]][0],
+                                        f"{b.name}: header line '{extra[0]}' is not available to a user family "
+                                        f"(available: {', '.join(USER_HEADER_KEYS)})")
+        if b.name in taken:
+            raise FamilyDefinitionError(source, b.line, f"family name {b.name} is already taken by {taken[b.name]}")
+        for f in b.features:
+            if f.name in taken:
+                raise FamilyDefinitionError(source, b.line, f"{b.name}: column {f.name} is already taken by "
+                                            f"{taken[f.name]}")
+        if "added by" not in header:
+            who = f"user family file {source}"
+            b = replace(b, family=replace(b.family, added_by=who),
+                        features=tuple(replace(f, added_by=who) for f in b.features))
+        for f in b.features:
+            taken[f.name] = f"{b.name} ({source})"
+        taken[b.name] = source
+        out.append(b)
+    return out, {b.name: texts[b.name] for b in out}
+
+
+def taken_names(reg):
+    """{name: where} of every query and feature name of ``reg`` (what a user file may not reuse)."""
+    taken = {name: "a query of sql/" for name in builtin_queries()}
+    for b in reg.blocks:
+        taken[b.name] = b.source
+        for f in b.features:
+            taken[f.name] = f"{b.name} ({b.source})"
+    return taken
+
+
+def with_files(paths, base=None):
+    """A Registry: ``base`` (default: the built-ins) plus the families of the files of ``paths``
+    (parsed and checked for names, not against SQLite: store.user_families.load does that)."""
+    base = base or builtin()
+    taken = taken_names(base)
+    blocks_, texts, files = list(base.blocks), dict(base.user_queries), list(base.files)
+    for path in family_files(paths):
+        if str(path) in files:
+            continue
+        found, found_texts = read_user_file(path, taken)
+        blocks_ += found
+        texts.update(found_texts)
+        files.append(str(path))
+    if not files:
+        return base
+    return Registry(check(blocks_), tuple(texts.items()), tuple(files))
 
 
 # -- the generated docs page (docs/features.md) --------------------------------------------------
