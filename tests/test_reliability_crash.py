@@ -17,6 +17,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -258,7 +259,13 @@ def crash_loader(tmp_path, kills, n_rows, batch, seed, delay):
     workers.write_dump(dump, n_rows)
     rows = list(workers.loader_rows(n_rows))
     ref = tmp_path / "ref.db"
-    finish(spawn("loader", ref, tmp_path / "ref.log", dump, batch))
+    proc = spawn("loader", ref, tmp_path / "ref.log", dump, batch)
+    wait_ready(proc)
+    began = time.monotonic()
+    finish(proc)
+    # Kill within the time a whole load takes on this machine now (a busy machine makes it
+    # longer, a quiet one shorter), so that kills land inside the load, not after it.
+    delay = (delay[0], max(2 * delay[0], min(delay[1], time.monotonic() - began)))
     reference = table_digest(ref)
 
     def completed(path):
@@ -273,7 +280,7 @@ def crash_loader(tmp_path, kills, n_rows, batch, seed, delay):
     path, log = tmp_path / "crash0.db", tmp_path / "crash0.log"
     while killed < kills:
         attempts += 1
-        assert attempts < kills * 4, "the loader keeps finishing before the kill"
+        assert attempts < kills * 10, "the loader keeps finishing before the kill"
         if kill_at_random(spawn("loader", path, log, dump, batch), rng, *delay):
             killed += 1
         n = check_loader(path, log, rows, batch)[0]
