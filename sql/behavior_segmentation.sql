@@ -213,33 +213,32 @@ LEFT JOIN customers AS cu
    AND cu.customer_id = x.customer_id
 WHERE x.target_id IS NOT NULL
 
+-- name: behavior_segments_rows
+-- requires: behavior_rfm_population, behavior_rfm_scores, behavior_segments
+-- The behavior_segments columns of every customer the target names, keyed by
+-- customer id: store.behavior.refresh_segments reads it (its target: every row
+-- of the shop in customer_features, at the new :as_of_us) into a temporary
+-- table that behavior_segments_update copies from. The rules are those of
+-- behavior_segments itself, the only place they are written.
+SELECT
+    -- customer_id: the customer; text
+    customer_id,
+    -- recency_score, frequency_score, monetary_score, customer_segment, account_age_days: as in behavior_segments
+    recency_score, frequency_score, monetary_score, customer_segment, account_age_days
+FROM behavior_segments
+ORDER BY customer_id
+
 -- name: behavior_segments_update
 -- Brings the behavior_segments columns of every row of the shop in
--- customer_features to :as_of_us (store.behavior.refresh_segments): the RFM
--- scores and first purchase of each customer come from the temporary table
--- behavior_segments_scores (customer_id, recency_score, frequency_score,
--- monetary_score, first_us: behavior_rfm_scores at :as_of_us), the account age
--- from customers; one primary-key lookup of each per row. The rules are those
--- of behavior_segments (tests/test_refresh.py checks they agree).
+-- customer_features to :as_of_us (store.behavior.refresh_segments): each row
+-- takes the values behavior_segments_rows computed for its customer into the
+-- temporary table behavior_segments_computed; one primary-key lookup per row.
 UPDATE customer_features SET
     (recency_score, frequency_score, monetary_score, customer_segment, account_age_days) = (
         SELECT
-            -- recency_score, frequency_score, monetary_score: integer 1..rfm_bins; NULL when no purchase
-            s.recency_score, s.frequency_score, s.monetary_score,
-            -- customer_segment: as in behavior_segments; text, never NULL
-            CASE
-                WHEN s.first_us IS NULL THEN 'no_purchases'
-                WHEN s.first_us >= :as_of_us - :new_customer_us THEN 'new'
-                WHEN s.recency_score >= 4 AND s.frequency_score >= 4 AND s.monetary_score >= 4 THEN 'champions'
-                WHEN s.recency_score >= 3 AND s.frequency_score >= 4 THEN 'loyal'
-                WHEN s.recency_score <= 2 AND s.frequency_score >= 3 THEN 'at_risk'
-                WHEN s.recency_score <= 2 THEN 'hibernating'
-                ELSE 'needs_attention'
-            END,
-            -- account_age_days: whole days from customers.created_at to as_of; integer; NULL when unknown or after as_of
-            CASE WHEN cu.created_at_us <= :as_of_us THEN (:as_of_us - cu.created_at_us) / 86400000000 END
-        FROM (SELECT 1) AS one
-        LEFT JOIN temp.behavior_segments_scores AS s ON s.customer_id = customer_features.customer_id
-        LEFT JOIN customers AS cu ON cu.shop_id = :shop_id AND cu.customer_id = customer_features.customer_id
+            -- the behavior_segments columns, copied
+            s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_age_days
+        FROM temp.behavior_segments_computed AS s
+        WHERE s.customer_id = customer_features.customer_id
     )
 WHERE shop_id = :shop_id
