@@ -4,13 +4,10 @@
 --   :shop_id
 --   :rfm_bins               number of score classes (5: scores 1..5)
 --   :new_customer_us        'new': first purchase at most this long before as_of (30 days)
---   :recency_concern_days   recency_risk: last purchase more than this many days ago (60, the seed constant)
 --   :risk_points            points per raised flag in risk_score (25; 4 flags -> 0..100)
---   :short_window_us, :long_window_us, :short_days, :long_days, :declining_ratio,
---   :support_escalation_ratio, :support_max_tickets, :cart_min_conversion_ratio,
---   :cart_max_abandoned   the seed's retention-rule constants (store.features)
+--   (the retention flags come from all_features, with the seed's constants of store.features)
 -- Queries: behavior_rfm_population, behavior_rfm_scores (or behavior_rfm_scores_few for one
--- customer), behavior_retention_flags, behavior_retention, behavior_segments.
+-- customer), behavior_retention (reads all_features), behavior_segments, behavior_segments_rows.
 
 -- name: behavior_rfm_population
 -- One row per (as_of of the targets, shop customer with a purchase at or
@@ -51,52 +48,6 @@ SELECT
     -- first_us: first purchase (for the 'new' segment); microseconds since the epoch
     first_us
 FROM behavior_rfm_population
-
--- name: behavior_retention_flags
--- The seed retention flags (sql/all_features.sql, same rules and constants),
--- recomputed here with one indexed correlated count per input instead of
--- joining the seed family CTEs: the behaviour statement stays linear in the
--- cohort size whatever plan SQLite picks for the seed join.
-SELECT
-    target_id,
-    -- recency_risk: last purchase more than :recency_concern_days whole days before as_of; 0/1; 0 when no purchase
-    COALESCE((as_of_us - last_us) / 86400000000 > :recency_concern_days, 0) AS recency_risk,
-    -- declining_engagement: 30- and 90-day purchase counts both > 0 and (n30 / (30/30)) / (n90 / (90/30)) < :declining_ratio; 0/1
-    (n30 > 0 AND n90 > 0
-        AND (n30 / (:short_days / 30.0)) / (n90 / (:long_days / 30.0)) < :declining_ratio) AS declining_engagement,
-    -- support_risk: 30-day escalation ratio > :support_escalation_ratio or more than :support_max_tickets tickets in 30 days; 0/1
-    (COALESCE(escalated30 * 1.0 / NULLIF(tickets30, 0), 0.0) > :support_escalation_ratio
-        OR tickets30 > :support_max_tickets) AS support_risk,
-    -- cart_abandonment_risk: 30-day conversion ratio < :cart_min_conversion_ratio and more than :cart_max_abandoned abandoned carts in 30 days; 0/1
-    (COALESCE(converted30 * 1.0 / NULLIF(carts30, 0), 0.0) < :cart_min_conversion_ratio
-        AND carts30 - converted30 > :cart_max_abandoned) AS cart_abandonment_risk
-FROM (
-    SELECT
-        t.target_id AS target_id,
-        t.as_of_us AS as_of_us,
-        (SELECT MAX(p.event_time_us) FROM purchases AS p
-          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
-            AND p.event_time_us <= t.as_of_us) AS last_us,
-        (SELECT COUNT(*) FROM purchases AS p
-          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
-            AND p.event_time_us <= t.as_of_us AND p.event_time_us >= t.as_of_us - :short_window_us) AS n30,
-        (SELECT COUNT(*) FROM purchases AS p
-          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
-            AND p.event_time_us <= t.as_of_us AND p.event_time_us >= t.as_of_us - :long_window_us) AS n90,
-        (SELECT COUNT(*) FROM support_interactions AS s
-          WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id
-            AND s.event_time_us <= t.as_of_us AND s.event_time_us >= t.as_of_us - :short_window_us) AS tickets30,
-        (SELECT TOTAL(s.escalated) FROM support_interactions AS s
-          WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id
-            AND s.event_time_us <= t.as_of_us AND s.event_time_us >= t.as_of_us - :short_window_us) AS escalated30,
-        (SELECT COUNT(*) FROM cart_events AS c
-          WHERE c.shop_id = :shop_id AND c.customer_id = t.customer_id
-            AND c.event_time_us <= t.as_of_us AND c.event_time_us >= t.as_of_us - :short_window_us) AS carts30,
-        (SELECT COUNT(*) FROM cart_events AS c
-          WHERE c.shop_id = :shop_id AND c.customer_id = t.customer_id AND c.event_type = 'converted'
-            AND c.event_time_us <= t.as_of_us AND c.event_time_us >= t.as_of_us - :short_window_us) AS converted30
-    FROM target AS t
-)
 
 -- name: behavior_rfm_scores_few
 -- The same scores as behavior_rfm_scores, for the target customers only, by
@@ -144,14 +95,17 @@ JOIN customer_features AS cf
    AND cf.as_of_us = t.as_of_us
 
 -- name: behavior_retention
+-- The seed retention flags read from the family all_features (sql/all_features.sql,
+-- the only place their rules are written; its CTE, with the four seed families
+-- it reads, comes before this one on the requires lines of behavior_features,
+-- behavior_family and the edge query), and the rule-based risk score over them.
 SELECT
     target_id,
-    recency_risk, declining_engagement, support_risk, cart_abandonment_risk,
-    -- retention_concern: any of the four flags (the seed's rule); 0/1 (boolean)
-    (recency_risk OR declining_engagement OR support_risk OR cart_abandonment_risk) AS retention_concern,
+    -- recency_risk, declining_engagement, support_risk, cart_abandonment_risk, retention_concern: as in all_features; 0/1 (boolean)
+    recency_risk, declining_engagement, support_risk, cart_abandonment_risk, retention_concern,
     -- risk_score: :risk_points x (recency_risk + declining_engagement + support_risk + cart_abandonment_risk); rule-based, NOT a probability; integer 0..100
     :risk_points * (recency_risk + declining_engagement + support_risk + cart_abandonment_risk) AS risk_score
-FROM behavior_retention_flags
+FROM all_features
 
 -- family: behavior_segments
 -- order: 100
