@@ -131,12 +131,12 @@ JOIN behavior_retention AS rt ON rt.target_id = t.target_id
 -- the customer's other behavior_family columns. Reads the CTEs
 -- behavior_retention (behavior_segmentation.sql, over all_features)
 -- and behavior_loyalty_counts (behavior_temporal.sql).
--- Same formulas as behavior_temporal (loyalty_trend) and behavior_retention
+-- Reads the rules of behavior_loyalty_counts (loyalty_trend) and behavior_retention
 -- (tests/test_refresh.py checks refresh equals a full materialize).
 SELECT
     t.target_id AS target_id,
-    -- loyalty_trend: as in behavior_temporal: purchases per 30 days in the recent half minus the earlier half; purchases per 30 days; 0.0 when none
-    (COALESCE(lt.recent, 0) - COALESCE(lt.earlier, 0)) / (:loyalty_half_days / 30.0) AS loyalty_trend,
+    -- loyalty_trend: as in behavior_temporal (behavior_loyalty_counts); purchases per 30 days; 0.0 when none
+    COALESCE(lt.loyalty_trend, 0.0) AS loyalty_trend,
     -- risk_score: as in behavior_retention; integer 0..100
     rt.risk_score AS risk_score,
     -- recency_risk: as in all_features; 0/1
