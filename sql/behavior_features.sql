@@ -6,7 +6,7 @@
 -- and store.features.
 
 -- name: behavior_features
--- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_scores, behavior_segments, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
 SELECT
     t.target_id AS target_id,
     -- purchase family (behavior_purchase.sql)

@@ -6,7 +6,7 @@
 --   :new_customer_us        'new': first purchase at most this long before as_of (30 days)
 --   :risk_points            points per raised flag in risk_score (25; 4 flags -> 0..100)
 --   (the retention flags come from all_features, with the seed's constants of store.features)
--- Queries: behavior_rfm_population, behavior_rfm_scores (or behavior_rfm_scores_few for one
+-- Queries: behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores (or behavior_rfm_scores_few for one
 -- customer), behavior_retention (reads all_features), behavior_segments, behavior_segments_rows.
 
 -- name: behavior_rfm_population
@@ -29,40 +29,57 @@ JOIN purchases AS p
    AND p.event_time_us <= a.as_of_us
 GROUP BY a.as_of_us, p.customer_id
 
--- name: behavior_rfm_scores
--- Score of a value = 1 + floor(:rfm_bins * (customers of the population with a
--- strictly worse value) / (population size)): quantile classes by rank, ties
--- share a score, 1..:rfm_bins. Worse = longer recency, fewer purchases, less value.
+-- name: behavior_rfm_ranks
+-- Per member of the population: how many members have a strictly worse value
+-- (longer recency, fewer purchases, less value), by a rank over the whole
+-- population, and the population's size. behavior_rfm_scores turns these into
+-- scores; behavior_rfm_ranks_few counts the same numbers for a few targets.
 SELECT
     as_of_us,
     customer_id,
-    -- recency_score: 1..rfm_bins, higher = more recent; integer
-    1 + (:rfm_bins * (RANK() OVER (PARTITION BY as_of_us ORDER BY recency_us DESC) - 1))
-        / COUNT(*) OVER (PARTITION BY as_of_us) AS recency_score,
-    -- frequency_score: 1..rfm_bins, higher = more purchases; integer
-    1 + (:rfm_bins * (RANK() OVER (PARTITION BY as_of_us ORDER BY frequency) - 1))
-        / COUNT(*) OVER (PARTITION BY as_of_us) AS frequency_score,
-    -- monetary_score: 1..rfm_bins, higher = more value; integer
-    1 + (:rfm_bins * (RANK() OVER (PARTITION BY as_of_us ORDER BY monetary) - 1))
-        / COUNT(*) OVER (PARTITION BY as_of_us) AS monetary_score,
+    -- worse_recency: members with a longer recency; integer
+    RANK() OVER (PARTITION BY as_of_us ORDER BY recency_us DESC) - 1 AS worse_recency,
+    -- worse_frequency: members with fewer purchases; integer
+    RANK() OVER (PARTITION BY as_of_us ORDER BY frequency) - 1 AS worse_frequency,
+    -- worse_monetary: members with less value; integer
+    RANK() OVER (PARTITION BY as_of_us ORDER BY monetary) - 1 AS worse_monetary,
+    -- population: members of the population at this as_of; integer
+    COUNT(*) OVER (PARTITION BY as_of_us) AS population,
     -- first_us: first purchase (for the 'new' segment); microseconds since the epoch
     first_us
 FROM behavior_rfm_population
 
--- name: behavior_rfm_scores_few
--- The same scores as behavior_rfm_scores, for the target customers only, by
+-- name: behavior_rfm_scores
+-- The RFM score rule, written here only: score of a value = 1 + floor(:rfm_bins
+-- x (members of the population with a strictly worse value) / (population
+-- size)): quantile classes by rank, ties share a score, 1..:rfm_bins. Reads
+-- behavior_rfm_ranks (or, for one customer, behavior_rfm_ranks_few in its place).
+SELECT
+    as_of_us,
+    customer_id,
+    -- recency_score: 1..rfm_bins, higher = more recent; integer
+    1 + (:rfm_bins * worse_recency) / population AS recency_score,
+    -- frequency_score: 1..rfm_bins, higher = more purchases; integer
+    1 + (:rfm_bins * worse_frequency) / population AS frequency_score,
+    -- monetary_score: 1..rfm_bins, higher = more value; integer
+    1 + (:rfm_bins * worse_monetary) / population AS monetary_score,
+    -- first_us: first purchase (for the 'new' segment); microseconds since the epoch
+    first_us
+FROM behavior_rfm_ranks
+
+-- name: behavior_rfm_ranks_few
+-- The same numbers as behavior_rfm_ranks, for the target customers only, by
 -- counting the population members with a strictly worse value (no window
 -- sorts over the whole population): store.behavior uses it in place of
--- behavior_rfm_scores for a single customer; O(targets x population).
+-- behavior_rfm_ranks for a single customer; O(targets x population).
 SELECT
     me.as_of_us AS as_of_us,
     me.customer_id AS customer_id,
-    -- recency_score: 1..rfm_bins, higher = more recent; integer
-    1 + (:rfm_bins * SUM(pop.recency_us > me.recency_us)) / COUNT(*) AS recency_score,
-    -- frequency_score: 1..rfm_bins, higher = more purchases; integer
-    1 + (:rfm_bins * SUM(pop.frequency < me.frequency)) / COUNT(*) AS frequency_score,
-    -- monetary_score: 1..rfm_bins, higher = more value; integer
-    1 + (:rfm_bins * SUM(pop.monetary < me.monetary)) / COUNT(*) AS monetary_score,
+    -- worse_recency, worse_frequency, worse_monetary, population: as in behavior_rfm_ranks; integer
+    SUM(pop.recency_us > me.recency_us) AS worse_recency,
+    SUM(pop.frequency < me.frequency) AS worse_frequency,
+    SUM(pop.monetary < me.monetary) AS worse_monetary,
+    COUNT(*) AS population,
     -- first_us: first purchase; microseconds since the epoch
     me.first_us AS first_us
 FROM (SELECT DISTINCT t.as_of_us, t.customer_id FROM target AS t) AS w
@@ -110,7 +127,7 @@ FROM all_features
 -- family: behavior_segments
 -- order: 100
 -- tables: purchases
--- requires: behavior_rfm_population, behavior_rfm_scores
+-- requires: behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores
 -- refresh all: refresh_segments
 -- added by: issue 5 (behaviour features)
 -- window: all events at or before as_of (no window); docs/behavior.md
@@ -168,7 +185,7 @@ LEFT JOIN customers AS cu
 WHERE x.target_id IS NOT NULL
 
 -- name: behavior_segments_rows
--- requires: behavior_rfm_population, behavior_rfm_scores, behavior_segments
+-- requires: behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments
 -- The behavior_segments columns of every customer the target names, keyed by
 -- customer id: store.behavior.refresh_segments reads it (its target: every row
 -- of the shop in customer_features, at the new :as_of_us) into a temporary

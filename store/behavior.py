@@ -135,12 +135,13 @@ def statement(target=_features.ONE_TARGET, *, snapshot=False):
     return "WITH " + ",\n".join(parts) + "\n" + query("behavior_features")
 
 
-# For one customer, the RFM scores are counted (no window sorts of the whole
-# population): same values, see sql/behavior_segmentation.sql.
-_SINGLE = {"behavior_rfm_scores": "behavior_rfm_scores_few"}
+# For one customer, the ranks the RFM scores are computed from are counted (no window
+# sorts of the whole population): same values, see sql/behavior_segmentation.sql.
+_SINGLE = {"behavior_rfm_ranks": "behavior_rfm_ranks_few"}
 # ... or, when the shop's materialized snapshot is current, read from it (no
 # pass over the shop's purchases at all; None: CTE left out).
-_SNAPSHOT = {"behavior_rfm_scores": "behavior_rfm_scores_snapshot", "behavior_rfm_population": None}
+_SNAPSHOT = {"behavior_rfm_scores": "behavior_rfm_scores_snapshot", "behavior_rfm_population": None,
+             "behavior_rfm_ranks": None}
 _SCORE_COLUMNS = ("recency_score", "frequency_score", "monetary_score")
 
 
