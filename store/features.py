@@ -112,6 +112,17 @@ def compose(main, ctes=(), target=ONE_TARGET):
     return "WITH " + ",\n".join(parts) + "\n" + query(main)
 
 
+@functools.lru_cache(maxsize=None)
+def with_requires(name):
+    """The query ``name`` preceded by the queries of its ``-- requires:`` line as CTEs
+    named after them, in that order (a query that reads no ``target``, e.g. those of
+    sql/rfm.sql reading rfm_counted_purchases); the query itself when it requires none."""
+    ctes = registry.requires(name)
+    if not ctes:
+        return query(name)
+    return "WITH " + ",\n".join(f"{n} AS (\n{query(n)}\n)" for n in ctes) + "\n" + query(name)
+
+
 def cohort_target(table):
     """The ``target`` CTE of a cohort statement: the cohort's temp table, read in place.
 
