@@ -1,4 +1,8 @@
 -- Every seed feature of a target in one statement, with the retention rules.
+-- This family is the one place the retention rules are written: the behaviour
+-- families read its flags (behavior_retention, sql/behavior_segmentation.sql,
+-- requires all_features); refresh_recency (sql/materialize.sql) re-evaluates
+-- retention_concern from the stored flags when only as_of moves.
 --
 -- Reads `target` and the family queries as CTEs named after them
 -- (purchase_features, session_features, cart_features, support_features);
@@ -18,13 +22,13 @@
 -- tables:
 -- requires: purchase_features, session_features, cart_features, support_features
 -- window: window-free: computed from the 30- and 90-day windows ending at as_of, whatever days is
+-- helpers: recency_risk
 -- column order: high_short_term_activity, declining_engagement, support_risk, cart_abandonment_risk, retention_concern, activity_trend
 -- object: activity_retention_tradeoff: The six retention flags above, as one dict (get_activity_retention_tradeoff).; object, dict of the six retention flags; all flags False and 'inactive' when no activity
 SELECT
     f.*,
     -- retention_concern: The last purchase is more than 60 days old, or any of the three risk flags is set.; boolean, 0/1; 0 when no purchase and no risk; window: window-free: computed from the 30- and 90-day windows ending at as_of, whatever days is; recency over all time
-    (COALESCE(f.purchase_recency_days > :recency_concern_days, 0)
-        OR f.declining_engagement OR f.support_risk OR f.cart_abandonment_risk) AS retention_concern,
+    (f.recency_risk OR f.declining_engagement OR f.support_risk OR f.cart_abandonment_risk) AS retention_concern,
     -- activity_trend: 'declining' if declining_engagement, else 'stable' if high_short_term_activity, else 'inactive'.; text, 'declining', 'stable' or 'inactive'; 'inactive' when no activity
     CASE
         WHEN f.declining_engagement THEN 'declining'
@@ -40,6 +44,8 @@ FROM (
         sf.session_count, sf.session_frequency, sf.average_session_duration,
         cf.cart_event_count, cf.abandoned_cart_count, cf.cart_conversion_ratio, cf.abandoned_cart_value,
         su.support_ticket_count, su.average_response_time_hours, su.escalation_count, su.escalation_ratio,
+        -- recency_risk: The last purchase is more than 60 days old (read by retention_concern here and by the behaviour family, sql/behavior_segmentation.sql behavior_retention).; boolean, 0/1; 0 when no purchase
+        COALESCE(pf.purchase_recency_days > :recency_concern_days, 0) AS recency_risk,
         -- high_short_term_activity: The 30-day purchase and session frequencies are both above 0.; boolean, 0/1; 0 when no activity
         (pf.purchase_count_short > 0 AND sf.session_count_short > 0) AS high_short_term_activity,
         -- declining_engagement: The 30- and 90-day purchase frequencies are both above 0 and their ratio is below 0.7.; boolean, 0/1; 0 when no purchase

@@ -6,7 +6,7 @@
 -- and store.features.
 
 -- name: behavior_features
--- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_scores, behavior_segments, behavior_retention_flags, behavior_retention
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
 SELECT
     t.target_id AS target_id,
     -- purchase family (behavior_purchase.sql)
@@ -41,12 +41,12 @@ ORDER BY t.target_id
 -- family: behavior_family
 -- order: 90
 -- tables: purchases, sessions, interactions, purchase_attributions, cart_events, support_interactions
--- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_retention_flags, behavior_retention
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
 -- keyed: behavior_purchase, behavior_engagement, behavior_search, behavior_shopping, behavior_device, behavior_temporal, behavior_retention
 -- edges days: 30, 61, 90, 180
 -- edge tables: purchases, cart_events, support_interactions
 -- edge query: behavior_family_edges
--- edge requires: behavior_retention_flags, behavior_retention, behavior_loyalty_counts
+-- edge requires: purchase_features, session_features, cart_features, support_features, all_features, behavior_retention, behavior_loyalty_counts
 -- added by: issue 5 (behaviour features)
 -- window: all events at or before as_of (no window); docs/behavior.md
 -- The behaviour features materialized by store.materialize (catalog family
@@ -129,17 +129,17 @@ JOIN behavior_retention AS rt ON rt.target_id = t.target_id
 -- edges (catalog Family.edge_query): refresh() computes only these for a
 -- customer whose only change is an event crossing one of the edges, and keeps
 -- the customer's other behavior_family columns. Reads the CTEs
--- behavior_retention_flags and behavior_retention (behavior_segmentation.sql)
+-- behavior_retention (behavior_segmentation.sql, over all_features)
 -- and behavior_loyalty_counts (behavior_temporal.sql).
--- Same formulas as behavior_temporal (loyalty_trend) and behavior_retention
+-- Reads the rules of behavior_loyalty_counts (loyalty_trend) and behavior_retention
 -- (tests/test_refresh.py checks refresh equals a full materialize).
 SELECT
     t.target_id AS target_id,
-    -- loyalty_trend: as in behavior_temporal: purchases per 30 days in the recent half minus the earlier half; purchases per 30 days; 0.0 when none
-    (COALESCE(lt.recent, 0) - COALESCE(lt.earlier, 0)) / (:loyalty_half_days / 30.0) AS loyalty_trend,
+    -- loyalty_trend: as in behavior_temporal (behavior_loyalty_counts); purchases per 30 days; 0.0 when none
+    COALESCE(lt.loyalty_trend, 0.0) AS loyalty_trend,
     -- risk_score: as in behavior_retention; integer 0..100
     rt.risk_score AS risk_score,
-    -- recency_risk: as in behavior_retention_flags; 0/1
+    -- recency_risk: as in all_features; 0/1
     rt.recency_risk AS recency_risk
 FROM target AS t
 JOIN behavior_retention AS rt ON rt.target_id = t.target_id

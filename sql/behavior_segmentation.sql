@@ -4,13 +4,10 @@
 --   :shop_id
 --   :rfm_bins               number of score classes (5: scores 1..5)
 --   :new_customer_us        'new': first purchase at most this long before as_of (30 days)
---   :recency_concern_days   recency_risk: last purchase more than this many days ago (60, the seed constant)
 --   :risk_points            points per raised flag in risk_score (25; 4 flags -> 0..100)
---   :short_window_us, :long_window_us, :short_days, :long_days, :declining_ratio,
---   :support_escalation_ratio, :support_max_tickets, :cart_min_conversion_ratio,
---   :cart_max_abandoned   the seed's retention-rule constants (store.features)
--- Queries: behavior_rfm_population, behavior_rfm_scores (or behavior_rfm_scores_few for one
--- customer), behavior_retention_flags, behavior_retention, behavior_segments.
+--   (the retention flags come from all_features, with the seed's constants of store.features)
+-- Queries: behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores (or behavior_rfm_scores_few for one
+-- customer), behavior_retention (reads all_features), behavior_segments, behavior_segments_rows.
 
 -- name: behavior_rfm_population
 -- One row per (as_of of the targets, shop customer with a purchase at or
@@ -32,86 +29,57 @@ JOIN purchases AS p
    AND p.event_time_us <= a.as_of_us
 GROUP BY a.as_of_us, p.customer_id
 
--- name: behavior_rfm_scores
--- Score of a value = 1 + floor(:rfm_bins * (customers of the population with a
--- strictly worse value) / (population size)): quantile classes by rank, ties
--- share a score, 1..:rfm_bins. Worse = longer recency, fewer purchases, less value.
+-- name: behavior_rfm_ranks
+-- Per member of the population: how many members have a strictly worse value
+-- (longer recency, fewer purchases, less value), by a rank over the whole
+-- population, and the population's size. behavior_rfm_scores turns these into
+-- scores; behavior_rfm_ranks_few counts the same numbers for a few targets.
 SELECT
     as_of_us,
     customer_id,
-    -- recency_score: 1..rfm_bins, higher = more recent; integer
-    1 + (:rfm_bins * (RANK() OVER (PARTITION BY as_of_us ORDER BY recency_us DESC) - 1))
-        / COUNT(*) OVER (PARTITION BY as_of_us) AS recency_score,
-    -- frequency_score: 1..rfm_bins, higher = more purchases; integer
-    1 + (:rfm_bins * (RANK() OVER (PARTITION BY as_of_us ORDER BY frequency) - 1))
-        / COUNT(*) OVER (PARTITION BY as_of_us) AS frequency_score,
-    -- monetary_score: 1..rfm_bins, higher = more value; integer
-    1 + (:rfm_bins * (RANK() OVER (PARTITION BY as_of_us ORDER BY monetary) - 1))
-        / COUNT(*) OVER (PARTITION BY as_of_us) AS monetary_score,
+    -- worse_recency: members with a longer recency; integer
+    RANK() OVER (PARTITION BY as_of_us ORDER BY recency_us DESC) - 1 AS worse_recency,
+    -- worse_frequency: members with fewer purchases; integer
+    RANK() OVER (PARTITION BY as_of_us ORDER BY frequency) - 1 AS worse_frequency,
+    -- worse_monetary: members with less value; integer
+    RANK() OVER (PARTITION BY as_of_us ORDER BY monetary) - 1 AS worse_monetary,
+    -- population: members of the population at this as_of; integer
+    COUNT(*) OVER (PARTITION BY as_of_us) AS population,
     -- first_us: first purchase (for the 'new' segment); microseconds since the epoch
     first_us
 FROM behavior_rfm_population
 
--- name: behavior_retention_flags
--- The seed retention flags (sql/all_features.sql, same rules and constants),
--- recomputed here with one indexed correlated count per input instead of
--- joining the seed family CTEs: the behaviour statement stays linear in the
--- cohort size whatever plan SQLite picks for the seed join.
+-- name: behavior_rfm_scores
+-- The RFM score rule, written here only: score of a value = 1 + floor(:rfm_bins
+-- x (members of the population with a strictly worse value) / (population
+-- size)): quantile classes by rank, ties share a score, 1..:rfm_bins. Reads
+-- behavior_rfm_ranks (or, for one customer, behavior_rfm_ranks_few in its place).
 SELECT
-    target_id,
-    -- recency_risk: last purchase more than :recency_concern_days whole days before as_of; 0/1; 0 when no purchase
-    COALESCE((as_of_us - last_us) / 86400000000 > :recency_concern_days, 0) AS recency_risk,
-    -- declining_engagement: 30- and 90-day purchase counts both > 0 and (n30 / (30/30)) / (n90 / (90/30)) < :declining_ratio; 0/1
-    (n30 > 0 AND n90 > 0
-        AND (n30 / (:short_days / 30.0)) / (n90 / (:long_days / 30.0)) < :declining_ratio) AS declining_engagement,
-    -- support_risk: 30-day escalation ratio > :support_escalation_ratio or more than :support_max_tickets tickets in 30 days; 0/1
-    (COALESCE(escalated30 * 1.0 / NULLIF(tickets30, 0), 0.0) > :support_escalation_ratio
-        OR tickets30 > :support_max_tickets) AS support_risk,
-    -- cart_abandonment_risk: 30-day conversion ratio < :cart_min_conversion_ratio and more than :cart_max_abandoned abandoned carts in 30 days; 0/1
-    (COALESCE(converted30 * 1.0 / NULLIF(carts30, 0), 0.0) < :cart_min_conversion_ratio
-        AND carts30 - converted30 > :cart_max_abandoned) AS cart_abandonment_risk
-FROM (
-    SELECT
-        t.target_id AS target_id,
-        t.as_of_us AS as_of_us,
-        (SELECT MAX(p.event_time_us) FROM purchases AS p
-          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
-            AND p.event_time_us <= t.as_of_us) AS last_us,
-        (SELECT COUNT(*) FROM purchases AS p
-          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
-            AND p.event_time_us <= t.as_of_us AND p.event_time_us >= t.as_of_us - :short_window_us) AS n30,
-        (SELECT COUNT(*) FROM purchases AS p
-          WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id
-            AND p.event_time_us <= t.as_of_us AND p.event_time_us >= t.as_of_us - :long_window_us) AS n90,
-        (SELECT COUNT(*) FROM support_interactions AS s
-          WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id
-            AND s.event_time_us <= t.as_of_us AND s.event_time_us >= t.as_of_us - :short_window_us) AS tickets30,
-        (SELECT TOTAL(s.escalated) FROM support_interactions AS s
-          WHERE s.shop_id = :shop_id AND s.customer_id = t.customer_id
-            AND s.event_time_us <= t.as_of_us AND s.event_time_us >= t.as_of_us - :short_window_us) AS escalated30,
-        (SELECT COUNT(*) FROM cart_events AS c
-          WHERE c.shop_id = :shop_id AND c.customer_id = t.customer_id
-            AND c.event_time_us <= t.as_of_us AND c.event_time_us >= t.as_of_us - :short_window_us) AS carts30,
-        (SELECT COUNT(*) FROM cart_events AS c
-          WHERE c.shop_id = :shop_id AND c.customer_id = t.customer_id AND c.event_type = 'converted'
-            AND c.event_time_us <= t.as_of_us AND c.event_time_us >= t.as_of_us - :short_window_us) AS converted30
-    FROM target AS t
-)
+    as_of_us,
+    customer_id,
+    -- recency_score: 1..rfm_bins, higher = more recent; integer
+    1 + (:rfm_bins * worse_recency) / population AS recency_score,
+    -- frequency_score: 1..rfm_bins, higher = more purchases; integer
+    1 + (:rfm_bins * worse_frequency) / population AS frequency_score,
+    -- monetary_score: 1..rfm_bins, higher = more value; integer
+    1 + (:rfm_bins * worse_monetary) / population AS monetary_score,
+    -- first_us: first purchase (for the 'new' segment); microseconds since the epoch
+    first_us
+FROM behavior_rfm_ranks
 
--- name: behavior_rfm_scores_few
--- The same scores as behavior_rfm_scores, for the target customers only, by
+-- name: behavior_rfm_ranks_few
+-- The same numbers as behavior_rfm_ranks, for the target customers only, by
 -- counting the population members with a strictly worse value (no window
 -- sorts over the whole population): store.behavior uses it in place of
--- behavior_rfm_scores for a single customer; O(targets x population).
+-- behavior_rfm_ranks for a single customer; O(targets x population).
 SELECT
     me.as_of_us AS as_of_us,
     me.customer_id AS customer_id,
-    -- recency_score: 1..rfm_bins, higher = more recent; integer
-    1 + (:rfm_bins * SUM(pop.recency_us > me.recency_us)) / COUNT(*) AS recency_score,
-    -- frequency_score: 1..rfm_bins, higher = more purchases; integer
-    1 + (:rfm_bins * SUM(pop.frequency < me.frequency)) / COUNT(*) AS frequency_score,
-    -- monetary_score: 1..rfm_bins, higher = more value; integer
-    1 + (:rfm_bins * SUM(pop.monetary < me.monetary)) / COUNT(*) AS monetary_score,
+    -- worse_recency, worse_frequency, worse_monetary, population: as in behavior_rfm_ranks; integer
+    SUM(pop.recency_us > me.recency_us) AS worse_recency,
+    SUM(pop.frequency < me.frequency) AS worse_frequency,
+    SUM(pop.monetary < me.monetary) AS worse_monetary,
+    COUNT(*) AS population,
     -- first_us: first purchase; microseconds since the epoch
     me.first_us AS first_us
 FROM (SELECT DISTINCT t.as_of_us, t.customer_id FROM target AS t) AS w
@@ -144,19 +112,22 @@ JOIN customer_features AS cf
    AND cf.as_of_us = t.as_of_us
 
 -- name: behavior_retention
+-- The seed retention flags read from the family all_features (sql/all_features.sql,
+-- the only place their rules are written; its CTE, with the four seed families
+-- it reads, comes before this one on the requires lines of behavior_features,
+-- behavior_family and the edge query), and the rule-based risk score over them.
 SELECT
     target_id,
-    recency_risk, declining_engagement, support_risk, cart_abandonment_risk,
-    -- retention_concern: any of the four flags (the seed's rule); 0/1 (boolean)
-    (recency_risk OR declining_engagement OR support_risk OR cart_abandonment_risk) AS retention_concern,
+    -- recency_risk, declining_engagement, support_risk, cart_abandonment_risk, retention_concern: as in all_features; 0/1 (boolean)
+    recency_risk, declining_engagement, support_risk, cart_abandonment_risk, retention_concern,
     -- risk_score: :risk_points x (recency_risk + declining_engagement + support_risk + cart_abandonment_risk); rule-based, NOT a probability; integer 0..100
     :risk_points * (recency_risk + declining_engagement + support_risk + cart_abandonment_risk) AS risk_score
-FROM behavior_retention_flags
+FROM all_features
 
 -- family: behavior_segments
 -- order: 100
 -- tables: purchases
--- requires: behavior_rfm_population, behavior_rfm_scores
+-- requires: behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores
 -- refresh all: refresh_segments
 -- added by: issue 5 (behaviour features)
 -- window: all events at or before as_of (no window); docs/behavior.md
@@ -213,33 +184,32 @@ LEFT JOIN customers AS cu
    AND cu.customer_id = x.customer_id
 WHERE x.target_id IS NOT NULL
 
+-- name: behavior_segments_rows
+-- requires: behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments
+-- The behavior_segments columns of every customer the target names, keyed by
+-- customer id: store.behavior.refresh_segments reads it (its target: every row
+-- of the shop in customer_features, at the new :as_of_us) into a temporary
+-- table that behavior_segments_update copies from. The rules are those of
+-- behavior_segments itself, the only place they are written.
+SELECT
+    -- customer_id: the customer; text
+    customer_id,
+    -- recency_score, frequency_score, monetary_score, customer_segment, account_age_days: as in behavior_segments
+    recency_score, frequency_score, monetary_score, customer_segment, account_age_days
+FROM behavior_segments
+ORDER BY customer_id
+
 -- name: behavior_segments_update
 -- Brings the behavior_segments columns of every row of the shop in
--- customer_features to :as_of_us (store.behavior.refresh_segments): the RFM
--- scores and first purchase of each customer come from the temporary table
--- behavior_segments_scores (customer_id, recency_score, frequency_score,
--- monetary_score, first_us: behavior_rfm_scores at :as_of_us), the account age
--- from customers; one primary-key lookup of each per row. The rules are those
--- of behavior_segments (tests/test_refresh.py checks they agree).
+-- customer_features to :as_of_us (store.behavior.refresh_segments): each row
+-- takes the values behavior_segments_rows computed for its customer into the
+-- temporary table behavior_segments_computed; one primary-key lookup per row.
 UPDATE customer_features SET
     (recency_score, frequency_score, monetary_score, customer_segment, account_age_days) = (
         SELECT
-            -- recency_score, frequency_score, monetary_score: integer 1..rfm_bins; NULL when no purchase
-            s.recency_score, s.frequency_score, s.monetary_score,
-            -- customer_segment: as in behavior_segments; text, never NULL
-            CASE
-                WHEN s.first_us IS NULL THEN 'no_purchases'
-                WHEN s.first_us >= :as_of_us - :new_customer_us THEN 'new'
-                WHEN s.recency_score >= 4 AND s.frequency_score >= 4 AND s.monetary_score >= 4 THEN 'champions'
-                WHEN s.recency_score >= 3 AND s.frequency_score >= 4 THEN 'loyal'
-                WHEN s.recency_score <= 2 AND s.frequency_score >= 3 THEN 'at_risk'
-                WHEN s.recency_score <= 2 THEN 'hibernating'
-                ELSE 'needs_attention'
-            END,
-            -- account_age_days: whole days from customers.created_at to as_of; integer; NULL when unknown or after as_of
-            CASE WHEN cu.created_at_us <= :as_of_us THEN (:as_of_us - cu.created_at_us) / 86400000000 END
-        FROM (SELECT 1) AS one
-        LEFT JOIN temp.behavior_segments_scores AS s ON s.customer_id = customer_features.customer_id
-        LEFT JOIN customers AS cu ON cu.shop_id = :shop_id AND cu.customer_id = customer_features.customer_id
+            -- the behavior_segments columns, copied
+            s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_age_days
+        FROM temp.behavior_segments_computed AS s
+        WHERE s.customer_id = customer_features.customer_id
     )
 WHERE shop_id = :shop_id

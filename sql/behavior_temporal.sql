@@ -63,15 +63,15 @@ FROM (
 GROUP BY target_id, season
 
 -- name: behavior_loyalty_counts
--- The purchase counts loyalty_trend compares (behavior_temporal, and
--- behavior_family_edges on refresh): one row per target with a purchase in
--- the loyalty window.
+-- The loyalty trend of each target (read by
+-- behavior_temporal, and behavior_family_edges on refresh): one row per
+-- target with a purchase in the loyalty window.
 SELECT
     t2.target_id AS target_id,
-    -- recent: purchases in the recent half (as_of - half .. as_of); integer
-    COUNT(*) FILTER (WHERE p.event_time_us >= t2.as_of_us - :loyalty_half_us) AS recent,
-    -- earlier: purchases in the earlier half (as_of - 2 half .. as_of - half, exclusive); integer
-    COUNT(*) FILTER (WHERE p.event_time_us < t2.as_of_us - :loyalty_half_us) AS earlier
+    -- loyalty_trend: the loyalty_trend rule (written here only): purchases per 30 days in the recent half (as_of - half .. as_of) minus those in the earlier half (as_of - 2 half .. as_of - half, exclusive); purchases per 30 days (real)
+    (COUNT(*) FILTER (WHERE p.event_time_us >= t2.as_of_us - :loyalty_half_us)
+     - COUNT(*) FILTER (WHERE p.event_time_us < t2.as_of_us - :loyalty_half_us)) / (:loyalty_half_days / 30.0)
+        AS loyalty_trend
 FROM target AS t2
 JOIN purchases AS p
     ON p.shop_id = :shop_id
@@ -90,7 +90,7 @@ SELECT
     -- seasonal_behavior: (share of purchases in the most common season - 0.25) / 0.75; 0 = spread evenly, 1 = one season only; ratio 0..1; NULL when no purchase
     (ss.top_count * 1.0 / ss.total - 0.25) / 0.75 AS seasonal_behavior,
     -- loyalty_trend: purchases per 30 days in the recent half (as_of - half .. as_of) minus those in the earlier half (as_of - 2 half .. as_of - half, exclusive); purchases per 30 days; 0.0 when none
-    (COALESCE(lt.recent, 0) - COALESCE(lt.earlier, 0)) / (:loyalty_half_days / 30.0) AS loyalty_trend
+    COALESCE(lt.loyalty_trend, 0.0) AS loyalty_trend
 FROM target AS t
 LEFT JOIN (
     SELECT target_id, hour FROM (

@@ -16,21 +16,38 @@
 -- Shared parameters: :shop_id, :period_us, :bias_us, :bias_periods,
 -- :include_zero (0/1), :include_first (0/1), :freq_multiplier (REAL > 0).
 
--- name: rfm_last_period
--- The default observation end: the period of the last counted purchase.
+-- name: rfm_counted_purchases
+-- The counted purchases of the shop, each with its period: the one place the
+-- queries below apply the counting rule and the store's timezone (the
+-- store/localtime.py lookup); they read it as a CTE (their requires line).
 SELECT
-    -- last_period: largest period number of a counted purchase; integer; NULL when the shop has none
-    MAX((p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
-            (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
-             WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
-         + :bias_us) / :period_us - :bias_periods) AS last_period,
-    -- last_us: the last counted purchase time; microseconds since the epoch (UTC); NULL when none
-    MAX(p.event_time_us) AS last_us
+    -- customer_id: the customer; text
+    p.customer_id AS customer_id,
+    -- event_time_us: the purchase time; microseconds since the epoch (UTC)
+    p.event_time_us AS event_time_us,
+    -- order_value: the order value; currency units
+    p.order_value AS order_value,
+    -- period: the period number of the purchase's local time; integer
+    (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
+        (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
+         WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
+     + :bias_us) / :period_us - :bias_periods AS period
 FROM purchases AS p
 WHERE p.shop_id = :shop_id
   AND (p.order_value > 0 OR :include_zero)
 
+-- name: rfm_last_period
+-- requires: rfm_counted_purchases
+-- The default observation end: the period of the last counted purchase.
+SELECT
+    -- last_period: largest period number of a counted purchase; integer; NULL when the shop has none
+    MAX(c.period) AS last_period,
+    -- last_us: the last counted purchase time; microseconds since the epoch (UTC); NULL when none
+    MAX(c.event_time_us) AS last_us
+FROM rfm_counted_purchases AS c
+
 -- name: rfm_summary
+-- requires: rfm_counted_purchases
 -- One row per customer with a counted purchase in a period <= :end_period
 -- (a purchase later in the observation end's own period counts, as in
 -- lifetimes), ordered by customer_id.
@@ -50,16 +67,7 @@ FROM (
            MIN(s.period) OVER (PARTITION BY s.customer_id) AS first_period
     FROM (
         SELECT l.customer_id, l.period, SUM(l.order_value) AS value
-        FROM (
-            SELECT p.customer_id, p.order_value,
-                   (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
-                        (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
-                         WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
-                    + :bias_us) / :period_us - :bias_periods AS period
-            FROM purchases AS p
-            WHERE p.shop_id = :shop_id
-              AND (p.order_value > 0 OR :include_zero)
-        ) AS l
+        FROM rfm_counted_purchases AS l
         WHERE l.period <= :end_period
         GROUP BY l.customer_id, l.period
     ) AS s
@@ -68,6 +76,7 @@ GROUP BY c.customer_id
 ORDER BY c.customer_id
 
 -- name: rfm_calibration_holdout
+-- requires: rfm_counted_purchases
 -- Calibration: counted purchases at or before :calibration_end_us (an instant),
 -- summarised as rfm_summary with the observation end :calibration_period.
 -- Holdout: counted purchases with :calibration_end_us < time <= :observation_end_us.
@@ -100,16 +109,10 @@ FROM (
     FROM (
         SELECT l.customer_id, l.period, l.part, SUM(l.order_value) AS value, COUNT(*) AS purchases
         FROM (
-            SELECT p.customer_id, p.order_value,
-                   CASE WHEN p.event_time_us <= :calibration_end_us THEN 0 ELSE 1 END AS part,
-                   (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
-                        (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
-                         WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
-                    + :bias_us) / :period_us - :bias_periods AS period
-            FROM purchases AS p
-            WHERE p.shop_id = :shop_id
-              AND (p.order_value > 0 OR :include_zero)
-              AND p.event_time_us <= :observation_end_us
+            SELECT c.customer_id, c.order_value, c.period,
+                   CASE WHEN c.event_time_us <= :calibration_end_us THEN 0 ELSE 1 END AS part
+            FROM rfm_counted_purchases AS c
+            WHERE c.event_time_us <= :observation_end_us
         ) AS l
         WHERE l.part = 1 OR l.period <= :calibration_period
         GROUP BY l.customer_id, l.period, l.part
@@ -129,13 +132,12 @@ SELECT
      + :bias_us) / :period_us - :bias_periods AS period
 
 -- name: rfm_holdout_count
+-- requires: rfm_counted_purchases
 -- Whether any counted purchase falls in the holdout (:calibration_end_us, :observation_end_us].
 SELECT
     -- holdout_purchases: 1 when there is at least one counted holdout purchase, else 0; integer
     EXISTS (
-        SELECT 1 FROM purchases AS p
-        WHERE p.shop_id = :shop_id
-          AND (p.order_value > 0 OR :include_zero)
-          AND p.event_time_us > :calibration_end_us
-          AND p.event_time_us <= :observation_end_us
+        SELECT 1 FROM rfm_counted_purchases AS c
+        WHERE c.event_time_us > :calibration_end_us
+          AND c.event_time_us <= :observation_end_us
     ) AS holdout_purchases

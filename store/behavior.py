@@ -135,12 +135,13 @@ def statement(target=_features.ONE_TARGET, *, snapshot=False):
     return "WITH " + ",\n".join(parts) + "\n" + query("behavior_features")
 
 
-# For one customer, the RFM scores are counted (no window sorts of the whole
-# population): same values, see sql/behavior_segmentation.sql.
-_SINGLE = {"behavior_rfm_scores": "behavior_rfm_scores_few"}
+# For one customer, the ranks the RFM scores are computed from are counted (no window
+# sorts of the whole population): same values, see sql/behavior_segmentation.sql.
+_SINGLE = {"behavior_rfm_ranks": "behavior_rfm_ranks_few"}
 # ... or, when the shop's materialized snapshot is current, read from it (no
 # pass over the shop's purchases at all; None: CTE left out).
-_SNAPSHOT = {"behavior_rfm_scores": "behavior_rfm_scores_snapshot", "behavior_rfm_population": None}
+_SNAPSHOT = {"behavior_rfm_scores": "behavior_rfm_scores_snapshot", "behavior_rfm_population": None,
+             "behavior_rfm_ranks": None}
 _SCORE_COLUMNS = ("recency_score", "frequency_score", "monetary_score")
 
 
@@ -216,28 +217,32 @@ def iter_cohort(conn, shop_id, targets):
 # sql/behavior_features.sql and sql/behavior_segmentation.sql (store.registry).
 
 
+# refresh_segments' target: every row of the shop in customer_features, at the new as_of.
+_SHOP_ROWS_TARGET = ("target AS (SELECT customer_id AS target_id, customer_id, :as_of_us AS as_of_us "
+                     "FROM customer_features WHERE shop_id = :shop_id)")
+
+
 def refresh_segments(conn, shop_id, as_of_us):
     """Recompute the population-relative columns (family behavior_segments) of every row of
     the shop in customer_features at ``as_of_us``.
 
     refresh() recomputes only customers whose own values can have changed; RFM scores and
     segments also change when other customers buy, and account age changes every day,
-    so this family is brought forward for everyone: the scores of the population (one
-    pass over the shop's purchases, one sort per score) into a keyed temporary table,
-    then one UPDATE of every row (behavior_segments_update), two primary-key lookups each.
+    so this family is brought forward for everyone: the family's columns of every customer
+    with a row (behavior_segments_rows: the family itself over a target of those rows, so its
+    rules are written once; one pass over the shop's purchases, one sort per score) into a
+    keyed temporary table, then one UPDATE of every row (behavior_segments_update), one
+    primary-key lookup each.
     The caller prepares it inside store.db.automatic_indexes.
     """
-    table = "behavior_segments_scores"
-    names = ("behavior_rfm_population", "behavior_rfm_scores")
-    select = ("WITH target AS (SELECT NULL AS target_id, NULL AS customer_id, :as_of_us AS as_of_us),\n"
-              + ",\n".join(f"{n} AS MATERIALIZED (\n{query(n)}\n)" for n in names)
-              + "\nSELECT customer_id, recency_score, frequency_score, monetary_score, first_us "
-                "FROM behavior_rfm_scores ORDER BY customer_id")
+    table = "behavior_segments_computed"
+    select = _features.compose("behavior_segments_rows", registry.requires("behavior_segments_rows"),
+                               _SHOP_ROWS_TARGET)
     params = parameters(shop_id)
     params["as_of_us"] = as_of_us
     conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
     conn.execute(f"CREATE TEMP TABLE {table} (customer_id TEXT PRIMARY KEY, recency_score, frequency_score, "
-                 "monetary_score, first_us) WITHOUT ROWID")
+                 "monetary_score, customer_segment, account_age_days) WITHOUT ROWID")
     try:
         conn.execute(f"INSERT INTO temp.{table} " + select, params)
         conn.execute(query("behavior_segments_update"), params)

@@ -11,7 +11,6 @@ import itertools
 import json
 import math
 import numbers
-import re
 
 from . import registry, timeutil
 from .db import automatic_indexes
@@ -36,14 +35,19 @@ ONE_TARGET = "target(target_id, customer_id, as_of_us) AS (VALUES (0, :customer_
 # comments in sql/all_features.sql, in its column order).
 TRADEOFF_KEYS = tuple(f.name for f in registry.columns("all_features"))
 
-# In sql/ the alias ``t`` always names the target relation (tests/test_materialize_staged.py).
-TARGET_AS_OF = re.compile(r"\bt\.as_of_us\b")
+def target_relation(source, one_as_of=False):
+    """The ``target`` CTE over the targets table ``source`` (a name this package made:
+    ``temp.<cohort table>``, ``temp.target``, ``scratch.target``), read in place.
 
+    ``one_as_of`` (every target has the same as_of, bound as ``:as_of_us``): the CTE's
+    ``as_of_us`` is that parameter instead of the table's column. The family queries run
+    as written; SQLite inlines the CTE (``NOT MATERIALIZED``), so each window edge
+    ``t.as_of_us - :window_us`` becomes a constant it computes once per statement instead
+    of once per event row (about 20% of a family's time when it was measured).
+    """
+    as_of = ":as_of_us" if one_as_of else "as_of_us"
+    return f"target AS NOT MATERIALIZED (SELECT target_id, customer_id, {as_of} AS as_of_us FROM {source})"
 
-def bind_one_as_of(sql):
-    """``sql`` for targets that all share one as_of: ``t.as_of_us`` becomes the bound
-    ``:as_of_us``, so SQLite computes each window edge once per statement, not per row."""
-    return TARGET_AS_OF.sub(":as_of_us", sql)
 
 _cohort_counter = itertools.count(1)
 TARGET_CHUNK = 100_000  # cohort targets per INSERT statement (memory bound of a streamed cohort)
@@ -112,7 +116,18 @@ def compose(main, ctes=(), target=ONE_TARGET):
     return "WITH " + ",\n".join(parts) + "\n" + query(main)
 
 
-def cohort_target(table):
+@functools.lru_cache(maxsize=None)
+def with_requires(name):
+    """The query ``name`` preceded by the queries of its ``-- requires:`` line as CTEs
+    named after them, in that order (a query that reads no ``target``, e.g. those of
+    sql/rfm.sql reading rfm_counted_purchases); the query itself when it requires none."""
+    ctes = registry.requires(name)
+    if not ctes:
+        return query(name)
+    return "WITH " + ",\n".join(f"{n} AS (\n{query(n)}\n)" for n in ctes) + "\n" + query(name)
+
+
+def cohort_target(table, one_as_of=False):
     """The ``target`` CTE of a cohort statement: the cohort's temp table, read in place.
 
     ``NOT MATERIALIZED``: a CTE read by several family queries is otherwise copied
@@ -122,21 +137,19 @@ def cohort_target(table):
     targets in target_id order and groups without a sort. ``table`` is a name this
     module made (``FeatureReader._acquire_table``), never a caller's text.
     """
-    return f"target AS NOT MATERIALIZED (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
+    return target_relation(f"temp.{table}", one_as_of)
 
 
 @functools.lru_cache(maxsize=256)
 def compose_cohort(main, ctes, table, one_as_of=False, suffix=""):
-    """``compose(main, ctes, cohort_target(table)) + suffix``, built once per distinct key.
+    """``compose(main, ctes, cohort_target(table, one_as_of)) + suffix``, built once per key.
 
     With ``one_as_of`` (every target of the cohort has the same as_of_us, bound as
-    ``:as_of_us``) each ``t.as_of_us`` becomes ``:as_of_us``: the same value, but SQLite
-    then computes each window edge once per statement instead of once per event row
-    (the rewrite materialize uses, store.materialize.stage). The text is the same on
-    every call, so sqlite3's statement cache keeps the prepared statement.
+    ``:as_of_us``) the target relation gives ``:as_of_us`` as every target's as_of
+    (``target_relation``), as materialize's does. The text is the same on every call, so
+    sqlite3's statement cache keeps the prepared statement.
     """
-    sql = compose(main, ctes, cohort_target(table)) + suffix
-    return bind_one_as_of(sql) if one_as_of else sql
+    return compose(main, ctes, cohort_target(table, one_as_of)) + suffix
 
 
 def _rows(cursor):
@@ -457,8 +470,7 @@ def _typed(kind, value):
 
 def _user_cohort_sql(text, table, one_as_of):
     """A user family over a cohort's temp table, one row per target in target_id order."""
-    sql = f"WITH {cohort_target(table)}\nSELECT * FROM (\n{text}\n) ORDER BY target_id"
-    return bind_one_as_of(sql) if one_as_of else sql
+    return f"WITH {cohort_target(table, one_as_of)}\nSELECT * FROM (\n{text}\n) ORDER BY target_id"
 
 
 def _add_user_values(features, tid, user):

@@ -15,6 +15,7 @@ import numbers
 from collections import namedtuple
 
 from . import localtime, timeutil
+from .features import with_requires
 from .resources import query
 
 US_PER_HOUR = localtime.US_PER_HOUR
@@ -96,13 +97,13 @@ def summary(conn, shop_id, observation_end=None, *, freq="D", freq_multiplier=1,
     """Iterator of RFMRow(customer_id, frequency, recency, T, monetary_value), by customer_id."""
     params = parameters(shop_id, freq, freq_multiplier, include_first, include_zero)
     if observation_end is None:
-        end_period = conn.execute(query("rfm_last_period"), params).fetchone()[0]
+        end_period = conn.execute(with_requires("rfm_last_period"), params).fetchone()[0]
         if end_period is None:  # no counted purchase at all
             return iter(())
     else:
         end_period = period_of(conn, params, localtime.to_us(observation_end, _zone(conn)))
     params["end_period"] = end_period
-    return _stream(conn.execute(query("rfm_summary"), params), RFMRow)
+    return _stream(conn.execute(with_requires("rfm_summary"), params), RFMRow)
 
 
 def calibration_and_holdout(conn, shop_id, calibration_end, observation_end=None, *, freq="D",
@@ -119,7 +120,7 @@ def calibration_and_holdout(conn, shop_id, calibration_end, observation_end=None
     zone = _zone(conn)
     cal_us = localtime.to_us(calibration_end, zone)
     if observation_end is None:
-        obs_us = conn.execute(query("rfm_last_period"), params).fetchone()[1]
+        obs_us = conn.execute(with_requires("rfm_last_period"), params).fetchone()[1]
         if obs_us is None:
             raise ValueError("no purchases to summarise: the store has no counted purchase")
     else:
@@ -129,10 +130,10 @@ def calibration_and_holdout(conn, shop_id, calibration_end, observation_end=None
             f"empty holdout period: calibration_end ({timeutil.iso(cal_us)}) must be before "
             f"observation_end ({timeutil.iso(obs_us)})")
     params.update(calibration_end_us=cal_us, observation_end_us=obs_us)
-    if not conn.execute(query("rfm_holdout_count"), params).fetchone()[0]:
+    if not conn.execute(with_requires("rfm_holdout_count"), params).fetchone()[0]:
         raise ValueError(
             f"empty holdout: no counted purchase after calibration_end ({timeutil.iso(cal_us)}) "
             f"and at or before observation_end ({timeutil.iso(obs_us)})")
     params["calibration_period"] = period_of(conn, params, cal_us)
     params["observation_period"] = period_of(conn, params, obs_us)
-    return _stream(conn.execute(query("rfm_calibration_holdout"), params), CalibrationHoldoutRow)
+    return _stream(conn.execute(with_requires("rfm_calibration_holdout"), params), CalibrationHoldoutRow)

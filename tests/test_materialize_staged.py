@@ -112,7 +112,7 @@ def test_targets_cover_a_customer_seen_in_only_one_table():
 
 
 def test_alias_t_names_only_the_target_relation_in_sql_files():
-    """materialize replaces t.as_of_us by :as_of_us, which is right only where t is the target."""
+    """The alias t names the target relation only (the convention of docs/feature_store.md)."""
     for path in SQL_DIR.glob("*.sql"):
         text = path.read_text()
         for m in re.finditer(r"(\w+)\s+(?i:AS)\s+t\b(?!\w)", text):

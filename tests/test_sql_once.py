@@ -1,0 +1,66 @@
+"""Each rule of sql/ is written in one named query; the others read that query as a CTE
+(their ``-- requires:`` line) instead of repeating its text (issue 12, item 2).
+
+A rule is recognised by a fragment of its text (comments removed, whitespace collapsed):
+the test fails when a fragment appears in any other query than the ones listed, so a
+second copy of a rule (in a new query, or pasted back into an old one) is caught.
+"""
+
+import re
+
+import pytest
+
+from store.resources import queries
+
+# fragment -> the queries allowed to hold it (exactly these, so a renamed rule updates this list)
+RULES = {
+    # the customer_segment CASE: behavior_segments only (refresh_segments runs the family itself)
+    "THEN 'no_purchases'": {"behavior_segments"},
+    "THEN 'champions'": {"behavior_segments"},
+    "THEN 'at_risk'": {"behavior_segments"},
+    # account age: behavior_segments only
+    "(x.as_of_us - cu.created_at_us) / 86400000000": {"behavior_segments"},
+    # the seed retention rules: all_features only (the behaviour families read its flags)
+    "< :declining_ratio": {"all_features"},
+    "> :support_escalation_ratio": {"all_features"},
+    "> :support_max_tickets": {"all_features"},
+    "< :cart_min_conversion_ratio": {"all_features"},
+    "> :cart_max_abandoned": {"all_features"},
+    # the recency threshold: all_features, and refresh_recency, which re-evaluates
+    # retention_concern over the stored flags when only as_of moves (docs/feature_store.md)
+    "> :recency_concern_days": {"all_features", "refresh_recency"},
+    # the risk score over the flags: behavior_retention only
+    ":risk_points *": {"behavior_retention"},
+    # loyalty_trend: behavior_loyalty_counts only (behavior_temporal and the edge query read it)
+    "/ (:loyalty_half_days / 30.0)": {"behavior_loyalty_counts"},
+    # the RFM score rule: behavior_rfm_scores only (the ranks are counted or ranked elsewhere)
+    "1 + (:rfm_bins *": {"behavior_rfm_scores"},
+    # RFM/T: the counted purchases and their period
+    "(p.order_value > 0 OR :include_zero)": {"rfm_counted_purchases"},
+    "+ :bias_us) / :period_us - :bias_periods": {"rfm_counted_purchases", "rfm_period_of"},
+    # the local-time lookup (store/localtime.py's idiom): the RFM purchases, one instant
+    # (rfm_period_of) and the behaviour features' purchases (behavior_purchase_local)
+    "FROM temp.caf_tz_offsets": {"rfm_counted_purchases", "rfm_period_of", "behavior_purchase_local"},
+}
+
+_COMMENT = re.compile(r"--[^\n]*")
+_SPACE = re.compile(r"\s+")
+
+
+def _normal(text):
+    return _SPACE.sub(" ", _COMMENT.sub(" ", text)).strip()
+
+
+def _holders(fragment):
+    needle = _normal(fragment)
+    return {name for name, sql in queries().items() if needle in _normal(sql)}
+
+
+@pytest.mark.parametrize("fragment", sorted(RULES))
+def test_each_rule_is_written_in_one_query(fragment):
+    assert _holders(fragment) == RULES[fragment]
+
+
+def test_comments_do_not_count():
+    # a query that only mentions a rule in a comment does not hold it
+    assert _normal("SELECT 1 -- THEN 'champions'\n") == "SELECT 1"
