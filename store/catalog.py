@@ -27,9 +27,7 @@ query of ``sql/`` (or a new family query with its header), one test.
 """
 
 import functools
-from dataclasses import replace
 
-from . import behavior as _behavior
 from . import registry, timeutil
 from .db import atomic
 from .errors import StoreError
@@ -38,30 +36,16 @@ from .registry import (ALL_TIME_RULE, FIXED, FREQUENCY_RULE, TYPES, WINDOW_RULE,
 
 SQL_TYPES = {"integer": "INTEGER", "real": "REAL", "text": "TEXT", "boolean": "INTEGER"}
 
-# The named refresh hooks a family's ``-- refresh all: HOOK`` line may name (the allowlist):
-# callables (conn, shop_id, as_of_us), see Family.refresh_all.
-REFRESH_HOOKS = {"refresh_segments": _behavior.refresh_segments}
-
-
-def _family(fam):
-    """The registry's Family with its refresh hook's name resolved to the callable."""
-    if fam.refresh_all is None:
-        return fam
-    if fam.refresh_all not in REFRESH_HOOKS:
-        raise StoreError(f"feature family {fam.query!r}: unknown refresh hook {fam.refresh_all!r}; "
-                         f"known: {', '.join(REFRESH_HOOKS)}")
-    return replace(fam, refresh_all=REFRESH_HOOKS[fam.refresh_all])
-
-
 # -- the features and the families materialized into customer_features, from sql/ --------
 # (the built-in registry's; a store with user family files has a registry.Registry of its own,
 # passed as ``reg`` to the functions below, to store.materialize and to store.features)
 FEATURES = registry.features()
-FAMILIES = [_family(fam) for fam in registry.families()]
+FAMILIES = list(registry.families())
 
 
 def families(reg=None):
-    """The Families of ``reg`` (None: the built-ins, ``FAMILIES``), refresh hooks resolved."""
+    """The Families of ``reg`` (None: the built-ins, ``FAMILIES``); a family's ``refresh_all`` is
+    the name of its refresh hook (``store.materialize.REFRESH_HOOKS``) or None."""
     if reg is None or reg is registry.builtin():
         return FAMILIES
     return _families_of(reg)
@@ -69,7 +53,7 @@ def families(reg=None):
 
 @functools.lru_cache(maxsize=64)
 def _families_of(reg):
-    return [_family(fam) for fam in reg.families()]
+    return list(reg.families())
 # The seed families: the four the retention rules (all_features) read.
 SEED_FAMILIES = registry.requires("all_features")
 

@@ -15,6 +15,7 @@ import numbers
 from . import registry, timeutil
 from .db import automatic_indexes
 from .resources import query
+from .rules import constant_parameters
 
 # Rule thresholds of get_activity_retention_tradeoff (documented in the README).
 DEFAULT_FREQUENCY_DAYS = 30      # the window of the two frequencies when days is None
@@ -89,15 +90,11 @@ def parameters(shop_id, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
         "cart_min_conversion_ratio": CART_MIN_CONVERSION_RATIO,
         "cart_max_abandoned": CART_MAX_ABANDONED,
         "recency_concern_days": RECENCY_CONCERN_DAYS,
-        # issue 5: the behaviour features' documented constants (store.behavior), so that
+        # issue 5: the behaviour features' documented constants (store.rules), so that
         # materialize composes the behaviour families like any other (unused names are ignored)
-        **_behavior_constants(),
+        **constant_parameters(),
     }
 
-
-def _behavior_constants():
-    from .behavior import constant_parameters  # store.behavior imports this module
-    return constant_parameters()
 
 
 def compose(main, ctes=(), target=ONE_TARGET):

@@ -35,15 +35,15 @@ import subprocess
 import sys
 import tempfile
 
-from . import catalog, localtime, registry, scratch, timeutil
+from . import behavior, catalog, localtime, registry, scratch, timeutil
 from .db import (applied_steps, atomic, automatic_indexes, begin_read, check_output_file, commit, database_file,
                  quote_identifier)
 from .errors import StoreError, UnknownNameError
 from .features import parameters, target_relation
 from .resources import query
+from .runs import NEW_TABLE, TABLE, last_run, table_columns
+from .runs import table_exists as _table_exists
 
-TABLE = "customer_features"
-NEW_TABLE = "customer_features_new"
 DEFAULT_WINDOWS = (7, 30, 90, 365)
 MAX_WINDOW_DAYS = 36_500
 EXPORT_FORMATS = ("csv", "ndjson")
@@ -52,6 +52,11 @@ _WINDOW_PARAMS = re.compile(r":(window_us|frequency_days|frequency_us)\b")
 # The targets of a run: a temp table named ``target``, read directly by the family
 # queries (FROM target AS t), so every join on t.target_id is a rowid lookup.
 _TARGETS = "temp.target"
+
+# The named refresh hooks a family's ``-- refresh all: HOOK`` line may name (the allowlist):
+# callables (conn, shop_id, as_of_us) that bring the family's columns of every row of the shop
+# to a new as_of (values relative to the whole shop, see catalog.Family.refresh_all).
+REFRESH_HOOKS = {"refresh_segments": behavior.refresh_segments}
 
 
 def check_windows(windows):
@@ -128,17 +133,8 @@ def family_statements(conn, shop_id, name, reg=None):
     return [(table, sql) for table, sql in plan.stage_statements() if table in own]
 
 
-def _table_exists(conn, name, schema="main"):
-    return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type IN ('table', 'view') AND name = ?",
-                        [name]).fetchone() is not None
 
 
-def table_columns(conn, table=TABLE):
-    """Column names of an existing table, [] when it does not exist."""
-    if not _table_exists(conn, table):
-        return []
-    return [row[1] for row in conn.execute(
-        f"PRAGMA table_info({quote_identifier(table, (TABLE, NEW_TABLE))})")]
 
 
 class Plan:
@@ -159,6 +155,9 @@ class Plan:
                 if fam.optional:
                     continue
                 raise StoreError(f"feature family {fam.query!r} needs {', '.join(missing)}, which do not exist")
+            if fam.refresh_all is not None and fam.refresh_all not in REFRESH_HOOKS:
+                raise StoreError(f"feature family {fam.query!r}: unknown refresh hook {fam.refresh_all!r}; "
+                                 f"known: {', '.join(REFRESH_HOOKS)}")
             self.families.append(fam)
         active = {fam.query for fam in self.families}
         registered = {fam.query for fam in catalog.families(reg)}
@@ -493,19 +492,6 @@ def multi_window_sql(sql, windowed_names, windows):
 
 
 # -- runs -----------------------------------------------------------------------
-def last_run(conn, shop_id):
-    """The latest materializations row of the shop as a dict, or None."""
-    if not _table_exists(conn, "materializations"):
-        return None
-    cur = conn.execute("SELECT * FROM materializations WHERE shop_id = ? ORDER BY id DESC LIMIT 1", [shop_id])
-    row = cur.fetchone()
-    if row is None:
-        return None
-    run = dict(zip([d[0] for d in cur.description], row))
-    run["windows"] = json.loads(run["windows"])
-    run["columns"] = json.loads(run["columns"])
-    run["families"] = json.loads(run["families"]) if run.get("families") is not None else None
-    return run
 
 
 def all_customers_params(shop_id, as_of_us, lo="", hi=b""):
@@ -968,7 +954,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                 conn.execute(query("refresh_as_of"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
                 if fam.refresh_all is not None:
-                    fam.refresh_all(conn, shop_id, as_of_us)
+                    REFRESH_HOOKS[fam.refresh_all](conn, shop_id, as_of_us)
         recomputed = conn.execute("SELECT COUNT(*) FROM temp.refresh_target").fetchone()[0]
         _drop_refresh_temp(conn)
         result = _finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed, families is None)

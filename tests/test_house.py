@@ -193,6 +193,26 @@ def test_lower_layers_do_not_import_upper_ones():
     assert wrong == []
 
 
+
+def test_no_import_circle():
+    """No module of the store imports, directly or through others, a module that imports it
+    (behavior, catalog, features and materialize once did: issue 12)."""
+    graph = {path.stem: {other for _, other in _imported(path)} for path in MODULES[:-1]}
+
+    def reaches(start, goal):
+        seen, todo = set(), [start]
+        while todo:
+            for other in graph.get(todo.pop(), ()):
+                if other == goal:
+                    return True
+                if other not in seen:
+                    seen.add(other)
+                    todo.append(other)
+        return False
+
+    circles = sorted({tuple(sorted((a, b))) for a in graph for b in graph[a] if a != b and reaches(b, a)})
+    assert circles == []
+
 # -- the CLI over the public API -------------------------------------------------------------
 def test_the_cli_calls_the_store_instead_of_probing_it():
     """No getattr/hasattr probe of the store object for methods that might not exist (the

@@ -13,8 +13,7 @@ FROZEN = json.loads((Path(__file__).parent / "fixtures" / "catalog_records.json"
 
 def _family_record(fam):
     record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fam.__dict__.items()}
-    hooks = {hook: name for name, hook in catalog.REFRESH_HOOKS.items()}
-    record["refresh_all"] = None if fam.refresh_all is None else hooks[fam.refresh_all]
+    record["refresh_all"] = fam.refresh_all  # the hook's name (store.materialize.REFRESH_HOOKS)
     return record
 
 
