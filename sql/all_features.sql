@@ -37,13 +37,9 @@ SELECT
     END AS activity_trend
 FROM (
     SELECT
-        t.target_id AS target_id,
-        t.customer_id AS customer_id,
-        pf.purchase_count, pf.purchase_frequency, pf.average_order_value,
-        pf.purchase_recency_days, pf.total_purchase_value,
-        sf.session_count, sf.session_frequency, sf.average_session_duration,
-        cf.cart_event_count, cf.abandoned_cart_count, cf.cart_conversion_ratio, cf.abandoned_cart_value,
-        su.support_ticket_count, su.average_response_time_hours, su.escalation_count, su.escalation_ratio,
+        -- The target's target_id and customer_id, then every column of the four families
+        -- (USING: target_id once), so a column added to one of them is one of this query too.
+        *,
         -- recency_risk: The last purchase is more than 60 days old (read by retention_concern here and by the behaviour family, sql/behavior_segmentation.sql behavior_retention).; boolean, 0/1; 0 when no purchase
         COALESCE(pf.purchase_recency_days > :recency_concern_days, 0) AS recency_risk,
         -- high_short_term_activity: The 30-day purchase and session frequencies are both above 0.; boolean, 0/1; 0 when no activity
@@ -58,10 +54,10 @@ FROM (
         -- cart_abandonment_risk: The 30-day cart conversion ratio is below 0.3 and more than 2 carts were abandoned in 30 days.; boolean, 0/1; 0 when no cart event
         (cf.cart_conversion_ratio_short < :cart_min_conversion_ratio
             AND cf.abandoned_cart_count_short > :cart_max_abandoned) AS cart_abandonment_risk
-    FROM target AS t
-    JOIN purchase_features AS pf ON pf.target_id = t.target_id
-    JOIN session_features AS sf ON sf.target_id = t.target_id
-    JOIN cart_features AS cf ON cf.target_id = t.target_id
-    JOIN support_features AS su ON su.target_id = t.target_id
+    FROM (SELECT target_id, customer_id FROM target) AS t
+    JOIN purchase_features AS pf USING (target_id)
+    JOIN session_features AS sf USING (target_id)
+    JOIN cart_features AS cf USING (target_id)
+    JOIN support_features AS su USING (target_id)
 ) AS f
 ORDER BY f.target_id
