@@ -470,7 +470,8 @@ class CustomerActivityFeatures:
     def get_behavior_features(self, customer_id, as_of=None):
         """Every behaviour feature of one customer (docs/behavior.md), one SQL statement.
 
-        Flat dict in store.behavior.FEATURES order; undefined values are None.
+        Flat dict in the column order of the behavior_features statement (sql/behavior_features.sql),
+        each value of its registry type (store.behavior.KEY_TYPES); undefined values are None.
         churn_probability and lifetime_value_prediction are not built (no predictive
         models): historical_value, risk_score and the retention flags take their place.
         """
