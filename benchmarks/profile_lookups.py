@@ -53,11 +53,11 @@ def main(argv=None):
     out["reader.all_features (no id/as_of validation)"] = p50(lambda c, a: reader.all_features(c, a), ids, as_of_us)
 
     params = F.parameters("", frequency_days=F.DEFAULT_FREQUENCY_DAYS)
-    sql_all = F.compose("all_features", F.FAMILIES)
+    sql_all = F.compose(F.GETTER_QUERY, F.GETTER_CTES)
     sql_dev = F.compose("session_devices")
     sql_meta = F.compose("customer_metadata")
     out["parameters() + 3 x compose()"] = p50(
-        lambda c, a: (F.parameters("", frequency_days=F.DEFAULT_FREQUENCY_DAYS), F.compose("all_features", F.FAMILIES),
+        lambda c, a: (F.parameters("", frequency_days=F.DEFAULT_FREQUENCY_DAYS), F.compose(F.GETTER_QUERY, F.GETTER_CTES),
                       F.compose("session_devices"), F.compose("customer_metadata")), ids, as_of_us)
 
     def run(sql):

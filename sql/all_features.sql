@@ -3,6 +3,11 @@
 -- families read its flags (behavior_retention, sql/behavior_segmentation.sql,
 -- requires all_features); refresh_recency (sql/materialize.sql) re-evaluates
 -- retention_concern from the stored flags when only as_of moves.
+-- Its row is every column of the four families (SELECT * over them joined USING
+-- (target_id): no column list, so a column added to one of them is one of its
+-- columns too) and the flags: get_all_features and the cohorts read it. (Staged
+-- by materialize, the row also holds every window column of the staged
+-- families, of which materialize reads the flags only.)
 --
 -- Reads `target` and the family queries as CTEs named after them
 -- (purchase_features, session_features, cart_features, support_features);

@@ -33,6 +33,14 @@ RECENCY_CONCERN_DAYS = 60        # retention_concern: last purchase more than th
 FAMILIES = registry.requires("all_features")
 ONE_TARGET = "target(target_id, customer_id, as_of_us) AS (VALUES (0, :customer_id, :as_of_us))"
 
+# The statement get_all_features, the cohorts and get_cohort_summary read: all_features, composed
+# with the seed families as CTEs; it passes every column of them through (SELECT * over the
+# families joined USING (target_id)), so its row has every seed feature and the flags. (A separate
+# plain query joining the families and all_features gave the same row without the pass-through in
+# materialize's staged all_features table, but SQLite ran it ~5x slower for one customer.)
+GETTER_QUERY = "all_features"
+GETTER_CTES = FAMILIES
+
 # get_activity_retention_tradeoff's keys: the columns of the all_features family (its column
 # comments in sql/all_features.sql, in its column order).
 TRADEOFF_KEYS = tuple(f.name for f in registry.columns("all_features"))
@@ -162,10 +170,10 @@ PY_TYPES = {"integer": int, "real": float, "boolean": bool, "text": str}
 
 # The queries get_all_features reads whose registry records are its keys (in catalog order), each
 # with the value the getter gives its records: the four seed families (FAMILIES) give their feature
-# columns, read from the all_features row (all_features passes every column of them through), but
-# those their file declares `-- table only:`; the other queries give their objects, or else their
-# columns, computed by the getter from what it reads: the rows of session_devices (``devices``:
-# [(device, sessions)], most used first), the all_features row and customer_metadata's JSON text.
+# columns, read from the all_features row (every column of them passes through), but those their
+# file declares `-- table only:`; the other queries give their objects, or else their columns,
+# computed by the getter from what it reads: the rows of session_devices (``devices``: [(device,
+# sessions)], most used first), the flags of the all_features row and customer_metadata's JSON.
 _FROM_ROW = "row"
 _COMPUTED = {
     "session_devices": "dict(devices)",
@@ -237,7 +245,7 @@ def shaper_source(columns):
 
 @functools.lru_cache(maxsize=64)
 def positional_shaper(columns):
-    """``shape(row, devices, metadata)``: the get_all_features dict from a plain tuple row of an
+    """``shape(row, devices, metadata)``: the get_all_features dict from a plain tuple row of a
     all_features cursor whose column names are ``columns`` (a tuple), ``devices`` (the rows of
     session_devices: [(device, sessions)], most used first) and the metadata JSON text (or None).
 
@@ -310,7 +318,7 @@ class FeatureReader:
     def all_features(self, customer_id, as_of_us, *, days=None):
         params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
         params.update(customer_id=customer_id, as_of_us=as_of_us)
-        cursor = self.conn.execute(compose("all_features", FAMILIES), params)
+        cursor = self.conn.execute(compose(GETTER_QUERY, GETTER_CTES), params)
         row = cursor.fetchone()
         shape = positional_shaper(tuple(d[0] for d in cursor.description))
         devices = [(r["device_type"], r["session_count"])
@@ -438,7 +446,7 @@ class FeatureReader:
                 params["as_of_us"] = as_of_us
             with automatic_indexes(self.conn):
                 cursors = [
-                    self.conn.execute(compose_cohort("all_features", FAMILIES, table, one_as_of), params),
+                    self.conn.execute(compose_cohort(GETTER_QUERY, GETTER_CTES, table, one_as_of), params),
                     self.conn.execute(compose_cohort("session_devices", (), table, one_as_of), params),
                     self.conn.execute(compose_cohort("customer_metadata", (), table, one_as_of,
                                                      " ORDER BY t.target_id"), params),
@@ -494,7 +502,7 @@ def summary_sql(target, user=()):
     numeric = [(i, name) for i, (_, _, columns) in enumerate(user) for name, kind in columns
                if kind in ("integer", "real")]
     allowed = set(SUMMARY_KEYS) | {name for _, name in numeric} | {family for family, _, _ in user}
-    ctes = [target] + [f"{name} AS (\n{query(name)}\n)" for name in FAMILIES + ("all_features",)]
+    ctes = [target] + [f"{name} AS (\n{query(name)}\n)" for name in GETTER_CTES + (GETTER_QUERY,)]
     ctes += [f"{quote_identifier(family, allowed)} AS (\n{text}\n)" for family, text, _ in user]
     means = [f"AVG(f.{quote_identifier(k, allowed)}) AS {quote_identifier(k, allowed)}" for k in SUMMARY_KEYS]
     means += [f"AVG(u{i}.{quote_identifier(name, allowed)}) AS {quote_identifier(name, allowed)}"
@@ -502,7 +510,7 @@ def summary_sql(target, user=()):
     joins = "".join(f"\nLEFT JOIN {quote_identifier(family, allowed)} AS u{i} USING (target_id)"
                     for i, (family, _, _) in enumerate(user))
     return ("WITH " + ",\n".join(ctes) + "\nSELECT\n    " + ",\n    ".join(means)
-            + "\nFROM all_features AS f" + joins)
+            + f"\nFROM {GETTER_QUERY} AS f" + joins)
 
 
 # -- users' own families (store.user_families): their columns added to the features dicts ----
