@@ -80,13 +80,10 @@ __all__ = [
     "OutputIsDatabaseError",
 ]
 
-# The numeric, non-boolean top-level features that get_cohort_summary averages.
-SUMMARY_FEATURES = (
-    "purchase_frequency", "average_order_value", "purchase_recency_days", "total_purchase_value",
-    "session_frequency", "average_session_duration", "abandoned_cart_count", "cart_conversion_ratio",
-    "abandoned_cart_value", "support_ticket_count", "average_response_time_hours", "escalation_count",
-    "escalation_ratio",
-)
+# The numeric, non-boolean top-level features of get_all_features that get_cohort_summary averages
+# (read from the registry: store.features.SUMMARY_KEYS); a store with user families also averages
+# their integer and real columns.
+SUMMARY_FEATURES = _features.SUMMARY_KEYS
 
 
 class _Legacy:
@@ -473,7 +470,8 @@ class CustomerActivityFeatures:
     def get_behavior_features(self, customer_id, as_of=None):
         """Every behaviour feature of one customer (docs/behavior.md), one SQL statement.
 
-        Flat dict in store.behavior.FEATURES order; undefined values are None.
+        Flat dict in the column order of the behavior_features statement (sql/behavior_features.sql),
+        each value of its registry type (store.behavior.KEY_TYPES); undefined values are None.
         churn_probability and lifetime_value_prediction are not built (no predictive
         models): historical_value, risk_score and the retention flags take their place.
         """
@@ -583,9 +581,9 @@ class CustomerActivityFeatures:
         targets, _ = self._cohort_targets(customer_ids, as_of_us)
         if not targets:
             return {"size": 0, "aggregates": {}}
-        row = self._reader.cohort_summary(targets, days=days)  # aggregated in SQL (AVG leaves NULL out)
+        means = self._reader.cohort_summary(targets, days=days)  # aggregated in SQL (AVG leaves NULL out)
         return {"size": len(targets),
-                "aggregates": {k: float(row[k]) for k in SUMMARY_FEATURES if row[k] is not None}}
+                "aggregates": {k: float(v) for k, v in means.items() if v is not None}}
 
     # -- feature store (docs/feature_store.md) --------------------------------------
     def iter_features(self, customer_ids=None, *, days=None, as_of=None):

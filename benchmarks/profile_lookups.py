@@ -53,11 +53,11 @@ def main(argv=None):
     out["reader.all_features (no id/as_of validation)"] = p50(lambda c, a: reader.all_features(c, a), ids, as_of_us)
 
     params = F.parameters("", frequency_days=F.DEFAULT_FREQUENCY_DAYS)
-    sql_all = F.compose("all_features", F.FAMILIES)
+    sql_all = F.compose(F.GETTER_QUERY, F.GETTER_CTES)
     sql_dev = F.compose("session_devices")
     sql_meta = F.compose("customer_metadata")
     out["parameters() + 3 x compose()"] = p50(
-        lambda c, a: (F.parameters("", frequency_days=F.DEFAULT_FREQUENCY_DAYS), F.compose("all_features", F.FAMILIES),
+        lambda c, a: (F.parameters("", frequency_days=F.DEFAULT_FREQUENCY_DAYS), F.compose(F.GETTER_QUERY, F.GETTER_CTES),
                       F.compose("session_devices"), F.compose("customer_metadata")), ids, as_of_us)
 
     def run(sql):
@@ -69,8 +69,9 @@ def main(argv=None):
     out["session_devices statement"] = p50(run(sql_dev), ids, as_of_us)
     out["customer_metadata statement"] = p50(run(sql_meta), ids, as_of_us)
     # the same statement with only the parameters it uses bound (sqlite3 binds every named one given)
-    row = next(F._rows(conn.execute(sql_all, dict(params, customer_id=ids[0], as_of_us=as_of_us))))
-    out["shape_all_features (Python)"] = p50(lambda c, a: F.shape_all_features(row, [("mobile", 3)], None), ids, 0)
+    cursor = conn.execute(sql_all, dict(params, customer_id=ids[0], as_of_us=as_of_us))
+    row, shape = cursor.fetchone(), F.positional_shaper(tuple(d[0] for d in cursor.description))
+    out["positional_shaper (Python)"] = p50(lambda c, a: shape(row, [("mobile", 3)], None), ids, 0)
     out["SELECT 1 (sqlite3 call floor)"] = p50(lambda c, a: conn.execute("SELECT 1").fetchall(), ids, 0)
     width = max(map(len, out))
     print(f"p50 over {len(ids)} calls, {n:,} customers, {args.db}")

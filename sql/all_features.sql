@@ -3,6 +3,11 @@
 -- families read its flags (behavior_retention, sql/behavior_segmentation.sql,
 -- requires all_features); refresh_recency (sql/materialize.sql) re-evaluates
 -- retention_concern from the stored flags when only as_of moves.
+-- Its row is every column of the four families (SELECT * over them joined USING
+-- (target_id): no column list, so a column added to one of them is one of its
+-- columns too) and the flags: get_all_features and the cohorts read it. (Staged
+-- by materialize, the row also holds every window column of the staged
+-- families, of which materialize reads the flags only.)
 --
 -- Reads `target` and the family queries as CTEs named after them
 -- (purchase_features, session_features, cart_features, support_features);
@@ -37,13 +42,9 @@ SELECT
     END AS activity_trend
 FROM (
     SELECT
-        t.target_id AS target_id,
-        t.customer_id AS customer_id,
-        pf.purchase_count, pf.purchase_frequency, pf.average_order_value,
-        pf.purchase_recency_days, pf.total_purchase_value,
-        sf.session_count, sf.session_frequency, sf.average_session_duration,
-        cf.cart_event_count, cf.abandoned_cart_count, cf.cart_conversion_ratio, cf.abandoned_cart_value,
-        su.support_ticket_count, su.average_response_time_hours, su.escalation_count, su.escalation_ratio,
+        -- The target's target_id and customer_id, then every column of the four families
+        -- (USING: target_id once), so a column added to one of them is one of this query too.
+        *,
         -- recency_risk: The last purchase is more than 60 days old (read by retention_concern here and by the behaviour family, sql/behavior_segmentation.sql behavior_retention).; boolean, 0/1; 0 when no purchase
         COALESCE(pf.purchase_recency_days > :recency_concern_days, 0) AS recency_risk,
         -- high_short_term_activity: The 30-day purchase and session frequencies are both above 0.; boolean, 0/1; 0 when no activity
@@ -58,10 +59,10 @@ FROM (
         -- cart_abandonment_risk: The 30-day cart conversion ratio is below 0.3 and more than 2 carts were abandoned in 30 days.; boolean, 0/1; 0 when no cart event
         (cf.cart_conversion_ratio_short < :cart_min_conversion_ratio
             AND cf.abandoned_cart_count_short > :cart_max_abandoned) AS cart_abandonment_risk
-    FROM target AS t
-    JOIN purchase_features AS pf ON pf.target_id = t.target_id
-    JOIN session_features AS sf ON sf.target_id = t.target_id
-    JOIN cart_features AS cf ON cf.target_id = t.target_id
-    JOIN support_features AS su ON su.target_id = t.target_id
+    FROM (SELECT target_id, customer_id FROM target) AS t
+    JOIN purchase_features AS pf USING (target_id)
+    JOIN session_features AS sf USING (target_id)
+    JOIN cart_features AS cf USING (target_id)
+    JOIN support_features AS su USING (target_id)
 ) AS f
 ORDER BY f.target_id

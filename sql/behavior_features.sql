@@ -4,6 +4,14 @@
 -- store.behavior composes the statement (CTE order: the requires line below,
 -- store.behavior.CTES) and binds the documented constants of store.behavior
 -- and store.features.
+--
+-- Its select list is get_behavior_features' keys and their order (store.behavior
+-- reads them from the cursor, and each key's type from the registry record of
+-- the column of behavior_family, behavior_segments or all_features that
+-- materialises it). It names the features a second time (their definitions are
+-- those families' columns), in an order of its own: the segment scores sit
+-- between loyalty_trend and risk_score, and behavior_family's
+-- behavior_purchase_frequency is the key purchase_frequency.
 
 -- name: behavior_features
 -- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention

@@ -5,6 +5,7 @@
 -- tables: cart_events
 -- edges days: 30
 -- helpers: abandoned_cart_count_short, cart_conversion_ratio_short
+-- table only: cart_event_count
 SELECT
     t.target_id AS target_id,
     -- cart_event_count: Number of cart events (abandoned or converted) in the window.; integer, count; 0 when none

@@ -104,28 +104,6 @@ FROM (
     ORDER BY 1
 ) AS c
 
--- name: cohort_summary
--- Means of the numeric top-level features over a cohort; reads the
--- all_features query as a CTE. AVG leaves NULL out; NULL when no value.
-SELECT
-    -- size: targets in the cohort; integer
-    COUNT(*) AS size,
-    -- <feature>: mean of the feature over the cohort, NULL values left out; the feature's unit; NULL when no value
-    AVG(purchase_frequency) AS purchase_frequency,
-    AVG(average_order_value) AS average_order_value,
-    AVG(purchase_recency_days) AS purchase_recency_days,
-    AVG(total_purchase_value) AS total_purchase_value,
-    AVG(session_frequency) AS session_frequency,
-    AVG(average_session_duration) AS average_session_duration,
-    AVG(abandoned_cart_count) AS abandoned_cart_count,
-    AVG(cart_conversion_ratio) AS cart_conversion_ratio,
-    AVG(abandoned_cart_value) AS abandoned_cart_value,
-    AVG(support_ticket_count) AS support_ticket_count,
-    AVG(average_response_time_hours) AS average_response_time_hours,
-    AVG(escalation_count) AS escalation_count,
-    AVG(escalation_ratio) AS escalation_ratio
-FROM all_features
-
 -- name: refresh_intervals
 -- The time intervals in which an event makes refresh() recompute its
 -- customer: [:lo_us, :hi_us] (between the old and the new as_of, an event

@@ -18,6 +18,7 @@
 -- tables: purchases
 -- edges days: 30, 90
 -- helpers: purchase_count_short, purchase_count_long
+-- table only: purchase_count
 SELECT
     t.target_id AS target_id,
     -- purchase_count: Number of purchases in the window.; integer, count; 0 when none
@@ -33,12 +34,12 @@ SELECT
     COALESCE(AVG(p.order_value) FILTER (
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
     ), 0.0) AS average_order_value,
+    -- purchase_recency_days: Whole days (floor) from the last purchase at or before as_of to as_of.; integer, days; NULL when no purchase; window: all time
+    (t.as_of_us - MAX(p.event_time_us)) / 86400000000 AS purchase_recency_days,
     -- total_purchase_value: Sum of the order values of the purchases in the window.; real, currency units; 0.0 when none
     TOTAL(p.order_value) FILTER (
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
     ) AS total_purchase_value,
-    -- purchase_recency_days: Whole days (floor) from the last purchase at or before as_of to as_of.; integer, days; NULL when no purchase; window: all time
-    (t.as_of_us - MAX(p.event_time_us)) / 86400000000 AS purchase_recency_days,
     -- purchase_count_short: Purchases in the 30 days up to as_of (read by the retention rules).; integer, count; 0 when none
     COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :short_window_us) AS purchase_count_short,
     -- purchase_count_long: Purchases in the 90 days up to as_of (read by the retention rules).; integer, count; 0 when none

@@ -5,6 +5,7 @@
 -- tables: sessions
 -- edges days: 30
 -- helpers: session_count_short
+-- table only: session_count
 SELECT
     t.target_id AS target_id,
     -- session_count: Number of sessions in the window.; integer, count; 0 when none

@@ -10,11 +10,13 @@ generator this mirrors are deliberately NOT built (no predictive models):
 ``historical_value`` and the retention flags / ``risk_score`` take their place.
 """
 
+import functools
 import itertools
 
 from . import features as _features
 from . import registry, timeutil
 from .db import automatic_indexes
+from .errors import StoreError
 from .resources import query
 from .runs import TABLE, last_run, table_columns
 
@@ -44,48 +46,30 @@ from .rules import (  # noqa: F401  (the documented constants, re-exported)
 # behavior_features query (sql/behavior_features.sql).
 CTES = registry.requires("behavior_features")
 
-# Feature name -> (family, type) in output order; type is the Python type of a
-# non-NULL value ('bool' columns are 0/1 in SQL).
-FEATURES = {
-    "total_purchases": ("purchase", int),
-    "avg_purchase_value": ("purchase", float),
-    "purchase_frequency": ("purchase", float),
-    "purchase_consistency": ("purchase", float),
-    "seasonal_purchase_pattern": ("purchase", str),
-    "total_sessions": ("engagement", int),
-    "avg_session_duration": ("engagement", float),
-    "page_views_per_session": ("engagement", float),
-    "bounce_rate": ("engagement", float),
-    "engagement_score": ("engagement", float),
-    "search_frequency": ("search", float),
-    "search_query_diversity": ("search", float),
-    "product_discovery_method": ("search", str),
-    "category_exploration": ("search", int),
-    "cart_abandonment_rate": ("shopping", float),
-    "checkout_completion_rate": ("shopping", float),
-    "product_comparison_behavior": ("shopping", float),
-    "impulse_purchase_tendency": ("shopping", float),
-    "preferred_device": ("device", str),
-    "channel_preference": ("device", str),
-    "mobile_usage_pattern": ("device", float),
-    "desktop_usage_pattern": ("device", float),
-    "preferred_shopping_time": ("temporal", int),
-    "shopping_day_preference": ("temporal", int),
-    "seasonal_behavior": ("temporal", float),
-    "loyalty_trend": ("temporal", float),
-    "customer_segment": ("segmentation", str),
-    "recency_score": ("segmentation", int),
-    "frequency_score": ("segmentation", int),
-    "monetary_score": ("segmentation", int),
-    "risk_score": ("segmentation", int),
-    "historical_value": ("segmentation", float),
-    "account_age_days": ("segmentation", int),
-    "recency_risk": ("segmentation", bool),
-    "declining_engagement": ("segmentation", bool),
-    "support_risk": ("segmentation", bool),
-    "cart_abandonment_risk": ("segmentation", bool),
-    "retention_concern": ("segmentation", bool),
-}
+# get_behavior_features' keys are the output columns of the behavior_features statement
+# (sql/behavior_features.sql), in its order; the type of each is that of its registry record: a
+# column of the families that materialise what the getter returns (behavior_family,
+# behavior_segments, and all_features for the seed retention flags), where the behaviour family
+# names a column that a seed feature's name already takes ``behavior_<key>``
+# (behavior_purchase_frequency is the key purchase_frequency).
+_RECORD_FAMILIES = ("behavior_family", "behavior_segments", "all_features")
+_PREFIX = "behavior_"
+
+
+def _key_types():
+    """{getter key: Python type of a non-NULL value} from the registry ('boolean' columns are 0/1
+    in SQL, bool here)."""
+    types = {}
+    for name in _RECORD_FAMILIES:
+        for f in registry.columns(name):
+            types[f.name] = _features.PY_TYPES[f.type]
+    for f in registry.columns("behavior_family"):
+        if f.name.startswith(_PREFIX):
+            types.setdefault(f.name[len(_PREFIX):], _features.PY_TYPES[f.type])
+    return types
+
+
+KEY_TYPES = _key_types()
 NOT_BUILT = {
     "churn_probability": "not built: no predictive models; see risk_score and the retention flags",
     "lifetime_value_prediction": "not built: no predictive models; see historical_value",
@@ -146,19 +130,28 @@ def snapshot_current(conn, shop_id, customer_id, as_of_us):
                         [shop_id, customer_id, as_of_us]).fetchone() is not None
 
 
-def shape(row):
-    """{feature: value} from a behavior_features row (typed; NULL stays None)."""
-    out = {}
-    for name, (_, kind) in FEATURES.items():
-        value = row[name]
-        out[name] = None if value is None else kind(value)
-    return out
+@functools.lru_cache(maxsize=16)
+def shaper(columns):
+    """``shape(row)``: {feature: value} of a plain tuple row of a behavior_features cursor whose
+    column names are ``columns`` (a tuple): every column but target_id, in order, typed by
+    KEY_TYPES (NULL stays None). A column without a registry record raises StoreError."""
+    unknown = [c for c in columns if c != "target_id" and c not in KEY_TYPES]
+    if unknown:
+        raise StoreError(f"behavior_features: column {unknown[0]} has no record in the registry")
+    plan = tuple((name, i, KEY_TYPES[name]) for i, name in enumerate(columns) if name != "target_id")
+
+    def shape(row):
+        return {name: None if (value := row[i]) is None else kind(value) for name, i, kind in plan}
+
+    return shape
 
 
-def _rows(cursor):
-    columns = [d[0] for d in cursor.description]
+def _shaped(cursor):
+    """Yield (target_id, features) for each row of a behavior_features cursor."""
+    columns = tuple(d[0] for d in cursor.description)
+    shape, at = shaper(columns), columns.index("target_id")
     for row in cursor:
-        yield dict(zip(columns, row))
+        yield row[at], shape(row)
 
 
 def one(conn, shop_id, customer_id, as_of_us):
@@ -167,7 +160,7 @@ def one(conn, shop_id, customer_id, as_of_us):
     params.update(customer_id=customer_id, as_of_us=as_of_us)
     cursor = conn.execute(statement(snapshot=snapshot_current(conn, shop_id, customer_id, as_of_us)), params)
     try:
-        return shape(next(_rows(cursor)))
+        return next(_shaped(cursor))[1]
     finally:
         cursor.close()
 
@@ -187,8 +180,7 @@ def iter_cohort(conn, shop_id, targets):
         target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
         with automatic_indexes(conn):
             cursor = conn.execute(statement(target), parameters(shop_id))
-        for row in _rows(cursor):
-            yield row["target_id"], shape(row)
+        yield from _shaped(cursor)
     finally:
         if cursor is not None:
             cursor.close()

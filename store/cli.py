@@ -1045,7 +1045,7 @@ def demo(env, n_customers, seed):
     click.echo("")
     click.echo(f"Features as of {_iso(as_of)}, one customer per persona:")
     headers = ["feature"] + [f"{cid} ({persona})" for cid, persona in picks]
-    keys = [k for k in DEMO_FEATURES]
+    keys = _demo_keys(cohort.values())
     rows = [[key] + [_fmt(_demo_value(cohort.get(cid, {}), key)) for cid in ids] for key in keys]
     click.echo(table(rows, headers, align=[False] + [True] * len(ids)))
     click.echo("")
@@ -1057,11 +1057,18 @@ def demo(env, n_customers, seed):
                f"\"SELECT * FROM customer_features WHERE customer_id = '{first}'\"")
 
 
-DEMO_FEATURES = (
-    "purchase_frequency", "total_purchase_value", "average_order_value", "purchase_recency_days",
-    "session_frequency", "primary_device", "abandoned_cart_count", "cart_conversion_ratio",
-    "support_ticket_count", "escalation_ratio", "activity_trend", "retention_concern",
-)
+def _demo_keys(dicts):
+    """The rows of the demo table: every key of the get_all_features dicts ``dicts`` whose value is
+    not a dict, in key order, with the retention flags of activity_retention_tradeoff in its place
+    (the device counts and the metadata, dicts, are left out)."""
+    keys = {}
+    for values in dicts:
+        for key, value in values.items():
+            if key == "activity_retention_tradeoff" and isinstance(value, dict):
+                keys.update(dict.fromkeys(value))
+            elif not isinstance(value, dict):
+                keys[key] = None
+    return list(keys)
 
 
 def _demo_value(values, key):

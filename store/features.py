@@ -13,7 +13,8 @@ import math
 import numbers
 
 from . import registry, timeutil
-from .db import automatic_indexes
+from .db import automatic_indexes, quote_identifier
+from .errors import StoreError
 from .resources import query
 from .rules import constant_parameters
 
@@ -31,6 +32,14 @@ RECENCY_CONCERN_DAYS = 60        # retention_concern: last purchase more than th
 # The seed families: the four the retention rules read (sql/all_features.sql, its requires line).
 FAMILIES = registry.requires("all_features")
 ONE_TARGET = "target(target_id, customer_id, as_of_us) AS (VALUES (0, :customer_id, :as_of_us))"
+
+# The statement get_all_features, the cohorts and get_cohort_summary read: all_features, composed
+# with the seed families as CTEs; it passes every column of them through (SELECT * over the
+# families joined USING (target_id)), so its row has every seed feature and the flags. (A separate
+# plain query joining the families and all_features gave the same row without the pass-through in
+# materialize's staged all_features table, but SQLite ran it ~5x slower for one customer.)
+GETTER_QUERY = "all_features"
+GETTER_CTES = FAMILIES
 
 # get_activity_retention_tradeoff's keys: the columns of the all_features family (its column
 # comments in sql/all_features.sql, in its column order).
@@ -155,84 +164,105 @@ def _rows(cursor):
         yield dict(zip(columns, row))
 
 
-def shape_all_features(row, devices, metadata):
-    """The public get_all_features dict from an all_features row."""
-    features = {
-        "purchase_frequency": float(row["purchase_frequency"]),
-        "average_order_value": float(row["average_order_value"]),
-        "purchase_recency_days": row["purchase_recency_days"],
-        "total_purchase_value": float(row["total_purchase_value"]),
-        "session_frequency": float(row["session_frequency"]),
-        "average_session_duration": float(row["average_session_duration"]),
-        "device_usage_pattern": dict(devices),
-        "primary_device": devices[0][0] if devices else None,
-        "abandoned_cart_count": int(row["abandoned_cart_count"]),
-        "cart_conversion_ratio": float(row["cart_conversion_ratio"]),
-        "abandoned_cart_value": float(row["abandoned_cart_value"]),
-        "support_ticket_count": int(row["support_ticket_count"]),
-        "average_response_time_hours": _float_or_none(row["average_response_time_hours"]),
-        "escalation_count": int(row["escalation_count"]),
-        "escalation_ratio": float(row["escalation_ratio"]),
-        "activity_retention_tradeoff": shape_tradeoff(row),
-    }
-    if metadata is not None:
-        features["metadata"] = json.loads(metadata)
-    return features
+# -- get_all_features: its keys, read from the registry ------------------------------------------
+# The Python type of a feature's value by its registry type (NULL stays None).
+PY_TYPES = {"integer": int, "real": float, "boolean": bool, "text": str}
+
+# The queries get_all_features reads whose registry records are its keys (in catalog order), each
+# with the value the getter gives its records: the four seed families (FAMILIES) give their feature
+# columns, read from the all_features row (every column of them passes through), but those their
+# file declares `-- table only:`; the other queries give their objects, or else their columns,
+# computed by the getter from what it reads: the rows of session_devices (``devices``: [(device,
+# sessions)], most used first), the flags of the all_features row and customer_metadata's JSON.
+_FROM_ROW = "row"
+_COMPUTED = {
+    "session_devices": "dict(devices)",
+    "primary_device": "devices[0][0] if devices else None",
+    "all_features": "tradeoff",
+    "customer_metadata": "metadata",
+}
+
+
+def _getter_records():
+    """[(Feature, source)] of get_all_features' keys, in key order (source: _FROM_ROW or a
+    value of _COMPUTED)."""
+    out = []
+    for b in registry.blocks():
+        if b.name in FAMILIES:
+            out += [(f, _FROM_ROW) for f in b.features if f.materialize and f.name not in b.table_only]
+        elif b.name in _COMPUTED:
+            objects = [f for f in b.features if f.materialize is None]
+            records = objects or [f for f in b.features if f.name not in b.table_only]
+            if len(records) != 1:
+                raise StoreError(f"{b.source}: {b.name} must give get_all_features one feature, gives "
+                                 f"{', '.join(f.name for f in records) or 'none'}")
+            out.append((records[0], _COMPUTED[b.name]))
+    return out
+
+
+_GETTER_RECORDS = _getter_records()
+# get_all_features' keys, in order (a customer without metadata has no 'metadata' key).
+ALL_FEATURE_KEYS = tuple(f.name for f, _ in _GETTER_RECORDS)
+# get_cohort_summary's keys: the numeric, non-boolean scalar keys of get_all_features, in key order.
+SUMMARY_KEYS = tuple(f.name for f, source in _GETTER_RECORDS
+                     if source == _FROM_ROW and f.type in ("integer", "real"))
+
+
+def _typed_expression(feature, at):
+    """Python source: the value of column ``at`` of ``row`` as the feature's type. A column whose
+    null rule names NULL stays None when NULL; any other is converted as it is (one call less per
+    value: a NULL there, against its null rule, raises TypeError)."""
+    convert = PY_TYPES[feature.type].__name__
+    if "NULL" in feature.null_rule:
+        return f"(None if (v := row[{at}]) is None else {convert}(v))"
+    return f"{convert}(row[{at}])"
+
+
+def shaper_source(columns):
+    """The source of the function ``shape(row, devices, metadata)`` that ``positional_shaper``
+    compiles for an all_features cursor whose column names are ``columns``: one dict display of
+    get_all_features' keys (ALL_FEATURE_KEYS) whose values read the row by position."""
+    at = {name: i for i, name in enumerate(columns)}
+    tradeoff = ("{" + ", ".join(f"{f.name!r}: {_typed_expression(f, at[f.name])}"
+                                for f in registry.columns("all_features")) + "}")
+    items, after = [], []
+    for f, source in _GETTER_RECORDS:
+        if source == _FROM_ROW:
+            items.append(f"{f.name!r}: {_typed_expression(f, at[f.name])}")
+        elif source == "tradeoff":
+            items.append(f"{f.name!r}: {tradeoff}")
+        elif source == "metadata":  # no key when never set: after the dict display
+            after.append(f"    if metadata is not None:\n        features[{f.name!r}] = _decode_json(metadata)\n")
+        elif after:
+            raise StoreError(f"get_all_features: {f.name} would come after the metadata key")
+        else:
+            items.append(f"{f.name!r}: {source}")
+    if len(after) > 1 or (after and _GETTER_RECORDS[-1][1] != "metadata"):
+        raise StoreError("get_all_features: the metadata key must be the last one")
+    return ("def shape(row, devices, metadata):\n    features = {\n        "
+            + ",\n        ".join(items) + ",\n    }\n" + "".join(after) + "    return features\n")
+
+
+@functools.lru_cache(maxsize=64)
+def positional_shaper(columns):
+    """``shape(row, devices, metadata)``: the get_all_features dict from a plain tuple row of an
+    all_features cursor whose column names are ``columns`` (a tuple), ``devices`` (the rows of
+    session_devices: [(device, sessions)], most used first) and the metadata JSON text (or None).
+
+    Its keys, their order and types are those of the registry (``_getter_records``); the function
+    is compiled once per column list from ``shaper_source`` (as ``collections.namedtuple`` and
+    ``dataclasses`` compile theirs): one dict display reading each column by position, as fast as
+    the hand-written shaper it replaces (a loop over the keys took ~3x its time per row,
+    ~10% of a 100-customer cohort). Column names are identifiers (store.registry checks them) and are written as
+    string literals."""
+    namespace = {"_decode_json": _decode_json, **{t.__name__: t for t in PY_TYPES.values()}}
+    exec(compile(shaper_source(columns), "<store.features shaper>", "exec"), namespace)  # noqa: S102
+    return namespace["shape"]
 
 
 def shape_tradeoff(row):
-    return {key: (row[key] if key == "activity_trend" else bool(row[key])) for key in TRADEOFF_KEYS}
-
-
-def _float_or_none(value):
-    return None if value is None else float(value)
-
-
-def positional_shaper(columns):
-    """``shape_all_features`` for plain tuple rows of an all_features cursor whose
-    column names are ``columns``: the same dict (same keys, order, values and types),
-    with each column found by position once per cursor rather than by name per row
-    (a cohort of 100 spends about half its Python time building the row mappings)."""
-    at = {name: i for i, name in enumerate(columns)}
-    (i_pf, i_aov, i_rec, i_tpv, i_sf, i_asd, i_acc, i_ccr, i_acv, i_stc, i_art, i_ec, i_er,
-     i_high, i_decl, i_sup, i_cart, i_ret, i_trend) = (at[name] for name in (
-        "purchase_frequency", "average_order_value", "purchase_recency_days", "total_purchase_value",
-        "session_frequency", "average_session_duration", "abandoned_cart_count", "cart_conversion_ratio",
-        "abandoned_cart_value", "support_ticket_count", "average_response_time_hours", "escalation_count",
-        "escalation_ratio") + TRADEOFF_KEYS)
-
-    def shape(row, devices, metadata):
-        art = row[i_art]
-        features = {
-            "purchase_frequency": float(row[i_pf]),
-            "average_order_value": float(row[i_aov]),
-            "purchase_recency_days": row[i_rec],
-            "total_purchase_value": float(row[i_tpv]),
-            "session_frequency": float(row[i_sf]),
-            "average_session_duration": float(row[i_asd]),
-            "device_usage_pattern": dict(devices),
-            "primary_device": devices[0][0] if devices else None,
-            "abandoned_cart_count": int(row[i_acc]),
-            "cart_conversion_ratio": float(row[i_ccr]),
-            "abandoned_cart_value": float(row[i_acv]),
-            "support_ticket_count": int(row[i_stc]),
-            "average_response_time_hours": None if art is None else float(art),
-            "escalation_count": int(row[i_ec]),
-            "escalation_ratio": float(row[i_er]),
-            "activity_retention_tradeoff": {
-                "high_short_term_activity": bool(row[i_high]),
-                "declining_engagement": bool(row[i_decl]),
-                "support_risk": bool(row[i_sup]),
-                "cart_abandonment_risk": bool(row[i_cart]),
-                "retention_concern": bool(row[i_ret]),
-                "activity_trend": row[i_trend],
-            },
-        }
-        if metadata is not None:
-            features["metadata"] = _decode_json(metadata)
-        return features
-
-    return shape
+    """get_activity_retention_tradeoff's dict from an all_features row mapping."""
+    return {f.name: _typed(f.type, row[f.name]) for f in registry.columns("all_features")}
 
 
 # json.loads(text) without its per-call argument checks: the same decoder, same result.
@@ -288,11 +318,13 @@ class FeatureReader:
     def all_features(self, customer_id, as_of_us, *, days=None):
         params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
         params.update(customer_id=customer_id, as_of_us=as_of_us)
-        row = next(_rows(self.conn.execute(compose("all_features", FAMILIES), params)))
+        cursor = self.conn.execute(compose(GETTER_QUERY, GETTER_CTES), params)
+        row = cursor.fetchone()
+        shape = positional_shaper(tuple(d[0] for d in cursor.description))
         devices = [(r["device_type"], r["session_count"])
                    for r in _rows(self.conn.execute(compose("session_devices"), params))]
         meta = self.conn.execute(compose("customer_metadata"), params).fetchone()
-        features = shape_all_features(row, devices, meta[1] if meta else None)
+        features = shape(row, devices, meta[1] if meta else None)
         for _, text, columns in self._user:
             sql = f"WITH {ONE_TARGET}\nSELECT * FROM (\n{text}\n)"
             user_row = next(_rows(self.conn.execute(sql, params)))
@@ -337,16 +369,18 @@ class FeatureReader:
             self.conn.execute(fill, {"targets": json.dumps(chunk)})
 
     def cohort_summary(self, targets, *, days=None):
-        """{'size', <feature>: mean} over the targets, aggregated in SQL (sql/materialize.sql)."""
+        """{<feature>: mean or None} over the targets, aggregated in SQL (``summary_sql``): the
+        numeric scalar keys of get_all_features (SUMMARY_KEYS), then the numeric columns of the
+        store's user families."""
         table = self._acquire_table()
         try:
             self._fill_cohort(table, targets, None)
             target = f"target AS (SELECT target_id, customer_id, as_of_us FROM temp.{table})"
             params = parameters(self.shop_id, days=days, frequency_days=days or DEFAULT_FREQUENCY_DAYS)
             with automatic_indexes(self.conn):
-                cursor = self.conn.execute(compose("cohort_summary", FAMILIES + ("all_features",), target), params)
+                cursor = self.conn.execute(summary_sql(target, tuple(self._user)), params)
             try:
-                return next(_rows(cursor))
+                return dict(zip((d[0] for d in cursor.description), next(cursor)))
             finally:
                 cursor.close()
         finally:
@@ -412,7 +446,7 @@ class FeatureReader:
                 params["as_of_us"] = as_of_us
             with automatic_indexes(self.conn):
                 cursors = [
-                    self.conn.execute(compose_cohort("all_features", FAMILIES, table, one_as_of), params),
+                    self.conn.execute(compose_cohort(GETTER_QUERY, GETTER_CTES, table, one_as_of), params),
                     self.conn.execute(compose_cohort("session_devices", (), table, one_as_of), params),
                     self.conn.execute(compose_cohort("customer_metadata", (), table, one_as_of,
                                                      " ORDER BY t.target_id"), params),
@@ -424,7 +458,7 @@ class FeatureReader:
                         for _, text, columns in self._user]
                 cursors += [entry[0] for entry in user]
             rows, devices, metas = cursors[:3]
-            shape = positional_shaper([d[0] for d in rows.description])
+            shape = positional_shaper(tuple(d[0] for d in rows.description))
             dev_tid, dev_type, dev_count = (
                 [d[0] for d in devices.description].index(c) for c in ("target_id", "device_type", "session_count"))
             meta_tid, meta_value = ([d[0] for d in metas.description].index(c) for c in ("target_id", "metadata"))
@@ -457,12 +491,31 @@ class FeatureReader:
             self._release_table(table)
 
 
+@functools.lru_cache(maxsize=64)
+def summary_sql(target, user=()):
+    """get_cohort_summary's statement over ``target`` (a target CTE): ``AVG`` of every key of
+    SUMMARY_KEYS over all_features (composed with the seed families, as get_all_features reads
+    it), then of every integer or real column of the user families ``user`` (FeatureReader._user:
+    [(family, sql text, ((column, type), ...))]), each family a CTE joined on target_id. Each
+    result column is named after its feature; AVG leaves NULL out (NULL when no value).
+    Identifiers come from those allowlists through store.db.quote_identifier."""
+    numeric = [(i, name) for i, (_, _, columns) in enumerate(user) for name, kind in columns
+               if kind in ("integer", "real")]
+    allowed = set(SUMMARY_KEYS) | {name for _, name in numeric} | {family for family, _, _ in user}
+    ctes = [target] + [f"{name} AS (\n{query(name)}\n)" for name in GETTER_CTES + (GETTER_QUERY,)]
+    ctes += [f"{quote_identifier(family, allowed)} AS (\n{text}\n)" for family, text, _ in user]
+    means = [f"AVG(f.{quote_identifier(k, allowed)}) AS {quote_identifier(k, allowed)}" for k in SUMMARY_KEYS]
+    means += [f"AVG(u{i}.{quote_identifier(name, allowed)}) AS {quote_identifier(name, allowed)}"
+              for i, name in numeric]
+    joins = "".join(f"\nLEFT JOIN {quote_identifier(family, allowed)} AS u{i} USING (target_id)"
+                    for i, (family, _, _) in enumerate(user))
+    return ("WITH " + ",\n".join(ctes) + "\nSELECT\n    " + ",\n    ".join(means)
+            + f"\nFROM {GETTER_QUERY} AS f" + joins)
+
+
 # -- users' own families (store.user_families): their columns added to the features dicts ----
-_TYPED = {"integer": int, "real": float, "boolean": bool}
-
-
 def _typed(kind, value):
-    return value if value is None or kind not in _TYPED else _TYPED[kind](value)
+    return value if value is None or kind not in PY_TYPES else PY_TYPES[kind](value)
 
 
 def _user_cohort_sql(text, table, one_as_of):

@@ -23,6 +23,9 @@ one of these keys ends the header::
     -- added by: issue 5 (...)    who added it (default: issue 3 (seed features))
     -- window: RULE               the window rule of its columns that name none
     -- helpers: a, b              output columns that are not features (read by other queries)
+    -- table only: a, b           feature columns of customer_features and the catalog that are
+                                  not keys of the getters (get_all_features, cohorts,
+                                  iter_features): the in-memory original never returned them
     -- column order: a, b, c      the catalog order of its columns, when it is not the order of
                                   their comments (a column computed from others: all_features)
     -- object: NAME: COMMENT      a feature that is not an SQL column (a dict returned by a
@@ -73,7 +76,8 @@ ALL_TIME_RULE = "all events at or before as_of; ignores days"
 WINDOW_KEYWORDS = {"windowed": WINDOW_RULE, "frequency": FREQUENCY_RULE, "all time": ALL_TIME_RULE}
 _PER_WINDOW = ("windowed", "frequency")
 
-_LIST_KEYS = ("tables", "requires", "keyed", "edge tables", "edge requires", "helpers", "column order")
+_LIST_KEYS = ("tables", "requires", "keyed", "edge tables", "edge requires", "helpers", "column order",
+              "table only")
 _TEXT_KEYS = ("order", "edges days", "edge query", "refresh all", "optional", "added by", "window")
 _HEADER_LINE = re.compile(r"^--\s*([a-z][a-z ]*[a-z]):\s?(.*)$")
 _COLUMN_LINE = re.compile(r"^\s*--\s*([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$")
@@ -154,6 +158,7 @@ class Block:
     features: tuple      # its Feature records, in catalog order (columns, then objects)
     helpers: tuple       # its output columns that are not features
     requires: tuple = () # the named queries it reads as CTEs, in order
+    table_only: tuple = ()  # its feature columns that are not keys of the getters (`table only:`)
 
 
 def _items(value):
@@ -275,6 +280,10 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
         if missing:
             fail("helpers", f"helper column {missing[0]} has no comment")
         columns = [c for c in columns if c.name not in helpers]
+        table_only = _items(value("table only", ""))
+        unknown = [n for n in table_only if n not in {c.name for c in columns}]
+        if unknown:
+            fail("table only", f"table-only column {unknown[0]} is not a feature column of the family")
         if "column order" in header:
             order_names = _items(value("column order"))
             if sorted(order_names) != sorted(c.name for c in columns):
@@ -283,6 +292,8 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
     feats = columns + [_comment(text.split(":", 1)[0].strip(), text.split(":", 1)[1].strip() if ":" in text else "",
                                 source, at, is_object=True, **common) for at, text in objects]
     family = None
+    if not is_family:
+        table_only = ()
     if is_family:
         edges = value("edges days", "")
         if edges.strip() == "any":
@@ -301,7 +312,8 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
                         optional == "yes", added_by, value("refresh all") or None, _items(value("keyed", "")),
                         _items(value("edge tables")) if "edge tables" in header else None,
                         value("edge query") or None, _items(value("edge requires", "")))
-    return Block(name, source, line, order, family, tuple(feats), helpers, _items(value("requires", "")))
+    return Block(name, source, line, order, family, tuple(feats), helpers, _items(value("requires", "")),
+                 table_only)
 
 
 @functools.lru_cache(maxsize=None)
@@ -562,6 +574,8 @@ def markdown():
                 facts.append(("refresh hook", fam.refresh_all))
             if b.helpers:
                 facts.append(("helper columns (not features)", ", ".join(b.helpers)))
+            if b.table_only:
+                facts.append(("table only (not keys of the getters)", ", ".join(b.table_only)))
             facts.append(("added by", fam.added_by))
             out += [f"* {key}: {_cell(value)}" for key, value in facts]
         else:

@@ -4,8 +4,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from customer_activity_features import CustomerActivityFeatures
-from oracle_behavior import AS_OF, DAY, histories, iso, load
-from store import behavior, catalog
+from oracle_behavior import ALL_KEYS, AS_OF, DAY, histories, iso, load
+from store import catalog
 
 NAMES = [f.name for f in catalog.features() if f.query in ("behavior_family", "behavior_segments")]
 RENAMED = {"behavior_purchase_frequency": "purchase_frequency"}
@@ -15,7 +15,9 @@ SEED_FLAGS = ("declining_engagement", "support_risk", "cart_abandonment_risk", "
 def test_every_behaviour_feature_has_a_catalog_record():
     records = catalog.by_name()
     keys = {RENAMED.get(n, n) for n in NAMES} | set(SEED_FLAGS)
-    assert keys == set(behavior.FEATURES)
+    assert keys == set(ALL_KEYS)
+    with CustomerActivityFeatures() as store:
+        assert list(store.get_behavior_features("x", as_of=iso(AS_OF))) == list(ALL_KEYS)
     for name in NAMES:
         record = records[name]
         assert record.materialize == catalog.FIXED and record.query in ("behavior_family", "behavior_segments")

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from customer_activity_features import CustomerActivityFeatures
-from oracle_behavior import AS_OF, DAY, LONG, check_family, histories, iso
+from oracle_behavior import ALL_KEYS, AS_OF, DAY, LONG, check_family, histories, iso
 from store import behavior
 
 AS_OFS = st.sampled_from((AS_OF, AS_OF - LONG))
@@ -76,4 +76,5 @@ def test_predictive_fields_are_not_built():
         f = store.get_behavior_features("c", as_of=iso(AS_OF))
         assert "churn_probability" not in f and "lifetime_value_prediction" not in f
         assert set(behavior.NOT_BUILT) == {"churn_probability", "lifetime_value_prediction"}
-        assert list(f) == list(behavior.FEATURES)
+        assert list(f) == list(ALL_KEYS)  # the oracle's frozen copy: keys and order
+        assert all(v is None or type(v) is behavior.KEY_TYPES[k] for k, v in f.items())

@@ -351,6 +351,15 @@ def test_demo_on_a_fresh_database_shows_personas_and_stats(tmp_path):
     assert "features C" in out  # the next-step hint
     with CustomerActivityFeatures(path) as store:
         assert store.conn.execute("SELECT count(*) FROM customers").fetchone()[0] == 40
+        values = store.get_all_features("C0000000", as_of=AS_OF)
+    # its rows: every key of get_all_features that is not a dict, the retention flags in place of the
+    # tradeoff dict (read from the dicts, no list of names in store/cli.py)
+    want = [k for k, v in values.items() if not isinstance(v, dict) or k == "activity_retention_tradeoff"]
+    at = want.index("activity_retention_tradeoff")
+    want[at:at + 1] = list(values["activity_retention_tradeoff"])
+    table = out.split("one customer per persona:\n", 1)[1].split("\n\n", 1)[0].splitlines()[2:]
+    assert [line.split()[0] for line in table] == want
+    assert want[-2:] == ["retention_concern", "activity_trend"] and "primary_device" in want
 
 
 def test_demo_twice_adds_nothing(tmp_path):

@@ -201,13 +201,14 @@ def test_cohort_statements_read_the_target_table_in_place():
         try:
             params = features.parameters("", frequency_days=features.DEFAULT_FREQUENCY_DAYS)
             params["as_of_us"] = 0
-            for main, ctes in (("all_features", features.FAMILIES), ("session_devices", ())):
+            for main, ctes in ((features.GETTER_QUERY, features.GETTER_CTES), ("session_devices", ())):
                 sql = features.compose_cohort(main, ctes, table, True)
                 assert "NOT MATERIALIZED" in sql and ":as_of_us AS as_of_us" in sql
                 assert query(main) in sql  # the query as written, not rewritten
                 plan = [r[3] for r in store.conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
                 assert "MATERIALIZE target" not in plan
-            assert ":as_of_us AS as_of_us" not in features.compose_cohort("all_features", features.FAMILIES, table)
+            assert ":as_of_us AS as_of_us" not in features.compose_cohort(features.GETTER_QUERY, features.GETTER_CTES,
+                                                                          table)
         finally:
             store._reader._release_table(table)
 

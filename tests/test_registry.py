@@ -83,7 +83,7 @@ def test_adding_a_column_to_a_built_in_family_file_adds_its_record():
     column = ("    -- max_order_value: The largest order value in the window.; real, currency units; NULL when none\n"
               "    MAX(p.order_value) FILTER (WHERE :window_us IS NULL\n"
               "        OR p.event_time_us >= t.as_of_us - :window_us) AS max_order_value,\n")
-    text = text.replace("    -- purchase_recency_days:", column + "    -- purchase_recency_days:", 1)
+    text = text.replace("    -- purchase_count_short:", column + "    -- purchase_count_short:", 1)
     (block,) = [b for b in registry.read(text, "purchases.sql") if b.family]
     names = [f.name for f in block.features]
     assert names[names.index("total_purchase_value") + 1] == "max_order_value"
@@ -221,46 +221,28 @@ def test_the_getters_lists_read_from_the_registry_equal_the_former_hand_written_
             feature_queries.TRADEOFF_KEYS)
 
 
-def test_one_commented_column_in_a_family_file_reaches_the_catalog_materialize_refresh_and_export(tmp_path):
-    """Adding max_order_value to sql/purchases.sql is the only edit: a copy of the package with that
-    one edit has it in catalog(), feature_catalog, customer_features (every window), refresh and
-    export. (The getters' result shapers are still hand-written: not there yet.)"""
-    import shutil
-    import subprocess
-    import sys
+def test_the_getter_keys_read_from_the_registry_equal_the_former_hand_written_ones():
+    """get_all_features' keys and get_cohort_summary's were hand-written in store/features.py and
+    customer_activity_features.py; now read from the registry (`table only:` leaves purchase_count,
+    session_count and cart_event_count out). Frozen copies:"""
+    from customer_activity_features import SUMMARY_FEATURES
 
-    root = Path(__file__).resolve().parent.parent
-    copy = tmp_path / "pkg"
-    for name in ("store", "sql", "migrations"):
-        shutil.copytree(root / name, copy / name, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(root / "customer_activity_features.py", copy)
-    family = copy / "sql" / "purchases.sql"
-    text = family.read_text(encoding="utf-8")
-    column = ("    -- max_order_value: The largest order value in the window.; real, currency units; NULL when none\n"
-              "    MAX(p.order_value) FILTER (WHERE :window_us IS NULL\n"
-              "        OR p.event_time_us >= t.as_of_us - :window_us) AS max_order_value,\n")
-    family.write_text(text.replace("    -- purchase_recency_days:", column + "    -- purchase_recency_days:", 1),
-                      encoding="utf-8")
-    script = """
-import csv, sys
-from customer_activity_features import CustomerActivityFeatures
-out = sys.argv[1]
-with CustomerActivityFeatures() as s:
-    s.add_purchase("a", 10.0, "2025-05-01T00:00:00Z")
-    s.add_purchase("a", 40.0, "2025-05-30T00:00:00Z")
-    s.materialize(as_of="2025-06-01T00:00:00Z", windows=(7, 30))
-    print(s.conn.execute("SELECT max_order_value, max_order_value_7d, max_order_value_30d FROM customer_features").fetchall())
-    s.add_purchase("a", 90.0, "2025-06-01T12:00:00Z")
-    s.refresh(as_of="2025-06-02T00:00:00Z")
-    print(s.conn.execute("SELECT max_order_value, max_order_value_7d FROM customer_features").fetchall())
-    s.export(out)
-    print(next(csv.DictReader(open(out)))["max_order_value_30d"])
-    print([r["query"] for r in s.catalog() if r["name"] == "max_order_value"])
-    print(s.conn.execute("SELECT materialized FROM feature_catalog WHERE name = 'max_order_value'").fetchall())
-"""
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "out.csv")], cwd=copy,
-                            env={"PYTHONPATH": str(copy), "PATH": "/usr/bin:/bin"},
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[:5] == [
-        "[(40.0, 40.0, 40.0)]", "[(90.0, 90.0)]", "90.0", "['purchase_features']", "[('windowed',)]"]
+    numeric = ("purchase_frequency", "average_order_value", "purchase_recency_days", "total_purchase_value",
+               "session_frequency", "average_session_duration", "abandoned_cart_count", "cart_conversion_ratio",
+               "abandoned_cart_value", "support_ticket_count", "average_response_time_hours", "escalation_count",
+               "escalation_ratio")
+    assert feature_queries.ALL_FEATURE_KEYS == numeric[:6] + ("device_usage_pattern", "primary_device") + numeric[
+        6:] + ("activity_retention_tradeoff", "metadata")
+    assert feature_queries.SUMMARY_KEYS == SUMMARY_FEATURES == numeric
+    assert {b.name: b.table_only for b in registry.blocks() if b.table_only} == {
+        "purchase_features": ("purchase_count",), "session_features": ("session_count",),
+        "cart_features": ("cart_event_count",)}
+
+
+def test_a_table_only_line_must_name_a_feature_column_of_the_family():
+    with pytest.raises(FamilyDefinitionError, match="table-only column nothing is not a feature column"):
+        registry.read(FAMILY.replace("-- tables: purchases\n", "-- tables: purchases\n-- table only: nothing\n"),
+                      "spend.sql")
+    (block,) = registry.read(FAMILY.replace("-- tables: purchases\n",
+                                            "-- tables: purchases\n-- table only: big_order_count\n"), "spend.sql")
+    assert block.table_only == ("big_order_count",)

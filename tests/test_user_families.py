@@ -87,6 +87,10 @@ def test_the_documented_example_file_works_everywhere_a_built_in_family_does(tmp
         assert cohort["c2"]["big_order_count"] == 1 and cohort["nobody"]["big_order_count"] == 0
         streamed = dict(store.iter_features(as_of=iso(AS_OF)))
         assert streamed["c1"]["big_order_value"] == 400.0 and streamed["c2"]["big_order_value"] == 500.0
+        summary = store.get_cohort_summary(["c1", "c2", "nobody"], 30, as_of=iso(AS_OF))["aggregates"]
+        for key in COLUMNS:  # the user family's numeric columns are averaged too
+            assert close(summary[key], sum(cohort[c][key] for c in cohort) / 3), (key, summary)
+        assert list(summary)[-3:] == list(COLUMNS)
         cutoffs = [BASE, BASE + timedelta(days=1), AS_OF, BASE + timedelta(days=90)]
         rows = list(store.features_at([("c1", iso(c)) for c in cutoffs]))
         for got, cutoff in zip(rows, cutoffs):  # flat customer_features rows
