@@ -144,9 +144,12 @@ UNION ALL
 SELECT j.value, :lo_us - j.value * 86400000000, :hi_us - j.value * 86400000000 FROM json_each(:edges_days) AS j
 
 -- name: refresh_hits
--- Customers of one event table ({events}, a name from the allowlist of the
--- materialized families' tables) with an event in one of the intervals of
--- the refresh_intervals CTE, one row per (customer, interval).
+-- Customers of one event table with an event in one of the intervals of the
+-- refresh_intervals CTE, one row per (customer, interval). The table is the
+-- CTE refresh_events(shop_id, customer_id, event_time_us): refresh() runs the
+-- query once per event table of the materialized families, with that table
+-- (a name from their allowlist) as refresh_events
+-- (store.materialize._refresh_hits_sql).
 SELECT DISTINCT
     -- customer_id: the customer; text
     e.customer_id AS customer_id,
@@ -154,7 +157,7 @@ SELECT DISTINCT
     :events_table AS events_table,
     -- edge_days: the interval's window edge in days (refresh_intervals); 0 = at as_of; integer
     i.edge_days AS edge_days
-FROM {events} AS e
+FROM refresh_events AS e
 JOIN refresh_intervals AS i
     ON e.event_time_us BETWEEN i.lo_us AND i.hi_us
 WHERE e.shop_id = :shop_id

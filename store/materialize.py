@@ -789,6 +789,18 @@ def _stage_edge_query(conn, fam, params):
     return _stage_keyed(conn, table, body, params, fam.edge_query)
 
 
+def _refresh_hits_sql(table, allowed):
+    """The statement of ``refresh_hits`` for one event table, as written in sql/materialize.sql:
+    the query reads the CTEs ``refresh_intervals`` (its query) and ``refresh_events``, the
+    event table ``table`` (a name of ``allowed``, the plan's tables) read in place. SQLite
+    flattens ``refresh_events`` into the query, so it walks the table's index as if the
+    query named the table."""
+    events = quote_identifier(table, allowed)
+    return ("WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n),\n"
+            f"refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.{events})\n"
+            + query("refresh_hits"))
+
+
 def _drop_refresh_temp(conn):
     for name in _REFRESH_TEMP:
         conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(name, _REFRESH_TEMP)}")
@@ -913,8 +925,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
         for t in plan.tables:
             edges = sorted({e for _, t2, e in edge_rows if t2 == t})
             conn.execute("INSERT INTO temp.refresh_hits (customer_id, events_table, edge_days)\n"
-                         "WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n)\n"
-                         + query("refresh_hits").replace("{events}", quote_identifier(t, allowed_tables)),
+                         + _refresh_hits_sql(t, allowed_tables),
                          {"shop_id": shop_id, "lo_us": lo, "hi_us": hi, "edges_days": json.dumps(edges),
                           "events_table": t})
         conn.execute("CREATE TEMP TABLE refresh_target (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "

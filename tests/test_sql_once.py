@@ -61,6 +61,13 @@ def test_each_rule_is_written_in_one_query(fragment):
     assert _holders(fragment) == RULES[fragment]
 
 
+@pytest.mark.parametrize("name", sorted(queries()))
+def test_no_query_is_a_text_template(name):
+    # what runs is what is written: no {placeholder} for Python to fill in (a table is read
+    # through a CTE the store composes, e.g. refresh_events of refresh_hits)
+    assert not re.search(r"\{[A-Za-z_][A-Za-z0-9_]*\}", _normal(queries()[name]))
+
+
 def test_comments_do_not_count():
     # a query that only mentions a rule in a comment does not hold it
     assert _normal("SELECT 1 -- THEN 'champions'\n") == "SELECT 1"
