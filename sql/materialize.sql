@@ -195,17 +195,20 @@ FROM (
 GROUP BY b.customer_id
 
 -- name: refresh_recency
+-- sets: purchase_recency_days
+-- reads: last_purchase_us
 -- Brings every row of the shop to the new as_of after refresh() wrote its
--- targets: the recency (from last_purchase_us) and the retention concern that
--- reads it (the same formulas as purchase_features and all_features, so a
--- recomputed row is unchanged). Every other column of a row that was not
--- recomputed is unchanged by construction.
+-- targets: the recency, from last_purchase_us (the formula of
+-- purchase_features, so a recomputed row is unchanged). refresh() reads the
+-- sets/reads lines: it runs this update when the snapshot has those columns.
+-- Every other column of a row that was not recomputed is unchanged by
+-- construction: retention_concern reads the recency through recency_risk,
+-- and all_features declares the edge where that flips (its edges days), so
+-- refresh recomputes the family for a customer whose last purchase crosses it.
 UPDATE customer_features SET
     as_of = :as_of,
     as_of_us = :as_of_us,
-    purchase_recency_days = (:as_of_us - last_purchase_us) / 86400000000,
-    retention_concern = (COALESCE((:as_of_us - last_purchase_us) / 86400000000 > :recency_concern_days, 0)
-                         OR declining_engagement OR support_risk OR cart_abandonment_risk)
+    purchase_recency_days = (:as_of_us - last_purchase_us) / 86400000000
 WHERE shop_id = :shop_id
 
 -- name: refresh_as_of

@@ -771,8 +771,9 @@ def _family_edges(fam, windows, reg=None):
     return out
 
 
-_RECENCY_OUTPUTS = {"purchase_recency_days", "retention_concern"}
-_RECENCY_INPUTS = {"last_purchase_us", "declining_engagement", "support_risk", "cart_abandonment_risk"}
+# the columns refresh_recency writes and reads (its -- sets: and -- reads: lines, sql/materialize.sql)
+_RECENCY_OUTPUTS = frozenset(registry.sets("refresh_recency"))
+_RECENCY_INPUTS = frozenset(registry.reads("refresh_recency"))
 _REFRESH_TEMP = ("refresh_hits", "refresh_family_edges", "refresh_target")
 _EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
 
@@ -959,8 +960,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                 for table, _ in edge_staged.values():
                     conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(table, _EDGE_QUERIES)}")
             if recency:
-                conn.execute(query("refresh_recency"), {k: params[k] for k in (
-                    "as_of", "as_of_us", "shop_id", "recency_concern_days")})
+                conn.execute(query("refresh_recency"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
             else:
                 conn.execute(query("refresh_as_of"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)

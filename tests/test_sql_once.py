@@ -26,9 +26,10 @@ RULES = {
     "> :support_max_tickets": {"all_features"},
     "< :cart_min_conversion_ratio": {"all_features"},
     "> :cart_max_abandoned": {"all_features"},
-    # the recency threshold: all_features, and refresh_recency, which re-evaluates
-    # retention_concern over the stored flags when only as_of moves (docs/feature_store.md)
-    "> :recency_concern_days": {"all_features", "refresh_recency"},
+    # the recency threshold: all_features only (refresh recomputes the family when a last
+    # purchase crosses it, its edges days line, instead of re-evaluating retention_concern)
+    "> :recency_concern_days": {"all_features"},
+    "support_risk OR": {"all_features"},  # the retention_concern rule over the flags
     # the risk score over the flags: behavior_retention only
     ":risk_points *": {"behavior_retention"},
     # loyalty_trend: behavior_loyalty_counts only (behavior_temporal and the edge query read it)
