@@ -39,9 +39,10 @@ RULES = {
     # RFM/T: the counted purchases and their period
     "(p.order_value > 0 OR :include_zero)": {"rfm_counted_purchases"},
     "+ :bias_us) / :period_us - :bias_periods": {"rfm_counted_purchases", "rfm_period_of"},
-    # the local-time lookup (store/localtime.py's idiom): the RFM purchases, one instant
-    # (rfm_period_of) and the behaviour features' purchases (behavior_purchase_local)
-    "FROM temp.caf_tz_offsets": {"rfm_counted_purchases", "rfm_period_of", "behavior_purchase_local"},
+    # the local-time lookup (store/localtime.py): purchase_local_time only, which the RFM
+    # purchases and the behaviour features' purchases read (installed as a temp view)
+    "FROM temp.caf_tz_offsets": {"purchase_local_time"},
+    "SELECT fixed_offset_us FROM temp.caf_tz": {"purchase_local_time"},
 }
 
 _COMMENT = re.compile(r"--[^\n]*")
