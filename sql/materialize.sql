@@ -149,7 +149,11 @@ SELECT j.value, :lo_us - j.value * 86400000000, :hi_us - j.value * 86400000000 F
 -- CTE refresh_events(shop_id, customer_id, event_time_us): refresh() runs the
 -- query once per event table of the materialized families, with that table
 -- (a name from their allowlist) as refresh_events
--- (store.materialize._refresh_hits_sql).
+-- (store.materialize._refresh_hits_sql). CROSS JOIN keeps the event table the
+-- outer loop: one walk of the shop's events, each checked against the few
+-- intervals (there is no index on event_time_us; with the intervals outside,
+-- SQLite walked the shop's events once per interval: 0.29 s -> 0.20 s CPU for
+-- the six tables of a 20,000-customer store).
 SELECT DISTINCT
     -- customer_id: the customer; text
     e.customer_id AS customer_id,
@@ -158,9 +162,9 @@ SELECT DISTINCT
     -- edge_days: the interval's window edge in days (refresh_intervals); 0 = at as_of; integer
     i.edge_days AS edge_days
 FROM refresh_events AS e
-JOIN refresh_intervals AS i
-    ON e.event_time_us BETWEEN i.lo_us AND i.hi_us
+CROSS JOIN refresh_intervals AS i
 WHERE e.shop_id = :shop_id
+  AND e.event_time_us BETWEEN i.lo_us AND i.hi_us
 
 -- name: refresh_targets
 -- The customers refresh() recomputes, one target each at the new as_of, with
