@@ -219,3 +219,13 @@ def test_refresh_recency_header_lines_are_the_columns_its_update_writes_and_read
     bookkeeping = {"as_of", "as_of_us", "shop_id"}
     assert seen[sqlite3.SQLITE_UPDATE] - bookkeeping == set(registry.sets("refresh_recency"))
     assert seen[sqlite3.SQLITE_READ] - bookkeeping == set(registry.reads("refresh_recency"))
+
+
+def test_the_recency_edge_of_all_features_follows_the_recency_threshold():
+    # recency_risk (all_features) flips when the last purchase crosses as_of - (threshold + 1) whole
+    # days: the family declares that edge so refresh recomputes it (no second copy of the rule)
+    from store import catalog
+    from store.features import RECENCY_CONCERN_DAYS
+
+    fam = catalog.family("all_features")
+    assert RECENCY_CONCERN_DAYS + 1 in fam.edges_days and fam.edge_tables == ("purchases",)
