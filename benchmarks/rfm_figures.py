@@ -111,7 +111,9 @@ def timezone_mechanism(n=1_000_000):
     variants = {
         "no conversion (baseline)": x,
         "offsets table, correlated seek per row": f"({x} + {seek})",
-        "COALESCE(fixed offset, seek)  [chosen idiom]": localtime.LOCAL_US_SQL.format(x=x),
+        # the idiom of sql/localtime.sql (purchase_local_time), spelled here over the table p
+        "COALESCE(fixed offset, seek)  [chosen idiom]": f"({x} + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz), "
+                                                        f"{seek}))",
         "caf_local_us() Python function": f"caf_local_us({x})",
     }
     print(f"local-time mechanisms, {rows:,} rows, "

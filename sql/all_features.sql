@@ -1,8 +1,11 @@
 -- Every seed feature of a target in one statement, with the retention rules.
 -- This family is the one place the retention rules are written: the behaviour
 -- families read its flags (behavior_retention, sql/behavior_segmentation.sql,
--- requires all_features); refresh_recency (sql/materialize.sql) re-evaluates
--- retention_concern from the stored flags when only as_of moves.
+-- requires all_features). Its edges days line: recency_risk (last purchase
+-- more than :recency_concern_days = 60 whole days before as_of) flips when the
+-- last purchase crosses as_of - 61 days, so refresh recomputes the family for
+-- a customer with a purchase crossing that edge (the window edges of the
+-- families it reads come with them).
 -- Its row is every column of the four families (SELECT * over them joined USING
 -- (target_id): no column list, so a column added to one of them is one of its
 -- columns too) and the flags: get_all_features and the cohorts read it. (Staged
@@ -26,6 +29,8 @@
 -- order: 70
 -- tables:
 -- requires: purchase_features, session_features, cart_features, support_features
+-- edges days: 61
+-- edge tables: purchases
 -- window: window-free: computed from the 30- and 90-day windows ending at as_of, whatever days is
 -- helpers: recency_risk
 -- column order: high_short_term_activity, declining_engagement, support_risk, cart_abandonment_risk, retention_concern, activity_trend

@@ -6,9 +6,10 @@
 --   :loyalty_half_us, :loyalty_half_days   half of the loyalty_trend window (90 days)
 --
 -- Hours, weekdays, months and seasons are those of the LOCAL wall-clock time
--- `local_us` computed in behavior_purchase_local below, in the store's timezone
--- (CustomerActivityFeatures(timezone=...), default UTC; store/localtime.py):
--- the one place where the timezone applies.
+-- `local_us` of behavior_purchase_local below, in the store's timezone
+-- (CustomerActivityFeatures(timezone=...), default UTC; store/localtime.py),
+-- read from purchase_local_time (sql/localtime.sql): the one place where the
+-- timezone applies.
 
 -- name: behavior_purchase_local
 -- One row per purchase of a target at or before its as_of, with its local time.
@@ -27,12 +28,10 @@ SELECT
     -- order_value: currency units
     p.order_value AS order_value,
     -- local_us: the purchase's local wall-clock time in the store's timezone, as microseconds
-    -- since 1970-01-01T00:00 local (store/localtime.py idiom; the one place the timezone applies)
-    p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
-                               (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
-                                WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1)) AS local_us
+    -- since 1970-01-01T00:00 local (purchase_local_time)
+    p.local_us AS local_us
 FROM target AS t
-JOIN purchases AS p
+JOIN purchase_local_time AS p
     ON p.shop_id = :shop_id
    AND p.customer_id = t.customer_id
    AND p.event_time_us <= t.as_of_us

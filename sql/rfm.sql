@@ -3,8 +3,8 @@
 -- See docs/rfm.md for the definitions and store/rfm.py for the parameters.
 --
 -- Periods. A purchase's period is the number of the period (day, week or hour)
--- holding its local wall-clock time in the store's timezone (store/localtime.py:
--- temp.caf_tz and temp.caf_tz_offsets), counted from 1970-01-01 local:
+-- holding its local wall-clock time in the store's timezone (local_us of
+-- purchase_local_time, sql/localtime.sql), counted from 1970-01-01 local:
 --     period = (local_us + :bias_us) / :period_us - :bias_periods
 -- where :period_us is the period length, :bias_us = a large multiple of a week
 -- (so the integer division floors for times before 1970 too) plus, for weeks,
@@ -18,8 +18,9 @@
 
 -- name: rfm_counted_purchases
 -- The counted purchases of the shop, each with its period: the one place the
--- queries below apply the counting rule and the store's timezone (the
--- store/localtime.py lookup); they read it as a CTE (their requires line).
+-- queries below apply the counting rule and the period of the local time
+-- (the relation purchase_local_time, sql/localtime.sql); they read it as a
+-- CTE (their requires line).
 SELECT
     -- customer_id: the customer; text
     p.customer_id AS customer_id,
@@ -28,11 +29,8 @@ SELECT
     -- order_value: the order value; currency units
     p.order_value AS order_value,
     -- period: the period number of the purchase's local time; integer
-    (p.event_time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
-        (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
-         WHERE o.start_us <= p.event_time_us ORDER BY o.start_us DESC LIMIT 1))
-     + :bias_us) / :period_us - :bias_periods AS period
-FROM purchases AS p
+    (p.local_us + :bias_us) / :period_us - :bias_periods AS period
+FROM purchase_local_time AS p
 WHERE p.shop_id = :shop_id
   AND (p.order_value > 0 OR :include_zero)
 
@@ -123,13 +121,13 @@ HAVING COUNT(*) FILTER (WHERE c.part = 0) > 0
 ORDER BY c.customer_id
 
 -- name: rfm_period_of
--- The period number of one instant (an observation or calibration end).
+-- The period number of one instant (an observation or calibration end). Its
+-- local time is caf_local_us(:time_us), the SQL function store/localtime.py
+-- installs with the offsets table (the same values as purchase_local_time's
+-- lookup, from the same rows; one Python call per statement here).
 SELECT
     -- period: period number of :time_us in the store's timezone; integer; NULL when :time_us is NULL
-    (:time_us + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
-        (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
-         WHERE o.start_us <= :time_us ORDER BY o.start_us DESC LIMIT 1))
-     + :bias_us) / :period_us - :bias_periods AS period
+    (caf_local_us(:time_us) + :bias_us) / :period_us - :bias_periods AS period
 
 -- name: rfm_holdout_count
 -- requires: rfm_counted_purchases

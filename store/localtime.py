@@ -16,17 +16,23 @@ them in the timezone the store is configured with (an IANA name, default
 * a one-row temporary table ``temp.caf_tz(name TEXT, fixed_offset_us
   INTEGER)``: the zone's name, and its offset when it never changes (UTC,
   ``Etc/*``), else NULL.
-* the idiom every query uses for local wall-clock microseconds (no Python
-  callback; for a fixed zone the first, uncorrelated subquery is evaluated
-  once per statement and COALESCE skips the second; otherwise an indexed
-  rowid seek per row)::
+* the idiom for local wall-clock microseconds (no Python callback; for a
+  fixed zone the first, uncorrelated subquery is evaluated once per statement
+  and COALESCE skips the second; otherwise an indexed rowid seek per row)::
 
       x + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz),
                    (SELECT o.offset_us FROM temp.caf_tz_offsets AS o
                     WHERE o.start_us <= x ORDER BY o.start_us DESC LIMIT 1))
 
-* for ad-hoc use, the deterministic SQL function ``caf_local_us(x)`` giving the
-  same value (a Python callback per call: slower, see docs/rfm.md).
+  written once in ``sql/``, in the query ``purchase_local_time``
+  (sql/localtime.sql): every purchase with its ``local_us``. It is installed,
+  as written, as the temporary view ``purchase_local_time``, which the
+  local-time queries read (the RFM/T purchases, the behaviour features'
+  purchases); SQLite flattens it into each reader.
+
+* the deterministic SQL function ``caf_local_us(x)`` giving the same value
+  from the same rows (a Python callback per call: slower, see docs/rfm.md),
+  for ad-hoc use and for one instant (``rfm_period_of``).
 
 Local wall-clock microseconds are "microseconds since 1970-01-01 00:00 local
 time": day number ``floor(local_us / 86400e6)``, hour of day, weekday all follow
@@ -42,6 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from . import timeutil
 from .errors import StoreError
+from .resources import query
 
 UTC = timezone.utc
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -52,11 +59,7 @@ US_PER_DAY = 86_400 * US_PER_SECOND
 FIRST_YEAR = 1900
 LAST_YEAR = 2100
 TABLE = "caf_tz_offsets"
-
-# The SQL idiom, for Python code that builds queries from fixed fragments.
-LOCAL_US_SQL = ("({x} + COALESCE((SELECT fixed_offset_us FROM temp.caf_tz), "
-                "(SELECT o.offset_us FROM temp.caf_tz_offsets AS o "
-                "WHERE o.start_us <= {x} ORDER BY o.start_us DESC LIMIT 1)))")
+VIEW = "purchase_local_time"  # the temp view of the query of that name (sql/localtime.sql)
 
 
 class UnknownTimezoneError(StoreError, ValueError):
@@ -138,7 +141,8 @@ def installed(conn):
 
 
 def install(conn, name="UTC"):
-    """Install the timezone on a connection: the offsets table and ``caf_local_us``."""
+    """Install the timezone on a connection: the offsets tables, the view
+    ``purchase_local_time`` over them and ``caf_local_us``."""
     name = check_timezone(name)
     rows = transitions(name)
     if installed(conn) != name:
@@ -169,6 +173,7 @@ def _fill(conn, name, rows):
         conn.execute("DELETE FROM temp.caf_tz")
         conn.execute("INSERT INTO temp.caf_tz (name, fixed_offset_us) VALUES (?, ?)",
                      [name, rows[0][1] if len(rows) == 1 else None])
+        conn.execute(f"CREATE TEMP VIEW IF NOT EXISTS {VIEW} AS\n" + query(VIEW))
     except BaseException:
         if not in_tx:
             conn.execute("ROLLBACK")

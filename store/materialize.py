@@ -771,8 +771,9 @@ def _family_edges(fam, windows, reg=None):
     return out
 
 
-_RECENCY_OUTPUTS = {"purchase_recency_days", "retention_concern"}
-_RECENCY_INPUTS = {"last_purchase_us", "declining_engagement", "support_risk", "cart_abandonment_risk"}
+# the columns refresh_recency writes and reads (its -- sets: and -- reads: lines, sql/materialize.sql)
+_RECENCY_OUTPUTS = frozenset(registry.sets("refresh_recency"))
+_RECENCY_INPUTS = frozenset(registry.reads("refresh_recency"))
 _REFRESH_TEMP = ("refresh_hits", "refresh_family_edges", "refresh_target")
 _EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
 
@@ -787,6 +788,18 @@ def _stage_edge_query(conn, fam, params):
     body = f"{head}SELECT * FROM (\n{query(fam.edge_query)}\n)"
     table = "temp." + quote_identifier(fam.edge_query, _EDGE_QUERIES)
     return _stage_keyed(conn, table, body, params, fam.edge_query)
+
+
+def _refresh_hits_sql(table, allowed):
+    """The statement of ``refresh_hits`` for one event table, as written in sql/materialize.sql:
+    the query reads the CTEs ``refresh_intervals`` (its query) and ``refresh_events``, the
+    event table ``table`` (a name of ``allowed``, the plan's tables) read in place. SQLite
+    flattens ``refresh_events`` into the query, so it walks the table's index as if the
+    query named the table."""
+    events = quote_identifier(table, allowed)
+    return ("WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n),\n"
+            f"refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.{events})\n"
+            + query("refresh_hits"))
 
 
 def _drop_refresh_temp(conn):
@@ -913,8 +926,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
         for t in plan.tables:
             edges = sorted({e for _, t2, e in edge_rows if t2 == t})
             conn.execute("INSERT INTO temp.refresh_hits (customer_id, events_table, edge_days)\n"
-                         "WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n)\n"
-                         + query("refresh_hits").replace("{events}", quote_identifier(t, allowed_tables)),
+                         + _refresh_hits_sql(t, allowed_tables),
                          {"shop_id": shop_id, "lo_us": lo, "hi_us": hi, "edges_days": json.dumps(edges),
                           "events_table": t})
         conn.execute("CREATE TEMP TABLE refresh_target (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
@@ -948,8 +960,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                 for table, _ in edge_staged.values():
                     conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(table, _EDGE_QUERIES)}")
             if recency:
-                conn.execute(query("refresh_recency"), {k: params[k] for k in (
-                    "as_of", "as_of_us", "shop_id", "recency_concern_days")})
+                conn.execute(query("refresh_recency"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
             else:
                 conn.execute(query("refresh_as_of"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)

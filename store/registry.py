@@ -46,9 +46,14 @@ then materialised once per window as ``<column>_<N>d`` plus the all-time ``<colu
 ``frequency`` is materialised per window (WINDOWED); every other column once (FIXED).
 
 A plain ``-- name:`` query may have a ``requires:`` line (the CTEs its statement is composed
-with, in order: ``behavior_features``) and ``object:`` lines (with an ``order:`` line): ``device_usage_pattern`` in sql/sessions.sql (session_devices),
-``metadata`` in sql/customers.sql (customer_metadata), ``activity_retention_tradeoff`` in
-sql/all_features.sql. A malformed file raises ``FamilyDefinitionError`` naming the file, the
+with, in order: ``behavior_features``), ``object:`` lines (with an ``order:`` line):
+``device_usage_pattern`` in sql/sessions.sql (session_devices), ``metadata`` in
+sql/customers.sql (customer_metadata), ``activity_retention_tradeoff`` in
+sql/all_features.sql; and, for an ``UPDATE`` of ``customer_features``, ``sets:`` and ``reads:``
+lines (the feature columns it writes and those it reads, besides ``as_of``, ``as_of_us`` and
+``shop_id``: ``refresh_recency`` in sql/materialize.sql, whose lines ``store.materialize``
+reads; tests/test_refresh.py checks them against the statement with SQLite's authorizer).
+A family may not have ``sets:`` or ``reads:`` lines. A malformed file raises ``FamilyDefinitionError`` naming the file, the
 line and the reason. docs/feature_store.md describes the format for readers.
 """
 
@@ -77,7 +82,9 @@ WINDOW_KEYWORDS = {"windowed": WINDOW_RULE, "frequency": FREQUENCY_RULE, "all ti
 _PER_WINDOW = ("windowed", "frequency")
 
 _LIST_KEYS = ("tables", "requires", "keyed", "edge tables", "edge requires", "helpers", "column order",
-              "table only")
+              "table only", "sets", "reads")
+_PLAIN_KEYS = ("order", "requires", "sets", "reads")  # the header lines of a plain -- name: query
+_PLAIN_ONLY_KEYS = ("sets", "reads")
 _TEXT_KEYS = ("order", "edges days", "edge query", "refresh all", "optional", "added by", "window")
 _HEADER_LINE = re.compile(r"^--\s*([a-z][a-z ]*[a-z]):\s?(.*)$")
 _COLUMN_LINE = re.compile(r"^\s*--\s*([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$")
@@ -159,6 +166,8 @@ class Block:
     helpers: tuple       # its output columns that are not features
     requires: tuple = () # the named queries it reads as CTEs, in order
     table_only: tuple = ()  # its feature columns that are not keys of the getters (`table only:`)
+    sets: tuple = ()     # a plain UPDATE of customer_features: the feature columns it writes
+    reads: tuple = ()    # ... and the feature columns it reads
 
 
 def _items(value):
@@ -236,7 +245,7 @@ def read(text, source):
         header, objects, body = _header(lines, start, source)
         if not is_family:
             if objects or header:
-                unknown = [k for k in header if k not in ("order", "requires")]
+                unknown = [k for k in header if k not in _PLAIN_KEYS]
                 if unknown:
                     raise FamilyDefinitionError(source, header[unknown[0]][0],
                                                 f"'{unknown[0]}' is a family header line; this is a -- name: query")
@@ -253,6 +262,9 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
     def fail(key, reason):
         raise FamilyDefinitionError(source, header[key][0] if key in header else line, reason)
 
+    plain_only = [k for k in _PLAIN_ONLY_KEYS if k in header]
+    if is_family and plain_only:
+        fail(plain_only[0], f"'{plain_only[0]}' is a header line of a -- name: query, not of a family")
     if "order" not in header and (is_family or objects):
         fail("order", f"{name}: no '-- order: N' line in its header")
     try:
@@ -313,7 +325,7 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
                         _items(value("edge tables")) if "edge tables" in header else None,
                         value("edge query") or None, _items(value("edge requires", "")))
     return Block(name, source, line, order, family, tuple(feats), helpers, _items(value("requires", "")),
-                 table_only)
+                 table_only, _items(value("sets", "")), _items(value("reads", "")))
 
 
 @functools.lru_cache(maxsize=None)
@@ -354,6 +366,22 @@ def requires(name):
     for b in blocks():
         if b.name == name:
             return b.requires
+    return ()
+
+
+def sets(name):
+    """The ``-- sets:`` line of the plain query ``name`` (the feature columns its UPDATE writes)."""
+    for b in blocks():
+        if b.name == name:
+            return b.sets
+    return ()
+
+
+def reads(name):
+    """The ``-- reads:`` line of the plain query ``name`` (the feature columns its UPDATE reads)."""
+    for b in blocks():
+        if b.name == name:
+            return b.reads
     return ()
 
 

@@ -190,3 +190,42 @@ def test_refresh_of_chosen_families_equals_materialize():
             inc.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))
             full.materialize(as_of=timeutil.from_us(AS_OF_US + DAY_US), families=chosen)
             assert snapshot(inc) == snapshot(full)
+
+
+def test_refresh_recency_header_lines_are_the_columns_its_update_writes_and_reads():
+    """The -- sets: and -- reads: lines of refresh_recency (what refresh reads to decide whether
+    it can run the update) are the feature columns of customer_features its UPDATE writes and
+    reads, as SQLite's authorizer sees the statement (besides as_of, as_of_us and shop_id)."""
+    import sqlite3
+
+    from store import registry
+    from store.resources import query
+
+    with CustomerActivityFeatures() as store:
+        store.materialize(as_of=timeutil.from_us(AS_OF_US))
+        seen = {sqlite3.SQLITE_UPDATE: set(), sqlite3.SQLITE_READ: set()}
+
+        def authorizer(action, table, column, db, trigger):
+            if action in seen and table == "customer_features":
+                seen[action].add(column)
+            return sqlite3.SQLITE_OK
+
+        store.conn.set_authorizer(authorizer)
+        try:
+            store.conn.execute("EXPLAIN " + query("refresh_recency"),
+                               {"as_of": "x", "as_of_us": AS_OF_US, "shop_id": store.shop_id}).fetchall()
+        finally:
+            store.conn.set_authorizer(None)
+    bookkeeping = {"as_of", "as_of_us", "shop_id"}
+    assert seen[sqlite3.SQLITE_UPDATE] - bookkeeping == set(registry.sets("refresh_recency"))
+    assert seen[sqlite3.SQLITE_READ] - bookkeeping == set(registry.reads("refresh_recency"))
+
+
+def test_the_recency_edge_of_all_features_follows_the_recency_threshold():
+    # recency_risk (all_features) flips when the last purchase crosses as_of - (threshold + 1) whole
+    # days: the family declares that edge so refresh recomputes it (no second copy of the rule)
+    from store import catalog
+    from store.features import RECENCY_CONCERN_DAYS
+
+    fam = catalog.family("all_features")
+    assert RECENCY_CONCERN_DAYS + 1 in fam.edges_days and fam.edge_tables == ("purchases",)

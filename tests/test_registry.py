@@ -106,6 +106,8 @@ def test_adding_a_column_to_a_built_in_family_file_adds_its_record():
     ("window: all time", "window: frequency", 12, None),
     ("-- tables: purchases\n", "-- tables: purchases\n-- helpers: nothing\n", 6,
      "helper column nothing has no comment"),
+    ("-- tables: purchases\n", "-- tables: purchases\n-- sets: big_order_count\n", 6,
+     "'sets' is a header line of a -- name: query, not of a family"),
 ])
 def test_a_malformed_family_file_names_the_file_line_and_reason(old, new, line, reason):
     text = FAMILY.replace(old, new, 1)
@@ -246,3 +248,12 @@ def test_a_table_only_line_must_name_a_feature_column_of_the_family():
     (block,) = registry.read(FAMILY.replace("-- tables: purchases\n",
                                             "-- tables: purchases\n-- table only: big_order_count\n"), "spend.sql")
     assert block.table_only == ("big_order_count",)
+
+
+def test_a_plain_query_may_declare_the_columns_its_update_sets_and_reads():
+    text = ("-- name: bump\n-- sets: a, b\n-- reads: c\n-- Moves a and b.\n"
+            "UPDATE customer_features SET a = c, b = c WHERE shop_id = :shop_id\n")
+    [block] = registry.read(text, "bump.sql")
+    assert (block.family, block.sets, block.reads) == (None, ("a", "b"), ("c",))
+    assert registry.sets("refresh_recency") == ("purchase_recency_days",)
+    assert registry.reads("refresh_recency") == ("last_purchase_us",)

@@ -26,9 +26,10 @@ RULES = {
     "> :support_max_tickets": {"all_features"},
     "< :cart_min_conversion_ratio": {"all_features"},
     "> :cart_max_abandoned": {"all_features"},
-    # the recency threshold: all_features, and refresh_recency, which re-evaluates
-    # retention_concern over the stored flags when only as_of moves (docs/feature_store.md)
-    "> :recency_concern_days": {"all_features", "refresh_recency"},
+    # the recency threshold: all_features only (refresh recomputes the family when a last
+    # purchase crosses it, its edges days line, instead of re-evaluating retention_concern)
+    "> :recency_concern_days": {"all_features"},
+    "support_risk OR": {"all_features"},  # the retention_concern rule over the flags
     # the risk score over the flags: behavior_retention only
     ":risk_points *": {"behavior_retention"},
     # loyalty_trend: behavior_loyalty_counts only (behavior_temporal and the edge query read it)
@@ -38,9 +39,10 @@ RULES = {
     # RFM/T: the counted purchases and their period
     "(p.order_value > 0 OR :include_zero)": {"rfm_counted_purchases"},
     "+ :bias_us) / :period_us - :bias_periods": {"rfm_counted_purchases", "rfm_period_of"},
-    # the local-time lookup (store/localtime.py's idiom): the RFM purchases, one instant
-    # (rfm_period_of) and the behaviour features' purchases (behavior_purchase_local)
-    "FROM temp.caf_tz_offsets": {"rfm_counted_purchases", "rfm_period_of", "behavior_purchase_local"},
+    # the local-time lookup (store/localtime.py): purchase_local_time only, which the RFM
+    # purchases and the behaviour features' purchases read (installed as a temp view)
+    "FROM temp.caf_tz_offsets": {"purchase_local_time"},
+    "SELECT fixed_offset_us FROM temp.caf_tz": {"purchase_local_time"},
 }
 
 _COMMENT = re.compile(r"--[^\n]*")
@@ -59,6 +61,13 @@ def _holders(fragment):
 @pytest.mark.parametrize("fragment", sorted(RULES))
 def test_each_rule_is_written_in_one_query(fragment):
     assert _holders(fragment) == RULES[fragment]
+
+
+@pytest.mark.parametrize("name", sorted(queries()))
+def test_no_query_is_a_text_template(name):
+    # what runs is what is written: no {placeholder} for Python to fill in (a table is read
+    # through a CTE the store composes, e.g. refresh_events of refresh_hits)
+    assert not re.search(r"\{[A-Za-z_][A-Za-z0-9_]*\}", _normal(queries()[name]))
 
 
 def test_comments_do_not_count():

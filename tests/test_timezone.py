@@ -1,4 +1,5 @@
-"""The store timezone (store/localtime.py): the SQL local-time idiom, caf_local_us, DST."""
+"""The store timezone (store/localtime.py): the SQL local-time lookup (the view
+purchase_local_time, sql/localtime.sql), caf_local_us, DST."""
 
 import sqlite3
 from datetime import datetime, timedelta, timezone
@@ -12,7 +13,9 @@ from customer_activity_features import CustomerActivityFeatures
 from store import localtime, timeutil
 
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-IDIOM = localtime.LOCAL_US_SQL.format(x=":x")
+PURCHASES = ("CREATE TABLE IF NOT EXISTS purchases (shop_id TEXT NOT NULL DEFAULT '', customer_id TEXT NOT NULL, "
+             "event_time_us INTEGER NOT NULL, event_id TEXT NOT NULL, order_value REAL NOT NULL, "
+             "PRIMARY KEY (shop_id, customer_id, event_time_us, event_id)) WITHOUT ROWID")
 
 
 def wall_clock_us(utc_us, tz):
@@ -22,7 +25,14 @@ def wall_clock_us(utc_us, tz):
 
 
 def sql_local(conn, utc_us):
-    return conn.execute(f"SELECT {IDIOM}, caf_local_us(:x)", {"x": utc_us}).fetchone()
+    """(local_us of a purchase at utc_us read from the view purchase_local_time, caf_local_us(utc_us))."""
+    conn.execute(PURCHASES)  # a bare connection: the table the view reads
+    conn.execute("INSERT INTO purchases VALUES ('sql_local', 'x', ?, 'e', 0)", [utc_us])
+    try:
+        [view] = conn.execute("SELECT local_us FROM purchase_local_time WHERE shop_id = 'sql_local'").fetchall()
+    finally:
+        conn.execute("DELETE FROM purchases WHERE shop_id = 'sql_local'")
+    return view[0], conn.execute("SELECT caf_local_us(?)", [utc_us]).fetchone()[0]
 
 
 def test_utc_is_one_fixed_row():
@@ -77,7 +87,7 @@ def test_install_replaces_and_is_idempotent():
     assert sql_local(conn, summer)[0] == summer + 3600 * 10**6
     localtime.install(conn, "UTC")
     assert sql_local(conn, summer) == (summer, summer)
-    assert conn.execute(f"SELECT {localtime.LOCAL_US_SQL.format(x='NULL')}").fetchone()[0] is None
+    assert conn.execute("SELECT caf_local_us(NULL)").fetchone()[0] is None
 
 
 @settings(max_examples=150, deadline=None)
