@@ -2,8 +2,14 @@
 
 ``materialize`` writes ``customer_features``: one row per customer of the
 shop, every scalar feature of the catalog as a plain column (windowed features
-once per window as ``<name>_<N>d`` and once over all time as ``<name>``), by
-one ``INSERT ... SELECT`` composed from the family queries of ``sql/``. The
+once per window as ``<name>_<N>d`` and once over all time as ``<name>``). Each
+family query of ``sql/`` (or of a user's family file) runs as written, its
+parameters bound, into a temp table of its own (``Plan.stage``): a windowed
+family once over all time and once per window, with ``:window_us``,
+``:frequency_days`` and ``:frequency_us`` bound to that window's values; one
+``INSERT ... SELECT`` then joins the staged tables. No SQL text is rewritten:
+a statement is only composed with the target relation, the CTEs of its
+``-- requires:`` line and the staged tables. The
 new rows are built into ``customer_features_new`` and swapped in by
 ``DROP``/``ALTER TABLE ... RENAME`` inside the same transaction: a reader sees
 the old snapshot or the new one, never a mix. ``materializations`` records
@@ -282,8 +288,8 @@ class Plan:
         MATERIALIZED CTEs. A windowed family's per-window statement selects its
         windowed columns (catalog names) from the family query."""
         first = [target_relation(f"{_schema(schema)}.target", True)] if one_as_of else []
-        by_name = {f.query: f for f in self.families}
-        tables = set(by_name) | {k for f in self.families for k in f.keyed}
+        tables = {f.query for f in self.families} | {k for f in self.families for k in f.keyed}
+        used = {c[2] for c in self.columns}  # a family without a column runs only when another reads it
         windowed = {}
         for f in self.windowed:
             windowed.setdefault(f.query, []).append(f.name)
@@ -299,7 +305,8 @@ class Plan:
             order.append(name)
 
         for fam in self.families:
-            add(fam.query)
+            if fam.query in used:
+                add(fam.query)
 
         def ctes(name, found):
             """The unstaged queries ``name`` reads (its requires, and theirs), in order."""
