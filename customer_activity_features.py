@@ -662,10 +662,12 @@ class CustomerActivityFeatures:
     def family_sql(self, name):
         """The statements ``materialize`` runs to compute the feature family ``name`` (a name of
         ``materialize_families()``), as text: each is run as ``INSERT INTO temp.<table> (...)``
-        followed by the SELECT shown, with the windows and families of the last run."""
+        followed by the SELECT shown, with the windows and families of the last run, and with
+        the parameter values its ``-- parameters:`` line gives (a windowed family's window)
+        over those every statement shares (``shop_id``, ``as_of_us`` and the constants)."""
         self._writer.commit()
         statements = _materialize.family_statements(self.conn, self.shop_id, name, self.registry)
-        return "\n\n".join(f"-- materialize: INSERT INTO temp.{table} (...)\n{sql};" for table, sql in statements)
+        return "\n\n".join(_materialize.statement_text(st) for st in statements)
 
     def refresh(self, as_of=None):
         """Bring the last materialisation to ``as_of`` (default now), recomputing only the customers

@@ -40,6 +40,7 @@ LEFT JOIN interactions AS i
 GROUP BY t.target_id, s.event_id
 
 -- name: behavior_engagement
+-- requires: behavior_session_pages
 -- One aggregate over the targets (GROUP BY at the top level, no derived table
 -- around it): SQLite then indexes this CTE when the behaviour statement joins
 -- it on target_id. Wrapped in an outer SELECT, the planner scanned it once per

@@ -7,6 +7,7 @@
 -- Reads the CTE behavior_purchase_seasons (behavior_temporal.sql).
 
 -- name: behavior_purchase
+-- requires: behavior_purchase_local, behavior_purchase_seasons
 SELECT
     t.target_id AS target_id,
     -- total_purchases: purchases at or before as_of; integer; 0 when none

@@ -39,6 +39,7 @@ WINDOW stream AS (PARTITION BY target_id ORDER BY event_time_us, event_id),
        product AS (PARTITION BY target_id, product_id ORDER BY event_time_us, event_id)
 
 -- name: behavior_search
+-- requires: behavior_interaction_stream
 SELECT
     t.target_id AS target_id,
     -- search_frequency: search interactions per 30 days over the interaction span (first .. last interaction of any type, at least :min_active_span_days days); searches per 30 days; 0.0 when no interaction

@@ -112,6 +112,7 @@ JOIN customer_features AS cf
    AND cf.as_of_us = t.as_of_us
 
 -- name: behavior_retention
+-- requires: all_features
 -- The seed retention flags read from the family all_features (sql/all_features.sql,
 -- the only place their rules are written; its CTE, with the four seed families
 -- it reads, comes before this one on the requires lines of behavior_features,

@@ -9,6 +9,7 @@
 -- interactions by session_id; interactions without a session id are left out of them.
 
 -- name: behavior_shopping
+-- requires: behavior_interaction_stream
 SELECT
     t.target_id AS target_id,
     -- cart_abandonment_rate: share of sessions with an add_to_cart that have no purchase; without

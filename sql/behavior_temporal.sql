@@ -80,6 +80,7 @@ JOIN purchases AS p
 GROUP BY t2.target_id
 
 -- name: behavior_temporal
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_loyalty_counts
 SELECT
     t.target_id AS target_id,
     -- preferred_shopping_time: the local hour (0-23) with most purchases; ties: earliest first purchase in that hour, then the smaller hour; NULL when no purchase

@@ -39,4 +39,7 @@ LEFT JOIN cart_events AS c
     ON c.shop_id = :shop_id
    AND c.customer_id = t.customer_id
    AND c.event_time_us <= t.as_of_us
+   -- only the events some column counts (the window and the 30-day helpers; every
+   -- event when the window is all time): a range of the primary key
+   AND c.event_time_us >= IFNULL(t.as_of_us - MAX(:window_us, :short_window_us), -9223372036854775808)
 GROUP BY t.target_id

@@ -28,6 +28,9 @@ LEFT JOIN sessions AS s
     ON s.shop_id = :shop_id
    AND s.customer_id = t.customer_id
    AND s.event_time_us <= t.as_of_us
+   -- only the events some column counts (the window, the frequency window, the 30-day
+   -- helper; every event when the window is all time): a range of the primary key
+   AND s.event_time_us >= IFNULL(t.as_of_us - MAX(:window_us, :frequency_us, :short_window_us), -9223372036854775808)
 GROUP BY t.target_id
 
 -- name: session_devices

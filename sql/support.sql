@@ -34,4 +34,7 @@ LEFT JOIN support_interactions AS s
     ON s.shop_id = :shop_id
    AND s.customer_id = t.customer_id
    AND s.event_time_us <= t.as_of_us
+   -- only the events some column counts (the window and the 30-day helpers; every
+   -- event when the window is all time): a range of the primary key
+   AND s.event_time_us >= IFNULL(t.as_of_us - MAX(:window_us, :short_window_us), -9223372036854775808)
 GROUP BY t.target_id

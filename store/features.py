@@ -78,17 +78,27 @@ def check_days(days, name="days"):
     return days
 
 
-def parameters(shop_id, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
-    """The bound parameters shared by every feature query."""
+def window_parameters(days, frequency_days=DEFAULT_FREQUENCY_DAYS):
+    """The window parameters of the family queries: ``:window_us`` (``days``; None or not
+    positive: NULL, all time), ``:frequency_days`` and ``:frequency_us`` (the frequency
+    window; None: ``DEFAULT_FREQUENCY_DAYS``). A windowed family is materialised by running
+    it once with each window's values (store.materialize.Plan.stage_statements)."""
     days = check_days(days)
     frequency_days = check_days(frequency_days, "frequency days")
     if frequency_days is None:
         frequency_days = DEFAULT_FREQUENCY_DAYS
     return {
-        "shop_id": shop_id,
         "window_us": timeutil.days_to_us(days) if days is not None and days > 0 else None,
         "frequency_days": frequency_days,
         "frequency_us": timeutil.days_to_us(frequency_days) if frequency_days > 0 else 0,
+    }
+
+
+def parameters(shop_id, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
+    """The bound parameters shared by every feature query."""
+    return {
+        "shop_id": shop_id,
+        **window_parameters(days, frequency_days),
         "short_window_us": timeutil.days_to_us(SHORT_WINDOW_DAYS),
         "long_window_us": timeutil.days_to_us(LONG_WINDOW_DAYS),
         "short_days": SHORT_WINDOW_DAYS,

@@ -2,8 +2,14 @@
 
 ``materialize`` writes ``customer_features``: one row per customer of the
 shop, every scalar feature of the catalog as a plain column (windowed features
-once per window as ``<name>_<N>d`` and once over all time as ``<name>``), by
-one ``INSERT ... SELECT`` composed from the family queries of ``sql/``. The
+once per window as ``<name>_<N>d`` and once over all time as ``<name>``). Each
+family query of ``sql/`` (or of a user's family file) runs as written, its
+parameters bound, into a temp table of its own (``Plan.stage``): a windowed
+family once over all time and once per window, with ``:window_us``,
+``:frequency_days`` and ``:frequency_us`` bound to that window's values; one
+``INSERT ... SELECT`` then joins the staged tables. No SQL text is rewritten:
+a statement is only composed with the target relation, the CTEs of its
+``-- requires:`` line and the staged tables. The
 new rows are built into ``customer_features_new`` and swapped in by
 ``DROP``/``ALTER TABLE ... RENAME`` inside the same transaction: a reader sees
 the old snapshot or the new one, never a mix. ``materializations`` records
@@ -34,12 +40,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import typing
 
 from . import behavior, catalog, localtime, registry, scratch, timeutil
 from .db import (applied_steps, atomic, automatic_indexes, begin_read, check_output_file, commit, database_file,
                  quote_identifier)
 from .errors import StoreError, UnknownNameError
-from .features import parameters, target_relation
+from .features import parameters, target_relation, window_parameters
 from .resources import query
 from .runs import NEW_TABLE, TABLE, last_run, table_columns
 from .runs import table_exists as _table_exists
@@ -48,7 +55,6 @@ DEFAULT_WINDOWS = (7, 30, 90, 365)
 MAX_WINDOW_DAYS = 36_500
 EXPORT_FORMATS = ("csv", "ndjson")
 ALL_TIME_FREQUENCY_DAYS = 30
-_WINDOW_PARAMS = re.compile(r":(window_us|frequency_days|frequency_us)\b")
 # The targets of a run: a temp table named ``target``, read directly by the family
 # queries (FROM target AS t), so every join on t.target_id is a rowid lookup.
 _TARGETS = "temp.target"
@@ -116,11 +122,12 @@ def _run_families(run, reg=None):
 
 
 def family_statements(conn, shop_id, name, reg=None):
-    """[(table, SELECT)]: the statements ``materialize`` runs to compute the family ``name``
-    (those of the queries it declares keyed first, then its own; a windowed family without the
-    one-pass shape: one per window), exactly as it runs each one, as
-    ``INSERT INTO temp.<table> (...) <SELECT>``, with the windows and families of the shop's
-    last run (the defaults when there is none)."""
+    """[Statement(table, sql, parameters)]: the statements ``materialize`` runs to compute the
+    family ``name`` (those of the queries it declares keyed first, then its own; a windowed
+    family: then one per window, ``<family>_<N>d``), exactly as it runs each one, as
+    ``INSERT INTO temp.<table> (...) <sql>`` with the parameters shared by every statement
+    and, over them, the statement's ``parameters`` (a window's values), with the windows and
+    families of the shop's last run (the defaults when there is none)."""
     names = family_names(reg)
     if name not in names:
         raise UnknownNameError(f"unknown feature family {name!r}; known: {', '.join(names)}")
@@ -129,12 +136,18 @@ def family_statements(conn, shop_id, name, reg=None):
     fam = next((f for f in plan.families if f.query == name), None)
     if fam is None:
         raise UnknownNameError(f"feature family {name!r} is not in the shop's materialisation")
-    own = {name, *fam.keyed} | {_window_cte(name, w) for w in plan.windows}
-    return [(table, sql) for table, sql in plan.stage_statements() if table in own]
+    own = {name, *fam.keyed} | {_window_table(name, w) for w in plan.windows}
+    return [st for st in plan.stage_statements() if st.table in own]
 
 
-
-
+def statement_text(statement):
+    """A ``Statement`` as ``caf catalog NAME --sql`` prints it: a comment line naming the
+    table it fills, one giving its own parameter values (when it has any), then the SELECT."""
+    lines = [f"-- materialize: INSERT INTO temp.{statement.table} (...)"]
+    if statement.parameters:
+        values = ", ".join(f":{k} = {'NULL' if v is None else v}" for k, v in statement.parameters.items())
+        lines.append(f"-- parameters: {values}")
+    return "\n".join(lines + [statement.sql + ";"])
 
 
 class Plan:
@@ -175,25 +188,16 @@ class Plan:
         for fam in self.families:
             if fam.query in windowed_families and fam.requires:
                 raise StoreError(f"family {fam.query!r} has windowed features and requires other queries")
-        # (column name, SQL type, CTE, CTE column), in table order
+        # (column name, SQL type, staged table, its column), in table order
         self.columns = []
         for f in self.windowed + self.fixed:
             self.columns.append((f.name, catalog.SQL_TYPES[f.type], f.query, f.name))
-        # A windowed family computes every window in one pass (its select list repeated per
-        # window, see multi_window_sql) when its query has the family shape; otherwise one
-        # CTE per window.
-        self.one_pass = {}
-        for fam in self.families:
-            names = [f.name for f in self.windowed if f.query == fam.query]
-            if names:
-                self.one_pass[fam.query] = multi_window_sql(self.reg.query(fam.query), names, self.windows)
+        # A windowed family runs once per window (its window parameters bound to the
+        # window's values, see window_parameters), each run staged into a table of its
+        # own, <family>_<N>d, of which only the windowed columns are read.
         for w in self.windows:
             for f in self.windowed:
-                if self.one_pass.get(f.query):
-                    source = (f.query, f"{f.name}_{w}d")
-                else:
-                    source = (_window_cte(f.query, w), f.name)
-                self.columns.append((f"{f.name}_{w}d", catalog.SQL_TYPES[f.type]) + source)
+                self.columns.append((f"{f.name}_{w}d", catalog.SQL_TYPES[f.type], _window_table(f.query, w), f.name))
         self.column_names = [name for name, _ in catalog.KEY_COLUMNS] + [c[0] for c in self.columns]
         names = [c[0] for c in self.columns]
         if len(set(names)) != len(names):
@@ -230,31 +234,6 @@ class Plan:
     def _allowed(self):
         return set(self.column_names)
 
-    def _ctes(self):
-        """[(cte name, sql)] of the all-time pass and of every window."""
-        ctes, done = [], set()
-        used = {c[2] for c in self.columns}
-        windowed_families = {f.query for f in self.windowed}
-
-        def add(name):
-            if name in done:
-                return
-            fam = next((f for f in self.families if f.query == name), None)
-            for dep in (fam.requires if fam else ()):
-                add(dep)
-            done.add(name)
-            ctes.append((name, self.one_pass.get(name) or self.reg.query(name)))
-
-        for fam in self.families:
-            if fam.query in used:
-                add(fam.query)
-        for w in self.windows:
-            for fam in self.families:
-                if fam.query in windowed_families and not self.one_pass.get(fam.query):
-                    text = _WINDOW_PARAMS.sub(lambda m, w=w: f":w{w}_{m.group(1)}", self.reg.query(fam.query))
-                    ctes.append((_window_cte(fam.query, w), text))
-        return ctes
-
     # -- staged execution (materialize, refresh) ------------------------------
     def stage(self, conn, params, schema="temp", one_as_of=True):
         """Compute every family of the plan into a temp table of its own name, one statement each.
@@ -262,10 +241,13 @@ class Plan:
         A family's table is keyed by ``target_id INTEGER PRIMARY KEY`` and filled in
         target order (an append), so the final join is a rowid lookup per family; so is
         a query a family declares ``keyed`` (one row per target, e.g. the parts of
-        behavior_family), computed before it. Any other helper query (e.g.
-        session_devices) stays a MATERIALIZED CTE of each statement that mentions it,
-        planned as in a single-customer read; a staged table (the seed families, for
-        all_features) is read as a table.
+        behavior_family), computed before it. The other queries of a statement's
+        ``-- requires:`` line (and of theirs, e.g. session_devices) are MATERIALIZED CTEs
+        of that statement, planned as in a single-customer read; a staged table (the
+        seed families, for all_features) is read as a table. A windowed family runs
+        once over all time (table ``<family>``) and once per window (table
+        ``<family>_<N>d``), each run with its window parameters bound to that window's
+        values (``Statement.parameters``, over ``params``).
         Only one family's ephemeral tables and automatic indexes are alive at a time,
         which bounds memory whatever the number of columns.
         Every target of a materialisation has the same as_of, so each statement reads
@@ -279,52 +261,78 @@ class Plan:
         """
         schema = _schema(schema)
         statements = self.stage_statements(one_as_of, schema)
-        allowed = {name for name, _ in statements}
+        allowed = {st.table for st in statements}
         staged = []
         try:
-            for name, body in statements:
-                staged.append(name)
-                _stage_keyed(conn, f"{schema}." + quote_identifier(name, allowed), body, params, name)
+            for st in statements:
+                staged.append(st.table)
+                _stage_keyed(conn, f"{schema}." + quote_identifier(st.table, allowed), st.sql,
+                             {**params, **st.parameters}, st.table)
         except BaseException:
             self.unstage(conn, staged, schema)
             raise
         return staged
 
     def stage_statements(self, one_as_of=True, schema="temp"):
-        """[(name, SELECT)] of the statements ``stage`` runs, in order: each fills the table
-        ``name`` (``caf catalog FAMILY --sql`` prints a family's). With ``one_as_of`` each
-        reads the targets of ``schema.target`` through the relation
-        ``features.target_relation`` (their as_of is the bound ``:as_of_us``); otherwise it
-        reads the table ``target`` itself."""
-        ctes = self._ctes()
-        text = dict(ctes)
-        first = [target_relation(f"{_schema(schema)}.target", True)] if one_as_of else []
-        allowed = set(text)
-        by_name = {f.query: f for f in self.families}
-        keyed = {k for f in self.families for k in f.keyed} & allowed
-        tables = {name for name in text if name in by_name or name in self.one_pass or name in keyed
-                  or any(name == _window_cte(f.query, w) for f in self.windowed for w in self.windows)}
-        helpers = [name for name, _ in ctes if name not in tables]
-        mention = {h: re.compile(rf"\b{re.escape(h)}\b") for h in helpers}
+        """[Statement(table, sql, parameters)] of the statements ``stage`` runs, in order:
+        each fills the table ``table`` from the SELECT ``sql``, run with the plan's
+        parameters (``params``) and, over them, its own ``parameters`` (a windowed
+        family's window values); ``caf catalog FAMILY --sql`` prints a family's. With
+        ``one_as_of`` each reads the targets of ``schema.target`` through the relation
+        ``features.target_relation`` (their as_of is the bound ``:as_of_us``); otherwise
+        it reads the table ``target`` itself.
 
-        def needs(name):
-            """The helpers a statement reads, directly or through other helpers, in order."""
-            found, todo = set(), [name]
-            while todo:
-                current = todo.pop()
-                for h in helpers:
-                    if h not in found and mention[h].search(text[current]):
-                        found.add(h)
-                        todo.append(h)
-            return [h for h in helpers if h in found]
+        A statement is a query of ``sql/`` (or of a user's family file) as written: a
+        family, or a query a family declares ``keyed``, preceded by the queries of its
+        ``-- requires:`` line (and theirs) that are not staged as tables, as
+        MATERIALIZED CTEs. A windowed family's per-window statement selects its
+        windowed columns (catalog names) from the family query."""
+        first = [target_relation(f"{_schema(schema)}.target", True)] if one_as_of else []
+        tables = {f.query for f in self.families} | {k for f in self.families for k in f.keyed}
+        used = {c[2] for c in self.columns}  # a family without a column runs only when another reads it
+        windowed = {}
+        for f in self.windowed:
+            windowed.setdefault(f.query, []).append(f.name)
+        order, done = [], set()
+
+        def add(name):  # the staged queries a query reads come before it
+            if name in done:
+                return
+            done.add(name)
+            for dep in self.reg.requires(name):
+                if dep in tables:
+                    add(dep)
+            order.append(name)
+
+        for fam in self.families:
+            if fam.query in used:
+                add(fam.query)
+
+        def ctes(name, found):
+            """The unstaged queries ``name`` reads (its requires, and theirs), in order."""
+            for dep in self.reg.requires(name):
+                if dep not in tables and dep not in found:
+                    ctes(dep, found)
+                    found.append(dep)
+            return found
 
         statements = []
-        for name, _ in ctes:
-            if name not in tables:
+        for name in order:
+            helpers = ctes(name, [])
+            allowed = set(helpers)
+            head = ",\n".join(first + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{self.reg.query(h)}\n)"
+                                        for h in helpers])
+            head = f"WITH {head}\n" if head else ""
+            body = self.reg.query(name)
+            if name not in windowed:
+                statements.append(Statement(name, f"{head}SELECT * FROM (\n{body}\n)", {}))
                 continue
-            head = ",\n".join(first + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{text[h]}\n)"
-                                        for h in needs(name)])
-            statements.append((name, (f"WITH {head}\n" if head else "") + f"SELECT * FROM (\n{text[name]}\n)"))
+            statements.append(Statement(name, f"{head}SELECT * FROM (\n{body}\n)",
+                                        window_parameters(None, ALL_TIME_FREQUENCY_DAYS)))
+            cols = ", ".join(quote_identifier(c, set(windowed[name])) for c in windowed[name])
+            for w in self.windows:
+                statements.append(Statement(_window_table(name, w), f"{head}SELECT target_id, {cols} FROM (\n{body}\n)",
+                                            window_parameters(w, w)))
         return statements
 
     def unstage(self, conn, staged, schema="temp"):
@@ -381,15 +389,22 @@ class Plan:
         return {name: self.reg.family_hash(name) for name in self.family_names}
 
     def params(self, shop_id, as_of_us):
-        """The bound parameters of the plan's statements; ``as_of_us`` None when every target
-        has its own as_of (``stage(one_as_of=False)``: no statement then reads ``:as_of_us``)."""
+        """The bound parameters shared by the plan's statements (each statement's own
+        ``Statement.parameters`` go over them); ``as_of_us`` None when every target has its
+        own as_of (``stage(one_as_of=False)``: no statement then reads ``:as_of_us``)."""
         params = parameters(shop_id, frequency_days=ALL_TIME_FREQUENCY_DAYS)
         params.update(as_of_us=as_of_us, as_of=None if as_of_us is None else timeutil.iso(as_of_us))
-        for w in self.windows:
-            params[f"w{w}_window_us"] = timeutil.days_to_us(w)
-            params[f"w{w}_frequency_days"] = w
-            params[f"w{w}_frequency_us"] = timeutil.days_to_us(w)
         return params
+
+
+class Statement(typing.NamedTuple):
+    """One statement of ``Plan.stage``: the SELECT ``sql`` filling the staged table ``table``,
+    run with the plan's parameters and, over them, ``parameters`` (a windowed family's
+    window values: ``features.window_parameters``; empty for the others)."""
+
+    table: str
+    sql: str
+    parameters: dict
 
 
 _SCHEMAS = re.compile(r"main|temp|part[0-9]{1,3}|scratch")
@@ -418,77 +433,9 @@ def _stage_keyed(conn, table, body, params, name):
     return cols[1:]
 
 
-def _window_cte(family, w):
+def _window_table(family, w):
+    """The staged table of a windowed family's run for the window of ``w`` days."""
     return f"{family}_{w}d"
-
-
-# -- one pass for every window ------------------------------------------------------
-_TOKENS = re.compile(r"--[^\n]*|'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\(|\)|,|[A-Za-z_][A-Za-z0-9_]*|\s+"
-                     r"|[^'\"(),A-Za-z_\s-]+|-")
-_ALIAS = re.compile(r'\s+AS\s+"?([A-Za-z_][A-Za-z0-9_]*)"?\s*$', re.IGNORECASE)
-
-
-def _split_family(sql):
-    """(select items, FROM clause) of a family query ``SELECT a AS x, ... FROM target AS t ...``;
-    None when the query does not have that shape. Comments are dropped."""
-    depth, items, current, head, rest = 0, [], [], None, None
-    tokens = [m.group(0) for m in _TOKENS.finditer(sql)]
-    for i, tok in enumerate(tokens):
-        if tok.startswith("--"):
-            continue
-        upper = tok.upper()
-        if head is None:
-            if tok.strip() == "":
-                continue
-            if upper != "SELECT":
-                return None
-            head = True
-            continue
-        if tok == "(":
-            depth += 1
-        elif tok == ")":
-            depth -= 1
-        if depth == 0 and upper == "FROM":
-            rest = "FROM" + "".join(t for t in tokens[i + 1:] if not t.startswith("--"))
-            break
-        if depth == 0 and tok == ",":
-            items.append("".join(current).strip())
-            current = []
-        else:
-            current.append(tok)
-    if rest is None or not re.match(r"FROM\s+target\s+AS\s+t\b", rest, re.IGNORECASE):
-        return None
-    items.append("".join(current).strip())
-    return items, rest
-
-
-def multi_window_sql(sql, windowed_names, windows):
-    """The family query computing its windowed columns for every window in one pass.
-
-    Each select item whose alias is in ``windowed_names`` is repeated once per
-    window, its window parameters renamed (``:window_us`` -> ``:w7_window_us``,
-    likewise ``:frequency_days`` and ``:frequency_us``) and its alias suffixed
-    (``purchase_count`` -> ``purchase_count_7d``); the original items (all time)
-    stay. The aliases come from the catalog and the windows from the allowlist.
-    None when the query does not have the family shape (then one pass per window).
-    """
-    split = _split_family(sql)
-    if split is None:
-        return None
-    items, rest = split
-    out = list(items)
-    aliases = {}
-    for item in items:
-        m = _ALIAS.search(item)
-        if m:
-            aliases[m.group(1)] = item[:m.start()]
-    if any(name not in aliases for name in windowed_names):
-        return None
-    for w in windows:
-        for name in windowed_names:
-            expr = _WINDOW_PARAMS.sub(lambda m, w=w: f":w{w}_{m.group(1)}", aliases[name])
-            out.append(f"{expr} AS {name}_{w}d")
-    return "SELECT\n    " + ",\n    ".join(out) + "\n" + rest
 
 
 # -- runs -----------------------------------------------------------------------
@@ -827,7 +774,7 @@ def _refresh_write_sql(plan, bits, staged, edge_staged):
     for fam in plan.families:
         family_of[fam.query] = fam.query
         for w in plan.windows:
-            family_of[_window_cte(fam.query, w)] = fam.query
+            family_of[_window_table(fam.query, w)] = fam.query
     aliases = {}
     for _, _, cte, _ in plan.columns:
         if family_of[cte] in staged:

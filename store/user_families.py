@@ -175,9 +175,9 @@ def check_family(conn, reg, block):
     # as the store runs it: composed for every window, each statement prepared under the guard
     plan = Plan(conn, DEFAULT_WINDOWS, {block.name}, reg)
     run_params = plan.params("", 0)
-    for _, sql in plan.stage_statements():
+    for st in plan.stage_statements():
         guard = _Guard(EVENT_TABLES)
         try:
-            _prepare(conn, sql + "\nLIMIT 0", run_params, guard)
+            _prepare(conn, st.sql + "\nLIMIT 0", {**run_params, **st.parameters}, guard)
         except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
             fail("as materialize composes it: " + _reason(exc, guard))

@@ -148,7 +148,9 @@ def test_the_generated_features_page_is_up_to_date():
 
 def test_family_sql_is_what_materialize_runs(monkeypatch, tmp_path):
     """`family_sql(NAME)` / `caf catalog NAME --sql` print the statements materialize runs for the
-    family, character for character: each printed SELECT is the text materialize inserts from."""
+    family, character for character: each printed SELECT is the text materialize inserts from,
+    and its `-- parameters:` line the values it is run with where they differ from the shared
+    ones (a windowed family: once over all time, then once per window, each into its table)."""
     from click.testing import CliRunner
 
     from store import materialize as mat
@@ -158,7 +160,7 @@ def test_family_sql_is_what_materialize_runs(monkeypatch, tmp_path):
     stage_keyed = mat._stage_keyed
 
     def recording(conn, table, body, params, name):
-        executed.append((table, body))
+        executed.append((table, body, dict(params)))
         return stage_keyed(conn, table, body, params, name)
 
     monkeypatch.setattr(mat, "_stage_keyed", recording)
@@ -166,14 +168,29 @@ def test_family_sql_is_what_materialize_runs(monkeypatch, tmp_path):
         store.add_purchase("a", 10.0, "2025-05-01T00:00:00Z")
         store.add_session("a", 60.0, "mobile", "2025-05-21T00:00:00Z")
         store.materialize(as_of=AS_OF_TEXT, windows=(7, 30))
-        ran = {table: body for table, body in executed}
+        ran = {table: (body, params) for table, body, params in executed}
+        shared = next(params for table, _, params in executed if table == 'temp."purchase_last"')
         for family in store.materialize_families():
             text = store.family_sql(family)
             parts = text.split("-- materialize: INSERT INTO temp.")[1:]
             assert parts, family
             for part in parts:
                 table, select = part.split(" (...)\n", 1)
-                assert ran[f'temp."{table}"'] + ";" == select.rstrip("\n"), (family, table)
+                body, params = ran[f'temp."{table}"']
+                own = {k: v for k, v in params.items() if shared.get(k, ...) != v}
+                if select.startswith("-- parameters: "):
+                    line, select = select.split("\n", 1)
+                    shown = dict(item.split(" = ") for item in line[len("-- parameters: "):].split(", "))
+                    assert {k: ("NULL" if v is None else str(v)) for k, v in own.items()}.items() <= {
+                        k.lstrip(":"): v for k, v in shown.items()}.items(), (family, table, line)
+                    assert shown[":window_us"] == str(params["window_us"] if params["window_us"] else "NULL")
+                else:
+                    assert not own, (family, table, own)
+                assert body + ";" == select.rstrip("\n"), (family, table)
+        windowed = [part.split(" (...)")[0] for part in store.family_sql("purchase_features").split(
+            "-- materialize: INSERT INTO temp.")[1:]]
+        assert windowed == ["purchase_features", "purchase_features_7d", "purchase_features_30d"]
+        assert ":window_us = 604800000000, :frequency_days = 7" in store.family_sql("purchase_features")
     runner = CliRunner()
     db = str(tmp_path / "s.db")
     assert runner.invoke(cli, ["--db", db, "init"]).exit_code == 0
