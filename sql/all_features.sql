@@ -8,9 +8,9 @@
 -- families it reads come with them).
 -- Its row is every column of the four families (SELECT * over them joined USING
 -- (target_id): no column list, so a column added to one of them is one of its
--- columns too) and the flags: get_all_features and the cohorts read it. (Staged
--- by materialize, the row also holds every window column of the staged
--- families, of which materialize reads the flags only.)
+-- columns too) and the flags: get_all_features and the cohorts read it.
+-- (materialize stages only its own columns, the flags and helpers: the others
+-- are already in the families' tables; store.materialize.Plan._own_columns.)
 --
 -- Reads `target` and the family queries as CTEs named after them
 -- (purchase_features, session_features, cart_features, support_features);

@@ -325,7 +325,7 @@ class Plan:
             head = f"WITH {head}\n" if head else ""
             body = self.reg.query(name)
             if name not in windowed:
-                statements.append(Statement(name, f"{head}SELECT * FROM (\n{body}\n)", {}))
+                statements.append(Statement(name, f"{head}SELECT {self._own_columns(name)} FROM (\n{body}\n)", {}))
                 continue
             statements.append(Statement(name, f"{head}SELECT * FROM (\n{body}\n)",
                                         window_parameters(None, ALL_TIME_FREQUENCY_DAYS)))
@@ -334,6 +334,18 @@ class Plan:
                 statements.append(Statement(_window_table(name, w), f"{head}SELECT target_id, {cols} FROM (\n{body}\n)",
                                             window_parameters(w, w)))
         return statements
+
+    def _own_columns(self, name):
+        """What the statement of the staged query ``name`` keeps of its rows: ``*``, or for a
+        family that reads other families (all_features, whose rows pass the seed families'
+        columns through for the getters) its target_id, feature columns and helper columns only
+        (the columns another query or the final select reads from its table)."""
+        fam = next((f for f in self.families if f.query == name), None)
+        if fam is None or not fam.requires:
+            return "*"
+        block = next(b for b in self.reg.blocks if b.name == name)
+        own = ["target_id"] + [f.name for f in block.features if f.materialize] + list(block.helpers)
+        return ", ".join(quote_identifier(c, set(own)) for c in own)
 
     def unstage(self, conn, staged, schema="temp"):
         schema = _schema(schema)
