@@ -24,7 +24,11 @@ from store import localtime as _localtime
 from store import rfm as _rfm
 from store import catalog as _catalog
 from store import features as _features
+from store import export as _export
 from store import materialize as _materialize
+from store import parallel as _parallel
+from store import plan as _plan
+from store import refresh as _refresh
 from store import point_in_time as _point_in_time
 from store import timeutil
 from store import user_families as _user_families
@@ -596,12 +600,12 @@ class CustomerActivityFeatures:
         self._writer.commit()
         as_of_us = timeutil.as_of_us(as_of)
         if customer_ids is None:
-            select = ("fill_targets_all_customers", _materialize.all_customers_params(self.shop_id, as_of_us))
+            select = ("fill_targets_all_customers", _plan.all_customers_params(self.shop_id, as_of_us))
             return ((cid, features) for _, cid, _, features
                     in self._reader.iter_cohort((), days=days, select=select, with_keys=True, as_of_us=as_of_us))
         return self._reader.iter_keyed_ids(self._id_chunks(customer_ids), as_of_us=as_of_us, days=days)
 
-    def features_at(self, pairs, *, exclusive=False, windows=_materialize.DEFAULT_WINDOWS, families=None,
+    def features_at(self, pairs, *, exclusive=False, windows=_plan.DEFAULT_WINDOWS, families=None,
                     days=_LEGACY):
         """Point-in-time rows: for each (customer_id, cutoff) pair, in order (duplicates kept),
         yield a dict keyed by the columns of customer_features (shop_id, customer_id, as_of,
@@ -620,7 +624,7 @@ class CustomerActivityFeatures:
         (customer_id, cutoff datetime, get_all_features(customer_id, days, as_of=cutoff))."""
         self._writer.commit()
         if days is not _LEGACY:
-            if exclusive or families is not None or _materialize.check_windows(windows) != _materialize.DEFAULT_WINDOWS:
+            if exclusive or families is not None or _plan.check_windows(windows) != _plan.DEFAULT_WINDOWS:
                 raise TypeError("features_at(days=...) gives the former (customer_id, cutoff, "
                                 "get_all_features) tuples and takes no exclusive, windows or families")
             warnings.warn("features_at(pairs, days=...) and its (customer_id, cutoff, get_all_features) "
@@ -628,8 +632,8 @@ class CustomerActivityFeatures:
                           "flat customer_features rows (docs/feature_store.md)", DeprecationWarning,
                           stacklevel=3)
             return _legacy_features_at(self._reader, pairs, days)
-        windows = _materialize.check_windows(windows)
-        _materialize.check_families(families, self.registry)
+        windows = _plan.check_windows(windows)
+        _plan.check_families(families, self.registry)
         if not isinstance(exclusive, bool):
             raise TypeError(f"exclusive must be True or False, got {exclusive!r}")
         return _point_in_time.rows(self.conn, self.shop_id, _checked_pairs(pairs), windows=windows,
@@ -645,9 +649,9 @@ class CustomerActivityFeatures:
         ``workers``: processes computing customer ranges in parallel (e.g. ``os.cpu_count()``),
         each over a read-only connection, merged by this store's single writer; same rows.
         Needs a file database: an in-memory store computes in this process whatever the value."""
-        windows = _materialize.check_windows(windows)
-        _materialize.check_families(families, self.registry)
-        workers = _materialize.check_workers(workers)
+        windows = _plan.check_windows(windows)
+        _plan.check_families(families, self.registry)
+        workers = _parallel.check_workers(workers)
         with self._writer.lock:
             self._writer.commit()
             return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
@@ -657,7 +661,7 @@ class CustomerActivityFeatures:
     def materialize_families(self=None):
         """The names of the feature families ``materialize(families=...)`` accepts, in catalog order
         (called on the class: the built-in families; on a store: its registry's, user families too)."""
-        return list(_materialize.family_names(None if self is None else self.registry))
+        return list(_plan.family_names(None if self is None else self.registry))
 
     def family_sql(self, name):
         """The statements ``materialize`` runs to compute the feature family ``name`` (a name of
@@ -666,15 +670,15 @@ class CustomerActivityFeatures:
         the parameter values its ``-- parameters:`` line gives (a windowed family's window)
         over those every statement shares (``shop_id``, ``as_of_us`` and the constants)."""
         self._writer.commit()
-        statements = _materialize.family_statements(self.conn, self.shop_id, name, self.registry)
-        return "\n\n".join(_materialize.statement_text(st) for st in statements)
+        statements = _plan.family_statements(self.conn, self.shop_id, name, self.registry)
+        return "\n\n".join(_plan.statement_text(st) for st in statements)
 
     def refresh(self, as_of=None):
         """Bring the last materialisation to ``as_of`` (default now), recomputing only the customers
         whose values can have changed; equal to materialize(as_of) with the same windows."""
         with self._writer.lock:
             self._writer.commit()
-            return _materialize.refresh(self.conn, self.shop_id, timeutil.as_of_us(as_of), self.registry)
+            return _refresh.refresh(self.conn, self.shop_id, timeutil.as_of_us(as_of), self.registry)
 
     def catalog(self):
         """The definition record of every feature, as a list of dicts (also in feature_catalog)."""
@@ -692,7 +696,7 @@ class CustomerActivityFeatures:
         files is refused with ``OutputIsDatabaseError``, nothing written."""
         with self._writer.lock:
             self._writer.commit()
-            return _materialize.export(self.conn, self.shop_id, path, format=format,
+            return _export.export(self.conn, self.shop_id, path, format=format,
                                        as_of_us=None if as_of is None else timeutil.as_of_us(as_of),
                                        reg=self.registry)
 

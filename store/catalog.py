@@ -45,7 +45,7 @@ FAMILIES = list(registry.families())
 
 def families(reg=None):
     """The Families of ``reg`` (None: the built-ins, ``FAMILIES``); a family's ``refresh_all`` is
-    the name of its refresh hook (``store.materialize.REFRESH_HOOKS``) or None."""
+    the name of its refresh hook (``store.plan.REFRESH_HOOKS``) or None."""
     if reg is None or reg is registry.builtin():
         return FAMILIES
     return _families_of(reg)

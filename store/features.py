@@ -82,7 +82,7 @@ def window_parameters(days, frequency_days=DEFAULT_FREQUENCY_DAYS):
     """The window parameters of the family queries: ``:window_us`` (``days``; None or not
     positive: NULL, all time), ``:frequency_days`` and ``:frequency_us`` (the frequency
     window; None: ``DEFAULT_FREQUENCY_DAYS``). A windowed family is materialised by running
-    it once with each window's values (store.materialize.Plan.stage_statements)."""
+    it once with each window's values (store.plan.Plan.stage_statements)."""
     days = check_days(days)
     frequency_days = check_days(frequency_days, "frequency days")
     if frequency_days is None:

@@ -1,4 +1,4 @@
-"""Worker process of a partitioned materialisation (store.materialize._write_partitioned).
+"""Worker process of a partitioned materialisation (store.parallel.write_partitioned).
 
     python -m store.partition TASK_JSON
 
@@ -39,8 +39,11 @@ import signal
 import sys
 import threading
 
-from . import scratch
-from .materialize import compute_partition
+from . import localtime, registry, scratch
+from .db import automatic_indexes, begin_read, commit
+from .plan import Plan, all_customers_params
+from .resources import query
+from .runs import NEW_TABLE
 
 STOPPED_EXIT = 3
 POLL_S = 0.5
@@ -125,6 +128,39 @@ class Lifeline:
                 self.stop("the materialising process is gone (its pipe is unreadable)")
             if self.parent_gone():
                 self.stop("the materialising process is gone (re-parented)")
+
+
+def compute_partition(task):
+    """The worker's job (store/partition.py): one customer range of a materialisation, every
+    family staged into the scratch file ``task['scratch']``; returns the number of targets."""
+    from .db import open_reader
+    reader = open_reader(task["db"])
+    try:
+        reader.execute("ATTACH DATABASE ? AS scratch", [task["scratch"]])
+        reader.execute("PRAGMA scratch.journal_mode = OFF")
+        reader.execute("PRAGMA scratch.synchronous = OFF")
+        localtime.install(reader, task["timezone"])  # local-time features read it, as on the writer
+        reg = registry.with_files(task["feature_files"]) if task.get("feature_files") else None
+        plan = Plan(reader, task["windows"], task["families"], reg)
+        params = plan.params(task["shop_id"], task["as_of_us"])
+        hi = b"" if task["hi"] is None else task["hi"]
+        begin_read(reader)  # one read snapshot for every statement of the worker
+        reader.execute("CREATE TABLE scratch.target (target_id INTEGER PRIMARY KEY, "
+                       "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
+        reader.execute("INSERT INTO scratch.target (target_id, customer_id, as_of_us) "
+                       + query("fill_targets_all_customers"),
+                       all_customers_params(task["shop_id"], task["as_of_us"], task["lo"], hi))
+        reader.execute("CREATE INDEX scratch.target_customer ON target (customer_id)")
+        with automatic_indexes(reader):
+            staged = plan.stage(reader, params, schema="scratch")
+        # the rows of the range, joined here in parallel: the writer only copies them
+        reader.execute(plan.create_sql(NEW_TABLE, "scratch"))
+        reader.execute(plan.staged_insert_sql(NEW_TABLE, "scratch", into="scratch"), params)
+        plan.unstage(reader, staged, "scratch")
+        commit(reader)
+        return reader.execute("SELECT COUNT(*) FROM scratch.target").fetchone()[0]
+    finally:
+        reader.close()
 
 
 def main(argv=None):

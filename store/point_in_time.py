@@ -1,7 +1,7 @@
 """Point-in-time rows: every column of ``customer_features`` for (customer, cutoff) pairs.
 
 ``rows`` is ``features_at`` (docs/feature_store.md "Point-in-time rows"). It derives
-everything from the materialisation's ``Plan`` (store/materialize.py): the same families,
+everything from the materialisation's ``Plan`` (store/plan.py): the same families,
 the same windows, the same family statements and the same declared column types, so a
 row equals the one ``materialize(as_of=cutoff)`` writes for that customer, column for
 column, and a family or column added to the plan appears here without an edit.
@@ -35,7 +35,7 @@ import sqlite3
 
 from . import features, timeutil
 from .db import automatic_indexes, begin_read, commit, quote_identifier, rollback
-from .materialize import Plan, drop_targets, fill_targets
+from .plan import Plan, drop_targets, fill_targets
 from .resources import query
 
 EXCLUSIVE_OFFSET_US = 1  # exclusive=True: the features of cutoff - 1 microsecond

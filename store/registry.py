@@ -17,7 +17,7 @@ one of these keys ends the header::
     -- edge tables: purchases     the tables whose events the edges apply to (default: tables)
     -- edge query: NAME           a query computing only the columns that depend on the edges
     -- edge requires: a, b        the named queries the edge query reads
-    -- refresh all: HOOK          a named refresh hook (store.materialize.REFRESH_HOOKS) that
+    -- refresh all: HOOK          a named refresh hook (store.plan.REFRESH_HOOKS) that
                                   brings the family's columns of every row to a new as_of
     -- optional: yes              skipped (not an error) when a table it reads is missing
     -- added by: issue 5 (...)    who added it (default: issue 3 (seed features))

@@ -1,14 +1,16 @@
 """The materialised table and the records of its runs: what a reader of ``customer_features``
-needs to know about the last materialisation, below every feature module.
+needs to know about the last materialisation, below every feature module, and how a run is
+recorded (``finish``, ``record``: one ``materializations`` row).
 
-``store.materialize`` writes both; ``store.behavior`` reads them to serve a customer's RFM
+``store.materialize`` and ``store.refresh`` write both; ``store.behavior`` reads them to serve a customer's RFM
 scores from a current snapshot. Keeping them here, under both, is what lets the feature
 modules and ``materialize`` import in one direction only.
 """
 
 import json
 
-from .db import quote_identifier
+from . import timeutil
+from .db import applied_steps, quote_identifier
 
 TABLE = "customer_features"
 NEW_TABLE = "customer_features_new"
@@ -42,3 +44,28 @@ def last_run(conn, shop_id):
     run["columns"] = json.loads(run["columns"])
     run["families"] = json.loads(run["families"]) if run.get("families") is not None else None
     return run
+
+
+def finish(conn, shop_id, kind, plan, as_of_us, started, recomputed, every_family=True):
+    """The end of a materialisation's transaction: the change log of the shop is consumed and
+    the run recorded (``plan``: a store.plan.Plan; the caller drops its targets and its
+    ``atomic`` block commits)."""
+    conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
+    return record(conn, shop_id, kind, plan, as_of_us, started, recomputed, every_family)
+
+
+def record(conn, shop_id, kind, plan, as_of_us, started, recomputed, every_family=True):
+    """One materializations row: the run's windows, columns, and (migration 0006) the families
+    it used with the sha256 of each one's SQL, and whether it had every family of the registry."""
+    rows = conn.execute(f"SELECT COUNT(*) FROM {TABLE} WHERE shop_id = ?", [shop_id]).fetchone()[0]
+    steps = applied_steps(conn)
+    conn.execute(
+        "INSERT INTO materializations (shop_id, kind, as_of, as_of_us, windows, columns, schema_version, "
+        "started_at, finished_at, rows, recomputed, families, all_families) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [shop_id, kind, timeutil.iso(as_of_us), as_of_us, json.dumps(list(plan.windows)),
+         json.dumps(plan.column_names), steps[-1] if steps else "", started,
+         timeutil.iso(timeutil.now_us()), rows, recomputed, json.dumps(plan.family_hashes()),
+         1 if every_family else 0])
+    return {"kind": kind, "as_of": timeutil.iso(as_of_us), "windows": list(plan.windows), "rows": rows,
+            "recomputed": recomputed, "columns": len(plan.column_names)}

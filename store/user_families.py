@@ -29,7 +29,7 @@ from .db import configure, migrate
 from .errors import FamilyDefinitionError
 from .features import parameters
 from .ingest import KINDS
-from .materialize import DEFAULT_WINDOWS, Plan
+from .plan import DEFAULT_WINDOWS, Plan
 
 # The tables a user family may read: the store's event tables, and the target relation.
 EVENT_TABLES = frozenset(kind.table for kind in KINDS.values())

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from customer_activity_features import CustomerActivityFeatures
-from store import catalog, materialize as mat
+from store import catalog, plan as mat
 from store.resources import queries
 
 AS_OF = "2025-06-01T12:00:00Z"

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from customer_activity_features import CustomerActivityFeatures, UnknownNameError
 from oracle_feature_store import AS_OF, AS_OF_US, events, last_purchase_us, load
-from store import catalog, materialize as mat, timeutil
+from store import catalog, plan as mat, timeutil
 
 SEED_WINDOWED = [f.name for f in catalog.FEATURES if f.materialize == catalog.WINDOWED
                  and f.added_by.startswith("issue 3")]

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from customer_activity_features import CustomerActivityFeatures, UnknownNameError
-from store import catalog, materialize as mat
+from store import catalog, parallel, plan as mat, runs
+from store.errors import StoreError
+from store.resources import query
 
 AS_OF = "2025-06-30T00:00:00Z"
 LATER = "2025-07-02T00:00:00Z"
@@ -32,7 +34,7 @@ def test_families_limit_the_columns_and_refresh_and_export_keep_them(tmp_path):
     with CustomerActivityFeatures() as store:
         _shop(store)
         result = store.materialize(as_of=AS_OF, families=SEED)
-        cols = mat.table_columns(store.conn)
+        cols = runs.table_columns(store.conn)
         assert result["columns"] == len(cols)
         assert "purchase_count_30d" in cols and "primary_device" in cols
         assert not any(c.startswith("sequence_") for c in cols)
@@ -40,7 +42,7 @@ def test_families_limit_the_columns_and_refresh_and_export_keep_them(tmp_path):
         assert set(cols) < set(full)
         store.add_purchase("p", 5.0, "2025-07-01T00:00:00Z", order_id="o3")
         run = store.refresh(as_of=LATER)
-        assert run["kind"] == "refresh" and mat.table_columns(store.conn) == cols
+        assert run["kind"] == "refresh" and runs.table_columns(store.conn) == cols
         again = [tuple(r) for r in store.conn.execute("SELECT * FROM customer_features ORDER BY customer_id")]
         store.materialize(as_of=LATER, families=SEED)
         assert again == [tuple(r) for r in store.conn.execute("SELECT * FROM customer_features ORDER BY customer_id")]
@@ -94,7 +96,7 @@ def test_all_customer_targets_read_the_tables_of_the_all_customers_view():
     with CustomerActivityFeatures() as store:
         view = store.conn.execute("SELECT sql FROM sqlite_master WHERE name = 'all_customers'").fetchone()[0]
     in_view = set(re.findall(r"FROM\s+(\w+)", view))
-    in_query = set(re.findall(r"FROM\s+(\w+)\s+WHERE shop_id", mat.query("fill_targets_all_customers")))
+    in_query = set(re.findall(r"FROM\s+(\w+)\s+WHERE shop_id", query("fill_targets_all_customers")))
     assert in_query
     assert in_view == in_query
 
@@ -196,14 +198,14 @@ def test_a_failed_worker_keeps_the_old_snapshot(tmp_path, monkeypatch):
         store.materialize(as_of=AS_OF)
         before = _table(store)
         monkeypatch.setenv("PYTHONPATH", "")
-        real = mat._start_worker
+        real = parallel._start_worker
 
         def broken(task):
             task = dict(task, db=str(tmp_path / "missing.db"))
             return real(task)
 
-        monkeypatch.setattr(mat, "_start_worker", broken)
-        with pytest.raises(mat.StoreError, match="worker failed"):
+        monkeypatch.setattr(parallel, "_start_worker", broken)
+        with pytest.raises(StoreError, match="worker failed"):
             store.materialize(as_of=LATER, workers=2)
         assert _table(store) == before
         assert [r[1] for r in store.conn.execute("PRAGMA database_list")] in (["main"], ["main", "temp"])

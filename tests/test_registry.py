@@ -13,7 +13,7 @@ FROZEN = json.loads((Path(__file__).parent / "fixtures" / "catalog_records.json"
 
 def _family_record(fam):
     record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fam.__dict__.items()}
-    record["refresh_all"] = fam.refresh_all  # the hook's name (store.materialize.REFRESH_HOOKS)
+    record["refresh_all"] = fam.refresh_all  # the hook's name (store.plan.REFRESH_HOOKS)
     return record
 
 
@@ -153,17 +153,17 @@ def test_family_sql_is_what_materialize_runs(monkeypatch, tmp_path):
     ones (a windowed family: once over all time, then once per window, each into its table)."""
     from click.testing import CliRunner
 
-    from store import materialize as mat
+    from store import plan
     from store.cli import cli
 
     executed = []
-    stage_keyed = mat._stage_keyed
+    stage_keyed = plan.stage_keyed
 
     def recording(conn, table, body, params, name):
         executed.append((table, body, dict(params)))
         return stage_keyed(conn, table, body, params, name)
 
-    monkeypatch.setattr(mat, "_stage_keyed", recording)
+    monkeypatch.setattr(plan, "stage_keyed", recording)
     with CustomerActivityFeatures() as store:
         store.add_purchase("a", 10.0, "2025-05-01T00:00:00Z")
         store.add_session("a", 60.0, "mobile", "2025-05-21T00:00:00Z")

@@ -1,0 +1,455 @@
+"""What a materialisation computes and the statements that compute it.
+
+``Plan`` is the one place statements are composed from the family files: for a set of
+windows and families (the allowlists ``check_windows`` and ``check_families``), the
+columns of ``customer_features`` and the statements that stage each family into a table
+of its own (``Plan.stage_statements``: each a query of ``sql/`` or of a user's family file
+as written, composed only with the target relation, the CTEs of its ``-- requires:`` line
+and the staged tables, its parameters bound; a windowed family once over all time and once
+per window), then the one ``SELECT`` joining them. ``materialize``, ``refresh``,
+``export``, ``features_at`` and the partition workers all run a ``Plan``;
+``caf catalog NAME --sql`` prints its statements (``family_statements``).
+
+The targets of a run are the temp table ``target(target_id, customer_id, as_of_us)``
+(``fill_targets``). Column names come only from the registry and the window allowlist,
+through ``store.db.quote_identifier``; values are bound.
+"""
+
+import numbers
+import re
+import typing
+
+from . import behavior, catalog, registry, timeutil
+from .db import automatic_indexes, quote_identifier
+from .errors import StoreError, UnknownNameError
+from .features import parameters, target_relation, window_parameters
+from .runs import NEW_TABLE, TABLE, last_run
+from .runs import table_exists as _table_exists
+
+DEFAULT_WINDOWS = (7, 30, 90, 365)
+
+
+MAX_WINDOW_DAYS = 36_500
+
+
+ALL_TIME_FREQUENCY_DAYS = 30
+
+
+# The targets of a run: a temp table named ``target``, read directly by the family
+# queries (FROM target AS t), so every join on t.target_id is a rowid lookup.
+TARGETS = "temp.target"
+
+
+# The named refresh hooks a family's ``-- refresh all: HOOK`` line may name (the allowlist):
+# callables (conn, shop_id, as_of_us) that bring the family's columns of every row of the shop
+# to a new as_of (values relative to the whole shop, see catalog.Family.refresh_all).
+REFRESH_HOOKS = {"refresh_segments": behavior.refresh_segments}
+
+
+def check_windows(windows):
+    """Windows as a sorted tuple of distinct positive whole days (the window allowlist)."""
+    if windows is None:
+        return DEFAULT_WINDOWS
+    if isinstance(windows, (str, bytes)) or not hasattr(windows, "__iter__"):
+        raise ValueError(f"windows must be an iterable of positive whole days, got {windows!r}")
+    out = set()
+    for w in windows:
+        if isinstance(w, bool) or not isinstance(w, numbers.Integral) or not 0 < w <= MAX_WINDOW_DAYS:
+            if isinstance(w, float) and w.is_integer() and 0 < w <= MAX_WINDOW_DAYS:
+                w = int(w)
+            else:
+                raise ValueError(f"a window must be a whole number of days in 1..{MAX_WINDOW_DAYS}, got {w!r}")
+        out.add(int(w))
+    if not out:
+        raise ValueError("windows must name at least one window")
+    return tuple(sorted(out))
+
+
+def family_names(reg=None):
+    """The names of the materializable feature families (of the registry ``reg``; None: the
+    built-ins), in table order (the family allowlist)."""
+    return tuple(fam.query for fam in catalog.families(reg))
+
+
+def check_families(families, reg=None):
+    """The chosen families as a set of names from the allowlist (None = every family)."""
+    names = family_names(reg)
+    if families is None:
+        return set(names)
+    if isinstance(families, (str, bytes)) or not hasattr(families, "__iter__"):
+        raise ValueError(f"families must be an iterable of family names, got {families!r}")
+    chosen = set()
+    for name in families:
+        if name not in names:
+            raise UnknownNameError(f"unknown feature family {name!r}; known: {', '.join(names)}")
+        chosen.add(name)
+    if not chosen:
+        raise ValueError("families must name at least one family")
+    return chosen
+
+
+def run_families(run, reg=None):
+    """The families of a recorded run (None when it had every family): as recorded (migration
+    0006), or for an older run those with a column in it."""
+    if run.get("families") is not None:
+        if run.get("all_families"):
+            return None
+        names = set(family_names(reg))
+        return {name for name in run["families"] if name in names} or None
+    columns = set(run["columns"])
+    chosen = {f.query for f in catalog.features(reg) if f.materialize is not None
+              and (f.name in columns or any(f"{f.name}_{w}d" in columns for w in run["windows"]))}
+    return None if chosen >= set(family_names(reg)) else chosen or None
+
+
+def family_statements(conn, shop_id, name, reg=None):
+    """[Statement(table, sql, parameters)]: the statements ``materialize`` runs to compute the
+    family ``name`` (those of the queries it declares keyed first, then its own; a windowed
+    family: then one per window, ``<family>_<N>d``), exactly as it runs each one, as
+    ``INSERT INTO temp.<table> (...) <sql>`` with the parameters shared by every statement
+    and, over them, the statement's ``parameters`` (a window's values), with the windows and
+    families of the shop's last run (the defaults when there is none)."""
+    names = family_names(reg)
+    if name not in names:
+        raise UnknownNameError(f"unknown feature family {name!r}; known: {', '.join(names)}")
+    run = last_run(conn, shop_id)
+    plan = Plan(conn, run["windows"] if run else DEFAULT_WINDOWS, run_families(run, reg) if run else None, reg)
+    fam = next((f for f in plan.families if f.query == name), None)
+    if fam is None:
+        raise UnknownNameError(f"feature family {name!r} is not in the shop's materialisation")
+    own = {name, *fam.keyed} | {window_table(name, w) for w in plan.windows}
+    return [st for st in plan.stage_statements() if st.table in own]
+
+
+def statement_text(statement):
+    """A ``Statement`` as ``caf catalog NAME --sql`` prints it: a comment line naming the
+    table it fills, one giving its own parameter values (when it has any), then the SELECT."""
+    lines = [f"-- materialize: INSERT INTO temp.{statement.table} (...)"]
+    if statement.parameters:
+        values = ", ".join(f":{k} = {'NULL' if v is None else v}" for k, v in statement.parameters.items())
+        lines.append(f"-- parameters: {values}")
+    return "\n".join(lines + [statement.sql + ";"])
+
+
+class Plan:
+    """The columns of customer_features for a set of windows, and the SQL computing them."""
+
+    def __init__(self, conn, windows=DEFAULT_WINDOWS, families=None, reg=None):
+        self.reg = reg or registry.builtin()
+        self.windows = check_windows(windows)
+        chosen = check_families(families, reg)
+        known = self.reg.known
+        self.families = []
+        for fam in catalog.families(reg):
+            if fam.query not in chosen:
+                continue
+            missing = [t for t in fam.tables if not _table_exists(conn, t)]
+            missing += [q for q in (fam.query,) + tuple(fam.requires) if not known(q)]
+            if missing:
+                if fam.optional:
+                    continue
+                raise StoreError(f"feature family {fam.query!r} needs {', '.join(missing)}, which do not exist")
+            if fam.refresh_all is not None and fam.refresh_all not in REFRESH_HOOKS:
+                raise StoreError(f"feature family {fam.query!r}: unknown refresh hook {fam.refresh_all!r}; "
+                                 f"known: {', '.join(REFRESH_HOOKS)}")
+            self.families.append(fam)
+        active = {fam.query for fam in self.families}
+        registered = {fam.query for fam in catalog.families(reg)}
+        self.family_names = tuple(fam.query for fam in self.families)
+        self.fixed, self.windowed = [], []
+        for f in catalog.features(reg):
+            if f.materialize is None:
+                continue
+            if f.query not in registered:
+                raise StoreError(f"feature {f.name!r} is materialized but its query {f.query!r} is not a family")
+            if f.query not in active:
+                continue
+            (self.windowed if f.materialize == catalog.WINDOWED else self.fixed).append(f)
+        windowed_families = {f.query for f in self.windowed}
+        for fam in self.families:
+            if fam.query in windowed_families and fam.requires:
+                raise StoreError(f"family {fam.query!r} has windowed features and requires other queries")
+        # (column name, SQL type, staged table, its column), in table order
+        self.columns = []
+        for f in self.windowed + self.fixed:
+            self.columns.append((f.name, catalog.SQL_TYPES[f.type], f.query, f.name))
+        # A windowed family runs once per window (its window parameters bound to the
+        # window's values, see window_parameters), each run staged into a table of its
+        # own, <family>_<N>d, of which only the windowed columns are read.
+        for w in self.windows:
+            for f in self.windowed:
+                self.columns.append((f"{f.name}_{w}d", catalog.SQL_TYPES[f.type], window_table(f.query, w), f.name))
+        self.column_names = [name for name, _ in catalog.KEY_COLUMNS] + [c[0] for c in self.columns]
+        names = [c[0] for c in self.columns]
+        if len(set(names)) != len(names):
+            raise StoreError("two materialized columns have the same name")
+        self.edges_days = set(self.windows) | {ALL_TIME_FREQUENCY_DAYS}
+        self.everyone_on_as_of_change = False
+        for fam in self.families:
+            if fam.edges_days is None:
+                self.everyone_on_as_of_change = True
+            else:
+                self.edges_days.update(fam.edges_days)
+        self.tables = sorted({t for fam in self.families for t in fam.tables})
+        # families whose values depend on other customers (ranks in the shop: catalog.Family.refresh_all)
+        self.population_families = tuple(fam.query for fam in self.families if fam.refresh_all is not None)
+
+    # -- SQL -----------------------------------------------------------------
+    def create_sql(self, table, schema="main"):
+        cols = [f"{quote_identifier(name, self.allowed_columns)} {decl}" for name, decl in catalog.KEY_COLUMNS]
+        cols += self.feature_column_defs()
+        return (f"CREATE TABLE {check_schema(schema)}.{quote_identifier(table, (TABLE, NEW_TABLE))} (\n    "
+                + ",\n    ".join(cols) + ",\n    PRIMARY KEY (shop_id, customer_id)\n)")
+
+    @property
+    def feature_names(self):
+        """The feature columns (every column but the keys of catalog.KEY_COLUMNS), in table order."""
+        return [c[0] for c in self.columns]
+
+    def feature_column_defs(self):
+        """``"name" TYPE`` of every feature column, in table order (the declared types of
+        customer_features, so a table declared with them converts values as it does)."""
+        return [f"{quote_identifier(name, self.allowed_columns)} {sqltype}" for name, sqltype, _, _ in self.columns]
+
+    @property
+    def allowed_columns(self):
+        """The allowlist of column names for quote_identifier: every column of the table."""
+        return set(self.column_names)
+
+    # -- staged execution (materialize, refresh) ------------------------------
+    def stage(self, conn, params, schema="temp", one_as_of=True):
+        """Compute every family of the plan into a temp table of its own name, one statement each.
+
+        A family's table is keyed by ``target_id INTEGER PRIMARY KEY`` and filled in
+        target order (an append), so the final join is a rowid lookup per family; so is
+        a query a family declares ``keyed`` (one row per target, e.g. the parts of
+        behavior_family), computed before it. The other queries of a statement's
+        ``-- requires:`` line (and of theirs, e.g. session_devices) are MATERIALIZED CTEs
+        of that statement, planned as in a single-customer read; a staged table (the
+        seed families, for all_features) is read as a table. A windowed family runs
+        once over all time (table ``<family>``) and once per window (table
+        ``<family>_<N>d``), each run with its window parameters bound to that window's
+        values (``Statement.parameters``, over ``params``).
+        Only one family's ephemeral tables and automatic indexes are alive at a time,
+        which bounds memory whatever the number of columns.
+        Every target of a materialisation has the same as_of, so each statement reads
+        the targets through ``features.target_relation``, whose as_of_us is the bound
+        ``:as_of_us``: SQLite inlines it and computes each window edge once per
+        statement instead of once per event row; the family queries run as written.
+        ``one_as_of=False`` (features_at: each target has its own as_of) runs the family
+        queries as written, reading ``t.as_of_us`` per target.
+        ``schema``: where the tables go (``temp``, or an attached scratch file in a
+        partition worker). Returns the staged names; ``unstage`` drops them.
+        """
+        schema = check_schema(schema)
+        statements = self.stage_statements(one_as_of, schema)
+        allowed = {st.table for st in statements}
+        staged = []
+        try:
+            for st in statements:
+                staged.append(st.table)
+                stage_keyed(conn, f"{schema}." + quote_identifier(st.table, allowed), st.sql,
+                             {**params, **st.parameters}, st.table)
+        except BaseException:
+            self.unstage(conn, staged, schema)
+            raise
+        return staged
+
+    def stage_statements(self, one_as_of=True, schema="temp"):
+        """[Statement(table, sql, parameters)] of the statements ``stage`` runs, in order:
+        each fills the table ``table`` from the SELECT ``sql``, run with the plan's
+        parameters (``params``) and, over them, its own ``parameters`` (a windowed
+        family's window values); ``caf catalog FAMILY --sql`` prints a family's. With
+        ``one_as_of`` each reads the targets of ``schema.target`` through the relation
+        ``features.target_relation`` (their as_of is the bound ``:as_of_us``); otherwise
+        it reads the table ``target`` itself.
+
+        A statement is a query of ``sql/`` (or of a user's family file) as written: a
+        family, or a query a family declares ``keyed``, preceded by the queries of its
+        ``-- requires:`` line (and theirs) that are not staged as tables, as
+        MATERIALIZED CTEs. A windowed family's per-window statement selects its
+        windowed columns (catalog names) from the family query."""
+        first = [target_relation(f"{check_schema(schema)}.target", True)] if one_as_of else []
+        tables = {f.query for f in self.families} | {k for f in self.families for k in f.keyed}
+        used = {c[2] for c in self.columns}  # a family without a column runs only when another reads it
+        windowed = {}
+        for f in self.windowed:
+            windowed.setdefault(f.query, []).append(f.name)
+        order, done = [], set()
+
+        def add(name):  # the staged queries a query reads come before it
+            if name in done:
+                return
+            done.add(name)
+            for dep in self.reg.requires(name):
+                if dep in tables:
+                    add(dep)
+            order.append(name)
+
+        for fam in self.families:
+            if fam.query in used:
+                add(fam.query)
+
+        def ctes(name, found):
+            """The unstaged queries ``name`` reads (its requires, and theirs), in order."""
+            for dep in self.reg.requires(name):
+                if dep not in tables and dep not in found:
+                    ctes(dep, found)
+                    found.append(dep)
+            return found
+
+        statements = []
+        for name in order:
+            helpers = ctes(name, [])
+            allowed = set(helpers)
+            head = ",\n".join(first + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{self.reg.query(h)}\n)"
+                                        for h in helpers])
+            head = f"WITH {head}\n" if head else ""
+            body = self.reg.query(name)
+            if name not in windowed:
+                statements.append(Statement(name, f"{head}SELECT {self._own_columns(name)} FROM (\n{body}\n)", {}))
+                continue
+            statements.append(Statement(name, f"{head}SELECT * FROM (\n{body}\n)",
+                                        window_parameters(None, ALL_TIME_FREQUENCY_DAYS)))
+            cols = ", ".join(quote_identifier(c, set(windowed[name])) for c in windowed[name])
+            for w in self.windows:
+                statements.append(Statement(window_table(name, w), f"{head}SELECT target_id, {cols} FROM (\n{body}\n)",
+                                            window_parameters(w, w)))
+        return statements
+
+    def _own_columns(self, name):
+        """What the statement of the staged query ``name`` keeps of its rows: ``*``, or for a
+        family that reads other families (all_features, whose rows pass the seed families'
+        columns through for the getters) its target_id, feature columns and helper columns only
+        (the columns another query or the final select reads from its table)."""
+        fam = next((f for f in self.families if f.query == name), None)
+        if fam is None or not fam.requires:
+            return "*"
+        block = next(b for b in self.reg.blocks if b.name == name)
+        own = ["target_id"] + [f.name for f in block.features if f.materialize] + list(block.helpers)
+        return ", ".join(quote_identifier(c, set(own)) for c in own)
+
+    def unstage(self, conn, staged, schema="temp"):
+        schema = check_schema(schema)
+        allowed = set(staged)
+        for name in staged:
+            conn.execute(f"DROP TABLE IF EXISTS {schema}.{quote_identifier(name, allowed)}")
+
+    def staged_select_sql(self, schema="temp"):
+        """SELECT of every column (the table's order) from the staged tables (``stage``) in
+        ``schema``, one row per target of ``schema.target``, in target order."""
+        keys = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
+        return self._staged_select(keys, schema)
+
+    def staged_features_sql(self, schema="temp"):
+        """SELECT of ``t.target_id`` and every feature column (``feature_names``) from the
+        staged tables, one row per target, in target order: the rows of ``staged_select_sql``
+        with the target's id in place of the key columns (features_at, whose targets each
+        have their own as_of)."""
+        return self._staged_select(["t.target_id"], schema)
+
+    def _staged_select(self, keys, schema):
+        schema = check_schema(schema)
+        aliases = {}
+        for _, _, cte, _ in self.columns:
+            aliases.setdefault(cte, f"f{len(aliases)}")
+        allowed_ctes = set(aliases)
+        allowed_cols = {c[3] for c in self.columns}
+        select = list(keys)
+        for name, _, cte, col in self.columns:
+            select.append(f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}")
+        joins = [f"LEFT JOIN {schema}.{quote_identifier(cte, allowed_ctes)} AS {alias} "
+                 f"ON {alias}.target_id = t.target_id" for cte, alias in aliases.items()]
+        return ("SELECT " + ",\n    ".join(select) + f"\nFROM {schema}.target AS t\n" + "\n".join(joins)
+                + "\nORDER BY t.target_id")
+
+    def staged_insert_sql(self, table, schema="temp", into="main"):
+        """INSERT into ``into.table`` of ``staged_select_sql(schema)``."""
+        cols = ", ".join(quote_identifier(n, self.allowed_columns) for n in self.column_names)
+        return (f"INSERT INTO {check_schema(into)}.{quote_identifier(table, (TABLE, NEW_TABLE))} ({cols})\n"
+                + self.staged_select_sql(schema))
+
+    def write(self, conn, table, params):
+        """Stage every family, then insert one row per target into ``table``."""
+        with automatic_indexes(conn):
+            staged = self.stage(conn, params)
+            try:
+                conn.execute(self.staged_insert_sql(table), params)
+            finally:
+                self.unstage(conn, staged)
+
+    def family_hashes(self):
+        """{family: sha256 of its SQL} of the plan's families (materializations.families)."""
+        return {name: self.reg.family_hash(name) for name in self.family_names}
+
+    def params(self, shop_id, as_of_us):
+        """The bound parameters shared by the plan's statements (each statement's own
+        ``Statement.parameters`` go over them); ``as_of_us`` None when every target has its
+        own as_of (``stage(one_as_of=False)``: no statement then reads ``:as_of_us``)."""
+        params = parameters(shop_id, frequency_days=ALL_TIME_FREQUENCY_DAYS)
+        params.update(as_of_us=as_of_us, as_of=None if as_of_us is None else timeutil.iso(as_of_us))
+        return params
+
+
+class Statement(typing.NamedTuple):
+    """One statement of ``Plan.stage``: the SELECT ``sql`` filling the staged table ``table``,
+    run with the plan's parameters and, over them, ``parameters`` (a windowed family's
+    window values: ``features.window_parameters``; empty for the others)."""
+
+    table: str
+    sql: str
+    parameters: dict
+
+
+_SCHEMAS = re.compile(r"main|temp|part[0-9]{1,3}|scratch")
+
+
+def check_schema(name):
+    """A schema name from the allowlist: main, temp, scratch (a worker's file), partN (attached)."""
+    if not _SCHEMAS.fullmatch(name):
+        raise ValueError(f"not a staging schema: {name!r}")
+    return name
+
+
+def stage_keyed(conn, table, body, params, name):
+    """Replace ``table`` (a quoted, schema-qualified name) by the rows of the SELECT ``body``,
+    keyed by its first column, ``target_id INTEGER PRIMARY KEY`` (rows come in target order:
+    an append). The other columns are named after the SELECT's; returns them."""
+    conn.execute(f"DROP TABLE IF EXISTS {table}")
+    cur = conn.execute(body + " LIMIT 0", params)
+    cols = [d[0] for d in cur.description]
+    cur.close()
+    if cols[0] != "target_id":
+        raise StoreError(f"query {name!r} does not start with target_id")
+    quoted = [quote_identifier(c, set(cols)) for c in cols]
+    conn.execute(f"CREATE TABLE {table} (target_id INTEGER PRIMARY KEY, {', '.join(quoted[1:])})")
+    conn.execute(f"INSERT INTO {table} ({', '.join(quoted)}) {body}", params)
+    return cols[1:]
+
+
+def window_table(family, w):
+    """The staged table of a windowed family's run for the window of ``w`` days."""
+    return f"{family}_{w}d"
+
+
+def all_customers_params(shop_id, as_of_us, lo="", hi=b""):
+    """Parameters of fill_targets_all_customers: the customers with lo <= id < hi (default: all;
+    an empty BLOB sorts after every text, so it is the open upper bound)."""
+    return {"shop_id": shop_id, "as_of_us": as_of_us, "lo": lo, "hi": hi}
+
+
+def fill_targets(conn, sql, params):
+    """(Re)create the targets table ``temp.target(target_id, customer_id, as_of_us)`` that the
+    family queries read, filled by ``sql`` (an INSERT's SELECT from sql/, bound ``params``),
+    and index it by customer; ``drop_targets`` removes it."""
+    conn.execute(f"DROP TABLE IF EXISTS {TARGETS}")
+    conn.execute("CREATE TEMP TABLE target (target_id INTEGER PRIMARY KEY, "
+                 "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
+    conn.execute(f"INSERT INTO {TARGETS} (target_id, customer_id, as_of_us) " + sql, params)
+    # Lets the planner look a target up by customer when a family query starts from an
+    # event table (otherwise it may scan every target per event).
+    conn.execute("CREATE INDEX temp.target_customer ON target (customer_id)")
+
+
+def drop_targets(conn):
+    conn.execute(f"DROP TABLE IF EXISTS {TARGETS}")

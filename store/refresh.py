@@ -1,0 +1,253 @@
+"""Incremental refresh of the feature table (``refresh``).
+
+``refresh`` brings the last snapshot to a new ``as_of`` by recomputing only
+the customers whose values can have changed: those logged in
+``changed_customers`` by the triggers of migration 0003, and those with an
+event in ``[lo, hi]`` or ``[lo - e, hi - e]`` for a window edge ``e``, where
+``lo``/``hi`` are the old and new ``as_of``; a customer whose only change
+is an edge crossing gets only the families with that edge recomputed (the
+other columns kept from its row). The recency of every row is brought forward
+by one UPDATE (``refresh_recency``, its ``-- sets:``/``-- reads:`` lines). The
+result equals a full ``materialize`` at the same ``as_of`` (tests/test_refresh.py);
+a changed family definition or a changed column set makes it one.
+"""
+
+import contextlib
+import json
+
+from . import catalog, registry, timeutil
+from .db import atomic, automatic_indexes, quote_identifier
+from .features import target_relation
+from .materialize import materialize
+from .plan import (ALL_TIME_FREQUENCY_DAYS, DEFAULT_WINDOWS, REFRESH_HOOKS, TARGETS, Plan, drop_targets,
+                   fill_targets, run_families, stage_keyed, window_table)
+from .resources import query
+from .runs import TABLE, finish, last_run, table_columns
+
+def _has_change_triggers(conn, tables):
+    names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
+    return all(f"changed_customers_{t}_insert" in names for t in tables)
+
+
+def _family_edges(fam, windows, reg=None):
+    """{(event table, window edge in days)} whose crossing events change the family's values
+    (besides the events at as_of itself): its declared edges, the windows and the all-time
+    frequency window when it has windowed features, on its edge tables; and those of the
+    families it reads."""
+    edges = set(fam.edges_days or ())
+    if any(f.query == fam.query and f.materialize == catalog.WINDOWED for f in catalog.features(reg)):
+        edges |= set(windows) | {ALL_TIME_FREQUENCY_DAYS}
+    out = {(t, e) for t in (fam.edge_tables if fam.edge_tables is not None else fam.tables) for e in edges}
+    names = {f.query for f in catalog.families(reg)}
+    for dep in fam.requires:
+        if dep in names:
+            out |= _family_edges(catalog.family(dep, reg), windows, reg)
+    return out
+
+
+# the columns refresh_recency writes and reads (its -- sets: and -- reads: lines, sql/materialize.sql)
+_RECENCY_OUTPUTS = frozenset(registry.sets("refresh_recency"))
+
+
+_RECENCY_INPUTS = frozenset(registry.reads("refresh_recency"))
+
+
+_REFRESH_TEMP = ("refresh_hits", "refresh_family_edges", "refresh_target")
+
+
+_EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
+
+
+def _stage_edge_query(conn, fam, params):
+    """Compute the family's edge query (catalog.Family.edge_query) for the targets in
+    temp.target into a temp table of its name keyed by target_id; returns its columns."""
+    allowed = set(fam.edge_requires) | {fam.edge_query}
+    head = "WITH " + ",\n".join([target_relation(TARGETS, True)]
+                                + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{query(h)}\n)"
+                                   for h in fam.edge_requires]) + "\n"
+    body = f"{head}SELECT * FROM (\n{query(fam.edge_query)}\n)"
+    table = "temp." + quote_identifier(fam.edge_query, _EDGE_QUERIES)
+    return stage_keyed(conn, table, body, params, fam.edge_query)
+
+
+def _refresh_hits_sql(table, allowed):
+    """The statement of ``refresh_hits`` for one event table, as written in sql/materialize.sql:
+    the query reads the CTEs ``refresh_intervals`` (its query) and ``refresh_events``, the
+    event table ``table`` (a name of ``allowed``, the plan's tables) read in place. SQLite
+    flattens ``refresh_events`` into the query, so it walks the table's index as if the
+    query named the table."""
+    events = quote_identifier(table, allowed)
+    return ("WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n),\n"
+            f"refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.{events})\n"
+            + query("refresh_hits"))
+
+
+def _drop_refresh_temp(conn):
+    for name in _REFRESH_TEMP:
+        conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(name, _REFRESH_TEMP)}")
+
+
+@contextlib.contextmanager
+def _refresh_temp_dropped_on_error(conn):
+    """Drop refresh's temp tables when the block raises (outside its transaction: after the
+    ROLLBACK of the ``atomic`` block it holds)."""
+    try:
+        yield
+    except BaseException:
+        _drop_refresh_temp(conn)
+        raise
+
+
+def _refresh_write_sql(plan, bits, staged, edge_staged):
+    """INSERT OR REPLACE of every target's row: a family's columns from its staged table when
+    the target's mask has the family's bit; a column of the family's edge query from that
+    query's staged table when the mask has the family's edge bit (``edge_staged``: family ->
+    (table, columns)); from the target's old row otherwise."""
+    family_of = {}
+    for fam in plan.families:
+        family_of[fam.query] = fam.query
+        for w in plan.windows:
+            family_of[window_table(fam.query, w)] = fam.query
+    aliases = {}
+    for _, _, cte, _ in plan.columns:
+        if family_of[cte] in staged:
+            aliases.setdefault(cte, f"f{len(aliases)}")
+    allowed_ctes = set(aliases)
+    allowed_cols = {c[3] for c in plan.columns}
+    select = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
+    edge_alias = {fam: f"e{i}" for i, fam in enumerate(edge_staged)}
+    for name, _, cte, col in plan.columns:
+        expr = f"o.{quote_identifier(name, plan.allowed_columns)}"
+        fam = family_of[cte]
+        if fam in edge_staged and name in edge_staged[fam][1]:
+            new = f"{edge_alias[fam]}.{quote_identifier(name, plan.allowed_columns)}"
+            expr = f"CASE WHEN t.mask & :bit_{bits[fam][1]} THEN {new} ELSE {expr} END"
+        if fam in staged:
+            new = f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}"
+            expr = f"CASE WHEN t.mask & :bit_{bits[fam][0]} THEN {new} ELSE {expr} END"
+        select.append(expr)
+    joins = [f"LEFT JOIN temp.{quote_identifier(cte, allowed_ctes)} AS {alias} ON {alias}.target_id = t.target_id"
+             for cte, alias in aliases.items()]
+    joins += [f"LEFT JOIN temp.{quote_identifier(edge_staged[fam][0], _EDGE_QUERIES)} AS {alias} "
+              f"ON {alias}.target_id = t.target_id" for fam, alias in edge_alias.items()]
+    cols = ", ".join(quote_identifier(n, plan.allowed_columns) for n in plan.column_names)
+    return (f"INSERT OR REPLACE INTO {TABLE} ({cols})\nSELECT " + ",\n    ".join(select)
+            + "\nFROM temp.refresh_target AS t\n"
+            + f"LEFT JOIN main.{TABLE} AS o ON o.shop_id = :shop_id AND o.customer_id = t.customer_id\n"
+            + "\n".join(joins) + "\nORDER BY t.target_id")
+
+
+def _definitions_changed(run, plan):
+    """Why the snapshot's family definitions differ from the plan's (a sentence), or None:
+    a family whose SQL hash changed, a family added or removed (materializations.families)."""
+    recorded = run.get("families")
+    if recorded is None:
+        return "the snapshot records no family definitions"
+    current = plan.family_hashes()
+    parts = []
+    changed = sorted(n for n in current if n in recorded and recorded[n] != current[n])
+    added = sorted(n for n in current if n not in recorded)
+    removed = sorted(n for n in recorded if n not in current)
+    for label, names in (("changed", changed), ("added", added), ("removed", removed)):
+        if names:
+            parts.append(f"{label}: {', '.join(names)}")
+    return ("family definitions differ from the snapshot's (" + "; ".join(parts) + ")") if parts else None
+
+
+def refresh(conn, shop_id, as_of_us, reg=None):
+    """Bring the shop's last snapshot forward (or back) to ``as_of_us``, recomputing only
+    customers whose values can have changed; a full materialize when there is no usable
+    snapshot (none yet, other columns, a family without declared window edges).
+
+    A customer is recomputed family by family: every family when it is logged in
+    changed_customers or has an event at as_of itself (between the old and the new
+    as_of); a family when one of its events crosses one of that family's window edges
+    (``_family_edges``). Its other columns are kept from its old row. Then every row
+    gets the new as_of and recency (``refresh_recency``) and the families with a
+    ``refresh_all`` bring their columns of every row forward."""
+    run = last_run(conn, shop_id)
+    windows = run["windows"] if run else DEFAULT_WINDOWS
+    families = run_families(run, reg) if run else None
+    plan = Plan(conn, windows, families, reg)
+    reason = _definitions_changed(run, plan) if run is not None else None
+    if reason is not None:
+        result = materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
+        result["recomputed_from_scratch"] = reason
+        return result
+    if (run is None or run["columns"] != plan.column_names
+            or table_columns(conn, TABLE) != plan.column_names
+            or (plan.everyone_on_as_of_change and run["as_of_us"] != as_of_us)
+            or not _has_change_triggers(conn, plan.tables)):
+        return materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
+    # refresh_recency sets these columns from those inputs: all or none of them must be columns
+    recency = _RECENCY_OUTPUTS & set(plan.column_names)
+    if recency and not (_RECENCY_OUTPUTS | _RECENCY_INPUTS) <= set(plan.column_names):
+        return materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
+    started = timeutil.iso(timeutil.now_us())
+    lo, hi = sorted((run["as_of_us"], as_of_us))
+    fams = [f for f in plan.families if f.refresh_all is None]
+    # (full bit, edge bit) of each family: the edge bit marks customers whose only change
+    # is an edge crossing, for the family's edge query; the full bit when it has none
+    bits = {f.query: (1 << (2 * i), 1 << (2 * i + (1 if f.edge_query else 0))) for i, f in enumerate(fams)}
+    edge_rows = sorted({(bits[f.query][1], t, e) for f in fams for t, e in _family_edges(f, plan.windows, reg)
+                        if t in plan.tables})
+    allowed_tables = set(plan.tables)
+    params = plan.params(shop_id, as_of_us)
+    params.update({f"bit_{b}": b for pair in bits.values() for b in pair})
+    with _refresh_temp_dropped_on_error(conn), atomic(conn):
+        catalog.sync_catalog(conn, reg)
+        _drop_refresh_temp(conn)
+        conn.execute("CREATE TEMP TABLE refresh_hits (customer_id TEXT NOT NULL, events_table TEXT NOT NULL, "
+                     "edge_days INTEGER NOT NULL)")
+        conn.execute("CREATE TEMP TABLE refresh_family_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
+                     "bit INTEGER NOT NULL, PRIMARY KEY (events_table, edge_days, bit))")
+        conn.executemany("INSERT INTO temp.refresh_family_edges (bit, events_table, edge_days) VALUES (?, ?, ?)",
+                         edge_rows)
+        for t in plan.tables:
+            edges = sorted({e for _, t2, e in edge_rows if t2 == t})
+            conn.execute("INSERT INTO temp.refresh_hits (customer_id, events_table, edge_days)\n"
+                         + _refresh_hits_sql(t, allowed_tables),
+                         {"shop_id": shop_id, "lo_us": lo, "hi_us": hi, "edges_days": json.dumps(edges),
+                          "events_table": t})
+        conn.execute("CREATE TEMP TABLE refresh_target (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
+                     "as_of_us INTEGER NOT NULL, mask INTEGER NOT NULL)")
+        conn.execute("INSERT INTO temp.refresh_target (target_id, customer_id, as_of_us, mask) "
+                     + query("refresh_targets"),
+                     {"shop_id": shop_id, "as_of_us": as_of_us,
+                      "bits": json.dumps(sorted(pair[0] for pair in bits.values()))})
+        staged, edge_staged = {}, {}
+        with automatic_indexes(conn):
+            try:
+                for fam in fams:
+                    full, edge = bits[fam.query]
+                    subsets = [(full, 0)] + ([(edge, full)] if edge != full else [])
+                    for bit, unless in subsets:  # targets with bit and without unless
+                        if conn.execute("SELECT 1 FROM temp.refresh_target WHERE mask & ? AND NOT mask & ? "
+                                        "LIMIT 1", [bit, unless]).fetchone() is None:
+                            continue
+                        fill_targets(conn, "SELECT target_id, customer_id, as_of_us FROM temp.refresh_target "
+                                            "WHERE mask & :bit AND NOT mask & :unless ORDER BY target_id",
+                                      {"bit": bit, "unless": unless})
+                        if bit == full:
+                            sub = Plan(conn, plan.windows, {fam.query}, reg)
+                            staged[fam.query] = (sub, sub.stage(conn, params))
+                        else:
+                            edge_staged[fam.query] = (fam.edge_query, _stage_edge_query(conn, fam, params))
+                conn.execute(_refresh_write_sql(plan, bits, staged, edge_staged), params)
+            finally:
+                for sub, names in staged.values():
+                    sub.unstage(conn, names)
+                for table, _ in edge_staged.values():
+                    conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(table, _EDGE_QUERIES)}")
+            if recency:
+                conn.execute(query("refresh_recency"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
+            else:
+                conn.execute(query("refresh_as_of"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
+            for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
+                if fam.refresh_all is not None:
+                    REFRESH_HOOKS[fam.refresh_all](conn, shop_id, as_of_us)
+        recomputed = conn.execute("SELECT COUNT(*) FROM temp.refresh_target").fetchone()[0]
+        _drop_refresh_temp(conn)
+        result = finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed, families is None)
+        drop_targets(conn)
+    return result
