@@ -88,6 +88,7 @@ JOIN behavior_rfm_population AS pop ON pop.as_of_us = w.as_of_us
 GROUP BY me.as_of_us, me.customer_id
 
 -- name: behavior_rfm_scores_snapshot
+-- reads: recency_score, frequency_score, monetary_score
 -- The same scores as behavior_rfm_scores, read from the shop's materialized
 -- customer_features rows (family behavior_segments) at the target's as_of:
 -- store.behavior uses it for a single customer only when that snapshot is
@@ -205,6 +206,8 @@ ORDER BY customer_id
 -- customer_features to :as_of_us (store.behavior.refresh_segments): each row
 -- takes the values behavior_segments_rows computed for its customer into the
 -- temporary table behavior_segments_computed; one primary-key lookup per row.
+-- It sets exactly the behavior_segments family's columns (store.behavior makes the
+-- temporary table from them; tests/test_behavior_materialize.py checks the SET list).
 UPDATE customer_features SET
     (recency_score, frequency_score, monetary_score, customer_segment, account_age_days) = (
         SELECT

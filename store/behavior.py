@@ -15,7 +15,7 @@ import itertools
 
 from . import features as _features
 from . import registry, timeutil
-from .db import automatic_indexes
+from .db import automatic_indexes, quote_identifier
 from .errors import StoreError
 from .resources import query
 from .runs import TABLE, last_run, table_columns
@@ -110,7 +110,8 @@ _SINGLE = {"behavior_rfm_ranks": "behavior_rfm_ranks_few"}
 # pass over the shop's purchases at all; None: CTE left out).
 _SNAPSHOT = {"behavior_rfm_scores": "behavior_rfm_scores_snapshot", "behavior_rfm_population": None,
              "behavior_rfm_ranks": None}
-_SCORE_COLUMNS = ("recency_score", "frequency_score", "monetary_score")
+# The customer_features columns the snapshot query reads (its -- reads: line, sql/behavior_segmentation.sql).
+_SCORE_COLUMNS = registry.reads("behavior_rfm_scores_snapshot")
 
 
 def snapshot_current(conn, shop_id, customer_id, as_of_us):
@@ -216,8 +217,9 @@ def refresh_segments(conn, shop_id, as_of_us):
     params = parameters(shop_id)
     params["as_of_us"] = as_of_us
     conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-    conn.execute(f"CREATE TEMP TABLE {table} (customer_id TEXT PRIMARY KEY, recency_score, frequency_score, "
-                 "monetary_score, customer_segment, account_age_days) WITHOUT ROWID")
+    columns = [f.name for f in registry.columns("behavior_segments")]  # what behavior_segments_update sets
+    conn.execute(f"CREATE TEMP TABLE {table} (customer_id TEXT PRIMARY KEY, "
+                 + ", ".join(quote_identifier(c, set(columns)) for c in columns) + ") WITHOUT ROWID")
     try:
         conn.execute(f"INSERT INTO temp.{table} " + select, params)
         conn.execute(query("behavior_segments_update"), params)
