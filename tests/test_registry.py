@@ -274,3 +274,29 @@ def test_a_plain_query_may_declare_the_columns_its_update_sets_and_reads():
     assert (block.family, block.sets, block.reads) == (None, ("a", "b"), ("c",))
     assert registry.sets("refresh_recency") == ("purchase_recency_days",)
     assert registry.reads("refresh_recency") == ("last_purchase_us",)
+
+
+@pytest.mark.parametrize("one_as_of", [True, False])
+def test_every_staged_statement_holds_its_query_as_written(tmp_path, one_as_of):
+    """What runs is what is written (issue 12 item 2): each statement materialize, refresh, export
+    and features_at stage (store.plan.Plan.stage_statements) holds the text of its query, and of
+    every query it reads as a CTE, exactly as the file has it (built-in families and the
+    documented user family): composition only adds a target relation, CTE names and a select
+    around them, never edits the text."""
+    from store import plan as plan_module
+    from store import user_families
+
+    example = Path(__file__).resolve().parent.parent / "docs" / "examples" / "user_features.sql"
+    reg = user_families.load([example])
+    with CustomerActivityFeatures(feature_paths=[example]) as store:
+        plan = plan_module.Plan(store.conn, (7, 30), None, reg)
+        statements = plan.stage_statements(one_as_of)
+    staged = {st.table for st in statements}
+    assert {fam.query for fam in plan.families} <= staged
+    for st in statements:
+        query_name = st.table if st.table in {b.name for b in reg.blocks} or reg.known(st.table) else \
+            st.table.rsplit("_", 1)[0]  # <family>_<N>d: a window's run of the family
+        for name in (query_name,) + tuple(reg.requires(query_name)):
+            if name in staged and name != query_name:
+                continue  # read as a staged table, not as text
+            assert reg.query(name) in st.sql, f"{st.table}: the text of {name} is not in its statement"
