@@ -8,32 +8,25 @@
 SELECT
     t.target_id AS target_id,
     -- last_purchase_us: Time of the last purchase at or before as_of.; integer, microseconds since 1970-01-01 UTC; NULL when no purchase
-    MAX(p.event_time_us) AS last_purchase_us
+    (SELECT MAX(p.event_time_us)
+     FROM purchases AS p
+     WHERE p.shop_id = :shop_id
+       AND p.customer_id = t.customer_id
+       AND p.event_time_us <= t.as_of_us) AS last_purchase_us
 FROM target AS t
-LEFT JOIN purchases AS p
-    ON p.shop_id = :shop_id
-   AND p.customer_id = t.customer_id
-   AND p.event_time_us <= t.as_of_us
-GROUP BY t.target_id
 
 -- family: primary_device
 -- order: 40
 -- tables: sessions
 -- requires: session_devices
--- Reads the session_devices query (sessions.sql) as a CTE. One row per target
--- with sessions (GROUP BY, not a WHERE on the rank: the planner then indexes
--- this CTE when the materialisation joins it, instead of scanning it per row).
+-- Reads the session_devices query (sessions.sql) as a CTE: the device it ranks first.
+-- One row per target with sessions.
 SELECT
     d.target_id AS target_id,
     -- primary_device: The most used device; a tie goes to the device seen first, then to the name.; text, device name; NULL when no session; window: materialized over all time up to as_of; get_primary_device(days=N) uses the window
-    MIN(CASE WHEN d.rank = 1 THEN d.device_type END) AS primary_device
-FROM (
-    SELECT target_id, device_type,
-           ROW_NUMBER() OVER (PARTITION BY target_id
-                              ORDER BY session_count DESC, first_seen_us, device_type) AS rank
-    FROM session_devices
-) AS d
-GROUP BY d.target_id
+    d.device_type AS primary_device
+FROM session_devices AS d
+WHERE d.device_rank = 1
 
 -- name: fill_targets_from_json
 -- Fills a cohort's temporary target table in one statement from a JSON array
