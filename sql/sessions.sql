@@ -37,10 +37,7 @@ GROUP BY t.target_id
 -- order: 35
 -- object: device_usage_pattern: Number of sessions per device in the window, most used first.; object, {device: session count}; {} when none; window: windowed
 -- One row per (target, device) with sessions in the window, most used first;
--- a tie goes to the device seen first, then to the device name. This query is the
--- one place of that rule: primary_device reads its device_rank 1. The ORDER BY
--- repeats the keys of the rank's window (not `device_rank`) so that SQLite sorts
--- the rows once for both (ordering by device_rank sorts them a second time).
+-- a tie goes to the device seen first, then to the device name.
 SELECT
     t.target_id AS target_id,
     -- device_type: the session's device; text; 'unknown' when none was given
@@ -48,10 +45,7 @@ SELECT
     -- session_count: sessions on this device in the window; integer
     COUNT(*) AS session_count,
     -- first_seen_us: first session on this device in the window; microseconds since the epoch
-    MIN(s.event_time_us) AS first_seen_us,
-    -- device_rank: the device's place in the target's rows, 1 = the most used; integer
-    ROW_NUMBER() OVER (PARTITION BY t.target_id
-                       ORDER BY COUNT(*) DESC, MIN(s.event_time_us), s.device_type) AS device_rank
+    MIN(s.event_time_us) AS first_seen_us
 FROM target AS t
 JOIN sessions AS s
     ON s.shop_id = :shop_id
@@ -59,4 +53,4 @@ JOIN sessions AS s
    AND s.event_time_us <= t.as_of_us
    AND (:window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us)
 GROUP BY t.target_id, s.device_type
-ORDER BY t.target_id, COUNT(*) DESC, MIN(s.event_time_us), s.device_type
+ORDER BY t.target_id, session_count DESC, first_seen_us, device_type
