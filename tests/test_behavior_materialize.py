@@ -62,32 +62,13 @@ def test_materialize_equals_getter_and_refresh_equals_materialize(h1, h2, step):
                     assert value == expected, (row[0], name, value, expected)
 
 
-def _customer_features_columns(store, sql, params):
-    """{SQLite action: customer_features columns} the statement ``sql`` reads and writes, as
-    SQLite's authorizer sees it when it is prepared."""
-    import sqlite3
-
-    seen = {sqlite3.SQLITE_UPDATE: set(), sqlite3.SQLITE_READ: set()}
-
-    def authorizer(action, table, column, db, trigger):
-        if action in seen and table == "customer_features":
-            seen[action].add(column)
-        return sqlite3.SQLITE_OK
-
-    store.conn.set_authorizer(authorizer)
-    try:
-        store.conn.execute("EXPLAIN " + sql, params).fetchall()
-    finally:
-        store.conn.set_authorizer(None)
-    return seen
-
-
 def test_the_segments_update_sets_exactly_the_family_columns_and_the_snapshot_reads_its_reads_line():
     """refresh_segments makes its temporary table from the behavior_segments family's columns
     (no list of them in Python): the UPDATE must set exactly those; behavior.snapshot_current
     checks the columns the snapshot query's -- reads: line names, which must be those it reads."""
     import sqlite3
 
+    from authorized import customer_features_columns
     from store import features, registry
     from store.resources import query
 
@@ -96,9 +77,9 @@ def test_the_segments_update_sets_exactly_the_family_columns_and_the_snapshot_re
         store.materialize(as_of=iso(AS_OF))
         store.conn.execute("CREATE TEMP TABLE behavior_segments_computed (customer_id TEXT PRIMARY KEY, "
                            + ", ".join(f.name for f in registry.columns("behavior_segments")) + ")")
-        update = _customer_features_columns(store, query("behavior_segments_update"), {"shop_id": ""})
+        update = customer_features_columns(store.conn, query("behavior_segments_update"), {"shop_id": ""})
         params = dict(features.parameters(""), customer_id="a", as_of_us=AS_OF)
-        snapshot = _customer_features_columns(store, features.compose("behavior_rfm_scores_snapshot"), params)
+        snapshot = customer_features_columns(store.conn, features.compose("behavior_rfm_scores_snapshot"), params)
     assert update[sqlite3.SQLITE_UPDATE] == {f.name for f in registry.columns("behavior_segments")}
     assert snapshot[sqlite3.SQLITE_READ] - {"shop_id", "customer_id", "as_of_us"} == set(
         registry.reads("behavior_rfm_scores_snapshot"))

@@ -198,24 +198,14 @@ def test_refresh_recency_header_lines_are_the_columns_its_update_writes_and_read
     reads, as SQLite's authorizer sees the statement (besides as_of, as_of_us and shop_id)."""
     import sqlite3
 
+    from authorized import customer_features_columns
     from store import registry
     from store.resources import query
 
     with CustomerActivityFeatures() as store:
         store.materialize(as_of=timeutil.from_us(AS_OF_US))
-        seen = {sqlite3.SQLITE_UPDATE: set(), sqlite3.SQLITE_READ: set()}
-
-        def authorizer(action, table, column, db, trigger):
-            if action in seen and table == "customer_features":
-                seen[action].add(column)
-            return sqlite3.SQLITE_OK
-
-        store.conn.set_authorizer(authorizer)
-        try:
-            store.conn.execute("EXPLAIN " + query("refresh_recency"),
-                               {"as_of": "x", "as_of_us": AS_OF_US, "shop_id": store.shop_id}).fetchall()
-        finally:
-            store.conn.set_authorizer(None)
+        seen = customer_features_columns(store.conn, query("refresh_recency"),
+                                         {"as_of": "x", "as_of_us": AS_OF_US, "shop_id": store.shop_id})
     bookkeeping = {"as_of", "as_of_us", "shop_id"}
     assert seen[sqlite3.SQLITE_UPDATE] - bookkeeping == set(registry.sets("refresh_recency"))
     assert seen[sqlite3.SQLITE_READ] - bookkeeping == set(registry.reads("refresh_recency"))
