@@ -226,3 +226,27 @@ def test_the_cli_calls_the_store_instead_of_probing_it():
                     and isinstance(node.args[0], ast.Name) and node.args[0].id == "store"):
                 found.append(f"{_name(path)}:{node.lineno}: {ast.unparse(node)}")
     assert found == []
+
+
+def test_the_documented_import_tree_is_the_real_one():
+    """docs/architecture.md "Who imports whom" lists, for every module of the store, the modules of
+    the store it imports; it must say what the code does."""
+    text = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    block = text.split("## Who imports whom", 1)[1].split("```", 2)[1]
+    documented, current = {}, None
+    for line in block.splitlines():
+        if not line.strip():
+            continue
+        if not line.startswith(" "):
+            head, _, rest = line.partition("<-")
+            names = [n.strip() for n in head.split("(")[0].split(",") if n.strip()]
+            current = names
+            for name in names:
+                documented[name] = set()
+        else:
+            rest = line.strip().removeprefix("<-")
+        for name in current:
+            documented[name] |= {m.strip() for m in rest.split("(")[0].split(",") if m.strip()}
+    actual = {path.stem: {other for _, other in _imported(path) if other != "__version__"}
+              for path in MODULES[:-1] if path.stem not in ("__init__", "__main__")}
+    assert documented == actual
