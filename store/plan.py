@@ -301,19 +301,16 @@ class Plan:
         statements = []
         for name in order:
             helpers = ctes(name, [])
-            allowed = set(helpers)
-            head = ",\n".join(first + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{self.reg.query(h)}\n)"
-                                        for h in helpers])
-            head = f"WITH {head}\n" if head else ""
-            body = self.reg.query(name)
             if name not in windowed:
-                statements.append(Statement(name, f"{head}SELECT {self._own_columns(name)} FROM (\n{body}\n)", {}))
+                statements.append(Statement(name, stage_sql(self.reg, name, helpers, first,
+                                                                self._own_columns(name)), {}))
                 continue
-            statements.append(Statement(name, f"{head}SELECT * FROM (\n{body}\n)",
+            statements.append(Statement(name, stage_sql(self.reg, name, helpers, first),
                                         window_parameters(None, ALL_TIME_FREQUENCY_DAYS)))
             cols = ", ".join(quote_identifier(c, set(windowed[name])) for c in windowed[name])
             for w in self.windows:
-                statements.append(Statement(window_table(name, w), f"{head}SELECT target_id, {cols} FROM (\n{body}\n)",
+                statements.append(Statement(window_table(name, w),
+                                            stage_sql(self.reg, name, helpers, first, "target_id, " + cols),
                                             window_parameters(w, w)))
         return statements
 
@@ -389,6 +386,19 @@ class Plan:
         params = parameters(shop_id, frequency_days=ALL_TIME_FREQUENCY_DAYS)
         params.update(as_of_us=as_of_us, as_of=None if as_of_us is None else timeutil.iso(as_of_us))
         return params
+
+
+def stage_sql(reg, name, helpers, first=(), columns="*"):
+    """The SELECT that stages the query ``name`` of the registry ``reg``, as written: ``WITH``
+    the relations ``first`` (the target relation, or none), then the queries ``helpers`` (names
+    of ``reg``) as MATERIALIZED CTEs named after them, then ``SELECT columns FROM (<the
+    query>)``. ``columns``: ``*`` or identifiers this module quoted. Plan.stage_statements and
+    refresh's edge queries compose their statements here."""
+    allowed = set(helpers)
+    head = ",\n".join(list(first) + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{reg.query(h)}\n)"
+                                      for h in helpers])
+    head = f"WITH {head}\n" if head else ""
+    return f"{head}SELECT {columns} FROM (\n{reg.query(name)}\n)"
 
 
 class Statement(typing.NamedTuple):

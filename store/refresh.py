@@ -20,7 +20,7 @@ from .db import atomic, automatic_indexes, quote_identifier
 from .features import target_relation
 from .materialize import materialize
 from .plan import (ALL_TIME_FREQUENCY_DAYS, DEFAULT_WINDOWS, REFRESH_HOOKS, TARGETS, Plan, drop_targets,
-                   fill_targets, run_families, stage_keyed, window_table)
+                   fill_targets, run_families, stage_keyed, stage_sql, window_table)
 from .resources import query
 from .runs import TABLE, finish, last_run, table_columns
 
@@ -61,11 +61,7 @@ _EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
 def _stage_edge_query(conn, fam, params):
     """Compute the family's edge query (catalog.Family.edge_query) for the targets in
     temp.target into a temp table of its name keyed by target_id; returns its columns."""
-    allowed = set(fam.edge_requires) | {fam.edge_query}
-    head = "WITH " + ",\n".join([target_relation(TARGETS, True)]
-                                + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{query(h)}\n)"
-                                   for h in fam.edge_requires]) + "\n"
-    body = f"{head}SELECT * FROM (\n{query(fam.edge_query)}\n)"
+    body = stage_sql(registry.builtin(), fam.edge_query, fam.edge_requires, [target_relation(TARGETS, True)])
     table = "temp." + quote_identifier(fam.edge_query, _EDGE_QUERIES)
     return stage_keyed(conn, table, body, params, fam.edge_query)
 
