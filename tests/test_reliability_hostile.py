@@ -703,7 +703,7 @@ def test_loader_formats_never_crash_long(kind, tmp_path_factory):
 
 
 def test_report_figures(capsys):
-    """Prints the inputs tried by this module (run with -s; collected last in the file)."""
+    """Prints the inputs tried by this module (run with -n 0 -s; collected last in the file)."""
     with capsys.disabled():
         print(f"\nRELIABILITY hostile: {STATS}")
     assert sqlite3.sqlite_version
@@ -711,6 +711,6 @@ def test_report_figures(capsys):
 
 @pytest.mark.long
 def test_report_figures_long(capsys):
-    """The same figures after the long variants (collected last: run with -m long -s)."""
+    """The same figures after the long variants (collected last: run with -n 0 -m long -s)."""
     with capsys.disabled():
         print(f"\nRELIABILITY hostile (long): {STATS}")

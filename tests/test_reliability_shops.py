@@ -150,6 +150,6 @@ def test_report_figures(capsys):
 
 @pytest.mark.long
 def test_report_figures_long(capsys):
-    """The same figures after the long variants (collected last: run with -m long -s)."""
+    """The same figures after the long variants (collected last: run with -n 0 -m long -s)."""
     with capsys.disabled():
         print(f"\nRELIABILITY shops (long): {STATS}")
