@@ -285,10 +285,13 @@ class FeatureReader:
     def __init__(self, conn, shop_id, reg=None):
         self.conn = conn
         self.shop_id = shop_id
-        # The user families of the store's registry (store.registry.Registry): [(family, ((column,
-        # type), ...))]; their columns are added to every features dict. None: built-ins only.
-        self._user = [(b.name, reg.query(b.name), tuple((f.name, f.type) for f in b.features if f.materialize))
-                      for b in reg.user_blocks()] if reg is not None else []
+        # The user families of the store's registry (store.registry.Registry): [(family, text,
+        # ((column, type), ...))]; their columns are added to every features dict, but those their
+        # file declares `-- table only:` (a family with none left is not read). None: built-ins only.
+        user = [(b.name, reg.query(b.name), tuple((f.name, f.type) for f in b.features
+                                                  if f.materialize and f.name not in b.table_only))
+                for b in reg.user_blocks()] if reg is not None else []
+        self._user = [entry for entry in user if entry[2]]
         self._table_prefix = f"cohort_{next(_cohort_counter)}"
         self._tables_made = 0
         self._free_tables = {kind: [] for kind in _TABLE_SHAPES}

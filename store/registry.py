@@ -404,7 +404,8 @@ def family_source(name):
 # -- a store's registry: the built-in families plus the user's family files ----------------------
 # The header lines a user's family file may use (the others name store internals: refresh hooks,
 # edge queries, keyed helper queries).
-USER_HEADER_KEYS = ("order", "tables", "added by", "window", "edges days", "optional", "column order", "helpers")
+USER_HEADER_KEYS = ("order", "tables", "added by", "window", "edges days", "optional", "column order", "helpers",
+                    "table only")
 
 
 @dataclass(frozen=True, eq=False)

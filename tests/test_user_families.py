@@ -391,3 +391,28 @@ def test_partition_workers_compute_the_user_family_too(tmp_path):
         store.materialize(as_of=iso(BASE + timedelta(days=10)))
         assert parallel == store.conn.execute(select).fetchall()
         assert parallel[-1] == ("c19", 1, 240.0)
+
+
+def test_a_table_only_column_of_a_user_family_is_materialized_but_not_a_getter_key(tmp_path):
+    """`-- table only:` in a user's file: the column is in customer_features, features_at and the
+    catalog, not in the dicts of get_all_features, cohorts and iter_features (as for the seed
+    families' purchase_count)."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    text = EXAMPLE.read_text().replace("-- tables: purchases, refunds\n",
+                                      "-- tables: purchases, refunds\n-- table only: big_order_value\n", 1)
+    assert "-- table only: big_order_value" in text
+    (folder / "user_features.sql").write_text(text)
+    at = BASE + timedelta(days=10)
+    with CustomerActivityFeatures(str(tmp_path / "s.db"), feature_paths=[folder]) as store:
+        fill(store, [(BASE, 150.0, "o1"), (BASE + timedelta(days=1), 20.0, "o2")], [])
+        got = store.get_all_features("c1", as_of=at)
+        assert got["big_order_count"] == 1 and "big_order_value" not in got
+        assert "big_order_value" not in store.get_cohort_features(["c1"], as_of=at)["c1"]
+        assert "big_order_value" not in next(iter(store.iter_features(["c1"], as_of=at)))[1]
+        store.materialize(as_of=at)
+        row = store.conn.execute("SELECT big_order_value, big_order_count FROM customer_features").fetchone()
+        assert tuple(row) == (150.0, 1)
+        (pit,) = store.features_at([("c1", at)])
+        assert pit["big_order_value"] == 150.0
+        assert "big_order_value" in {r["name"] for r in store.catalog()}
