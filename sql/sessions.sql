@@ -47,7 +47,10 @@ SELECT
     -- first_seen_us: first session on this device in the window; microseconds since the epoch
     MIN(s.event_time_us) AS first_seen_us
 FROM target AS t
-JOIN sessions AS s
+-- CROSS JOIN: the targets are the outer loop (one primary key seek per target, its
+-- sessions in order) whatever the planner guesses; a scan of the shop's sessions with a
+-- target lookup per session costs twice as much for every customer, and far more for few
+CROSS JOIN sessions AS s
     ON s.shop_id = :shop_id
    AND s.customer_id = t.customer_id
    AND s.event_time_us <= t.as_of_us
