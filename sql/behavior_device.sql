@@ -24,10 +24,10 @@ LEFT JOIN (
            AVG(lower(s.device_type) IN ('mobile', 'tablet', 'smartphone', 'phone')) AS mobile,
            AVG(lower(s.device_type) IN ('desktop', 'laptop', 'pc')) AS desktop
     FROM target AS t1
-    JOIN sessions AS s
-        ON s.shop_id = :shop_id
-       AND s.customer_id = t1.customer_id
-       AND s.event_time_us <= t1.as_of_us
+    CROSS JOIN sessions AS s  -- the targets are the outer loop
+    WHERE s.shop_id = :shop_id
+      AND s.customer_id = t1.customer_id
+      AND s.event_time_us <= t1.as_of_us
     GROUP BY t1.target_id
 ) AS sh ON sh.target_id = t.target_id
 LEFT JOIN (
@@ -36,11 +36,11 @@ LEFT JOIN (
                ROW_NUMBER() OVER (PARTITION BY t2.target_id
                                   ORDER BY COUNT(*) DESC, MIN(s.event_time_us), s.device_type) AS rn
         FROM target AS t2
-        JOIN sessions AS s
-            ON s.shop_id = :shop_id
-           AND s.customer_id = t2.customer_id
-           AND s.event_time_us <= t2.as_of_us
-        WHERE s.device_type <> 'unknown'
+        CROSS JOIN sessions AS s  -- the targets are the outer loop
+        WHERE s.shop_id = :shop_id
+          AND s.customer_id = t2.customer_id
+          AND s.event_time_us <= t2.as_of_us
+          AND s.device_type <> 'unknown'
         GROUP BY t2.target_id, s.device_type
     ) WHERE rn = 1
 ) AS dv ON dv.target_id = t.target_id
@@ -50,11 +50,11 @@ LEFT JOIN (
                ROW_NUMBER() OVER (PARTITION BY t3.target_id
                                   ORDER BY COUNT(*) DESC, MIN(s.event_time_us), COALESCE(s.channel, s.referrer)) AS rn
         FROM target AS t3
-        JOIN sessions AS s
-            ON s.shop_id = :shop_id
-           AND s.customer_id = t3.customer_id
-           AND s.event_time_us <= t3.as_of_us
-        WHERE COALESCE(s.channel, s.referrer) IS NOT NULL
+        CROSS JOIN sessions AS s  -- the targets are the outer loop
+        WHERE s.shop_id = :shop_id
+          AND s.customer_id = t3.customer_id
+          AND s.event_time_us <= t3.as_of_us
+          AND COALESCE(s.channel, s.referrer) IS NOT NULL
         GROUP BY t3.target_id, COALESCE(s.channel, s.referrer)
     ) WHERE rn = 1
 ) AS ch ON ch.target_id = t.target_id

@@ -28,16 +28,18 @@ SELECT
             COUNT(i.event_id) FILTER (WHERE i.event_type IN ('page_view', 'product_view', 'category_view'))
     END AS pages
 FROM target AS t
-JOIN sessions AS s
-    ON s.shop_id = :shop_id
-   AND s.customer_id = t.customer_id
-   AND s.event_time_us <= t.as_of_us
+CROSS JOIN sessions AS s  -- the targets are the outer loop
 LEFT JOIN interactions AS i
     ON i.shop_id = :shop_id
    AND i.customer_id = t.customer_id
    AND i.session_id = s.event_id
    AND i.event_time_us <= t.as_of_us
-GROUP BY t.target_id, s.event_id
+WHERE s.shop_id = :shop_id
+  AND s.customer_id = t.customer_id
+  AND s.event_time_us <= t.as_of_us
+-- one group per session (event ids are unique in a shop), in the primary key's order: a
+-- GROUP BY on the event id alone made the planner walk the shop's sessions by event id
+GROUP BY t.target_id, s.event_time_us, s.event_id
 
 -- name: behavior_engagement
 -- requires: behavior_session_pages

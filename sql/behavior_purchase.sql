@@ -37,10 +37,10 @@ LEFT JOIN (
            TOTAL(p.order_value) AS total_value,
            MIN(p.event_time_us) AS first_us, MAX(p.event_time_us) AS last_us
     FROM target AS t1
-    JOIN purchases AS p
-        ON p.shop_id = :shop_id
-       AND p.customer_id = t1.customer_id
-       AND p.event_time_us <= t1.as_of_us
+    CROSS JOIN purchases AS p  -- the targets are the outer loop
+    WHERE p.shop_id = :shop_id
+      AND p.customer_id = t1.customer_id
+      AND p.event_time_us <= t1.as_of_us
     GROUP BY t1.target_id
 ) AS agg ON agg.target_id = t.target_id
 LEFT JOIN (
@@ -53,10 +53,10 @@ LEFT JOIN (
                    (p.event_time_us - LAG(p.event_time_us) OVER (
                         PARTITION BY t2.target_id ORDER BY p.event_time_us, p.event_id)) / 86400000000.0 AS gap
             FROM target AS t2
-            JOIN purchases AS p
-                ON p.shop_id = :shop_id
-               AND p.customer_id = t2.customer_id
-               AND p.event_time_us <= t2.as_of_us
+            CROSS JOIN purchases AS p  -- the targets are the outer loop
+            WHERE p.shop_id = :shop_id
+              AND p.customer_id = t2.customer_id
+              AND p.event_time_us <= t2.as_of_us
         )
         WHERE gap IS NOT NULL
     )

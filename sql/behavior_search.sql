@@ -30,10 +30,10 @@ FROM (
     SELECT t.target_id AS target_id, i.event_time_us, i.event_id, i.session_id, i.event_type,
            i.product_id, i.category, i.search_query
     FROM target AS t
-    JOIN interactions AS i
-        ON i.shop_id = :shop_id
-       AND i.customer_id = t.customer_id
-       AND i.event_time_us <= t.as_of_us
+    CROSS JOIN interactions AS i  -- the targets are the outer loop
+    WHERE i.shop_id = :shop_id
+      AND i.customer_id = t.customer_id
+      AND i.event_time_us <= t.as_of_us
 )
 WINDOW stream AS (PARTITION BY target_id ORDER BY event_time_us, event_id),
        product AS (PARTITION BY target_id, product_id ORDER BY event_time_us, event_id)
@@ -93,10 +93,10 @@ LEFT JOIN (
                ROW_NUMBER() OVER (PARTITION BY t2.target_id
                                   ORDER BY COUNT(*) DESC, MIN(a.event_time_us), a.source) AS rn
         FROM target AS t2
-        JOIN purchase_attributions AS a
-            ON a.shop_id = :shop_id
-           AND a.customer_id = t2.customer_id
-           AND a.event_time_us <= t2.as_of_us
+        CROSS JOIN purchase_attributions AS a  -- the targets are the outer loop
+        WHERE a.shop_id = :shop_id
+          AND a.customer_id = t2.customer_id
+          AND a.event_time_us <= t2.as_of_us
         GROUP BY t2.target_id, a.source
     ) WHERE rn = 1
 ) AS am ON am.target_id = t.target_id

@@ -45,10 +45,10 @@ LEFT JOIN (
 LEFT JOIN (
     SELECT t2.target_id AS target_id, AVG(c.event_type = 'abandoned') AS abandoned_share
     FROM target AS t2
-    JOIN cart_events AS c
-        ON c.shop_id = :shop_id
-       AND c.customer_id = t2.customer_id
-       AND c.event_time_us <= t2.as_of_us
+    CROSS JOIN cart_events AS c  -- the targets are the outer loop
+    WHERE c.shop_id = :shop_id
+      AND c.customer_id = t2.customer_id
+      AND c.event_time_us <= t2.as_of_us
     GROUP BY t2.target_id
 ) AS ce ON ce.target_id = t.target_id
 LEFT JOIN (

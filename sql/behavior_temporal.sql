@@ -31,10 +31,10 @@ SELECT
     -- since 1970-01-01T00:00 local (purchase_local_time)
     p.local_us AS local_us
 FROM target AS t
-JOIN purchase_local_time AS p
-    ON p.shop_id = :shop_id
-   AND p.customer_id = t.customer_id
-   AND p.event_time_us <= t.as_of_us
+CROSS JOIN purchase_local_time AS p  -- the targets are the outer loop
+WHERE p.shop_id = :shop_id
+  AND p.customer_id = t.customer_id
+  AND p.event_time_us <= t.as_of_us
 )
 
 -- name: behavior_purchase_seasons
@@ -72,11 +72,11 @@ SELECT
      - COUNT(*) FILTER (WHERE p.event_time_us < t2.as_of_us - :loyalty_half_us)) / (:loyalty_half_days / 30.0)
         AS loyalty_trend
 FROM target AS t2
-JOIN purchases AS p
-    ON p.shop_id = :shop_id
-   AND p.customer_id = t2.customer_id
-   AND p.event_time_us <= t2.as_of_us
-   AND p.event_time_us >= t2.as_of_us - 2 * :loyalty_half_us
+CROSS JOIN purchases AS p  -- the targets are the outer loop
+WHERE p.shop_id = :shop_id
+  AND p.customer_id = t2.customer_id
+  AND p.event_time_us <= t2.as_of_us
+  AND p.event_time_us >= t2.as_of_us - 2 * :loyalty_half_us
 GROUP BY t2.target_id
 
 -- name: behavior_temporal

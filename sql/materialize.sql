@@ -20,8 +20,8 @@ FROM target AS t
 -- tables: sessions
 -- requires: session_devices
 -- Reads the session_devices query (sessions.sql) as a CTE. One row per target
--- with sessions (GROUP BY, not a WHERE on the rank: the planner then indexes
--- this CTE when the materialisation joins it, instead of scanning it per row).
+-- with sessions: its first-ranked device (materialize stages it into a table of
+-- its own, so a WHERE on the rank costs one sort less than a GROUP BY).
 -- The tie rule is the ORDER BY of session_devices, ranked here again: a rank
 -- column in session_devices itself (read by every get_all_features) cost the
 -- single-customer read 5-8 us (about 5%) for a 0.1-0.2 s gain here at 100k
@@ -29,14 +29,14 @@ FROM target AS t
 SELECT
     d.target_id AS target_id,
     -- primary_device: The most used device; a tie goes to the device seen first, then to the name.; text, device name; NULL when no session; window: materialized over all time up to as_of; get_primary_device(days=N) uses the window
-    MIN(CASE WHEN d.rank = 1 THEN d.device_type END) AS primary_device
+    d.device_type AS primary_device
 FROM (
     SELECT target_id, device_type,
            ROW_NUMBER() OVER (PARTITION BY target_id
                               ORDER BY session_count DESC, first_seen_us, device_type) AS rank
     FROM session_devices
 ) AS d
-GROUP BY d.target_id
+WHERE d.rank = 1
 
 -- name: fill_targets_from_json
 -- Fills a cohort's temporary target table in one statement from a JSON array

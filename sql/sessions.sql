@@ -47,10 +47,13 @@ SELECT
     -- first_seen_us: first session on this device in the window; microseconds since the epoch
     MIN(s.event_time_us) AS first_seen_us
 FROM target AS t
-JOIN sessions AS s
-    ON s.shop_id = :shop_id
-   AND s.customer_id = t.customer_id
-   AND s.event_time_us <= t.as_of_us
-   AND (:window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us)
+-- CROSS JOIN (SQLite keeps its left side the outer loop): one primary key seek per
+-- target, whatever the planner guesses; a scan of the shop's sessions with a target
+-- lookup per session cost twice as much for every customer, and far more for a few
+CROSS JOIN sessions AS s
+WHERE s.shop_id = :shop_id
+  AND s.customer_id = t.customer_id
+  AND s.event_time_us <= t.as_of_us
+  AND (:window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us)
 GROUP BY t.target_id, s.device_type
 ORDER BY t.target_id, session_count DESC, first_seen_us, device_type

@@ -1,0 +1,103 @@
+"""Plans suited to few targets (issue 15 item 4): for a small target set, each family's
+statement reads only those targets' rows of the event tables, never the whole shop.
+
+Checked on SQLite's own program for each statement (``EXPLAIN``), not on its text: every
+cursor the statement opens on an event table (the table or one of its indexes) must be
+positioned by a seek on at least ``(shop_id, customer_id)`` (or be a point lookup), never
+walked from its start (``Rewind``/``Last``) nor sought on ``shop_id`` alone (the whole shop).
+The statements are those a refresh of 100 customers runs (``Plan.stage_statements`` over a
+100-row ``temp.target``, as ``refresh`` stages each family) and those a 100-customer
+``get_cohort_features`` runs (recorded as it runs them).
+"""
+
+import pytest
+
+from customer_activity_features import CustomerActivityFeatures
+from store import plan, synthetic
+from store.db import automatic_indexes
+from store.resources import query
+
+AS_OF = "2026-01-01T00:00:00Z"
+AS_OF_US = 1_767_225_600_000_000
+EVENT_TABLES = ("purchases", "sessions", "cart_events", "support_interactions", "interactions",
+                "purchase_attributions", "refunds")
+# Families whose values are relative to the whole shop (RFM ranks over every customer: issue 15
+# item 3, not done): they read every purchase of the shop by design.
+POPULATION_FAMILIES = {"behavior_segments"}
+_SEEKS = {"SeekGE", "SeekGT", "SeekLE", "SeekLT"}
+_POINT = {"Found", "NotFound", "NoConflict", "SeekRowid", "NotExists"}
+
+
+def whole_shop_reads(conn, sql, params=()):
+    """[(event table or index, why)] of the cursors the statement ``sql`` walks over the whole
+    shop: opened on an event table of the main database and rewound, or sought on fewer than
+    two key columns."""
+    roots = {row[0]: row[1] for row in conn.execute(
+        "SELECT rootpage, name FROM main.sqlite_master WHERE tbl_name IN (%s) AND rootpage > 0"
+        % ", ".join("?" * len(EVENT_TABLES)), EVENT_TABLES)}
+    program = conn.execute("EXPLAIN " + sql, params).fetchall()
+    cursors, bad = {}, []
+    for _, opcode, p1, p2, p3, p4, *_ in program:
+        if opcode in ("OpenRead", "ReopenIdx") and p3 == 0 and p2 in roots:
+            cursors[p1] = roots[p2]
+        elif p1 in cursors:
+            if opcode in ("Rewind", "Last"):
+                bad.append((cursors[p1], opcode))
+            elif opcode in _SEEKS and int(p4) < 2:
+                bad.append((cursors[p1], f"{opcode} on {p4} key column"))
+    return bad
+
+
+@pytest.fixture(scope="module")
+def shop(tmp_path_factory):
+    db = tmp_path_factory.mktemp("few") / "shop.db"
+    with CustomerActivityFeatures(str(db)) as store:
+        synthetic.populate(store, 300, end=AS_OF)
+    return str(db)
+
+
+def test_a_whole_shop_read_is_seen():
+    # the check itself: a statement reading the shop's purchases is caught, one per customer is not
+    with CustomerActivityFeatures() as store:
+        assert whole_shop_reads(store.conn, "SELECT SUM(order_value) FROM purchases WHERE shop_id = ''")
+        assert whole_shop_reads(store.conn, "SELECT SUM(order_value) FROM purchases")
+        assert not whole_shop_reads(store.conn, "SELECT COUNT(*) FROM purchases "
+                                                "WHERE shop_id = '' AND customer_id = 'c1'")
+
+
+def test_each_family_statement_reads_only_the_targets_rows(shop):
+    with CustomerActivityFeatures(shop) as store:
+        conn = store.conn
+        p = plan.Plan(conn)
+        params = p.params(store.shop_id, AS_OF_US)
+        plan.fill_targets(conn, "SELECT ROW_NUMBER() OVER (ORDER BY customer_id), customer_id, :as_of_us "
+                                "FROM (SELECT customer_id FROM customers WHERE shop_id = :shop_id "
+                                "ORDER BY customer_id LIMIT 100)", {"shop_id": store.shop_id, "as_of_us": AS_OF_US})
+        assert conn.execute("SELECT COUNT(*) FROM temp.target").fetchone()[0] == 100
+        found, staged = {}, []
+        with automatic_indexes(conn):
+            for st in p.stage_statements():
+                bound = {**params, **st.parameters}
+                if st.table not in POPULATION_FAMILIES:
+                    found[st.table] = whole_shop_reads(conn, st.sql, bound)
+                staged.append(st.table)  # a later statement reads the tables of earlier ones
+                plan.stage_keyed(conn, "temp." + st.table, st.sql, bound, st.table)
+        p.unstage(conn, staged)
+        plan.drop_targets(conn)
+        assert len(found) > 20
+        assert {name: bad for name, bad in found.items() if bad} == {}
+
+
+def test_a_100_customer_cohort_reads_only_its_customers(shop):
+    with CustomerActivityFeatures(shop) as store:
+        ids = [row[0] for row in store.conn.execute("SELECT customer_id FROM customers ORDER BY customer_id LIMIT 100")]
+        statements = []
+        store.conn.set_trace_callback(statements.append)
+        try:
+            features = store.get_cohort_features(ids, as_of=AS_OF)
+        finally:
+            store.conn.set_trace_callback(None)
+        assert len(features) == 100
+        reads = [s for s in statements if s.lstrip().upper().startswith(("WITH", "SELECT"))]
+        assert reads
+        assert {s[:80]: bad for s in reads if (bad := whole_shop_reads(store.conn, s))} == {}
