@@ -640,7 +640,8 @@ class CustomerActivityFeatures:
                                    families=families, exclusive=exclusive, lock=self._writer.lock,
                                    reg=self.registry)
 
-    def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1):
+    def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1, engine="sqlite",
+                    memory_limit=None):
         """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
         (default now) and swap it in atomically; returns a summary of the run.
 
@@ -648,14 +649,23 @@ class CustomerActivityFeatures:
         columns to; None = every family. ``refresh`` and ``export`` keep the same columns.
         ``workers``: processes computing customer ranges in parallel (e.g. ``os.cpu_count()``),
         each over a read-only connection, merged by this store's single writer; same rows.
-        Needs a file database: an in-memory store computes in this process whatever the value."""
+        Needs a file database: an in-memory store computes in this process whatever the value.
+        ``engine``: ``"sqlite"`` (default) or ``"duckdb"`` (extra ``[duckdb]``): the same family
+        SQL, transpiled, computed in an in-memory DuckDB over a copy of the shop's events, the
+        same rows written back (README "Other engines"); ``memory_limit`` (e.g. ``"2GB"``) is
+        DuckDB's, beyond which it spills to the temporary directory (default
+        ``store.engines.DEFAULT_MEMORY_LIMIT``). ``workers`` applies to sqlite only."""
         windows = _plan.check_windows(windows)
         _plan.check_families(families, self.registry)
         workers = _parallel.check_workers(workers)
+        engine = _materialize.check_engine(engine)
+        if engine != "sqlite" and workers != 1:
+            raise ValueError("workers applies to engine='sqlite' only (DuckDB uses its own threads)")
         with self._writer.lock:
             self._writer.commit()
             return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
-                                            families, workers, reg=self.registry)
+                                            families, workers, reg=self.registry, engine=engine,
+                                            memory_limit=memory_limit)
 
     @_class_or_instance
     def materialize_families(self=None):

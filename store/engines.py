@@ -32,6 +32,7 @@ result back. duckdb, sqlglot and pyarrow are the optional extra ``[duckdb]``, im
 here only, inside the functions that need them.
 """
 
+import functools
 import typing
 
 from . import plan as _plan
@@ -40,8 +41,6 @@ from .errors import EngineError
 from .resources import query
 
 DIALECTS = ("duckdb", "spark")
-ENGINES = ("sqlite",) + DIALECTS[:1]   # the engines materialize(engine=...) runs on
-EXTRAS = {"duckdb": "duckdb", "spark": "spark"}
 
 # The relations besides the event tables that the family statements read.
 TARGET = "target"
@@ -168,7 +167,7 @@ def render(tree, dialect):
     def spell(node):
         if isinstance(node, exp.Anonymous) and node.name == "CAF_STRFTIME_UTC":
             fmt, seconds = node.expressions
-            seconds = exp.cast(seconds.copy(), "BIGINT")
+            seconds = exp.cast(seconds.copy(), _t("BIGINT"))
             if dialect == "duckdb":
                 ts = exp.Anonymous(this="make_timestamp", expressions=[
                     exp.Mul(this=seconds, expression=exp.Literal.number(1_000_000))])
@@ -176,10 +175,10 @@ def render(tree, dialect):
             ts = exp.Anonymous(this="timestamp_seconds", expressions=[seconds])
             if fmt.this == "%w":
                 return exp.cast(exp.Sub(this=exp.Anonymous(this="dayofweek", expressions=[ts]),
-                                        expression=exp.Literal.number(1)), "STRING")
+                                        expression=exp.Literal.number(1)), _t("STRING"))
             return exp.Anonymous(this="date_format", expressions=[ts, exp.Literal.string(_SPARK_PATTERNS[fmt.this])])
         return node
-    return tree.copy().transform(spell, copy=False).sql(dialect=dialect)
+    return tree.transform(spell, copy=False).sql(dialect=dialect)
 
 
 def output_schema(tree):
@@ -201,10 +200,8 @@ def translate(sql, values, schemas):
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify import qualify
 
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.ParseError as exc:
-        raise EngineError(f"cannot parse a statement: {exc}") from exc
+    _types()
+    tree = _parse(sql).copy()
     tree = _bind(tree, values)
     for t in tree.find_all(exp.Table):  # temp. / main. prefixes
         t.set("db", None)
@@ -222,6 +219,38 @@ def translate(sql, values, schemas):
         raise EngineError(f"cannot type a statement: {exc}") from exc
     _fix_divisions(tree)
     return tree
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(sql):
+    """sqlglot's tree of a SQLite statement (cached: a windowed family's statements share their
+    text; callers copy it)."""
+    sqlglot = require("duckdb", "sqlglot")
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.ParseError as exc:
+        raise EngineError(f"cannot parse a statement: {exc}") from exc
+    for node in tree.walk():  # the family files' comments stay in sql/ (shorter statements)
+        node.comments = None
+    return tree
+
+
+_TYPE = {}
+
+
+def _types():
+    """The DataType nodes the translation casts to (built once, not parsed from text per cast)."""
+    if not _TYPE:
+        from sqlglot import exp
+
+        _TYPE.update(DOUBLE=exp.DataType(this=exp.DataType.Type.DOUBLE),
+                     BIGINT=exp.DataType(this=exp.DataType.Type.BIGINT),
+                     STRING=exp.DataType(this=exp.DataType.Type.TEXT))
+
+
+def _t(name):
+    """A new DataType node (DOUBLE, BIGINT, STRING)."""
+    return _TYPE[name].copy()
 
 
 def _bind(tree, values):
@@ -245,9 +274,9 @@ def literal(value):
     if isinstance(value, bool):
         return exp.Literal.number(int(value))
     if isinstance(value, int):
-        return exp.cast(exp.Literal.number(value), "BIGINT")
+        return exp.cast(exp.Literal.number(value), _t("BIGINT"))
     if isinstance(value, float):
-        return exp.cast(exp.Literal.number(repr(value)), "DOUBLE")
+        return exp.cast(exp.Literal.number(repr(value)), _t("DOUBLE"))
     if isinstance(value, str):
         return exp.Literal.string(value)
     raise EngineError(f"cannot bind a value of type {type(value).__name__}")
@@ -266,9 +295,9 @@ def _rewrite_functions(node):
             return _strftime(node)
         raise EngineError(f"the SQLite function {node.name}() has no translation")
     if isinstance(node, exp.Filter) and isinstance(node.this, exp.Anonymous) and node.this.name.upper() == "TOTAL":
-        inner = exp.Sum(this=exp.cast(node.this.expressions[0].copy(), "DOUBLE"))
+        inner = exp.Sum(this=exp.cast(node.this.expressions[0].copy(), _t("DOUBLE")))
         return exp.Coalesce(this=exp.Filter(this=inner, expression=node.expression.copy()),
-                            expressions=[exp.cast(exp.Literal.number("0.0"), "DOUBLE")])
+                            expressions=[exp.cast(exp.Literal.number("0.0"), _t("DOUBLE"))])
     if isinstance(node, (exp.Greatest, exp.Least)):
         args = [node.this] + list(node.expressions)
         if len(args) > 1 and not node.args.get("_guarded"):
@@ -278,20 +307,20 @@ def _rewrite_functions(node):
             return exp.Case(ifs=[exp.If(this=null, true=exp.null())], default=plain)
     if isinstance(node, exp.Literal) and not node.is_string and not node.this.lstrip("-").isdigit():
         if not isinstance(node.parent, exp.Cast):
-            return exp.cast(node.copy(), "DOUBLE")
+            return exp.cast(node.copy(), _t("DOUBLE"))
     if isinstance(node, exp.Cast) and node.to.this in (exp.DataType.Type.INT, exp.DataType.Type.SMALLINT,
                                                        exp.DataType.Type.TINYINT):
-        node.set("to", exp.DataType.build("BIGINT"))
+        node.set("to", _t("BIGINT"))
     if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.FLOAT:
-        node.set("to", exp.DataType.build("DOUBLE"))
+        node.set("to", _t("DOUBLE"))
     return node
 
 
 def _total(arg):
     from sqlglot import exp
 
-    return exp.Coalesce(this=exp.Sum(this=exp.cast(arg.copy(), "DOUBLE")),
-                        expressions=[exp.cast(exp.Literal.number("0.0"), "DOUBLE")])
+    return exp.Coalesce(this=exp.Sum(this=exp.cast(arg.copy(), _t("DOUBLE"))),
+                        expressions=[exp.cast(exp.Literal.number("0.0"), _t("DOUBLE"))])
 
 
 # strftime formats the adapter translates (SQLite's 'unixepoch' modifier: seconds since 1970 UTC)
@@ -324,8 +353,16 @@ def _nonzero(divisor):
         inner = inner.this
     if isinstance(inner, exp.Nullif) or (isinstance(inner, exp.Literal) and not inner.is_string
                                          and float(inner.this) != 0):
-        return divisor.copy()
-    return exp.Nullif(this=divisor.copy(), expression=exp.Literal.number(0))
+        return divisor
+    return exp.Nullif(this=divisor, expression=exp.Literal.number(0))
+
+
+def _wrap(node, make):
+    """Put ``make(node)`` (a new node holding ``node`` itself, not a copy) in ``node``'s place."""
+    parent, key, index = node.parent, node.arg_key, node.index
+    new = make(node)
+    parent.set(key, new, index=index)
+    return new
 
 
 def _fix_divisions(tree):
@@ -338,15 +375,15 @@ def _fix_divisions(tree):
     for node in list(tree.find_all(exp.Div)):
         left, right = node.this, node.expression
         if _is(left, *ints) and _is(right, *ints):
-            new = exp.IntDiv(this=left.copy(), expression=_nonzero(right))
-            new.type = exp.DataType.build("BIGINT")
+            new = _wrap(node, lambda n: exp.IntDiv(this=n.this, expression=_nonzero(n.expression)))
+            new.type = _t("BIGINT")
         elif (_is(left, *ints, *reals) and _is(right, *ints, *reals)) or _is(left, T.NULL) or _is(right, T.NULL):
-            new = exp.Div(this=left.copy(), expression=_nonzero(right), typed=False, safe=False)
-            new.type = exp.DataType.build("DOUBLE")
+            new = _wrap(node, lambda n: exp.Div(this=n.this, expression=_nonzero(n.expression), typed=False,
+                                                safe=False))
+            new.type = _t("DOUBLE")
         else:
             raise EngineError(f"cannot type the division {node.sql('sqlite')} (operands {left.type}, "
                               f"{right.type}): make it explicit (CAST ... AS REAL or INTEGER)")
-        node.replace(new)
 
 
 def _fix_booleans(tree):
@@ -382,10 +419,10 @@ def _fix_booleans(tree):
             continue
         if is_predicate(node):
             if not in_condition(node) and not isinstance(node, exp.Boolean):
-                node.replace(exp.cast(exp.Paren(this=node.copy()), "BIGINT"))
+                _wrap(node, lambda n: exp.cast(exp.Paren(this=n), _t("BIGINT")))
         elif in_condition(node) and isinstance(node, exp.Expression) and not isinstance(
                 node, (exp.Where, exp.Having, exp.Qualify, exp.Join)):
-            node.replace(exp.Paren(this=exp.NEQ(this=node.copy(), expression=exp.Literal.number(0))))
+            _wrap(node, lambda n: exp.Paren(this=exp.NEQ(this=n, expression=exp.Literal.number(0))))
     return tree
 
 
@@ -466,3 +503,41 @@ def run_duckdb(dcon, statements):
         return dcon.execute(st.sql)
     except duckdb.Error as exc:
         raise EngineError(f"DuckDB failed on {st.relation or 'the final select'}: {exc}") from exc
+
+
+def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_directory=None):
+    """Compute the rows of ``plan`` for every customer of the shop in DuckDB and insert them
+    into the store table ``table`` (customer_features_new; the caller swaps it in): the
+    statements are made (``statements_for``), the shop's rows of the tables they read are
+    copied into a new in-memory DuckDB under ``memory_limit`` (``copy_to_duckdb``), the
+    statements run there, and the final SELECT is streamed back ``BATCH_ROWS`` rows at a
+    time. Returns (rows written, {"translate": s, "read": s, "compute": s, "write": s}), wall
+    seconds of each step (translate: making the statements; read: the copy into DuckDB;
+    compute: the statements and the final SELECT; write: the inserts into ``table``)."""
+    import time
+
+    started = time.perf_counter()
+    schemas = input_schemas(conn, plan)
+    statements = statements_for("duckdb", plan, params, schemas)
+    translated = time.perf_counter()
+    dcon = duckdb_connection(memory_limit, temp_directory)
+    try:
+        copy_to_duckdb(conn, dcon, shop_id, schemas)
+        read = time.perf_counter()
+        cur = run_duckdb(dcon, statements)
+        computed = time.perf_counter()
+        insert = plan.insert_values_sql(table)
+        n = 0
+        while True:
+            t0 = time.perf_counter()
+            rows = cur.fetchmany(BATCH_ROWS)
+            computed += time.perf_counter() - t0  # the final select's rows are computed as they are fetched
+            if not rows:
+                break
+            conn.executemany(insert, rows)
+            n += len(rows)
+        done = time.perf_counter()
+    finally:
+        dcon.close()
+    return n, {"translate": round(translated - started, 3), "read": round(read - translated, 3),
+               "compute": round(computed - read, 3), "write": round(done - computed, 3)}
