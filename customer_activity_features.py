@@ -22,7 +22,9 @@ import sqlite_utils
 from store import db as _db
 from store import localtime as _localtime
 from store import rfm as _rfm
+from store import runs as _runs
 from store import catalog as _catalog
+from store import engines as _engines
 from store import features as _features
 from store import export as _export
 from store import materialize as _materialize
@@ -666,6 +668,22 @@ class CustomerActivityFeatures:
             return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
                                             families, workers, reg=self.registry, engine=engine,
                                             memory_limit=memory_limit)
+
+    def verify_engine(self, engine="duckdb", *, as_of=None, sample=2000, memory_limit=None):
+        """Compute every family's columns for the first ``sample`` customers of the shop (0: all)
+        at ``as_of`` (default: the last materialisation's, else now) on SQLite and on ``engine``
+        and compare every cell: integers and text exact, REALs within 1e-12 relative
+        (``store.engines.cells_equal``). Nothing is written. Returns the counts
+        (``mismatched_cells`` 0 when the engines agree), see ``store.engines.verify``."""
+        with self._writer.lock:
+            self._writer.commit()
+            if as_of is None:
+                run = _runs.last_run(self.conn, self.shop_id)
+                as_of_us = run["as_of_us"] if run else timeutil.now_us()
+            else:
+                as_of_us = timeutil.as_of_us(as_of)
+            return _engines.verify(self.conn, self.shop_id, engine, as_of_us, sample=sample, reg=self.registry,
+                                   memory_limit=memory_limit)
 
     @_class_or_instance
     def materialize_families(self=None):

@@ -33,6 +33,8 @@ here only, inside the functions that need them.
 """
 
 import functools
+import itertools
+import math
 import typing
 
 from . import plan as _plan
@@ -541,3 +543,103 @@ def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_
         dcon.close()
     return n, {"translate": round(translated - started, 3), "read": round(read - translated, 3),
                "compute": round(computed - read, 3), "write": round(done - computed, 3)}
+
+
+def duckdb_rows(conn, plan, shop_id, params, *, lo=None, hi=None, memory_limit=None):
+    """Yield the rows of ``plan`` (every column of customer_features, customer id order) for the
+    shop's customers with lo <= id < hi, computed in DuckDB (a row source of ROW_SOURCES)."""
+    schemas = input_schemas(conn, plan)
+    statements = statements_for("duckdb", plan, params, schemas, lo=lo, hi=hi)
+    dcon = duckdb_connection(memory_limit)
+    try:
+        copy_to_duckdb(conn, dcon, shop_id, schemas)
+        cur = run_duckdb(dcon, statements)
+        while True:
+            rows = cur.fetchmany(BATCH_ROWS)
+            if not rows:
+                break
+            yield from rows
+    finally:
+        dcon.close()
+
+
+# The engines ``verify`` compares with SQLite: dialect -> row source (conn, plan, shop_id, params,
+# lo=, hi=, memory_limit=) yielding the plan's rows in customer id order. Spark registers its own.
+ROW_SOURCES = {"duckdb": duckdb_rows}
+
+REAL_TOLERANCE = 1e-12  # verify: REALs equal within this relative difference (absolute near 0)
+
+
+def cells_equal(a, b):
+    """verify's rule for one cell: integers and text exact (same type), REALs within REAL_TOLERANCE."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or math.isclose(a, b, rel_tol=REAL_TOLERANCE, abs_tol=REAL_TOLERANCE)
+    return type(a) is type(b) and a == b
+
+
+def verify(conn, shop_id, dialect, as_of_us, *, sample=2000, reg=None, windows=None, families=None,
+           memory_limit=None, examples=5):
+    """Compute the rows of every family (or ``families``) for the first ``sample`` customers of
+    the shop (0: every customer) at ``as_of_us`` on SQLite and on ``dialect``, and compare
+    them cell by cell (``cells_equal``). Nothing is written to the store. Returns
+    {"engine", "as_of", "customers", "rows", "columns", "cells", "mismatched_cells",
+    "mismatched_rows", "by_column": {column: mismatches}, "examples": [...], "seconds": {...}}."""
+    import time
+
+    check_dialect(dialect)
+    if dialect not in ROW_SOURCES:
+        raise EngineError(f"no row source for {dialect!r} (known: {', '.join(ROW_SOURCES)})")
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+        raise ValueError(f"sample must be a whole number of customers >= 0, got {sample!r}")
+    from .db import automatic_indexes, begin_read, rollback
+
+    plan = _plan.Plan(conn, windows, families, reg)
+    params = plan.params(shop_id, as_of_us)
+    began = not conn.in_transaction
+    if began:
+        begin_read(conn)
+    staged = []
+    try:
+        targets = query("fill_targets_all_customers")
+        _plan.fill_targets(conn, targets, _plan.all_customers_params(shop_id, as_of_us))
+        hi = None
+        if sample:
+            row = conn.execute(f"SELECT customer_id FROM {_plan.TARGETS} WHERE target_id = ?", [sample + 1]).fetchone()
+            hi = row[0] if row else None
+            if hi is not None:
+                _plan.fill_targets(conn, targets, _plan.all_customers_params(shop_id, as_of_us, "", hi))
+        t0 = time.perf_counter()
+        with automatic_indexes(conn):
+            staged = plan.stage(conn, params)
+        mine = conn.execute(plan.staged_select_sql(), params)
+        sqlite_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        other = ROW_SOURCES[dialect](conn, plan, shop_id, params, lo=None, hi=hi, memory_limit=memory_limit)
+        names = plan.column_names
+        by_column, shown = {}, []
+        rows = cells = bad_rows = 0
+        extra = 0
+        for a, b in itertools.zip_longest(mine, other):
+            if a is None or b is None:
+                extra += 1
+                continue
+            rows += 1
+            cells += len(names)
+            bad = [i for i, (x, y) in enumerate(zip(a, b)) if not cells_equal(x, y)]
+            if bad:
+                bad_rows += 1
+                for i in bad:
+                    by_column[names[i]] = by_column.get(names[i], 0) + 1
+                    if len(shown) < examples:
+                        shown.append({"customer_id": a[1], "column": names[i], "sqlite": a[i], dialect: b[i]})
+        other_seconds = time.perf_counter() - t0
+    finally:
+        plan.unstage(conn, staged)
+        _plan.drop_targets(conn)
+        if began:
+            rollback(conn)
+    return {"engine": dialect, "as_of": params["as_of"], "customers": rows + extra, "rows": rows,
+            "columns": len(plan.column_names), "cells": cells,
+            "mismatched_cells": sum(by_column.values()) + extra * len(plan.column_names),
+            "mismatched_rows": bad_rows + extra, "by_column": by_column, "examples": shown,
+            "seconds": {"sqlite": round(sqlite_seconds, 3), dialect: round(other_seconds, 3)}}
