@@ -152,10 +152,20 @@ def statements_for(dialect, plan, params, schemas, *, lo=None, hi=None):
 
 
 def _statement(dialect, relation, sql, values, schemas, view=False):
-    tree = translate(sql, values, schemas)
+    frozen = tuple(sorted((k, tuple(v.items())) for k, v in schemas.items()))
+    text, out = _translated(dialect, sql, tuple(sorted(values.items())), frozen)
     if relation is not None:
-        schemas[relation] = output_schema(tree)
-    return EngineStatement(relation, render(tree, dialect), view)
+        schemas[relation] = dict(out)
+    return EngineStatement(relation, text, view)
+
+
+@functools.lru_cache(maxsize=512)
+def _translated(dialect, sql, values, schemas):
+    """(SQL text in ``dialect``, output schema) of a statement: cached, as the same statements
+    with the same values and schemas translate the same (tests, verify then materialize)."""
+    tree = translate(sql, dict(values), {k: dict(v) for k, v in schemas})
+    out = tuple(output_schema(tree).items())
+    return render(tree, dialect), out
 
 
 # strftime fields in Spark (``date_format`` patterns; %w is dayofweek - 1)
