@@ -221,6 +221,7 @@ def translate(sql, values, schemas):
     for cte in tree.find_all(exp.CTE):
         cte.set("materialized", None)
     tree = tree.transform(_rewrite_functions, copy=False)
+    _inline_windows(tree)
     schema = {k: dict(v) for k, v in schemas.items()}
     _fix_booleans(tree)
     try:
@@ -328,6 +329,30 @@ def _rewrite_functions(node):
     return node
 
 
+def _inline_windows(tree):
+    """Named windows (``WINDOW w AS (...)``, ``OVER w``, ``OVER (w ROWS ...)``) written out in
+    each ``OVER``: Spark refuses a frame added to a named window."""
+    from sqlglot import exp
+
+    for select in list(tree.find_all(exp.Select)):
+        named = {w.name: w for w in select.args.get("windows") or []}
+        if not named:
+            continue
+        for win in list(select.find_all(exp.Window)):
+            ref = win.args.get("alias")
+            if ref is None or win.find_ancestor(exp.Select) is not select or ref.name not in named:
+                continue
+            spec = named[ref.name]
+            for key in ("partition_by", "order"):
+                if spec.args.get(key) and not win.args.get(key):
+                    win.set(key, spec.args[key].copy() if isinstance(spec.args[key], exp.Expression)
+                            else [e.copy() for e in spec.args[key]])
+            if spec.args.get("spec") and not win.args.get("spec"):
+                win.set("spec", spec.args["spec"].copy())
+            win.set("alias", None)
+        select.set("windows", None)
+
+
 def _total(arg):
     from sqlglot import exp
 
@@ -431,7 +456,7 @@ def _fix_booleans(tree):
             continue
         if is_predicate(node):
             if not in_condition(node) and not isinstance(node, exp.Boolean):
-                _wrap(node, lambda n: exp.cast(exp.Paren(this=n), _t("BIGINT")))
+                _wrap(node, lambda n: exp.cast(exp.Paren(this=n), _t("BIGINT"), copy=False))
         elif in_condition(node) and isinstance(node, exp.Expression) and not isinstance(
                 node, (exp.Where, exp.Having, exp.Qualify, exp.Join)):
             _wrap(node, lambda n: exp.Paren(this=exp.NEQ(this=n, expression=exp.Literal.number(0))))
