@@ -21,9 +21,14 @@ tree only (no SQL text is rewritten):
 * a comparison used as a number (``SUM(x = 'a')``) is cast to BIGINT, a number used as a
   condition is compared with 0; a selected boolean is a BIGINT (SQLite's 0/1).
 
-``check_portable`` raises ``EngineError`` on any construct the adapter cannot translate
-exactly (a division whose operand types it cannot infer, an unknown SQLite function);
-tests/test_engines.py runs it over every built-in family and the documented user family.
+``statements_for`` raises ``EngineError`` on any construct it cannot translate exactly (a
+division whose operand types it cannot infer, an unknown SQLite function); tests/test_engines.py
+(the lint) runs it over every built-in family and the documented user family, for each dialect.
+
+For Spark (the caller runs the statements; ``statements_for("spark", ...)``): each relation a
+temporary view of its statement's result (checkpointed between families), the session in UTC
+with ANSI mode off, the statements in order; the final SELECT's rows are those of
+customer_features in customer id order.
 
 Each statement creates one relation (``EngineStatement.relation``); the last is the
 final SELECT (relation None). ``run_duckdb`` runs them in DuckDB over the shop's events,
@@ -51,12 +56,9 @@ TZ_TABLES = {
     "caf_tz": (("name", "TEXT"), ("fixed_offset_us", "BIGINT")),
     "caf_tz_offsets": (("start_us", "BIGINT"), ("offset_us", "BIGINT")),
 }
-TARGET_COLUMNS = (("target_id", "BIGINT"), ("customer_id", "TEXT"), ("as_of_us", "BIGINT"))
 # SQLite declared types -> engine-neutral types (of the store's tables: migrations/).
 _DECLARED = {"INTEGER": "BIGINT", "INT": "BIGINT", "REAL": "DOUBLE", "TEXT": "TEXT", "BLOB": "BLOB",
              "BOOLEAN": "BIGINT", "NUMERIC": "DOUBLE", "": "TEXT"}
-# The SQLite functions the adapter knows to mean the same on every engine (with the fixes above).
-KNOWN_FUNCTIONS = {"TOTAL", "STRFTIME"}
 
 
 class EngineStatement(typing.NamedTuple):
@@ -97,15 +99,15 @@ def table_schema(conn, table):
     return {name: _DECLARED.get((decl or "").upper().split("(")[0].strip(), "TEXT") for name, decl in cols}
 
 
+# The tables fill_targets_all_customers reads (every table with customers; sql/materialize.sql).
+TARGET_TABLES = ("customers", "purchases", "sessions", "cart_events", "support_interactions", "refunds",
+                 "interactions", "purchase_attributions")
+
+
 def input_tables(plan):
-    """The store tables the engine needs for ``plan``: its event tables, the tables the
-    targets query reads (every table with customers), and the timezone tables."""
-    tables = set(plan.tables) | set(_TARGET_TABLES)
-    return sorted(tables)
-
-
-_TARGET_TABLES = ("customers", "purchases", "sessions", "cart_events", "support_interactions", "refunds",
-                  "interactions", "purchase_attributions")
+    """The store tables the engine needs for ``plan``: its event tables and the tables the
+    targets query reads."""
+    return sorted(set(plan.tables) | set(TARGET_TABLES))
 
 
 def input_schemas(conn, plan):
@@ -121,9 +123,8 @@ def input_schemas(conn, plan):
 
 
 # -- the statements ------------------------------------------------------------------------
-def targets_sql(conn):
-    """The targets query as the engines run it: fill_targets_all_customers over the arms of
-    the tables that exist (it is written for the full store; every table exists there)."""
+def targets_sql():
+    """The targets query the engines run: fill_targets_all_customers, as SQLite runs it."""
     return query("fill_targets_all_customers")
 
 
@@ -141,7 +142,7 @@ def statements_for(dialect, plan, params, schemas, *, lo=None, hi=None):
     schemas = {k: dict(v) for k, v in schemas.items()}
     out = []
     targets = {**params, **_plan.all_customers_params(params["shop_id"], params["as_of_us"], lo or "", hi)}
-    out.append(_statement(dialect, TARGET, targets_sql(None), targets, schemas))
+    out.append(_statement(dialect, TARGET, targets_sql(), targets, schemas))
     body = [(st.table, st.sql, {**params, **st.parameters}) for st in plan.stage_statements(one_as_of=False)]
     if any(LOCAL_TIME_VIEW in sql for _, sql, _ in body):  # the name is an identifier of the statements
         out.append(_statement(dialect, LOCAL_TIME_VIEW, query(LOCAL_TIME_VIEW), params, schemas, view=True))
@@ -449,10 +450,8 @@ def _fix_booleans(tree):
         return False
 
     for node in list(tree.walk()):
-        if node.parent is None or isinstance(node, exp.Paren) or node.find_ancestor(exp.Window) is not None \
-                and isinstance(node, exp.Null):
-            continue
-        if isinstance(node, exp.Null) or isinstance(node, (exp.Select, exp.Subquery, exp.Union, exp.Star)):
+        if node.parent is None or isinstance(node, (exp.Paren, exp.Null, exp.Select, exp.Subquery, exp.Union,
+                                                     exp.Star)):
             continue
         if is_predicate(node):
             if not in_condition(node) and not isinstance(node, exp.Boolean):
