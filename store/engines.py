@@ -164,9 +164,15 @@ def _statement(dialect, relation, sql, values, schemas, view=False):
 def _translated(dialect, sql, values, schemas):
     """(SQL text in ``dialect``, output schema) of a statement: cached, as the same statements
     with the same values and schemas translate the same (tests, verify then materialize)."""
+    tree, out = _translated_tree(sql, values, schemas)
+    return render(tree.copy(), dialect), out
+
+
+@functools.lru_cache(maxsize=256)
+def _translated_tree(sql, values, schemas):
+    """The translated tree (the same for every dialect; callers render a copy) and its output schema."""
     tree = translate(sql, dict(values), {k: dict(v) for k, v in schemas})
-    out = tuple(output_schema(tree).items())
-    return render(tree, dialect), out
+    return tree, tuple(output_schema(tree).items())
 
 
 # strftime fields in Spark (``date_format`` patterns; %w is dayofweek - 1)
