@@ -558,6 +558,7 @@ def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_
     compute: the statements and the final SELECT; write: the inserts into ``table``)."""
     import time
 
+    require("duckdb", "duckdb", "sqlglot", "pyarrow")  # every module of the extra, before any work
     started = time.perf_counter()
     schemas = input_schemas(conn, plan)
     statements = statements_for("duckdb", plan, params, schemas)
