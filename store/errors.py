@@ -124,3 +124,8 @@ class FamilyDefinitionError(StoreError):
         self.source = source
         self.line = line
         self.reason = reason
+
+
+class EngineError(StoreError):
+    """Another engine (DuckDB, Spark) cannot run the family SQL: its optional extra is not
+    installed, a construct of a family has no exact translation, or the engine failed."""
