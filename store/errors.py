@@ -124,3 +124,8 @@ class FamilyDefinitionError(StoreError):
         self.source = source
         self.line = line
         self.reason = reason
+
+
+class NoMaterializationError(StoreError):
+    """A command that reads the materialised table (``caf report``) found no materialisation
+    of the shop: run ``materialize`` first."""
