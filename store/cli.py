@@ -1107,6 +1107,7 @@ def report(env, path, as_json):
     from . import report as storereport
 
     with env.open() as store:
+        storedb.check_output_file(store.conn, path)  # before the work: never onto the database
         found = storereport.compute(store.conn, store.shop_id, store.registry)
         html = storereport.render(found)
         _replace_when_done(path, lambda partial: Path(partial).write_text(html, encoding="utf-8"),

@@ -44,7 +44,7 @@ TOP_VALUES = 20        # values of a categorical column shown, and binned for dr
 HIST_BINS = 30         # equal-width bins of a numeric column's histogram
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 DAY_US = 86_400_000_000
-NULL_BIN = -1
+NULL_BIN = ("NULL",)  # the NULL bin's key (a value of no column)
 OTHER = "(other)"
 
 
@@ -171,7 +171,7 @@ def _drift(conn, report, previous_stats):
         for i, edge in enumerate(edges):
             conn.execute(query("report_insert_edge"), {"bin": i, "upper": edge})
         for snapshot, b, n in conn.execute(query("report_binned"), {"bins": len(edges)}):
-            counts[snapshot][b] = n
+            counts[snapshot][NULL_BIN if b == -1 else b] = n
     else:
         top = {v for v, _n in _categories(conn, 1)}
         for snapshot, v, n in conn.execute(query("report_by_value")):
@@ -180,7 +180,15 @@ def _drift(conn, report, previous_stats):
     return psi(counts[1], counts[0])
 
 
-def _column(conn, shop_id, column, feature, window, allowed, previous):
+def prepare(conn):
+    """Create the report's temporary tables on ``conn`` (once per connection)."""
+    for name in ("report_create_values", "report_index_values", "report_create_edges"):
+        conn.execute(query(name))
+
+
+def column_report(conn, shop_id, column, feature, window, allowed, previous):
+    """The ``ColumnReport`` of one column of ``customer_features`` (``previous``: compare with
+    ``customer_features_previous``); ``allowed``: the column names that may be read."""
     report = ColumnReport(column, feature.name, feature.type, feature.unit, feature.meaning, window)
     conn.execute(query("report_clear"))
     name = quote_identifier(column, allowed)
@@ -219,8 +227,7 @@ def compute(conn, shop_id="", reg=None, *, columns=None):
     if run is None or not table_exists(conn, TABLE):
         raise NoMaterializationError(f"nothing to report: shop {shop_id!r} has no materialisation yet "
                                      "(run 'caf materialize' first)")
-    for name in ("report_create_values", "report_index_values", "report_create_edges"):
-        conn.execute(query(name))
+    prepare(conn)
     begin_read(conn)
     try:
         present = set(table_columns(conn, TABLE))
@@ -234,7 +241,7 @@ def compute(conn, shop_id="", reg=None, *, columns=None):
                                  [shop_id]).fetchone()
             previous_as_of, previous_rows = found if found[1] else (None, 0)
         allowed = {c for c, _f, _w in chosen}
-        reports = [_column(conn, shop_id, c, f, w, allowed, previous_rows > 0 and c in previous_columns)
+        reports = [column_report(conn, shop_id, c, f, w, allowed, previous_rows > 0 and c in previous_columns)
                    for c, f, w in chosen]
         conn.execute(query("report_clear"))
         events = {}
