@@ -10,12 +10,12 @@ FROM customer_features
 WHERE shop_id = :shop AND customer_id = :customer_id;
 
 -- name: browser_top_customers
--- The shop's 100 customers with the largest historical_value (sum of order values to date).
-SELECT customer_id, historical_value, customer_segment, purchase_count, average_order_value,
-       purchase_recency_days, as_of
+-- The shop's 100 customers with the largest total_purchase_value (sum of the order values of
+-- all their purchases up to the snapshot's as_of; family purchase_features).
+SELECT customer_id, total_purchase_value, purchase_count, average_order_value, purchase_recency_days, as_of
 FROM customer_features
 WHERE shop_id = :shop
-ORDER BY historical_value DESC, customer_id
+ORDER BY total_purchase_value DESC, customer_id
 LIMIT 100;
 
 -- name: browser_rejections_by_reason

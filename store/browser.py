@@ -56,7 +56,7 @@ CANNED = (
      "An unknown customer gives no row: status 200, \"rows\": []. The table's row page "
      "(/DB/customer_features/SHOP,CUSTOMER) answers 404 instead."),
     ("top_customers", "browser_top_customers", "Top customers by value",
-     "The 100 customers with the largest historical_value (sum of order values to date)."),
+     "The 100 customers with the largest total_purchase_value (sum of their order values to date)."),
     ("rejections_by_reason", "browser_rejections_by_reason", "Rejections by reason",
      "Offered events that were not stored, counted per kind and reason."),
     ("load_history", "browser_load_history", "Load history", "The file loads, newest first."),
