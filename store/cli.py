@@ -1106,6 +1106,7 @@ def report(env, path, as_json):
     """
     from . import report as storereport
 
+    storereport.check_installed()
     with env.open() as store:
         storedb.check_output_file(store.conn, path)  # before the work: never onto the database
         found = storereport.compute(store.conn, store.shop_id, store.registry)

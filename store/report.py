@@ -282,6 +282,11 @@ def _libraries():
     return jinja2, matplotlib, plt
 
 
+def check_installed():
+    """Raise StoreError naming the extra when matplotlib or jinja2 is missing."""
+    _libraries()
+
+
 def _svg(plt, fig):
     """A figure as a data: URL of its SVG (an <img> of its own: no id shared between plots)."""
     out = io.BytesIO()
