@@ -63,6 +63,16 @@ GROUP BY v
 ORDER BY n DESC, v
 LIMIT :limit;
 
+-- name: report_value_counts
+-- The snapshot's values (NULL included) with their rows, in value order (NULL first): the plot of
+-- a numeric column with few distinct values.
+SELECT v, COUNT(*) AS n
+FROM report_values
+WHERE snapshot = :snapshot
+GROUP BY v
+ORDER BY v
+LIMIT :limit;
+
 -- name: report_binned
 -- Rows per snapshot and drift bin: -1 for NULL, else the first bin whose upper edge is at or
 -- above the value (report_edges), else the last bin :bins.

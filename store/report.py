@@ -79,10 +79,6 @@ class ColumnReport:
     def zero_rate(self):
         return self.zeros / self.rows if self.rows else None
 
-    @property
-    def categorical(self):
-        return self.type in ("text", "boolean") or bool(self.categories)
-
 
 @dataclass
 class Report:
@@ -161,6 +157,11 @@ def _categories(conn, snapshot):
     return [(v, n) for v, n in conn.execute(query("report_categories"), {"snapshot": snapshot, "limit": TOP_VALUES})]
 
 
+def _value_counts(conn, snapshot):
+    return [(v, n) for v, n in conn.execute(query("report_value_counts"), {"snapshot": snapshot,
+                                                                           "limit": HIST_BINS + 1})]
+
+
 def _drift(conn, report, previous_stats):
     """PSI of the column in report_values (snapshot 1 the reference), binned as documented."""
     numeric = report.type in ("integer", "real") and previous_stats["distinct_values"] > PSI_BINS
@@ -206,6 +207,8 @@ def column_report(conn, shop_id, column, feature, window, allowed, previous):
         report.quantiles = {q: _quantile(conn, 0, stats["present"], q) for q in QUANTILES}
     if numeric and stats["distinct_values"] > HIST_BINS:
         report.histogram = _histogram(conn, 0, stats["min"], stats["max"])
+    elif numeric:
+        report.categories = _value_counts(conn, 0)
     else:
         report.categories = _categories(conn, 0)
     if previous:
@@ -213,7 +216,7 @@ def column_report(conn, shop_id, column, feature, window, allowed, previous):
         if report.histogram and previous_stats["present"]:
             report.previous_histogram = _histogram(conn, 1, stats["min"], stats["max"])
         elif report.categories:
-            report.previous_categories = _categories(conn, 1)
+            report.previous_categories = (_value_counts if numeric else _categories)(conn, 1)
         report.psi = _drift(conn, report, previous_stats)
         report.drift = drift_label(report.psi)
     return report
@@ -314,6 +317,19 @@ def _column_plot(plt, col):
                       label="previous")
             ax.legend(fontsize=7, frameon=False)
         ax.set_ylabel("customers", fontsize=8)
+    elif col.type in ("integer", "real"):  # few distinct values: one bar per value, in value order
+        labels = [_label(v) for v, _n in col.categories]
+        x = list(range(len(labels)))
+        shift = 0.2 if col.previous_categories else 0.0
+        ax.bar([i - shift for i in x], [n for _v, n in col.categories], width=0.4 if shift else 0.8,
+               color="#4C72B0", label="last")
+        if col.previous_categories:
+            previous = {_label(v): n for v, n in col.previous_categories}
+            ax.bar([i + shift for i in x], [previous.get(label, 0) for label in labels], width=0.4,
+                   color="#DD8452", label="previous")
+            ax.legend(fontsize=7, frameon=False)
+        ax.set_xticks(x, labels, fontsize=7, rotation=90 if len(labels) > 12 else 0)
+        ax.set_ylabel("customers", fontsize=8)
     else:
         labels = [_label(v) for v, _n in col.categories]
         y = list(range(len(labels)))
@@ -329,7 +345,7 @@ def _column_plot(plt, col):
         ax.set_xlabel("customers", fontsize=8)
     ax.set_title(col.column, fontsize=9)
     ax.tick_params(labelsize=7)
-    fig.subplots_adjust(left=0.16 if col.histogram else 0.3, right=0.97, bottom=0.2, top=0.88)
+    fig.subplots_adjust(left=0.3 if col.type in ("text", "boolean") else 0.16, right=0.97, bottom=0.2, top=0.88)
     return _svg(plt, fig)
 
 
@@ -408,15 +424,6 @@ frequent, the rest together). Drifted: PSI &gt; {{ drifted }}; moved: PSI &gt; {
 {% endif %}
 
 <h2>Features</h2>
-<table id="summary"><tr><th class="l">column</th><th>nulls</th><th>zeros</th><th>min</th><th>p5</th><th>p25</th>
-<th>median</th><th>p75</th><th>p95</th><th>max</th><th>PSI</th><th class="l">drift</th></tr>
-{% for c in r.columns %}<tr><td class="l"><a href="#col-{{ c.column }}">{{ c.column }}</a></td>
-<td>{{ pct(c.null_rate) }}</td><td>{{ pct(c.zero_rate) }}</td><td>{{ num(c.min) }}</td>
-<td>{{ num(c.quantiles.get(0.05)) }}</td><td>{{ num(c.quantiles.get(0.25)) }}</td><td>{{ num(c.quantiles.get(0.5)) }}</td>
-<td>{{ num(c.quantiles.get(0.75)) }}</td><td>{{ num(c.quantiles.get(0.95)) }}</td><td>{{ num(c.max) }}</td>
-<td>{{ num(c.psi) }}</td><td class="l {{ c.drift.split()[0] }}">{{ c.drift }}</td></tr>
-{% endfor %}</table>
-
 <div class="grid">
 {% for c, plot in columns %}<div class="card" id="col-{{ c.column }}">
 <img class="plot" alt="distribution of {{ c.column }}" src="{{ plot }}" width="420">
@@ -427,6 +434,16 @@ frequent, the rest together). Drifted: PSI &gt; {{ drifted }}; moved: PSI &gt; {
 <span class="{{ c.drift }}">{{ c.drift }}</span>{% endif %}</p>
 </div>
 {% endfor %}</div>
+
+<h2>Summary table</h2>
+<table id="summary"><tr><th class="l">column</th><th>nulls</th><th>zeros</th><th>min</th><th>p5</th><th>p25</th>
+<th>median</th><th>p75</th><th>p95</th><th>max</th><th>PSI</th><th class="l">drift</th></tr>
+{% for c in r.columns %}<tr><td class="l"><a href="#col-{{ c.column }}">{{ c.column }}</a></td>
+<td>{{ pct(c.null_rate) }}</td><td>{{ pct(c.zero_rate) }}</td><td>{{ num(c.min) }}</td>
+<td>{{ num(c.quantiles.get(0.05)) }}</td><td>{{ num(c.quantiles.get(0.25)) }}</td><td>{{ num(c.quantiles.get(0.5)) }}</td>
+<td>{{ num(c.quantiles.get(0.75)) }}</td><td>{{ num(c.quantiles.get(0.95)) }}</td><td>{{ num(c.max) }}</td>
+<td>{{ num(c.psi) }}</td><td class="l {{ c.drift.split()[0] }}">{{ c.drift }}</td></tr>
+{% endfor %}</table>
 
 <h2>Events per day</h2>
 {% if events_plot %}<img class="plot" alt="events per day per kind" src="{{ events_plot }}">

@@ -159,8 +159,6 @@ if __name__ == "__main__":  # the README's screenshot: python tests/test_browser
         write_report(html, customers=2000, families=None, windows=(30, 90))
         page = b.page(width=1300, height=1500)
         page.goto(html.as_uri(), wait_until="load")
-        page.locator("#col-purchase_count").scroll_into_view_if_needed()
-        page.evaluate("window.scrollTo(0, document.querySelector('.grid').offsetTop - 20)")
         page.screenshot(path=str(out))
         b.close()
         assert not b.errors, b.errors

@@ -101,6 +101,10 @@ def test_statistics_match_the_rows(store):
                 assert v == present[math.floor(q * (len(present) - 1))]
         if c.histogram:
             assert sum(n for _l, _h, n in c.histogram) == len(present)
+            assert len(set(present)) > report.HIST_BINS
+        elif c.type in ("integer", "real"):  # few values: every one, in value order
+            assert c.categories == sorted(((v, values.count(v)) for v in set(values)),
+                                          key=lambda p: (p[0] is not None, p[0]))
         else:
             assert sum(n for _v, n in c.categories) == min(len(values), sum(
                 sorted((values.count(v) for v in set(values)), reverse=True)[:report.TOP_VALUES]))
