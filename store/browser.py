@@ -201,12 +201,24 @@ def application(path, document):
 
 
 def serve(path, document, host="127.0.0.1", port=8001, ready=None):
-    """Serve ``path`` with Datasette until interrupted (SIGINT/SIGTERM stop it cleanly);
-    ``ready(url)`` is called before serving."""
+    """Serve ``path`` with Datasette until interrupted (SIGINT/SIGTERM stop it cleanly). The
+    socket is bound first (a port in use is a StoreError, before anything is announced);
+    ``ready(url)`` is then called with the address actually listened on (``port`` 0: any free one)."""
+    import socket
+
     _Datasette, uvicorn = _datasette()
     app = application(path, document)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise StoreError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = sock.getsockname()[1]
+    config = uvicorn.Config(app, host=host, port=bound, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     if ready is not None:
-        ready(f"http://{host}:{port}/")
-    server.run()
+        ready(f"http://{host}:{bound}/")
+    server.run(sockets=[sock])
