@@ -1021,7 +1021,7 @@ def _metadata(env, store):
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="The address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True,
-              help="The port to listen on.")
+              help="The port to listen on (0: any free port, printed at start).")
 @pass_env
 def serve(env, host, port):
     """Browse the store in Datasette and look features up over HTTP (read-only).
