@@ -90,7 +90,7 @@ def plots_drawn(page):
     return out
 
 
-def write_report(path, customers=80, families=FAMILIES, windows=(30,)):
+def write_report(path, customers=80, families=("purchase_features", "behavior_segments"), windows=(30,)):
     store = CustomerActivityFeatures()
     synthetic.populate(store, customers, seed=9)
     store.add_purchase("bad", -1, "2025-12-01")  # a rejection, for the rejections plot
