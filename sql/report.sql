@@ -23,6 +23,10 @@ CREATE TEMP TABLE IF NOT EXISTS report_edges (
 -- name: report_clear
 DELETE FROM report_values;
 
+-- name: report_drop_index
+-- (the index is built after a column's values are copied: one sort, not an insert per row)
+DROP INDEX IF EXISTS temp.report_values_by_value;
+
 -- name: report_clear_edges
 DELETE FROM report_edges;
 

@@ -183,7 +183,7 @@ def _drift(conn, report, previous_stats):
 
 def prepare(conn):
     """Create the report's temporary tables on ``conn`` (once per connection)."""
-    for name in ("report_create_values", "report_index_values", "report_create_edges"):
+    for name in ("report_create_values", "report_create_edges"):
         conn.execute(query(name))
 
 
@@ -191,6 +191,7 @@ def column_report(conn, shop_id, column, feature, window, allowed, previous):
     """The ``ColumnReport`` of one column of ``customer_features`` (``previous``: compare with
     ``customer_features_previous``); ``allowed``: the column names that may be read."""
     report = ColumnReport(column, feature.name, feature.type, feature.unit, feature.meaning, window)
+    conn.execute(query("report_drop_index"))
     conn.execute(query("report_clear"))
     name = quote_identifier(column, allowed)
     conn.execute(f"INSERT INTO temp.report_values (snapshot, v) SELECT 0, {name} FROM main.{TABLE} "
@@ -198,6 +199,7 @@ def column_report(conn, shop_id, column, feature, window, allowed, previous):
     if previous:
         conn.execute(f"INSERT INTO temp.report_values (snapshot, v) SELECT 1, {name} FROM main.{PREVIOUS_TABLE} "
                      "WHERE shop_id = ?", [shop_id])
+    conn.execute(query("report_index_values"))
     stats = _one(conn, "report_column_stats", {"snapshot": 0})
     report.rows, report.nulls, report.zeros = stats["rows"], stats["rows"] - stats["present"], stats["zeros"]
     report.min, report.max, report.mean = stats["min"], stats["max"], stats["mean"]
