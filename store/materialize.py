@@ -61,9 +61,15 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
                 plan.write(conn, NEW_TABLE, params)
                 recomputed = conn.execute(f"SELECT COUNT(*) FROM {TARGETS}").fetchone()[0]
             conn.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")  # the replaced table is kept: drift
-            if old:
-                conn.execute(f"ALTER TABLE {TABLE} RENAME TO {PREVIOUS_TABLE}")
-            conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
+            # legacy renames: a view of customer_features (a user's) keeps its text and reads the
+            # new table, instead of following the old one or failing the RENAME while it is missing
+            conn.execute("PRAGMA legacy_alter_table = ON")
+            try:
+                if old:
+                    conn.execute(f"ALTER TABLE {TABLE} RENAME TO {PREVIOUS_TABLE}")
+                conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
+            finally:
+                conn.execute("PRAGMA legacy_alter_table = OFF")
             result = finish(conn, shop_id, "full", plan, as_of_us, started, recomputed, families is None)
             drop_targets(conn)
     return result

@@ -188,6 +188,21 @@ def test_previous_snapshot_of_another_shop_is_not_this_shops(tmp_path):
     assert report.compute(a.conn, "a", a.registry).previous_as_of == "2026-01-01T00:00:00Z"
 
 
+def test_views_of_customer_features_keep_reading_the_current_table(tmp_path):
+    """Keeping the replaced table (a RENAME) must not move a user's view to the previous one."""
+    store = CustomerActivityFeatures(tmp_path / "v.db")
+    synthetic.populate(store, 20, seed=1)
+    store.materialize(as_of="2025-07-01", families=["purchase_features"], windows=WINDOWS)
+    store.conn.execute("CREATE VIEW my_view AS SELECT customer_id, as_of FROM customer_features")
+    store.materialize(as_of=synthetic.DEFAULT_END, families=["purchase_features"], windows=WINDOWS)
+    store.materialize(as_of=synthetic.DEFAULT_END, families=["purchase_features"], windows=WINDOWS)
+    assert {r[0] for r in store.conn.execute("SELECT as_of FROM my_view")} == {"2026-01-01T00:00:00Z"}
+    assert "customer_features_previous" not in store.conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'my_view'").fetchone()[0]
+    assert store.conn.execute("PRAGMA legacy_alter_table").fetchone()[0] == 0
+    store.close()
+
+
 def test_empty_store_is_a_clear_error(tmp_path):
     store = CustomerActivityFeatures()
     with pytest.raises(NoMaterializationError, match="no materialisation"):
