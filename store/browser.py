@@ -72,7 +72,12 @@ def event_tables():
 
 def feature_description(feature, window=None):
     """One column's description from its catalog record."""
-    window_text = (f"over the last {window} days" if window is not None else feature.window_rule)
+    if window is not None:
+        window_text = f"the last {window} days up to as_of"
+    elif feature.materialize == catalog.WINDOWED:
+        window_text = "all events up to as_of"  # the all-time column of a windowed feature
+    else:
+        window_text = feature.window_rule
     return (f"{feature.meaning} Unit: {feature.unit}; type: {feature.type}; when empty: {feature.null_rule}; "
             f"window: {window_text}.")
 
@@ -123,8 +128,7 @@ def metadata(conn, shop_id="", reg=None, database="store"):
     tables = {}
     feature_table = {
         "description": "One row per customer: every feature as of the snapshot's as_of (caf materialize).",
-        "columns": {name: EVENT_KEY_COLUMNS[name][0] + f". Unit: {EVENT_KEY_COLUMNS[name][1]}."
-                    for name, _decl in catalog.KEY_COLUMNS},
+        "columns": {name: event_column_description(TABLE, name, decl, "") for name, decl in catalog.KEY_COLUMNS},
         "facets": [],
         "sort": "customer_id",
     }

@@ -136,4 +136,4 @@ def test_users_families_appear_and_metadata_file(tmp_path):
     assert yaml.safe_load((tmp_path / "meta.yaml").read_text()) == doc
     described = doc["databases"]["users"]["tables"]["customer_features"]["columns"]
     assert "big_order_count" in described and "big_order_count_30d" in described
-    assert "last 30 days" in described["big_order_count_30d"]
+    assert "the last 30 days" in described["big_order_count_30d"]
