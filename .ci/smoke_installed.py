@@ -59,4 +59,8 @@ with tempfile.TemporaryDirectory() as tmp:
     cli = Path(sys.executable).parent / "caf"
     if cli.exists():
         subprocess.run([str(cli), "--help"], check=True, capture_output=True)
+        # the core install has no optional extra: their commands say which extra they need
+        for command, extra in ((["report", str(Path(tmp) / "r.html")], "[report]"), (["serve"], "[serve]")):
+            done = subprocess.run([str(cli), "--db", str(path), *command], capture_output=True, text=True)
+            assert done.returncode == 1 and extra in done.stderr and "Traceback" not in done.stderr, done
 print("installed wheel OK:", caf.__file__)

@@ -1055,6 +1055,120 @@ def _clip(text, width):
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
+# -- browse / report (Datasette, the quality report) ------------------------------------------
+def _metadata(env, store):
+    from . import browser
+
+    return browser.metadata(store.conn, store.shop_id, store.registry, database=env.db.stem)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="The address to listen on (127.0.0.1: this machine only; 0.0.0.0: every interface).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8001, show_default=True,
+              help="The port to listen on (0: any free port, printed at start).")
+@pass_env
+def serve(env, host, port):
+    """Browse the store in Datasette and look features up over HTTP (read-only).
+
+    Starts Datasette (the optional extra [serve]) on the database, opened
+    read-only, with metadata generated from the feature catalog: a description
+    and unit for every column of customer_features and of the event tables,
+    facets on the categorical and flag features, staging and bookkeeping tables
+    hidden, and canned queries: one customer's features, top customers by
+    value, rejections by reason, load history, materialisations and
+    customer_features with readable times. Stop it with Ctrl-C (or SIGTERM).
+
+    \b
+    One customer's features as JSON (unknown customer: 200 and "rows": []):
+      curl 'http://127.0.0.1:8001/DB/customer.json?customer_id=17850&_shape=objects'
+    (DB is the database file's name without its extension; add &shop=NAME for a shop.)
+
+    \b
+    Examples:
+      caf --db shop.db serve
+      caf --db shop.db serve --port 8080
+    """
+    from . import browser
+
+    browser.check_installed()
+    with env.open() as store:
+        document = _metadata(env, store)
+    database = env.db.stem
+
+    def ready(url):
+        click.echo(f"Serving {env.db} read-only at {url}{database} (Ctrl-C stops)", err=True)
+
+    browser.serve(env.db, document, host=host, port=port, ready=ready)
+
+
+@cli.command("datasette-metadata")
+@click.argument("path", required=False, type=click.Path(dir_okay=False, writable=True, allow_dash=True),
+                default="-")
+@pass_env
+def datasette_metadata(env, path):
+    """Write the Datasette metadata 'caf serve' uses, for running Datasette yourself.
+
+    PATH ending in .yaml or .yml gets YAML, anything else JSON; '-' (the
+    default) is standard output. The database's name in it is the file name
+    without its extension, as Datasette names it.
+
+    \b
+    Examples:
+      caf --db shop.db datasette-metadata metadata.json
+      datasette shop.db -m metadata.json --setting suggest_facets off
+    """
+    from . import browser
+
+    with env.open() as store:
+        text = browser.dumps(_metadata(env, store), None if path == "-" else path)
+        if path == "-":
+            click.echo(text, nl=False)
+            return
+        _replace_when_done(path, lambda partial: Path(partial).write_text(text, encoding="utf-8"),
+                           conn=store.conn)
+    click.echo(f"Wrote the Datasette metadata of {env.db} to {path}")
+
+
+@cli.command()
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--json", "as_json", is_flag=True, help="Print a summary of the report (columns, drift) as JSON.")
+@pass_env
+def report(env, path, as_json):
+    """Write the feature quality report: one self-contained HTML page.
+
+    For every feature column of the last materialisation: a distribution
+    plot, null and zero rates, min, percentiles and max, and the drift against
+    the previous materialisation (population stability index; drifted when
+    PSI > 0.2). Then events per day per kind, rejections by reason and the
+    load history. Needs the optional extra [report] (matplotlib, jinja2); the
+    page needs no network to view.
+
+    \b
+    Examples:
+      caf --db shop.db materialize
+      caf --db shop.db report quality.html
+    """
+    from . import report as storereport
+
+    storereport.check_installed()
+    with env.open() as store:
+        storedb.check_output_file(store.conn, path)  # before the work: never onto the database
+        found = storereport.compute(store.conn, store.shop_id, store.registry)
+        html = storereport.render(found)
+        _replace_when_done(path, lambda partial: Path(partial).write_text(html, encoding="utf-8"),
+                           conn=store.conn)
+    summary = {"path": path, "as_of": found.as_of, "customers": found.rows, "columns": len(found.columns),
+               "previous_as_of": found.previous_as_of, "drifted": found.drifted}
+    if as_json:
+        echo_json(summary)
+        return
+    drift = ("no previous materialisation to measure drift against" if found.previous_as_of is None
+             else f"{len(found.drifted)} drifted since {found.previous_as_of}")
+    click.echo(f"Wrote {path}: {len(found.columns)} feature columns of {found.rows:,} customers as of "
+               f"{found.as_of} ({drift})")
+
+
 # -- demo -------------------------------------------------------------------------------------
 @cli.command()
 @click.option("--customers", "n_customers", type=click.IntRange(min=1), default=2000, show_default=True,

@@ -129,3 +129,8 @@ class FamilyDefinitionError(StoreError):
 class EngineError(StoreError):
     """Another engine (DuckDB, Spark) cannot run the family SQL: its optional extra is not
     installed, a construct of a family has no exact translation, or the engine failed."""
+
+
+class NoMaterializationError(StoreError):
+    """A command that reads the materialised table (``caf report``) found no materialisation
+    of the shop: run ``materialize`` first."""

@@ -9,7 +9,8 @@ windowed family once over all time and once per window, with ``:window_us``,
 ``:frequency_days`` and ``:frequency_us`` bound to that window's values; one
 ``INSERT ... SELECT`` then joins the staged tables. No SQL text is rewritten. The
 new rows are built into ``customer_features_new`` and swapped in by
-``DROP``/``ALTER TABLE ... RENAME`` inside the same transaction: a reader sees
+``ALTER TABLE ... RENAME`` inside the same transaction (the replaced table is kept as
+``customer_features_previous``, the previous snapshot ``caf report`` measures drift against): a reader sees
 the old snapshot or the new one, never a mix. ``materializations`` records
 each run (``store.runs.record``). ``workers`` > 1 computes customer ranges in
 worker processes (store/parallel.py).
@@ -26,7 +27,7 @@ from .db import atomic, database_file, quote_identifier
 from .parallel import partition_bounds, write_partitioned
 from .plan import DEFAULT_WINDOWS, TARGETS, Plan, all_customers_params, drop_targets, fill_targets
 from .resources import query
-from .runs import NEW_TABLE, TABLE, finish, table_columns
+from .runs import NEW_TABLE, PREVIOUS_TABLE, TABLE, finish, table_columns
 
 def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None, workers=1, reg=None, *,
                 engine="sqlite", memory_limit=None):
@@ -72,8 +73,16 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
                 fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
                 plan.write(conn, NEW_TABLE, params)
                 recomputed = conn.execute(f"SELECT COUNT(*) FROM {TARGETS}").fetchone()[0]
-            conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
-            conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
+            conn.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")  # the replaced table is kept: drift
+            # legacy renames: a view of customer_features (a user's) keeps its text and reads the
+            # new table, instead of following the old one or failing the RENAME while it is missing
+            conn.execute("PRAGMA legacy_alter_table = ON")
+            try:
+                if old:
+                    conn.execute(f"ALTER TABLE {TABLE} RENAME TO {PREVIOUS_TABLE}")
+                conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
+            finally:
+                conn.execute("PRAGMA legacy_alter_table = OFF")
             result = finish(conn, shop_id, "full", plan, as_of_us, started, recomputed, families is None)
             drop_targets(conn)
     if timings is not None:

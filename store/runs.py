@@ -14,6 +14,7 @@ from .db import applied_steps, quote_identifier
 
 TABLE = "customer_features"
 NEW_TABLE = "customer_features_new"
+PREVIOUS_TABLE = "customer_features_previous"  # the table a full materialize replaced (the report's drift)
 
 
 def table_exists(conn, name, schema="main"):
@@ -28,7 +29,7 @@ def table_columns(conn, table=TABLE):
     if not table_exists(conn, table):
         return []
     return [row[1] for row in conn.execute(
-        f"PRAGMA table_info({quote_identifier(table, (TABLE, NEW_TABLE))})")]
+        f"PRAGMA table_info({quote_identifier(table, (TABLE, NEW_TABLE, PREVIOUS_TABLE))})")]
 
 
 def last_run(conn, shop_id):
