@@ -690,8 +690,10 @@ class CustomerActivityFeatures:
         return records
 
     def export(self, path, *, format="csv", as_of=None):
-        """Stream the shop's feature rows to ``path`` as csv or ndjson: the materialised rows when
-        the last snapshot is at ``as_of`` (or as_of is None), else rows computed at ``as_of``.
+        """Stream the shop's feature rows to ``path`` as csv, ndjson or parquet: the materialised
+        rows when the last snapshot is at ``as_of`` (or as_of is None), else rows computed at
+        ``as_of``. Parquet (the extra ``[pandas]``, else ``MissingExtraError``) is written a record
+        batch at a time, typed as ``to_arrow()`` types it.
         A ``path`` that is the store's database (any spelling) or one of its -wal/-shm/-journal
         files is refused with ``OutputIsDatabaseError``, nothing written."""
         with self._writer.lock:
@@ -699,6 +701,73 @@ class CustomerActivityFeatures:
             return _export.export(self.conn, self.shop_id, path, format=format,
                                        as_of_us=None if as_of is None else timeutil.as_of_us(as_of),
                                        reg=self.registry)
+
+    # -- DataFrames and Arrow (the extra [pandas]; docs/frames.md) -------------------
+    def features_frame(self, entity_df, *, customer_col="customer_id", time_col="cutoff", exclusive=False,
+                       windows=_plan.DEFAULT_WINDOWS, families=None):
+        """A training frame: ``entity_df`` (a pandas DataFrame of (customer, cutoff) rows, with any
+        other columns, e.g. labels) with every feature column of ``features_at`` appended, point in
+        time per row: row i holds the features of ``(entity_df[customer_col][i],
+        entity_df[time_col][i])``, computed by ``features_at(pairs, exclusive=exclusive,
+        windows=windows, families=families)``. The entity frame's columns, row order and index are
+        kept (duplicate pairs too). The pairs are read and the rows converted a record batch
+        (``store.frames.BATCH_ROWS`` rows) at a time, so memory beyond the frame is bounded.
+        Columns are typed as the catalog says (``store.frames``: integers ``Int64``, booleans
+        ``boolean``, reals ``float64``, text ``string``; NULL missing). An invalid id or cutoff is
+        the ValueError of ``features_at`` (a missing cutoff other than None, e.g. NaT, too; a
+        missing id gives NULL features); a feature name already in ``entity_df`` is a ValueError.
+        Needs the extra ``[pandas]`` (else ``MissingExtraError``)."""
+        from store import frames as _frames
+        pa, pd = _frames.require("features_frame()")
+        self._writer.commit()
+        # the plan features_at computes (its windows and families checked here): the columns and their types
+        plan = _plan.Plan(self.conn, _plan.check_windows(windows), families, self.registry)
+        columns = _frames.feature_types(plan, self.registry)
+        _frames.check_entity(pd, entity_df, customer_col, time_col, [name for name, _ in columns])
+        rows = self.features_at(_frames.entity_pairs(pd, entity_df, customer_col, time_col), exclusive=exclusive,
+                                windows=windows, families=families)
+        return _frames.features_frame(pa, pd, entity_df, rows, columns)
+
+    def to_arrow(self, *, as_of=None):
+        """The shop's feature rows as a ``pyarrow.Table``: the rows ``export`` writes (the
+        materialised ``customer_features`` rows when the last snapshot is at ``as_of`` or as_of
+        is None, else rows computed at ``as_of``), in customer id order, typed as the catalog
+        says (``store.frames``), read a record batch at a time. Needs the extra ``[pandas]``."""
+        with self._writer.lock:
+            self._writer.commit()
+            return _export.to_arrow(self.conn, self.shop_id,
+                                    None if as_of is None else timeutil.as_of_us(as_of), reg=self.registry)
+
+    def to_pandas(self, *, as_of=None):
+        """``to_arrow(as_of=as_of)`` as a pandas DataFrame (one row per customer, the columns of
+        ``customer_features``, a default index): integers ``Int64``, booleans ``boolean``, reals
+        ``float64``, text ``string``, NULL missing. Needs the extra ``[pandas]``."""
+        from store import frames as _frames
+        pa, pd = _frames.require("to_pandas()")
+        return _frames.to_pandas(pa, pd, self.to_arrow(as_of=as_of))
+
+    def rfm_summary_frame(self, observation_end=None, *, freq="D", freq_multiplier=1, include_first=False,
+                          include_zero_values=True):
+        """``rfm_summary(...)`` as a pandas DataFrame indexed by customer_id, columns frequency,
+        recency, T, monetary_value (float64), as lifetimes' summary_data_from_transaction_data
+        returns it. Needs the extra ``[pandas]``."""
+        from store import frames as _frames
+        pa, pd = _frames.require("rfm_summary_frame()")
+        rows = self.rfm_summary(observation_end, freq=freq, freq_multiplier=freq_multiplier,
+                                include_first=include_first, include_zero_values=include_zero_values)
+        return _frames.indexed_frame(pa, pd, _rfm.RFMRow._fields, rows)
+
+    def calibration_and_holdout_frame(self, calibration_end, observation_end=None, *, freq="D", freq_multiplier=1,
+                                      include_first=False, include_zero_values=True):
+        """``calibration_and_holdout(...)`` as a pandas DataFrame indexed by customer_id (the
+        columns of CalibrationHoldoutRow, float64), as lifetimes' calibration_and_holdout_data
+        returns it. Needs the extra ``[pandas]``."""
+        from store import frames as _frames
+        pa, pd = _frames.require("calibration_and_holdout_frame()")
+        rows = self.calibration_and_holdout(calibration_end, observation_end, freq=freq,
+                                            freq_multiplier=freq_multiplier, include_first=include_first,
+                                            include_zero_values=include_zero_values)
+        return _frames.indexed_frame(pa, pd, _rfm.CalibrationHoldoutRow._fields, rows)
 
     # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
     def get_sequence_features(self, customer_id, *, as_of=None):

@@ -124,3 +124,13 @@ class FamilyDefinitionError(StoreError):
         self.source = source
         self.line = line
         self.reason = reason
+
+
+class MissingExtraError(StoreError, ImportError):
+    """A method needs an optional extra that is not installed (``features_frame``, ``to_pandas``,
+    ``to_arrow``, ``export(format="parquet")``, ...: the extra ``[pandas]``). The message names
+    the extra and the pip command that installs it; ``extra`` is its name."""
+
+    def __init__(self, message, extra):
+        super().__init__(message)
+        self.extra = extra
