@@ -39,6 +39,7 @@ from store.errors import (  # noqa: F401  (re-exported)
     InvalidEventError,
     LoadError,
     LoadInProgressError,
+    MissingExtraError,
     NotAStoreError,
     OutputIsDatabaseError,
     ReadOnlyStoreError,
@@ -82,6 +83,7 @@ __all__ = [
     "LoadInProgressError",
     "RejectedRatioError",
     "OutputIsDatabaseError",
+    "MissingExtraError",
 ]
 
 # The numeric, non-boolean top-level features of get_all_features that get_cohort_summary averages
@@ -714,8 +716,9 @@ class CustomerActivityFeatures:
         (``store.frames.BATCH_ROWS`` rows) at a time, so memory beyond the frame is bounded.
         Columns are typed as the catalog says (``store.frames``: integers ``Int64``, booleans
         ``boolean``, reals ``float64``, text ``string``; NULL missing). An invalid id or cutoff is
-        the ValueError of ``features_at`` (a missing cutoff other than None, e.g. NaT, too; a
-        missing id gives NULL features); a feature name already in ``entity_df`` is a ValueError.
+        the ValueError of ``features_at``, and so is a missing cutoff (None, NaT, NaN: no "now"
+        here); a missing id gives NULL features; a feature name already in ``entity_df`` is a
+        ValueError.
         Needs the extra ``[pandas]`` (else ``MissingExtraError``)."""
         from store import frames as _frames
         pa, pd = _frames.require("features_frame()")

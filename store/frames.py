@@ -177,8 +177,9 @@ def entity_pairs(pd, entity, customer_col, time_col, chunk_rows=BATCH_ROWS):
     """(customer_id, cutoff) of each row of ``entity``, in row order, as Python values (numpy
     integers become ints, datetime64 values Timestamps), read ``chunk_rows`` rows at a time. A
     missing id (None, NaN, NA) becomes None (``features_at``: a row of NULL features); a
-    missing cutoff other than None (NaT, NaN, NA) is a ValueError naming the row's position
-    (None is now, as in ``features_at``)."""
+    missing cutoff (None, NaT, NaN, NA) is a ValueError naming the row's position: a training
+    frame has no "now" (``features_at``'s None), since pandas turns None into NaN or NaT in a
+    typed column and a forgotten cutoff would silently leak the present into the features."""
     ids, cutoffs = entity[customer_col], entity[time_col]
     for start in range(0, len(entity), chunk_rows):
         stop = start + chunk_rows
@@ -186,7 +187,7 @@ def entity_pairs(pd, entity, customer_col, time_col, chunk_rows=BATCH_ROWS):
                                           start):
             if cid is not None and pd.isna(cid):
                 cid = None
-            if cutoff is not None and pd.isna(cutoff):
+            if cutoff is None or pd.isna(cutoff):
                 raise ValueError(f"pair {i}: the cutoff is missing ({cutoff!r})")
             yield cid, cutoff
 
