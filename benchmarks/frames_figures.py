@@ -56,6 +56,13 @@ def child(db, rows, cutoffs, families, seed, naive, sort):
     del ids
     if sort:  # few distinct cutoffs per chunk of features_at (docs/feature_store.md); the index keeps the order
         entity = entity.sort_values("cutoff", kind="stable")
+    # warm-up on one row, so that the modules the call imports lazily (pyarrow.compute, ...) are
+    # in the baseline: they are code, not memory that grows with the frame
+    if naive:
+        pd.DataFrame(list(store.features_at([(entity["customer_id"].iloc[0], entity["cutoff"].iloc[0])],
+                                            families=families)))
+    else:
+        store.features_frame(entity.iloc[:1], families=families)
     baseline = _rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
     if naive:

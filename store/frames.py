@@ -194,17 +194,67 @@ def entity_pairs(pd, entity, customer_col, time_col, chunk_rows=BATCH_ROWS):
 
 def features_frame(pa, pd, entity, rows, columns, batch_rows=BATCH_ROWS):
     """``entity`` (its columns, row order and index) plus the feature columns [(column, catalog
-    type)] taken from ``rows`` (the dicts of ``features_at``, one per entity row)."""
+    type)] taken from ``rows`` (the dicts of ``features_at``, one per entity row).
+
+    Each feature column is allocated once, for every entity row, and filled a record batch at
+    a time (``_Column``); the frame is made of those arrays without a copy (and the entity's
+    columns are not copied either): the memory beyond the frame is one batch, not a second
+    copy of the frame (as ``pa.Table.to_pandas`` of the whole table would hold)."""
+    import numpy as np  # a dependency of pandas
+
     pick = operator.itemgetter(*(name for name, _ in columns))
-    if len(columns) == 1:
-        values = ((pick(row),) for row in rows)
-    else:
-        values = (pick(row) for row in rows)
-    features = to_pandas(pa, pd, table(pa, columns, values, batch_rows))
-    if len(features) != len(entity):  # features_at yields one row per pair: never expected
-        raise RuntimeError(f"features_at gave {len(features)} rows for {len(entity)} entity rows")
-    features.index = entity.index
+    values = ((pick(row),) for row in rows) if len(columns) == 1 else (pick(row) for row in rows)
+    arrow_schema = schema(pa, columns)
+    filled = [_Column(np, pd, field.type, len(entity)) for field in arrow_schema]
+    at = 0
+    for batch in record_batches(pa, arrow_schema, values, batch_rows):
+        if at + batch.num_rows > len(entity):
+            break
+        for column, array in zip(filled, batch.columns):
+            column.fill(at, array)
+        at += batch.num_rows
+    if at != len(entity):  # features_at yields one row per pair: never expected
+        raise RuntimeError(f"features_at gave {at}+ rows for {len(entity)} entity rows")
+    features = pd.DataFrame({name: column.array(pa, pd) for (name, _), column in zip(columns, filled)},
+                            index=entity.index, copy=False)
     return pd.concat([entity, features], axis=1)
+
+
+class _Column:
+    """One feature column of ``features_frame``, filled from Arrow arrays a batch at a time: numbers
+    and booleans into numpy values allocated once for every row (with a NULL mask for the nullable
+    pandas dtypes of ``PANDAS_DTYPES``), text kept as its Arrow chunks (compact, no Python
+    objects); then the pandas array of its dtype (text through the dtype's ``__from_arrow__``, as
+    ``pa.Table.to_pandas`` makes it)."""
+
+    def __init__(self, np, pd, arrow_type, size):
+        name = PANDAS_DTYPES.get(str(arrow_type))  # None: numpy float64, NULL as NaN
+        self.dtype = None if name is None else pd.api.types.pandas_dtype(name)
+        self.kind = name
+        self.chunks = []
+        self.values = self.mask = None
+        if name != PANDAS_DTYPES["string"]:
+            self.values = np.empty(size, dtype=arrow_type.to_pandas_dtype())
+            self.mask = None if name is None else np.zeros(size, dtype=bool)
+
+    def fill(self, at, array):
+        if self.values is None:
+            self.chunks.append(array)
+            return
+        end = at + len(array)
+        if self.mask is not None:
+            self.mask[at:end] = array.is_null().to_numpy(zero_copy_only=False)
+            array = array.fill_null(False if self.kind == "boolean" else 0)
+        self.values[at:end] = array.to_numpy(zero_copy_only=False)  # floats: NULL is NaN
+
+    def array(self, pa, pd):
+        if self.values is None:
+            return self.dtype.__from_arrow__(pa.chunked_array(self.chunks, type=pa.string()))
+        if self.kind == "Int64":
+            return pd.arrays.IntegerArray(self.values, self.mask)
+        if self.kind == "boolean":
+            return pd.arrays.BooleanArray(self.values, self.mask)
+        return self.values
 
 
 def indexed_frame(pa, pd, fields, rows, batch_rows=BATCH_ROWS):
