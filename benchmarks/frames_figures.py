@@ -8,8 +8,9 @@ Each measurement runs in a fresh process (``--child``) so that its peak RSS (``r
 its own. The process imports pandas and pyarrow, opens the store and builds the entity frame
 (``--rows`` rows: customers drawn with replacement from the shop's, seeded; cutoffs drawn from
 ``--cutoffs`` month ends of 2025; a label column; ``--sort``: sorted by cutoff, which the docs
-advise: each chunk of ``features_at`` then holds one or two distinct cutoffs), then takes its RSS (the baseline) and calls
-``store.features_frame(entity)``. Printed per run: rows, feature columns, wall and CPU seconds,
+advise: each chunk of ``features_at`` then holds one or two distinct cutoffs), makes the call
+once on one row (so that the modules it imports lazily are in the baseline), then takes its RSS
+(the baseline) and calls ``store.features_frame(entity)``. Printed per run: rows, feature columns, wall and CPU seconds,
 the baseline RSS, the peak RSS, the frame's own size (``memory_usage(deep=True)``) and
 ``beyond`` = peak - baseline - frame size: the memory the call needed besides the frame it
 returns. ``--naive`` measures, beside it, the obvious alternative that holds every row as a
