@@ -62,9 +62,20 @@ def _same(got, want):
     return got == want
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=15, deadline=None)
 @given(case=cases())
 def test_each_row_of_features_frame_is_features_at_of_its_pair(case):
+    _check_frame_against_features_at(case)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None)
+@given(case=cases())
+def test_each_row_of_features_frame_is_features_at_of_its_pair_many(case):
+    _check_frame_against_features_at(case)
+
+
+def _check_frame_against_features_at(case):
     seed_history, behavior_history, pairs, exclusive, families = case
     with CustomerActivityFeatures() as store:
         ofs.load(store, seed_history)
