@@ -2,7 +2,7 @@
 
     python -m benchmarks run --customers 100000 --only ingest_api --workdir /tmp/frames_w --keep
     python -m benchmarks.frames_figures --db /tmp/frames_w/shop.db --rows 100000 [--rows 20000 ...]
-        [--cutoffs 12] [--sort] [--families NAME ...] [--naive]
+        [--cutoffs 12] [--sort] [--families NAME ...] [--naive] [--stream]
 
 Each measurement runs in a fresh process (``--child``) so that its peak RSS (``ru_maxrss``) is
 its own. The process imports pandas and pyarrow, opens the store and builds the entity frame
@@ -14,7 +14,9 @@ once on one row (so that the modules it imports lazily are in the baseline), the
 the baseline RSS, the peak RSS, the frame's own size (``memory_usage(deep=True)``) and
 ``beyond`` = peak - baseline - frame size: the memory the call needed besides the frame it
 returns. ``--naive`` measures, beside it, the obvious alternative that holds every row as a
-Python dict: ``pd.DataFrame(list(store.features_at(pairs)))``.
+Python dict: ``pd.DataFrame(list(store.features_at(pairs)))``; ``--stream`` measures
+``features_at`` alone, every row read and dropped (its own memory: SQLite's temporary tables and
+caches, one chunk of pairs).
 Needs the extra [pandas] (pandas, pyarrow) on the path.
 """
 
@@ -66,7 +68,11 @@ def child(db, rows, cutoffs, families, seed, naive, sort):
         store.features_frame(entity.iloc[:1], families=families)
     baseline = _rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
-    if naive:
+    if naive == "stream":  # features_at's own memory: every row read and dropped
+        pairs = zip(entity["customer_id"].tolist(), entity["cutoff"].tolist())
+        count = sum(1 for _ in store.features_at(pairs, families=families))
+        frame = pd.DataFrame(index=range(count))
+    elif naive:
         pairs = zip(entity["customer_id"].tolist(), entity["cutoff"].tolist())
         frame = pd.DataFrame(list(store.features_at(pairs, families=families)))
     else:
@@ -74,7 +80,8 @@ def child(db, rows, cutoffs, families, seed, naive, sort):
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     frame_mb = frame.memory_usage(deep=True).sum() / 2**20
     peak = _peak_mb()
-    return {"variant": "naive list of dicts" if naive else "features_frame", "rows": len(frame),
+    variant = {"stream": "features_at rows read and dropped", True: "naive list of dicts"}.get(naive, "features_frame")
+    return {"variant": variant, "rows": len(frame),
             "columns": frame.shape[1], "wall_s": round(wall, 1), "cpu_s": round(cpu, 1),
             "baseline_rss_mb": round(baseline), "peak_rss_mb": round(peak), "frame_mb": round(frame_mb),
             "beyond_frame_mb": round(peak - baseline - frame_mb)}
@@ -89,20 +96,25 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--sort", action="store_true", help="sort the entity frame by cutoff (stable) before the call")
     p.add_argument("--naive", action="store_true", help="also measure pd.DataFrame(list(features_at(...)))")
+    p.add_argument("--stream", action="store_true",
+                   help="also measure features_at alone (every row read and dropped): its own memory")
     p.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--naive-child", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--stream-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.child:
-        print(json.dumps(child(args.db, args.rows[0], args.cutoffs, args.families, args.seed, args.naive_child,
-                               args.sort)))
+        variant = "stream" if args.stream_child else args.naive_child
+        print(json.dumps(child(args.db, args.rows[0], args.cutoffs, args.families, args.seed, variant, args.sort)))
         return
     for rows in args.rows or [100_000]:
-        for naive in ((False, True) if args.naive else (False,)):
+        for naive in (False,) + ((True,) if args.naive else ()) + (("stream",) if args.stream else ()):
             cmd = [sys.executable, "-m", "benchmarks.frames_figures", "--child", "--db", args.db, "--rows", str(rows),
                    "--cutoffs", str(args.cutoffs), "--seed", str(args.seed)]
             if args.families:
                 cmd += ["--families", *args.families]
-            if naive:
+            if naive == "stream":
+                cmd.append("--stream-child")
+            elif naive:
                 cmd.append("--naive-child")
             if args.sort:
                 cmd.append("--sort")
