@@ -42,6 +42,14 @@ with tempfile.TemporaryDirectory() as tmp:
         two = s.materialize(as_of="2024-06-01T00:00:00Z", workers=2)
         assert s.conn.execute("SELECT * FROM customer_features ORDER BY customer_id").fetchall() == rows
         assert one["rows"] == two["rows"] == 11, (one, two)
+        try:  # the core install has no pandas/pyarrow: the frame methods name the extra
+            import pandas  # noqa: F401
+        except ImportError:
+            try:
+                s.to_pandas()
+                raise AssertionError("to_pandas() without the extra [pandas] did not raise")
+            except caf.MissingExtraError as exc:
+                assert "pip install 'customer-activity-features[pandas]'" in str(exc), exc
     listing = subprocess.run(
         [str(Path(sys.executable).parent / "sqlite-utils"), "migrate", str(path),
          str(resource_dir("migrations") / "migrations.py"), "--list"],
