@@ -22,10 +22,13 @@ dtype per catalog type keeps frames of different calls concatenable. The key col
 ``customer_features`` take the type their declaration names (``catalog.KEY_COLUMNS``).
 
 Rows travel in Arrow record batches of ``BATCH_ROWS`` rows: a batch is built from at most that
-many Python rows, so the Python objects alive at a time are bounded whatever the number of rows;
-the batches are concatenated at the end (``pa.Table.from_batches``) and converted to pandas column
-by column, each Arrow column freed once converted (``self_destruct``). A Parquet file is written
-batch by batch (``pyarrow.parquet.ParquetWriter``): its memory is one batch.
+many Python rows, so the Python objects alive at a time are bounded whatever the number of rows.
+``features_frame`` allocates each feature column once, for every entity row, fills it a batch at
+a time and builds the frame from those arrays without a copy (memory beyond the frame: one
+batch). ``to_arrow`` concatenates the batches (``pa.Table.from_batches``: the table is the result)
+and ``to_pandas`` converts that table column by column, each Arrow column freed once converted
+(``self_destruct``). A Parquet file is written batch by batch (``pyarrow.parquet.ParquetWriter``):
+its memory is one batch.
 """
 
 import itertools
