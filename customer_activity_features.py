@@ -457,32 +457,39 @@ class CustomerActivityFeatures:
             row = self._reader.family(family, cid, as_of_us, days=days)
         return row[column]
 
-    def get_purchase_frequency(self, customer_id: CustomerId | None, days: float = 30, *, as_of: TimeLike | None = None) -> float:
+    def get_purchase_frequency(self, customer_id: CustomerId | None, days: float = 30, *,
+                               as_of: TimeLike | None = None) -> float:
         """Purchases in the last ``days`` per 30 days; 0.0 when days <= 0."""
         return float(self._family("purchase_features", "purchase_frequency", customer_id, days, as_of, 0.0, True))
 
-    def get_average_order_value(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> float:
+    def get_average_order_value(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                as_of: TimeLike | None = None) -> float:
         return float(self._family("purchase_features", "average_order_value", customer_id, days, as_of, 0.0))
 
     def get_purchase_recency(self, customer_id: CustomerId | None, *, as_of: TimeLike | None = None) -> int | None:
         """Whole days from the last purchase to ``as_of``; None when there is none."""
         return self._family("purchase_features", "purchase_recency_days", customer_id, None, as_of, None)
 
-    def get_total_purchase_value(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> float:
+    def get_total_purchase_value(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> float:
         return float(self._family("purchase_features", "total_purchase_value", customer_id, days, as_of, 0.0))
 
-    def get_session_frequency(self, customer_id: CustomerId | None, days: float = 30, *, as_of: TimeLike | None = None) -> float:
+    def get_session_frequency(self, customer_id: CustomerId | None, days: float = 30, *,
+                              as_of: TimeLike | None = None) -> float:
         return float(self._family("session_features", "session_frequency", customer_id, days, as_of, 0.0, True))
 
-    def get_average_session_duration(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> float:
+    def get_average_session_duration(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                     as_of: TimeLike | None = None) -> float:
         return float(self._family("session_features", "average_session_duration", customer_id, days, as_of, 0.0))
 
-    def get_device_usage_pattern(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> dict[str, int]:
+    def get_device_usage_pattern(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> dict[str, int]:
         """{device: session count}, most used first."""
         cid, as_of_us = self._read(customer_id, as_of)
         return {} if cid is None else dict(self._reader.devices(cid, as_of_us, days=days))
 
-    def get_primary_device(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> str | None:
+    def get_primary_device(self, customer_id: CustomerId | None, days: float | None = None, *,
+                           as_of: TimeLike | None = None) -> str | None:
         """The most used device; a tie goes to the device seen first (then to the name)."""
         cid, as_of_us = self._read(customer_id, as_of)
         if cid is None:
@@ -490,36 +497,45 @@ class CustomerActivityFeatures:
         devices = self._reader.devices(cid, as_of_us, days=days)
         return devices[0][0] if devices else None
 
-    def get_abandoned_cart_count(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> int:
+    def get_abandoned_cart_count(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> int:
         return int(self._family("cart_features", "abandoned_cart_count", customer_id, days, as_of, 0))
 
-    def get_cart_conversion_ratio(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> float:
+    def get_cart_conversion_ratio(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                  as_of: TimeLike | None = None) -> float:
         return float(self._family("cart_features", "cart_conversion_ratio", customer_id, days, as_of, 0.0))
 
-    def get_abandoned_cart_value(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> float:
+    def get_abandoned_cart_value(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> float:
         return float(self._family("cart_features", "abandoned_cart_value", customer_id, days, as_of, 0.0))
 
-    def get_support_ticket_count(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> int:
+    def get_support_ticket_count(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> int:
         return int(self._family("support_features", "support_ticket_count", customer_id, days, as_of, 0))
 
-    def get_average_response_time(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> float | None:
+    def get_average_response_time(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                  as_of: TimeLike | None = None) -> float | None:
         value = self._family("support_features", "average_response_time_hours", customer_id, days, as_of, None)
         return None if value is None else float(value)
 
-    def get_escalation_count(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> int:
+    def get_escalation_count(self, customer_id: CustomerId | None, days: float | None = None, *,
+                             as_of: TimeLike | None = None) -> int:
         return int(self._family("support_features", "escalation_count", customer_id, days, as_of, 0))
 
-    def get_escalation_ratio(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> float:
+    def get_escalation_ratio(self, customer_id: CustomerId | None, days: float | None = None, *,
+                             as_of: TimeLike | None = None) -> float:
         return float(self._family("support_features", "escalation_ratio", customer_id, days, as_of, 0.0))
 
-    def get_activity_retention_tradeoff(self, customer_id: CustomerId | None, *, as_of: TimeLike | None = None) -> dict[str, Any]:
+    def get_activity_retention_tradeoff(self, customer_id: CustomerId | None, *,
+                                        as_of: TimeLike | None = None) -> dict[str, Any]:
         """Rule-based retention flags; thresholds are the module's documented constants."""
         cid, as_of_us = self._read(customer_id, as_of)
         if cid is None:
             return {}
         return self._reader.tradeoff(cid, as_of_us)
 
-    def get_all_features(self, customer_id: CustomerId | None, days: float | None = None, *, as_of: TimeLike | None = None) -> FeatureDict:
+    def get_all_features(self, customer_id: CustomerId | None, days: float | None = None, *,
+                         as_of: TimeLike | None = None) -> FeatureDict:
         """Every seed feature of one customer, as a flat dict (three indexed queries)."""
         cid, as_of_us = self._read(customer_id, as_of)
         if cid is None:
@@ -601,7 +617,8 @@ class CustomerActivityFeatures:
             except _validate.Rejection as rejection:
                 raise ValueError(str(rejection)) from None
 
-    def _cohort_targets(self, customer_ids: Iterable[Any], as_of_us: int) -> tuple[list[tuple[int, str, int]], list[Any]]:
+    def _cohort_targets(self, customer_ids: Iterable[Any],
+                        as_of_us: int) -> tuple[list[tuple[int, str, int]], list[Any]]:
         """[(target_id, normalized id, as_of_us)] and {target_id: caller's id}: falsy ids
         skipped, duplicates collapsed (first spelling kept)."""
         seen: dict[str, Any] = {}
@@ -847,7 +864,8 @@ class CustomerActivityFeatures:
         return _frames.indexed_frame(pa, pd, _rfm.CalibrationHoldoutRow._fields, rows)
 
     # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
-    def get_sequence_features(self, customer_id: CustomerId | None, *, as_of: TimeLike | None = None) -> dict[str, float | None]:
+    def get_sequence_features(self, customer_id: CustomerId | None, *,
+                              as_of: TimeLike | None = None) -> dict[str, float | None]:
         """Purchase-sequence statistics of one customer (sql/sequence.sql, docs/rfm.md): gap mean,
         population std, CV and median in days, periodicity, order-value trend; None when undefined."""
         cid, as_of_us = self._read(customer_id, as_of)

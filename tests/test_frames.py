@@ -233,7 +233,8 @@ def test_without_the_extra_a_clear_error_names_it(no_pandas, tmp_path):
                  lambda: store.calibration_and_holdout_frame("2025-01-01"),
                  lambda: store.export(tmp_path / "f.parquet", format="parquet")]
         for call in calls:
-            with pytest.raises(MissingExtraError, match=r"\[pandas\].*pip install 'customer-activity-features\[pandas\]'"):
+            with pytest.raises(MissingExtraError,
+                               match=r"\[pandas\].*pip install 'customer-activity-features\[pandas\]'"):
                 call()
         assert not (tmp_path / "f.parquet").exists()
         assert isinstance(MissingExtraError("x", "pandas"), ImportError)
