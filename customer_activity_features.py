@@ -11,11 +11,16 @@ compute the same features over plain lists of dicts.
     ...     store.get_total_purchase_value("c1", as_of="2024-06-01T00:00:00Z")
 """
 
+from __future__ import annotations
+
 import functools
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import date, datetime
 from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, cast, overload
 
 import sqlite_utils
 
@@ -42,6 +47,7 @@ from store.errors import (  # noqa: F401  (re-exported)
     InvalidEventError,
     LoadError,
     LoadInProgressError,
+    MissingExtraError,
     NotAStoreError,
     OutputIsDatabaseError,
     ReadOnlyStoreError,
@@ -66,6 +72,30 @@ from store.features import (  # noqa: F401  (documented constants, re-exported)
 )
 from store import ingest as _ingest
 from store.ingest import IngestResult, Writer  # noqa: F401
+from store.rfm import CalibrationHoldoutRow, RFMRow  # noqa: F401  (the rows rfm_summary/... yield)
+
+if TYPE_CHECKING:  # the extra [pandas]; imported by the methods that need it, never here
+    import pandas
+    import pyarrow
+
+    from store.loaders import LoadReport
+
+# -- the types of the public API (docs/typing.md) ------------------------------------------------
+#: An instant: a datetime (naive: local time), a date (local midnight) or ISO-8601 text.
+TimeLike = Union[datetime, date, str]
+#: A customer id: text, or an integer (17850 and 17850.0 are the customer '17850').
+CustomerId = Union[str, int, float]
+#: One record of a bulk call (``add_purchases``, ...): a dict keyed by the single call's parameters.
+Record = Mapping[str, Any]
+#: A flat dict of features (``get_all_features``, a row of ``features_at``, ...).
+FeatureDict = dict[str, Any]
+#: What a bulk call's ``progress`` receives after every batch: the running IngestResult (a load's:
+#: its LoadReport).
+Progress = Callable[[Any], object]
+#: A feature family file, or a directory of them, or several.
+FeaturePaths = Union[str, Path, Iterable[Union[str, Path]]]
+_R = TypeVar("_R")
+_T = TypeVar("_T")
 
 __all__ = [
     "CustomerActivityFeatures",
@@ -85,6 +115,7 @@ __all__ = [
     "LoadInProgressError",
     "RejectedRatioError",
     "OutputIsDatabaseError",
+    "MissingExtraError",
 ]
 
 # The numeric, non-boolean top-level features of get_all_features that get_cohort_summary averages
@@ -94,7 +125,7 @@ SUMMARY_FEATURES = _features.SUMMARY_KEYS
 
 
 class _Legacy:
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<not given>"
 
 
@@ -104,20 +135,20 @@ _LEGACY = _Legacy()  # features_at's days= was not given: the current row shape
 _PLAIN_RESULTS = (bool, int, float, str, dict, list, tuple)  # never iterators (add_* return bool)
 
 
-class _class_or_instance:
+class _class_or_instance(Generic[_R]):
     """A method callable on the class (``self`` None) or on an instance."""
 
-    def __init__(self, function):
+    def __init__(self, function: Callable[[Any], _R]) -> None:
         self.function = function
-        functools.update_wrapper(self, function)
+        functools.update_wrapper(cast(Any, self), function)
 
-    def __get__(self, obj, cls=None):
+    def __get__(self, obj: Any, cls: type | None = None) -> Callable[[], _R]:
         return functools.partial(self.function, obj)
 
 
-def _translated(method):
+def _translated(method: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(method)
-    def translated(self, *args, **kwargs):
+    def translated(self: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             result = method(self, *args, **kwargs)
         except sqlite3.OperationalError as exc:
@@ -132,7 +163,7 @@ def _translated(method):
     return translated
 
 
-def _translated_rows(conn, rows):
+def _translated_rows(conn: sqlite3.Connection, rows: Iterator[_T]) -> Iterator[_T]:
     try:
         yield from rows
     except sqlite3.OperationalError as exc:
@@ -140,7 +171,7 @@ def _translated_rows(conn, rows):
         raise
 
 
-def _translating_errors(cls):
+def _translating_errors(cls: type[_T]) -> type[_T]:
     """The API boundary: SQLite's errors that mean something for the store (read-only, full,
     locked) leave every public method, and every iterator one returns, as the store's own
     classes (``store.db.store_error``), whichever layer below raised them."""
@@ -171,8 +202,10 @@ class CustomerActivityFeatures:
     another connection before it raises ``DatabaseLockedError`` (default 30).
     """
 
-    def __init__(self, db=None, *, shop_id="", strict=False, timezone="UTC", read_only=False, create=True,
-                 busy_timeout=None, feature_paths=None):
+    def __init__(self, db: str | Path | sqlite3.Connection | sqlite_utils.Database | None = None, *,
+                 shop_id: str = "", strict: bool = False, timezone: str = "UTC", read_only: bool = False,
+                 create: bool = True, busy_timeout: float | None = None,
+                 feature_paths: FeaturePaths | None = None) -> None:
         if not isinstance(shop_id, str):
             raise TypeError(f"shop_id must be a string, got {type(shop_id).__name__}")
         if read_only and not isinstance(db, (str, Path)):
@@ -240,11 +273,11 @@ class CustomerActivityFeatures:
         self._closed = False
 
     # -- lifecycle -------------------------------------------------------------
-    def flush(self):
+    def flush(self) -> None:
         """Commit every buffered event now."""
         self._writer.commit()
 
-    def close(self):
+    def close(self) -> None:
         """Commit buffered events and close the connection (if the store opened it)."""
         if self._closed:
             return
@@ -253,25 +286,29 @@ class CustomerActivityFeatures:
         if self._owns_connection:
             self.conn.close()
 
-    def __enter__(self):
+    def __enter__(self) -> CustomerActivityFeatures:
         return self
 
-    def __exit__(self, exc_type, exc, tb):
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
         self.close()
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         where = str(self.path) if self.path else "memory/connection"
         return f"<CustomerActivityFeatures {where} shop_id={self.shop_id!r}>"
 
     # -- ingest: single events -------------------------------------------------
-    def add_purchase(self, customer_id, order_value, purchase_date=None, *, order_id=None):
+    def add_purchase(self, customer_id: CustomerId, order_value: float, purchase_date: TimeLike | None = None, *,
+                     order_id: str | int | None = None) -> bool:
         """Store a purchase; True when stored, False when rejected or already stored."""
         return self._writer.add(
             "purchase", (customer_id, order_value, purchase_date, order_id))
 
-    def add_session(self, customer_id, duration_seconds, device_type=None, session_date=None, *, session_id=None,
-                    session_start=None, session_end=None, page_views=None, browser=None, referrer=None,
-                    channel=None):
+    def add_session(self, customer_id: CustomerId, duration_seconds: float | None, device_type: str | None = None,
+                    session_date: TimeLike | None = None, *, session_id: str | int | None = None,
+                    session_start: TimeLike | None = None, session_end: TimeLike | None = None,
+                    page_views: int | None = None, browser: str | None = None, referrer: str | None = None,
+                    channel: str | None = None) -> bool:
         """Store a session; a missing device is 'unknown'.
 
         Optional extras (docs/behavior.md): session_start/session_end (times; a None
@@ -282,31 +319,37 @@ class CustomerActivityFeatures:
             "session", (customer_id, duration_seconds, device_type, session_date, session_id,
                         session_start, session_end, page_views, browser, referrer, channel))
 
-    def add_interaction(self, customer_id, event_type, event_date=None, *, session_id=None, page_type=None,
-                        product_id=None, category=None, search_query=None, view_duration_seconds=None,
-                        device_type=None, event_id=None):
+    def add_interaction(self, customer_id: CustomerId, event_type: str, event_date: TimeLike | None = None, *,
+                        session_id: str | int | None = None, page_type: str | None = None,
+                        product_id: str | int | None = None, category: str | None = None,
+                        search_query: str | None = None, view_duration_seconds: float | None = None,
+                        device_type: str | None = None, event_id: str | int | None = None) -> bool:
         """Store a clickstream interaction; event_type is one of store.validate.INTERACTION_TYPES."""
         return self._writer.add(
             "interaction", (customer_id, event_type, event_date, session_id, page_type, product_id, category,
                             search_query, view_duration_seconds, device_type, event_id))
 
-    def add_attribution(self, customer_id, order_id, source, medium=None, attribution_date=None):
+    def add_attribution(self, customer_id: CustomerId, order_id: str | int, source: str, medium: str | None = None,
+                        attribution_date: TimeLike | None = None) -> bool:
         """Store the marketing source (and medium) of an order; one attribution per order id."""
         return self._writer.add(
             "attribution", (customer_id, order_id, source, medium, attribution_date))
 
-    def add_cart_event(self, customer_id, event_type, cart_value=None, event_date=None, *, cart_id=None):
+    def add_cart_event(self, customer_id: CustomerId, event_type: str, cart_value: float | None = None,
+                       event_date: TimeLike | None = None, *, cart_id: str | int | None = None) -> bool:
         """Store a cart event; event_type is 'abandoned' or 'converted', the value may be None."""
         return self._writer.add(
             "cart_event", (customer_id, event_type, cart_value, event_date, cart_id))
 
-    def add_support_interaction(self, customer_id, ticket_id, response_time_hours=None, escalated=False,
-                                interaction_date=None):
+    def add_support_interaction(self, customer_id: CustomerId, ticket_id: str | int,
+                                response_time_hours: float | None = None, escalated: bool = False,
+                                interaction_date: TimeLike | None = None) -> bool:
         """Store a support interaction; the ticket id is its event id."""
         return self._writer.add(
             "support_interaction", (customer_id, ticket_id, response_time_hours, escalated, interaction_date))
 
-    def set_customer_metadata(self, customer_id, metadata, *, created_at=None):
+    def set_customer_metadata(self, customer_id: CustomerId, metadata: Mapping[str, Any] | None, *,
+                              created_at: TimeLike | None = None) -> bool:
         """Replace a customer's metadata (stored as JSON; non-dict metadata becomes {}).
 
         ``created_at`` (a time) records when the account was created; None keeps
@@ -317,43 +360,52 @@ class CustomerActivityFeatures:
         return self._writer.set_metadata(customer_id, metadata, payload, created_at=created_at)
 
     # -- ingest: bulk ------------------------------------------------------------
-    def add_purchases(self, records, *, batch_size=5000, progress=None):
+    def add_purchases(self, records: Iterable[Record], *, batch_size: int = 5000,
+                         progress: Progress | None = None) -> IngestResult:
         """Stream dicts with keys customer_id, order_value, purchase_date, order_id."""
         return self._writer.bulk("purchase", records, batch_size=batch_size, progress=progress)
 
-    def add_sessions(self, records, *, batch_size=5000, progress=None):
+    def add_sessions(self, records: Iterable[Record], *, batch_size: int = 5000,
+                        progress: Progress | None = None) -> IngestResult:
         """Stream dicts with keys customer_id, duration_seconds, device_type, session_date, session_id
         (and optionally session_start, session_end, page_views, browser, referrer, channel)."""
         return self._writer.bulk("session", records, batch_size=batch_size, progress=progress)
 
-    def add_interactions(self, records, *, batch_size=5000, progress=None):
+    def add_interactions(self, records: Iterable[Record], *, batch_size: int = 5000,
+                            progress: Progress | None = None) -> IngestResult:
         """Stream dicts with keys customer_id, event_type, event_date, session_id, page_type, product_id,
         category, search_query, view_duration_seconds, device_type, event_id (all but the first two optional)."""
         return self._writer.bulk("interaction", records, batch_size=batch_size, progress=progress)
 
-    def add_attributions(self, records, *, batch_size=5000, progress=None):
+    def add_attributions(self, records: Iterable[Record], *, batch_size: int = 5000,
+                            progress: Progress | None = None) -> IngestResult:
         """Stream dicts with keys customer_id, order_id, source, medium, attribution_date."""
         return self._writer.bulk("attribution", records, batch_size=batch_size, progress=progress)
 
-    def add_cart_events(self, records, *, batch_size=5000, progress=None):
+    def add_cart_events(self, records: Iterable[Record], *, batch_size: int = 5000,
+                           progress: Progress | None = None) -> IngestResult:
         """Stream dicts with keys customer_id, event_type, cart_value, event_date, cart_id."""
         return self._writer.bulk("cart_event", records, batch_size=batch_size, progress=progress)
 
-    def add_support_interactions(self, records, *, batch_size=5000, progress=None):
+    def add_support_interactions(self, records: Iterable[Record], *, batch_size: int = 5000,
+                                    progress: Progress | None = None) -> IngestResult:
         """Stream dicts with keys customer_id, ticket_id, response_time_hours, escalated, interaction_date."""
         return self._writer.bulk("support_interaction", records, batch_size=batch_size, progress=progress)
 
-    def add_refund(self, customer_id, refund_value, refund_date=None, *, refund_id=None, order_id=None):
+    def add_refund(self, customer_id: CustomerId, refund_value: float, refund_date: TimeLike | None = None, *,
+                   refund_id: str | int | None = None, order_id: str | int | None = None) -> bool:
         """Store a refund or cancellation (refund_value >= 0); refund_id is the credit note /
         cancellation number, order_id the refunded order when known."""
         return self._writer.add(
             "refund", (customer_id, refund_value, refund_date, refund_id, order_id))
 
-    def add_refunds(self, records, *, batch_size=5000, progress=None):
+    def add_refunds(self, records: Iterable[Record], *, batch_size: int = 5000,
+                       progress: Progress | None = None) -> IngestResult:
         """Stream dicts with keys customer_id, refund_value, refund_date, refund_id, order_id."""
         return self._writer.bulk("refund", records, batch_size=batch_size, progress=progress)
 
-    def load_history(self, kind, records, *, batch_size=10_000, progress=None):
+    def load_history(self, kind: str, records: Iterable[Record], *, batch_size: int = 10_000,
+                     progress: Progress | None = None) -> IngestResult:
         """Load a large history of one kind of event (``'purchase'``, ``'session'``, ``'cart_event'``,
         ``'support_interaction'``, ``'refund'``, ``'interaction'``, ``'attribution'``): the records
         of the matching ``add_*`` method, validated and counted the same way, written in one
@@ -363,8 +415,10 @@ class CustomerActivityFeatures:
             raise UnknownNameError(f"{kind!r} is not an event kind; expected one of: {', '.join(_ingest.KINDS)}")
         return self._writer.load_history(kind, records, batch_size=batch_size, progress=progress)
 
-    def load(self, kind, source, *, fmt=None, mapping=None, date_format=None, timezone=None, progress=None,
-             encoding=None, delimiter=None, max_rejected_ratio=None, wait=True):
+    def load(self, kind: str, source: str | Path, *, fmt: str | None = None, mapping: Mapping[str, str] | None = None,
+             date_format: str | None = None, timezone: str | None = None, progress: Progress | None = None,
+             encoding: str | None = None, delimiter: str | None = None, max_rejected_ratio: float | None = None,
+             wait: bool | float = True) -> LoadReport:
         """Load a dump file (or '-' for stdin) of ``kind``; see ``store.loaders.load_into`` and docs/loading.md.
 
         ``encoding``: the file's text encoding (e.g. ``'cp1252'``; default UTF-8); ``delimiter``: the
@@ -378,12 +432,12 @@ class CustomerActivityFeatures:
                                   encoding=encoding, delimiter=delimiter, max_rejected_ratio=max_rejected_ratio,
                                   wait=wait)
 
-    def set_customers_metadata(self, records, *, batch_size=5000):
+    def set_customers_metadata(self, records: Iterable[Record], *, batch_size: int = 5000) -> IngestResult:
         """Stream dicts with keys customer_id and metadata (and optionally created_at)."""
         return self._writer.bulk_metadata(records, batch_size=batch_size)
 
     # -- reads -------------------------------------------------------------------
-    def _read(self, customer_id, as_of):
+    def _read(self, customer_id: CustomerId | None, as_of: TimeLike | None) -> tuple[str | None, int]:
         """(normalized id or None, as_of_us), after committing buffered writes."""
         self._writer.commit()
         as_of_us = timeutil.as_of_us(as_of)
@@ -394,7 +448,8 @@ class CustomerActivityFeatures:
         except _validate.Rejection as rejection:
             raise ValueError(str(rejection)) from None
 
-    def _family(self, family, column, customer_id, days, as_of, empty, frequency=False):
+    def _family(self, family: str, column: str, customer_id: CustomerId | None, days: float | None,
+                as_of: TimeLike | None, empty: Any, frequency: bool = False) -> Any:
         cid, as_of_us = self._read(customer_id, as_of)
         if cid is None:
             return empty
@@ -405,32 +460,39 @@ class CustomerActivityFeatures:
             row = self._reader.family(family, cid, as_of_us, days=days)
         return row[column]
 
-    def get_purchase_frequency(self, customer_id, days=30, *, as_of=None):
+    def get_purchase_frequency(self, customer_id: CustomerId | None, days: float = 30, *,
+                               as_of: TimeLike | None = None) -> float:
         """Purchases in the last ``days`` per 30 days; 0.0 when days <= 0."""
         return float(self._family("purchase_features", "purchase_frequency", customer_id, days, as_of, 0.0, True))
 
-    def get_average_order_value(self, customer_id, days=None, *, as_of=None):
+    def get_average_order_value(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                as_of: TimeLike | None = None) -> float:
         return float(self._family("purchase_features", "average_order_value", customer_id, days, as_of, 0.0))
 
-    def get_purchase_recency(self, customer_id, *, as_of=None):
+    def get_purchase_recency(self, customer_id: CustomerId | None, *, as_of: TimeLike | None = None) -> int | None:
         """Whole days from the last purchase to ``as_of``; None when there is none."""
         return self._family("purchase_features", "purchase_recency_days", customer_id, None, as_of, None)
 
-    def get_total_purchase_value(self, customer_id, days=None, *, as_of=None):
+    def get_total_purchase_value(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> float:
         return float(self._family("purchase_features", "total_purchase_value", customer_id, days, as_of, 0.0))
 
-    def get_session_frequency(self, customer_id, days=30, *, as_of=None):
+    def get_session_frequency(self, customer_id: CustomerId | None, days: float = 30, *,
+                              as_of: TimeLike | None = None) -> float:
         return float(self._family("session_features", "session_frequency", customer_id, days, as_of, 0.0, True))
 
-    def get_average_session_duration(self, customer_id, days=None, *, as_of=None):
+    def get_average_session_duration(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                     as_of: TimeLike | None = None) -> float:
         return float(self._family("session_features", "average_session_duration", customer_id, days, as_of, 0.0))
 
-    def get_device_usage_pattern(self, customer_id, days=None, *, as_of=None):
+    def get_device_usage_pattern(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> dict[str, int]:
         """{device: session count}, most used first."""
         cid, as_of_us = self._read(customer_id, as_of)
         return {} if cid is None else dict(self._reader.devices(cid, as_of_us, days=days))
 
-    def get_primary_device(self, customer_id, days=None, *, as_of=None):
+    def get_primary_device(self, customer_id: CustomerId | None, days: float | None = None, *,
+                           as_of: TimeLike | None = None) -> str | None:
         """The most used device; a tie goes to the device seen first (then to the name)."""
         cid, as_of_us = self._read(customer_id, as_of)
         if cid is None:
@@ -438,43 +500,52 @@ class CustomerActivityFeatures:
         devices = self._reader.devices(cid, as_of_us, days=days)
         return devices[0][0] if devices else None
 
-    def get_abandoned_cart_count(self, customer_id, days=None, *, as_of=None):
+    def get_abandoned_cart_count(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> int:
         return int(self._family("cart_features", "abandoned_cart_count", customer_id, days, as_of, 0))
 
-    def get_cart_conversion_ratio(self, customer_id, days=None, *, as_of=None):
+    def get_cart_conversion_ratio(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                  as_of: TimeLike | None = None) -> float:
         return float(self._family("cart_features", "cart_conversion_ratio", customer_id, days, as_of, 0.0))
 
-    def get_abandoned_cart_value(self, customer_id, days=None, *, as_of=None):
+    def get_abandoned_cart_value(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> float:
         return float(self._family("cart_features", "abandoned_cart_value", customer_id, days, as_of, 0.0))
 
-    def get_support_ticket_count(self, customer_id, days=None, *, as_of=None):
+    def get_support_ticket_count(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                 as_of: TimeLike | None = None) -> int:
         return int(self._family("support_features", "support_ticket_count", customer_id, days, as_of, 0))
 
-    def get_average_response_time(self, customer_id, days=None, *, as_of=None):
+    def get_average_response_time(self, customer_id: CustomerId | None, days: float | None = None, *,
+                                  as_of: TimeLike | None = None) -> float | None:
         value = self._family("support_features", "average_response_time_hours", customer_id, days, as_of, None)
         return None if value is None else float(value)
 
-    def get_escalation_count(self, customer_id, days=None, *, as_of=None):
+    def get_escalation_count(self, customer_id: CustomerId | None, days: float | None = None, *,
+                             as_of: TimeLike | None = None) -> int:
         return int(self._family("support_features", "escalation_count", customer_id, days, as_of, 0))
 
-    def get_escalation_ratio(self, customer_id, days=None, *, as_of=None):
+    def get_escalation_ratio(self, customer_id: CustomerId | None, days: float | None = None, *,
+                             as_of: TimeLike | None = None) -> float:
         return float(self._family("support_features", "escalation_ratio", customer_id, days, as_of, 0.0))
 
-    def get_activity_retention_tradeoff(self, customer_id, *, as_of=None):
+    def get_activity_retention_tradeoff(self, customer_id: CustomerId | None, *,
+                                        as_of: TimeLike | None = None) -> dict[str, Any]:
         """Rule-based retention flags; thresholds are the module's documented constants."""
         cid, as_of_us = self._read(customer_id, as_of)
         if cid is None:
             return {}
         return self._reader.tradeoff(cid, as_of_us)
 
-    def get_all_features(self, customer_id, days=None, *, as_of=None):
+    def get_all_features(self, customer_id: CustomerId | None, days: float | None = None, *,
+                         as_of: TimeLike | None = None) -> FeatureDict:
         """Every seed feature of one customer, as a flat dict (three indexed queries)."""
         cid, as_of_us = self._read(customer_id, as_of)
         if cid is None:
             return {}
         return self._reader.all_features(cid, as_of_us, days=days)
 
-    def get_behavior_features(self, customer_id, as_of=None):
+    def get_behavior_features(self, customer_id: CustomerId | None, as_of: TimeLike | None = None) -> FeatureDict:
         """Every behaviour feature of one customer (docs/behavior.md), one SQL statement.
 
         Flat dict in the column order of the behavior_features statement (sql/behavior_features.sql),
@@ -488,7 +559,8 @@ class CustomerActivityFeatures:
             return {}
         return _behavior.one(self.conn, self.shop_id, cid, as_of_us)
 
-    def get_cohort_behavior_features(self, customer_ids, *, as_of=None):
+    def get_cohort_behavior_features(self, customer_ids: Iterable[CustomerId | None], *,
+                                     as_of: TimeLike | None = None) -> dict[Any, FeatureDict]:
         """{customer id: get_behavior_features(id)} for a cohort, set-based (one statement)."""
         from store import behavior as _behavior
         self._writer.commit()
@@ -499,7 +571,7 @@ class CustomerActivityFeatures:
         return {originals[tid]: features
                 for tid, features in _behavior.iter_cohort(self.conn, self.shop_id, targets)}
 
-    def get_feature_summary(self, customer_id, *, as_of=None):
+    def get_feature_summary(self, customer_id: CustomerId | None, *, as_of: TimeLike | None = None) -> dict[str, Any]:
         """The features of one customer grouped into sections."""
         f = self.get_all_features(customer_id, as_of=as_of)
         if not f:
@@ -537,7 +609,7 @@ class CustomerActivityFeatures:
 
     # -- cohorts -------------------------------------------------------------------
     @staticmethod
-    def _normalized_ids(customer_ids):
+    def _normalized_ids(customer_ids: Iterable[Any]) -> Iterator[tuple[str, Any]]:
         """(normalized id, caller's id) for each id of a cohort, lazily: falsy ids skipped,
         an invalid id a ValueError."""
         for raw in customer_ids:
@@ -548,20 +620,21 @@ class CustomerActivityFeatures:
             except _validate.Rejection as rejection:
                 raise ValueError(str(rejection)) from None
 
-    def _cohort_targets(self, customer_ids, as_of_us):
+    def _cohort_targets(self, customer_ids: Iterable[Any],
+                        as_of_us: int) -> tuple[list[tuple[int, str, int]], list[Any]]:
         """[(target_id, normalized id, as_of_us)] and {target_id: caller's id}: falsy ids
         skipped, duplicates collapsed (first spelling kept)."""
-        seen = {}
+        seen: dict[str, Any] = {}
         for cid, raw in self._normalized_ids(customer_ids):
             seen.setdefault(cid, raw)
         targets = [(i, cid, as_of_us) for i, cid in enumerate(seen)]
         return targets, list(seen.values())
 
-    def _id_chunks(self, customer_ids):
+    def _id_chunks(self, customer_ids: Iterable[Any]) -> Iterator[list[tuple[str, Any]]]:
         """Chunks [(normalized id, caller's id)] of up to ``store.features.STREAM_CHUNK``
         distinct ids, read lazily from ``customer_ids`` (the rules of ``_cohort_targets``
         within a chunk; an id repeated across chunks is dropped by ``iter_keyed_ids``)."""
-        chunk = {}
+        chunk: dict[str, Any] = {}
         for cid, raw in self._normalized_ids(customer_ids):
             chunk.setdefault(cid, raw)
             if len(chunk) >= _features.STREAM_CHUNK:
@@ -570,7 +643,8 @@ class CustomerActivityFeatures:
         if chunk:
             yield list(chunk.items())
 
-    def get_cohort_features(self, customer_ids, days=None, *, as_of=None):
+    def get_cohort_features(self, customer_ids: Iterable[CustomerId | None], days: float | None = None, *,
+                            as_of: TimeLike | None = None) -> dict[Any, FeatureDict]:
         """{customer id: get_all_features(id, days)} computed set-based for the whole cohort."""
         self._writer.commit()
         as_of_us = timeutil.as_of_us(as_of)
@@ -581,7 +655,8 @@ class CustomerActivityFeatures:
         return {originals[tid]: features
                 for tid, features in self._reader.iter_cohort((), days=days, as_of_us=as_of_us, ids=ids)}
 
-    def get_cohort_summary(self, customer_ids, days=None, *, as_of=None):
+    def get_cohort_summary(self, customer_ids: Iterable[CustomerId | None], days: float | None = None, *,
+                           as_of: TimeLike | None = None) -> dict[str, Any]:
         """{'size': distinct non-empty ids, 'aggregates': {feature: mean over non-None values}}."""
         self._writer.commit()
         as_of_us = timeutil.as_of_us(as_of)
@@ -593,7 +668,8 @@ class CustomerActivityFeatures:
                 "aggregates": {k: float(v) for k, v in means.items() if v is not None}}
 
     # -- feature store (docs/feature_store.md) --------------------------------------
-    def iter_features(self, customer_ids=None, *, days=None, as_of=None):
+    def iter_features(self, customer_ids: Iterable[CustomerId | None] | None = None, *, days: float | None = None,
+                      as_of: TimeLike | None = None) -> Iterator[tuple[Any, FeatureDict]]:
         """Yield (customer_id, get_all_features dict) for a cohort (in first-seen order, falsy ids
         skipped, duplicates once), or for every customer of the shop when ``customer_ids`` is
         None (in customer id order), streamed from SQL with bounded memory whatever the number
@@ -608,8 +684,20 @@ class CustomerActivityFeatures:
                     in self._reader.iter_cohort((), days=days, select=select, with_keys=True, as_of_us=as_of_us))
         return self._reader.iter_keyed_ids(self._id_chunks(customer_ids), as_of_us=as_of_us, days=days)
 
-    def features_at(self, pairs, *, exclusive=False, windows=_plan.DEFAULT_WINDOWS, families=None,
-                    days=_LEGACY):
+    @overload
+    def features_at(self, pairs: Iterable[tuple[CustomerId | None, TimeLike | None]], *, exclusive: bool = ...,
+                    windows: Sequence[int] = ..., families: Iterable[str] | None = ...,
+                    days: _Legacy = ...) -> Iterator[FeatureDict]: ...
+
+    @overload
+    def features_at(self, pairs: Iterable[tuple[CustomerId | None, TimeLike | None]], *, exclusive: bool = ...,
+                    windows: Sequence[int] = ..., families: Iterable[str] | None = ...,
+                    days: float | None) -> Iterator[tuple[str | None, datetime, FeatureDict]]: ...
+
+    def features_at(self, pairs: Iterable[tuple[CustomerId | None, TimeLike | None]], *, exclusive: bool = False,
+                    windows: Sequence[int] = _plan.DEFAULT_WINDOWS, families: Iterable[str] | None = None,
+                    days: float | None | _Legacy = _LEGACY
+                    ) -> Iterator[FeatureDict] | Iterator[tuple[str | None, datetime, FeatureDict]]:
         """Point-in-time rows: for each (customer_id, cutoff) pair, in order (duplicates kept),
         yield a dict keyed by the columns of customer_features (shop_id, customer_id, as_of,
         as_of_us, then every feature): the row ``materialize(as_of=cutoff, windows=windows,
@@ -626,7 +714,7 @@ class CustomerActivityFeatures:
         ``days=`` (deprecated, removed in the next release) gives the former shape:
         (customer_id, cutoff datetime, get_all_features(customer_id, days, as_of=cutoff))."""
         self._writer.commit()
-        if days is not _LEGACY:
+        if not isinstance(days, _Legacy):  # days= given: the former rows
             if exclusive or families is not None or _plan.check_windows(windows) != _plan.DEFAULT_WINDOWS:
                 raise TypeError("features_at(days=...) gives the former (customer_id, cutoff, "
                                 "get_all_features) tuples and takes no exclusive, windows or families")
@@ -643,8 +731,9 @@ class CustomerActivityFeatures:
                                    families=families, exclusive=exclusive, lock=self._writer.lock,
                                    reg=self.registry)
 
-    def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1, engine="sqlite",
-                    memory_limit=None):
+    def materialize(self, as_of: TimeLike | None = None, windows: Sequence[int] = (7, 30, 90, 365), *,
+                    families: Iterable[str] | None = None, workers: int = 1, engine: str = "sqlite",
+                    memory_limit: str | None = None) -> dict[str, Any]:
         """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
         (default now) and swap it in atomically; returns a summary of the run.
 
@@ -670,7 +759,8 @@ class CustomerActivityFeatures:
                                             families, workers, reg=self.registry, engine=engine,
                                             memory_limit=memory_limit)
 
-    def verify_engine(self, engine="duckdb", *, as_of=None, sample=2000, memory_limit=None):
+    def verify_engine(self, engine: str = "duckdb", *, as_of: TimeLike | None = None, sample: int = 2000,
+                      memory_limit: str | None = None) -> dict[str, Any]:
         """Compute every family's columns for the first ``sample`` customers of the shop (0: all)
         at ``as_of`` (default: the last materialisation's, else now) on SQLite and on ``engine``
         and compare every cell: integers and text exact, REALs within 1e-12 relative
@@ -687,12 +777,12 @@ class CustomerActivityFeatures:
                                    memory_limit=memory_limit)
 
     @_class_or_instance
-    def materialize_families(self=None):
+    def materialize_families(self: CustomerActivityFeatures | None = None) -> list[str]:
         """The names of the feature families ``materialize(families=...)`` accepts, in catalog order
         (called on the class: the built-in families; on a store: its registry's, user families too)."""
         return list(_plan.family_names(None if self is None else self.registry))
 
-    def family_sql(self, name):
+    def family_sql(self, name: str) -> str:
         """The statements ``materialize`` runs to compute the feature family ``name`` (a name of
         ``materialize_families()``), as text: each is run as ``INSERT INTO temp.<table> (...)``
         followed by the SELECT shown, with the windows and families of the last run, and with
@@ -702,14 +792,14 @@ class CustomerActivityFeatures:
         statements = _plan.family_statements(self.conn, self.shop_id, name, self.registry)
         return "\n\n".join(_plan.statement_text(st) for st in statements)
 
-    def refresh(self, as_of=None):
+    def refresh(self, as_of: TimeLike | None = None) -> dict[str, Any]:
         """Bring the last materialisation to ``as_of`` (default now), recomputing only the customers
         whose values can have changed; equal to materialize(as_of) with the same windows."""
         with self._writer.lock:
             self._writer.commit()
             return _refresh.refresh(self.conn, self.shop_id, timeutil.as_of_us(as_of), self.registry)
 
-    def catalog(self):
+    def catalog(self) -> list[dict[str, Any]]:
         """The definition record of every feature, as a list of dicts (also in feature_catalog)."""
         records = [f.as_record() for f in _catalog.features(self.registry)]
         if not self.read_only:
@@ -718,9 +808,11 @@ class CustomerActivityFeatures:
                 _write_catalog(self.conn, self.registry)
         return records
 
-    def export(self, path, *, format="csv", as_of=None):
-        """Stream the shop's feature rows to ``path`` as csv or ndjson: the materialised rows when
-        the last snapshot is at ``as_of`` (or as_of is None), else rows computed at ``as_of``.
+    def export(self, path: str | Path, *, format: str = "csv", as_of: TimeLike | None = None) -> dict[str, Any]:
+        """Stream the shop's feature rows to ``path`` as csv, ndjson or parquet: the materialised
+        rows when the last snapshot is at ``as_of`` (or as_of is None), else rows computed at
+        ``as_of``. Parquet (the extra ``[pandas]``, else ``MissingExtraError``) is written a record
+        batch at a time, typed as ``to_arrow()`` types it.
         A ``path`` that is the store's database (any spelling) or one of its -wal/-shm/-journal
         files is refused with ``OutputIsDatabaseError``, nothing written."""
         with self._writer.lock:
@@ -729,8 +821,81 @@ class CustomerActivityFeatures:
                                        as_of_us=None if as_of is None else timeutil.as_of_us(as_of),
                                        reg=self.registry)
 
+    # -- DataFrames and Arrow (the extra [pandas]; docs/frames.md) -------------------
+    def features_frame(self, entity_df: pandas.DataFrame, *, customer_col: str = "customer_id",
+                       time_col: str = "cutoff", exclusive: bool = False,
+                       windows: Sequence[int] = _plan.DEFAULT_WINDOWS,
+                       families: Iterable[str] | None = None) -> pandas.DataFrame:
+        """A training frame: ``entity_df`` (a pandas DataFrame of (customer, cutoff) rows, with any
+        other columns, e.g. labels) with every feature column of ``features_at`` appended, point in
+        time per row: row i holds the features of ``(entity_df[customer_col][i],
+        entity_df[time_col][i])``, computed by ``features_at(pairs, exclusive=exclusive,
+        windows=windows, families=families)``. The entity frame's columns, row order and index are
+        kept (duplicate pairs too). The pairs are read and the rows converted a record batch
+        (``store.frames.BATCH_ROWS`` rows) at a time, so memory beyond the frame is bounded.
+        Columns are typed as the catalog says (``store.frames``: integers ``Int64``, booleans
+        ``boolean``, reals ``float64``, text ``string``; NULL missing). An invalid id or cutoff is
+        the ValueError of ``features_at``, and so is a missing cutoff (None, NaT, NaN: no "now"
+        here); a missing id gives NULL features; a feature name already in ``entity_df`` is a
+        ValueError.
+        Needs the extra ``[pandas]`` (else ``MissingExtraError``)."""
+        from store import frames as _frames
+        pa, pd = _frames.require("features_frame()")
+        self._writer.commit()
+        # the plan features_at computes (its windows and families checked here): the columns and their types
+        plan = _plan.Plan(self.conn, _plan.check_windows(windows), families, self.registry)
+        columns = _frames.feature_types(plan, self.registry)
+        _frames.check_entity(pd, entity_df, customer_col, time_col, [name for name, _ in columns])
+        rows = self.features_at(_frames.entity_pairs(pd, entity_df, customer_col, time_col), exclusive=exclusive,
+                                windows=windows, families=families)
+        return _frames.features_frame(pa, pd, entity_df, rows, columns)
+
+    def to_arrow(self, *, as_of: TimeLike | None = None) -> pyarrow.Table:
+        """The shop's feature rows as a ``pyarrow.Table``: the rows ``export`` writes (the
+        materialised ``customer_features`` rows when the last snapshot is at ``as_of`` or as_of
+        is None, else rows computed at ``as_of``), in customer id order, typed as the catalog
+        says (``store.frames``), read a record batch at a time. Needs the extra ``[pandas]``."""
+        with self._writer.lock:
+            self._writer.commit()
+            return _export.to_arrow(self.conn, self.shop_id,
+                                    None if as_of is None else timeutil.as_of_us(as_of), reg=self.registry)
+
+    def to_pandas(self, *, as_of: TimeLike | None = None) -> pandas.DataFrame:
+        """``to_arrow(as_of=as_of)`` as a pandas DataFrame (one row per customer, the columns of
+        ``customer_features``, a default index): integers ``Int64``, booleans ``boolean``, reals
+        ``float64``, text ``string``, NULL missing. Needs the extra ``[pandas]``."""
+        from store import frames as _frames
+        pa, pd = _frames.require("to_pandas()")
+        return _frames.to_pandas(pa, pd, self.to_arrow(as_of=as_of))
+
+    def rfm_summary_frame(self, observation_end: TimeLike | None = None, *, freq: str = "D",
+                          freq_multiplier: float = 1, include_first: bool = False,
+                          include_zero_values: bool = True) -> pandas.DataFrame:
+        """``rfm_summary(...)`` as a pandas DataFrame indexed by customer_id, columns frequency,
+        recency, T, monetary_value (float64), as lifetimes' summary_data_from_transaction_data
+        returns it. Needs the extra ``[pandas]``."""
+        from store import frames as _frames
+        pa, pd = _frames.require("rfm_summary_frame()")
+        rows = self.rfm_summary(observation_end, freq=freq, freq_multiplier=freq_multiplier,
+                                include_first=include_first, include_zero_values=include_zero_values)
+        return _frames.indexed_frame(pa, pd, _rfm.RFMRow._fields, rows)
+
+    def calibration_and_holdout_frame(self, calibration_end: TimeLike, observation_end: TimeLike | None = None, *,
+                                      freq: str = "D", freq_multiplier: float = 1, include_first: bool = False,
+                                      include_zero_values: bool = True) -> pandas.DataFrame:
+        """``calibration_and_holdout(...)`` as a pandas DataFrame indexed by customer_id (the
+        columns of CalibrationHoldoutRow, float64), as lifetimes' calibration_and_holdout_data
+        returns it. Needs the extra ``[pandas]``."""
+        from store import frames as _frames
+        pa, pd = _frames.require("calibration_and_holdout_frame()")
+        rows = self.calibration_and_holdout(calibration_end, observation_end, freq=freq,
+                                            freq_multiplier=freq_multiplier, include_first=include_first,
+                                            include_zero_values=include_zero_values)
+        return _frames.indexed_frame(pa, pd, _rfm.CalibrationHoldoutRow._fields, rows)
+
     # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
-    def get_sequence_features(self, customer_id, *, as_of=None):
+    def get_sequence_features(self, customer_id: CustomerId | None, *,
+                              as_of: TimeLike | None = None) -> dict[str, float | None]:
         """Purchase-sequence statistics of one customer (sql/sequence.sql, docs/rfm.md): gap mean,
         population std, CV and median in days, periodicity, order-value trend; None when undefined."""
         cid, as_of_us = self._read(customer_id, as_of)
@@ -740,8 +905,8 @@ class CustomerActivityFeatures:
         row.pop("target_id", None)
         return row
 
-    def rfm_summary(self, observation_end=None, *, freq="D", freq_multiplier=1, include_first=False,
-                    include_zero_values=True):
+    def rfm_summary(self, observation_end: TimeLike | None = None, *, freq: str = "D", freq_multiplier: float = 1,
+                    include_first: bool = False, include_zero_values: bool = True) -> Iterator[RFMRow]:
         """Iterator of RFMRow(customer_id, frequency, recency, T, monetary_value), by customer id.
 
         As lifetimes' summary_data_from_transaction_data: purchase times truncated to
@@ -756,8 +921,9 @@ class CustomerActivityFeatures:
                             freq_multiplier=freq_multiplier, include_first=include_first,
                             include_zero=include_zero_values)
 
-    def calibration_and_holdout(self, calibration_end, observation_end=None, *, freq="D", freq_multiplier=1,
-                                include_first=False, include_zero_values=True):
+    def calibration_and_holdout(self, calibration_end: TimeLike, observation_end: TimeLike | None = None, *,
+                                freq: str = "D", freq_multiplier: float = 1, include_first: bool = False,
+                                include_zero_values: bool = True) -> Iterator[CalibrationHoldoutRow]:
         """Iterator of CalibrationHoldoutRow (frequency_cal, recency_cal, T_cal, monetary_value_cal,
         frequency_holdout, monetary_value_holdout, duration_holdout), by customer id.
 
@@ -771,12 +937,12 @@ class CustomerActivityFeatures:
                                             include_first=include_first, include_zero=include_zero_values)
 
 
-def _checked_pairs(pairs, now_us=None):
+def _checked_pairs(pairs: Iterable[Any], now_us: int | None = None) -> Iterator[tuple[str, int]]:
     """(normalized customer id or '' for a falsy id, cutoff in microseconds) for each pair,
     lazily; a pair that is not (customer_id, as_of), an invalid id or an invalid cutoff is a
     ValueError naming its position. A cutoff of None is ``now_us`` (default: the first time
     one is met), the same instant for every pair."""
-    now = [now_us]
+    now = now_us
     for i, pair in enumerate(pairs):
         try:
             raw, cutoff = pair
@@ -789,9 +955,9 @@ def _checked_pairs(pairs, now_us=None):
             except _validate.Rejection as rejection:
                 raise ValueError(f"pair {i}: {rejection}") from None
         if cutoff is None:
-            if now[0] is None:
-                now[0] = timeutil.now_us()
-            cutoff_us = now[0]
+            if now is None:
+                now = timeutil.now_us()
+            cutoff_us = now
         else:
             try:
                 cutoff_us = timeutil.to_us(cutoff)
@@ -800,7 +966,8 @@ def _checked_pairs(pairs, now_us=None):
         yield cid, cutoff_us
 
 
-def _legacy_features_at(reader, pairs, days):
+def _legacy_features_at(reader: FeatureReader, pairs: Iterable[Any],
+                        days: float | None) -> Iterator[tuple[str | None, datetime, FeatureDict]]:
     """The former features_at rows (deprecated: ``features_at(days=...)``)."""
     targets = ((i, cid, cutoff_us) for i, (cid, cutoff_us) in enumerate(_checked_pairs(pairs)))
     # Falsy ids are kept as '' (no event can have that id) so that rows stay in pair order.
@@ -808,7 +975,7 @@ def _legacy_features_at(reader, pairs, days):
         yield (cid or None), timeutil.from_us(cutoff_us), (features if cid else {})
 
 
-def _write_catalog(conn, reg=None):
+def _write_catalog(conn: sqlite3.Connection, reg: Any = None) -> None:
     """The feature catalog is in the database from the first open on (read it with sqlite3).
     Written only when the stored records differ from the code's; a read-only database, or a
     write lock held by another connection, leaves the stored records as they are (the records
@@ -820,7 +987,7 @@ def _write_catalog(conn, reg=None):
             raise
 
 
-def _payload(**values):
+def _payload(**values: Any) -> str:
     return _validate.to_json(values)
 
 
@@ -828,7 +995,8 @@ def _payload(**values):
 _HELPER_CUSTOMER = "customer"
 
 
-def _helper_store(records, kind, value_key, extra):
+def _helper_store(records: Iterable[Any] | None, kind: str, value_key: str,
+                  extra: Callable[[dict[str, Any]], Record]) -> CustomerActivityFeatures:
     store = CustomerActivityFeatures()
     rows = []
     for record in records if records is not None else ():
@@ -845,7 +1013,8 @@ def _helper_store(records, kind, value_key, extra):
     return store
 
 
-def calculate_purchase_features(purchases, days=None, *, as_of=None):
+def calculate_purchase_features(purchases: Iterable[Mapping[str, Any]] | None, days: float | None = None, *,
+                                as_of: TimeLike | None = None) -> dict[str, Any]:
     """Purchase features of one customer's purchases, given as [{'value': ..., 'date': ...}].
 
     Non-dict records, records without a value and records with an unparseable
@@ -861,7 +1030,8 @@ def calculate_purchase_features(purchases, days=None, *, as_of=None):
         }
 
 
-def calculate_session_features(sessions, days=None, *, as_of=None):
+def calculate_session_features(sessions: Iterable[Mapping[str, Any]] | None, days: float | None = None, *,
+                               as_of: TimeLike | None = None) -> dict[str, Any]:
     """Session features of one customer's sessions, given as [{'duration': ..., 'device': ..., 'date': ...}].
 
     Returns {frequency, average_duration, device_pattern, primary_device}.

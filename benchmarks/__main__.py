@@ -39,8 +39,9 @@ ORDER = ("generate", "ingest_api", "ingest_raw", "ingest_fast", "single_add", "d
 
 # Steps that may import optional libraries from --reference-libs (pandas, DuckDB). Only these
 # get it on their path: with numpy importable, sqlite-utils imports it in every process (+40 MB
-# RSS and a larger address space), which would distort the store's own steps.
-REFERENCE_LIB_STEPS = ("dataframes",)
+# RSS and a larger address space), which would distort the store's own steps (which also hide
+# a numpy installed in the environment itself: benchmarks.steps.main).
+from .steps import REFERENCE_LIB_STEPS  # noqa: E402
 
 
 def run_step(name, cfg, timeout):

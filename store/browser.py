@@ -30,7 +30,7 @@ import json
 
 from . import catalog, ingest
 from .db import quote_identifier
-from .errors import StoreError
+from .errors import StoreError, require_extra
 from .report import feature_columns
 from .resources import query
 from .runs import TABLE, table_exists
@@ -172,10 +172,7 @@ def dumps(document, path=None):
     """The metadata as text: YAML when ``path`` ends in .yaml/.yml (PyYAML, which Datasette
     installs), JSON otherwise."""
     if path is not None and str(path).lower().endswith((".yaml", ".yml")):
-        try:
-            import yaml
-        except ImportError:
-            raise StoreError("writing YAML needs PyYAML: pip install 'customer-activity-features[serve]'") from None
+        (yaml,) = require_extra("serve", ("yaml",), "writing YAML")
         return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
     return json.dumps(document, indent=2) + "\n"
 
@@ -184,16 +181,12 @@ SETTINGS = {"suggest_facets": False, "sql_time_limit_ms": 5000, "facet_time_limi
 
 
 def _datasette():
-    try:
-        from datasette.app import Datasette
-        import uvicorn
-    except ImportError:
-        raise StoreError("caf serve needs Datasette: pip install 'customer-activity-features[serve]'") from None
-    return Datasette, uvicorn
+    app, uvicorn = require_extra("serve", ("datasette.app", "uvicorn"), "caf serve")
+    return app.Datasette, uvicorn
 
 
 def check_installed():
-    """Raise StoreError naming the extra when Datasette is missing."""
+    """Raise MissingExtraError naming the extra when Datasette is missing."""
     _datasette()
 
 

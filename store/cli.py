@@ -29,6 +29,7 @@ from . import locks
 from . import stats as storestats
 from . import synthetic, timeutil
 from .errors import StoreError
+from .export import EXPORT_FORMATS
 
 DEFAULT_DB = "customer_activity.db"
 GENERIC_KINDS = ("purchases", "sessions", "carts", "support", "refunds", "customers", "interactions",
@@ -779,6 +780,7 @@ def export():
     Examples:
       caf export features.csv
       caf export features features.ndjson --format ndjson --as-of 2011-12-10
+      caf export features.parquet
       caf export rfm rfm.csv --freq W
     """
 
@@ -792,20 +794,26 @@ def _format_from_name(fmt, path):
 
 @export.command("features")
 @click.argument("file", type=click.Path(dir_okay=False, writable=True))
-@click.option("--format", "fmt", type=click.Choice(("csv", "ndjson")),
-              help="Output format (default: from the name; .ndjson/.jsonl -> ndjson, else csv).")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS),
+              help="Output format (default: from the name; .ndjson/.jsonl -> ndjson, .parquet -> parquet, "
+                   "else csv). parquet needs the extra [pandas].")
 @click.option("--as-of", type=TIME,
               help="Compute the rows at this time; default: the materialised snapshot if there is one, else now.")
 @pass_env
 def export_features(env, file, fmt, as_of):
-    """Write every customer's features to FILE (csv or ndjson).
+    """Write every customer's features to FILE (csv, ndjson or parquet).
+
+    Parquet columns are typed as the feature catalog says (integers, booleans,
+    reals, text; NULL as missing); it needs the optional extra [pandas]
+    (pip install 'customer-activity-features[pandas]').
 
     \b
     Examples:
       caf export features features.csv
       caf export features.ndjson --as-of 2011-12-10
+      caf export features.parquet
     """
-    fmt = _format_from_name(fmt, file)
+    fmt = fmt or ("parquet" if str(file).lower().endswith(".parquet") else _format_from_name(None, file))
     with env.open() as store:
         run = store.export
         result = _replace_when_done(file, lambda partial: run(partial, format=fmt, as_of=as_of), conn=store.conn)

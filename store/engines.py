@@ -46,7 +46,7 @@ import typing
 
 from . import plan as _plan
 from .db import quote_identifier
-from .errors import EngineError
+from .errors import EngineError, require_extra
 from .resources import query
 
 DIALECTS = ("duckdb", "spark")
@@ -73,16 +73,9 @@ class EngineStatement(typing.NamedTuple):
 
 
 def require(extra, *modules):
-    """Import the optional modules of an extra, or raise EngineError naming the extra."""
-    import importlib
-
-    out = []
-    for name in modules:
-        try:
-            out.append(importlib.import_module(name))
-        except ImportError as exc:
-            raise EngineError(f"this needs the optional extra [{extra}]: pip install "
-                              f"'customer-activity-features[{extra}]' ({name} is missing)") from exc
+    """Import the optional modules of an extra (``store.errors.require_extra``: a
+    ``MissingExtraError`` naming the extra when one is missing)."""
+    out = require_extra(extra, modules, "another engine")
     return out[0] if len(out) == 1 else out
 
 

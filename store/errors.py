@@ -134,3 +134,30 @@ class EngineError(StoreError):
 class NoMaterializationError(StoreError):
     """A command that reads the materialised table (``caf report``) found no materialisation
     of the shop: run ``materialize`` first."""
+
+
+class MissingExtraError(StoreError, ImportError):
+    """A method or command needs an optional extra that is not installed (``[pandas]`` for the
+    DataFrame, Arrow and Parquet methods, ``[duckdb]`` for ``engine="duckdb"``, ``[serve]`` for
+    ``caf serve``, ``[report]`` for ``caf report``, ``[spark]``). The message names the extra and
+    the pip command that installs it; ``extra`` is its name. Raised by ``require_extra``."""
+
+    def __init__(self, message, extra):
+        super().__init__(message)
+        self.extra = extra
+
+
+def require_extra(extra, modules, what="this"):
+    """The modules named ``modules`` (a tuple of dotted names), imported in order, as a list; the
+    first one missing raises ``MissingExtraError`` naming the extra that installs it. The one
+    check of every optional extra."""
+    import importlib
+
+    out = []
+    for name in modules:
+        try:
+            out.append(importlib.import_module(name))
+        except ImportError as exc:
+            raise MissingExtraError(f"{what} needs the optional extra [{extra}] ({name} is missing): "
+                                    f"pip install 'customer-activity-features[{extra}]'", extra) from exc
+    return out

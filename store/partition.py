@@ -39,18 +39,25 @@ import signal
 import sys
 import threading
 
-from . import localtime, registry, scratch
-from .db import automatic_indexes, begin_read, commit
-from .plan import Plan, all_customers_params
-from .resources import query
-from .runs import NEW_TABLE
+# Taken by the sigwait thread (POSIX): the death signal, and those a terminal sends the whole
+# process group (Ctrl-C, hang-up), so that a worker never dies without deleting its scratch.
+_STOP_SIGNALS = {getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)}
+if __name__ == "__main__" and hasattr(signal, "pthread_sigmask"):
+    # Blocked before the store's modules are imported: a library may start threads as it is
+    # imported (numpy's OpenBLAS pool, which sqlite-utils imports whenever numpy is installed, as
+    # with the extra [pandas]), and a thread keeps the mask it was started with, so a stop signal
+    # could land in one of them, whose default action ends the worker without deleting its scratch.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _STOP_SIGNALS)
+
+from . import localtime, registry, scratch  # noqa: E402
+from .db import automatic_indexes, begin_read, commit  # noqa: E402
+from .plan import Plan, all_customers_params  # noqa: E402
+from .resources import query  # noqa: E402
+from .runs import NEW_TABLE  # noqa: E402
 
 STOPPED_EXIT = 3
 POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1
-# Taken by the sigwait thread (POSIX): the death signal, and those a terminal sends the whole
-# process group (Ctrl-C, hang-up), so that a worker never dies without deleting its scratch.
-_STOP_SIGNALS = {getattr(signal, name) for name in ("SIGTERM", "SIGINT", "SIGHUP") if hasattr(signal, name)}
 
 
 class Lifeline:

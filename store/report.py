@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 from . import catalog, ingest, timeutil
 from .db import begin_read, commit, quote_identifier, rollback
-from .errors import NoMaterializationError, StoreError
+from .errors import NoMaterializationError, require_extra
 from .plan import DEFAULT_WINDOWS, Plan, run_families
 from .resources import query
 from .runs import PREVIOUS_TABLE, TABLE, last_run, table_columns, table_exists
@@ -276,19 +276,14 @@ def compute(conn, shop_id="", reg=None, *, columns=None):
 
 # -- rendering ------------------------------------------------------------------------------
 def _libraries():
-    try:
-        import jinja2
-        import matplotlib
-    except ImportError:
-        raise StoreError("caf report needs matplotlib and jinja2: pip install 'customer-activity-features[report]'") \
-            from None
+    jinja2, matplotlib = require_extra("report", ("jinja2", "matplotlib"), "caf report")
     matplotlib.use("Agg", force=True)
     import matplotlib.pyplot as plt
     return jinja2, matplotlib, plt
 
 
 def check_installed():
-    """Raise StoreError naming the extra when matplotlib or jinja2 is missing."""
+    """Raise MissingExtraError naming the extra when matplotlib or jinja2 is missing."""
     _libraries()
 
 

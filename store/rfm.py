@@ -12,7 +12,7 @@ of purchases or customers).
 
 import math
 import numbers
-from collections import namedtuple
+from typing import NamedTuple
 
 from . import localtime, timeutil
 from .features import with_requires
@@ -36,11 +36,27 @@ FREQ_ALIASES = {"H": "h", "d": "D", "w": "W"}
 # integer division floor.
 BIAS_US = 1_000_000 * US_PER_WEEK
 
-RFMRow = namedtuple("RFMRow", "customer_id frequency recency T monetary_value")
-CalibrationHoldoutRow = namedtuple(
-    "CalibrationHoldoutRow",
-    "customer_id frequency_cal recency_cal T_cal monetary_value_cal "
-    "frequency_holdout monetary_value_holdout duration_holdout")
+class RFMRow(NamedTuple):
+    """One customer's RFM/T summary (lifetimes' summary_data_from_transaction_data columns)."""
+
+    customer_id: str
+    frequency: float
+    recency: float
+    T: float
+    monetary_value: float
+
+
+class CalibrationHoldoutRow(NamedTuple):
+    """One customer's calibration/holdout summary (lifetimes' calibration_and_holdout_data columns)."""
+
+    customer_id: str
+    frequency_cal: float
+    recency_cal: float
+    T_cal: float
+    monetary_value_cal: float
+    frequency_holdout: float
+    monetary_value_holdout: float
+    duration_holdout: float
 
 
 def check_freq(freq):

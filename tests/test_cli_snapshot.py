@@ -134,7 +134,7 @@ def test_export_to_a_file_named_rfm_needs_the_explicit_form(shop, tmp_path, monk
 
 
 def test_export_bad_input(shop, tmp_path):
-    assert_error(run(["export", str(tmp_path / "x.csv"), "--format", "parquet"], db=shop), 2, "'--format'")
+    assert_error(run(["export", str(tmp_path / "x.csv"), "--format", "xlsx"], db=shop), 2, "'--format'")
     assert_error(run(["export", str(tmp_path / "no" / "dir" / "x.csv"), "--as-of", AS_OF], db=shop), 1)
     assert_error(run(["export", str(tmp_path / "x.csv"), "--as-of", "tomorrow"], db=shop), 2, "'--as-of'")
     assert_error(run(["export", "features"], db=shop), 2, "Missing argument 'FILE'")

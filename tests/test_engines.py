@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 
 from customer_activity_features import CustomerActivityFeatures
 from store import engines, plan, registry, synthetic
-from store.errors import EngineError
+from store.errors import EngineError, MissingExtraError
 
 import oracle_behavior as ob
 
@@ -216,7 +216,7 @@ def test_a_missing_extra_names_it(monkeypatch):
 
     monkeypatch.setattr(builtins, "__import__", no_duckdb)
     monkeypatch.delitem(sys.modules, "duckdb", raising=False)
-    with pytest.raises(EngineError, match=r"\[duckdb\]"):
+    with pytest.raises(MissingExtraError, match=r"\[duckdb\]"):
         engines.duckdb_connection()
 
 
