@@ -26,6 +26,7 @@ from store import catalog as _catalog
 from store import features as _features
 from store import export as _export
 from store import materialize as _materialize
+from store import parquet as _parquet
 from store import parallel as _parallel
 from store import plan as _plan
 from store import refresh as _refresh
@@ -36,11 +37,14 @@ from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
     DatabaseLockedError,
     FamilyDefinitionError,
+    ImportRefusedError,
     InvalidEventError,
     LoadError,
     LoadInProgressError,
+    MissingExtraError,
     NotAStoreError,
     OutputIsDatabaseError,
+    OutputNotEmptyError,
     ReadOnlyStoreError,
     RejectedRatioError,
     SchemaTooNewError,
@@ -82,6 +86,9 @@ __all__ = [
     "LoadInProgressError",
     "RejectedRatioError",
     "OutputIsDatabaseError",
+    "OutputNotEmptyError",
+    "ImportRefusedError",
+    "MissingExtraError",
 ]
 
 # The numeric, non-boolean top-level features of get_all_features that get_cohort_summary averages
@@ -699,6 +706,32 @@ class CustomerActivityFeatures:
             return _export.export(self.conn, self.shop_id, path, format=format,
                                        as_of_us=None if as_of is None else timeutil.as_of_us(as_of),
                                        reg=self.registry)
+
+    def export_events(self, path, *, buckets=_parquet.DEFAULT_BUCKETS, overwrite=False):
+        """Write this shop's event tables (those a materialisation reads) and the store
+        timezone's tables to the directory ``path`` as Parquet, hive-partitioned by
+        ``crc32(customer_id) mod buckets``, with the manifest ``_caf_events.json``; streamed
+        from one read snapshot. Returns the manifest (dict). For ``materialize_on_spark``
+        (docs/scale-out.md). Needs pyarrow (extra ``[spark]``); a non-empty ``path`` raises
+        ``OutputNotEmptyError`` unless ``overwrite`` (which replaces an earlier export only)."""
+        with self._writer.lock:
+            self._writer.commit()
+            return _parquet.export_events(self.conn, self.shop_id, self.timezone, path, buckets=buckets,
+                                          overwrite=overwrite, reg=self.registry)
+
+    def import_features(self, path, *, windows=(7, 30, 90, 365), families=None):
+        """Replace this shop's rows of customer_features by the Parquet file or directory ``path``
+        (rows computed elsewhere, e.g. by ``materialize_on_spark``) with the same atomic swap as
+        ``materialize``, recorded as a materialisation of kind ``import``; returns its summary.
+        ``windows`` and ``families`` name the columns the file must have (those ``materialize``
+        would write). A file whose columns or types differ, with another shop's rows, more than
+        one as_of or a customer twice raises ``ImportRefusedError``; nothing is written."""
+        windows = _plan.check_windows(windows)
+        _plan.check_families(families, self.registry)
+        with self._writer.lock:
+            self._writer.commit()
+            return _parquet.import_features(self.conn, self.shop_id, path, windows=windows, families=families,
+                                            reg=self.registry)
 
     # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
     def get_sequence_features(self, customer_id, *, as_of=None):

@@ -124,3 +124,20 @@ class FamilyDefinitionError(StoreError):
         self.source = source
         self.line = line
         self.reason = reason
+
+
+class MissingExtraError(StoreError, ImportError):
+    """An optional feature needs a package that is not installed; the message names the extra to
+    install (``pip install 'customer-activity-features[spark]'``)."""
+
+
+class OutputNotEmptyError(StoreError, ValueError):
+    """An output directory (``export_events``, ``caf export-events``) is not empty and
+    ``overwrite`` was not given, or it holds files that are not an earlier export. Nothing
+    was written."""
+
+
+class ImportRefusedError(StoreError, ValueError):
+    """A feature file (``import_features``, ``caf import-features``) does not match the store: its
+    columns or their types differ from ``customer_features``', it holds another shop's rows,
+    more than one as_of, or a customer twice. Nothing was written."""
