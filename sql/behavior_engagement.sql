@@ -17,13 +17,14 @@ SELECT
     t.target_id AS target_id,
     -- event_id: the session id
     s.event_id AS event_id,
-    -- event_time_us: session time; microseconds since the epoch, UTC
-    s.event_time_us AS event_time_us,
+    -- event_time_us: session time; microseconds since the epoch, UTC (MIN of the one session's value:
+    -- no bare column beside the aggregates, so the query means the same on every engine)
+    MIN(s.event_time_us) AS event_time_us,
     -- duration_seconds: seconds
-    s.duration_seconds AS duration_seconds,
+    MIN(s.duration_seconds) AS duration_seconds,
     -- pages: page views of the session (rule above); integer; NULL when unknown
     CASE
-        WHEN s.page_views IS NOT NULL THEN s.page_views
+        WHEN MIN(s.page_views) IS NOT NULL THEN MIN(s.page_views)
         WHEN COUNT(i.event_id) > 0 THEN
             COUNT(i.event_id) FILTER (WHERE i.event_type IN ('page_view', 'product_view', 'category_view'))
     END AS pages

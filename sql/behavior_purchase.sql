@@ -63,7 +63,7 @@ LEFT JOIN (
     GROUP BY target_id
 ) AS gp ON gp.target_id = t.target_id
 LEFT JOIN (
-    SELECT target_id, season FROM (
+    SELECT target_id, MIN(season) AS season FROM (
         SELECT target_id, season,
                ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY purchase_count DESC, first_us, season) AS rn
         FROM behavior_purchase_seasons

@@ -75,35 +75,38 @@ FROM json_each(:ids) AS j
 -- name: fill_targets_all_customers
 -- Every customer of the shop with :lo <= customer_id < :hi, one target each,
 -- in customer id order, all at :as_of_us. For every customer pass :lo = ''
--- and :hi = an empty BLOB (every text sorts before any BLOB); a customer range
--- is one partition of a parallel materialisation. The same ids as the
+-- and :hi = NULL (no upper bound); a customer range is one partition of a
+-- parallel materialisation. Portable (store/engines.py runs it on DuckDB and
+-- Spark): the open bound is a NULL test, not an empty BLOB (which sorts after
+-- every text only in SQLite), and the targets are numbered by ROW_NUMBER, not
+-- by the rowid of SQLite's temp table. The same ids as the
 -- all_customers view, read table by table: each arm walks its table's
 -- (shop_id, customer_id, ...) key in order, so the arms merge without a sort
 -- (tests/test_materialize_staged.py checks the tables match the view's).
 SELECT
-    -- target_id: NULL, so the temp table numbers the rows 1, 2, ... in insertion (customer id) order
-    NULL AS target_id,
+    -- target_id: 1, 2, ... in customer id order
+    ROW_NUMBER() OVER (ORDER BY c.customer_id) AS target_id,
     -- customer_id: the customer; text
     c.customer_id AS customer_id,
     -- as_of_us: the snapshot's point in time; microseconds since the epoch
     :as_of_us AS as_of_us
 FROM (
     SELECT customer_id FROM customers
-        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND (:hi IS NULL OR customer_id < :hi)
     UNION SELECT DISTINCT customer_id FROM purchases
-        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND (:hi IS NULL OR customer_id < :hi)
     UNION SELECT DISTINCT customer_id FROM sessions
-        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND (:hi IS NULL OR customer_id < :hi)
     UNION SELECT DISTINCT customer_id FROM cart_events
-        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND (:hi IS NULL OR customer_id < :hi)
     UNION SELECT DISTINCT customer_id FROM support_interactions
-        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND (:hi IS NULL OR customer_id < :hi)
     UNION SELECT DISTINCT customer_id FROM refunds
-        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND (:hi IS NULL OR customer_id < :hi)
     UNION SELECT DISTINCT customer_id FROM interactions
-        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND (:hi IS NULL OR customer_id < :hi)
     UNION SELECT DISTINCT customer_id FROM purchase_attributions
-        WHERE shop_id = :shop_id AND customer_id >= :lo AND customer_id < :hi
+        WHERE shop_id = :shop_id AND customer_id >= :lo AND (:hi IS NULL OR customer_id < :hi)
     ORDER BY 1
 ) AS c
 

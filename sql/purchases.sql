@@ -35,7 +35,7 @@ SELECT
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
     ), 0.0) AS average_order_value,
     -- purchase_recency_days: Whole days (floor) from the last purchase at or before as_of to as_of.; integer, days; NULL when no purchase; window: all time
-    (t.as_of_us - MAX(p.event_time_us)) / 86400000000 AS purchase_recency_days,
+    (MAX(t.as_of_us) - MAX(p.event_time_us)) / 86400000000 AS purchase_recency_days,
     -- total_purchase_value: Sum of the order values of the purchases in the window.; real, currency units; 0.0 when none
     TOTAL(p.order_value) FILTER (
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us

@@ -39,7 +39,7 @@ def partition_bounds(conn, shop_id, workers):
     cuts = [conn.execute(query("partition_customer_at"), {"shop_id": shop_id, "offset": n * i // workers}
                          ).fetchone()[0] for i in range(1, workers)]
     cuts = sorted(set(cuts))
-    return list(zip([""] + cuts, cuts + [b""]))
+    return list(zip([""] + cuts, cuts + [None]))
 
 
 def write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, params):
@@ -71,7 +71,7 @@ def write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, para
             task = {"db": str(path), "scratch": os.path.join(workdir, f"part{i}.db"), "shop_id": shop_id,
                     "as_of_us": as_of_us, "windows": list(plan.windows), "families": list(plan.family_names),
                     "feature_files": list(plan.reg.files),
-                    "lo": lo, "hi": None if hi == b"" else hi, "timezone": localtime.installed(conn) or "UTC",
+                    "lo": lo, "hi": hi, "timezone": localtime.installed(conn) or "UTC",
                     "parent_pid": os.getpid()}
             jobs.append((task, _start_worker(task)))
         failures = []

@@ -143,7 +143,7 @@ def compute_partition(task):
         reg = registry.with_files(task["feature_files"]) if task.get("feature_files") else None
         plan = Plan(reader, task["windows"], task["families"], reg)
         params = plan.params(task["shop_id"], task["as_of_us"])
-        hi = b"" if task["hi"] is None else task["hi"]
+        hi = task["hi"]  # None: no upper bound
         begin_read(reader)  # one read snapshot for every statement of the worker
         reader.execute("CREATE TABLE scratch.target (target_id INTEGER PRIMARY KEY, "
                        "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")

@@ -442,9 +442,9 @@ def window_table(family, w):
     return f"{family}_{w}d"
 
 
-def all_customers_params(shop_id, as_of_us, lo="", hi=b""):
+def all_customers_params(shop_id, as_of_us, lo="", hi=None):
     """Parameters of fill_targets_all_customers: the customers with lo <= id < hi (default: all;
-    an empty BLOB sorts after every text, so it is the open upper bound)."""
+    ``hi`` None is the open upper bound)."""
     return {"shop_id": shop_id, "as_of_us": as_of_us, "lo": lo, "hi": hi}
 
 

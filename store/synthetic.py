@@ -126,3 +126,80 @@ def populate(store, n_customers, *, seed=0, end=DEFAULT_END, days=365):
             events("support_interaction", n_customers, seed=seed, end=end, days=days)),
         "customer": store.set_customers_metadata(metadata(n_customers, seed=seed)),
     }
+
+
+# -- an enriched shop: every event kind (engine equality tests, the engines benchmark) -----------
+INTERACTION_KINDS = ("page_view", "product_view", "category_view", "search", "add_to_cart", "remove_from_cart",
+                     "checkout", "purchase")
+_PAGES = ("home", "product", "category", "search", "cart", "checkout")
+_CATEGORIES = ("shoes", "Shoes ", "bags", "hats", "coats")
+_QUERIES = ("boots", " Red shoes", "BAGS ", "hat", "coat sale")
+_SOURCES = (("google", "cpc"), ("email", "newsletter"), ("fb", "social"), ("direct", None))
+
+
+def enriched_events(kind, n_customers, *, seed=0, end=DEFAULT_END, days=365, start=0):
+    """Yield event dicts of one kind for customers start..n_customers-1: the four kinds of
+    ``events`` (sessions with their extras: start/end, page views, browser, referrer,
+    channel), plus ``interaction`` (a few per session, all event types) and
+    ``attribution`` (one per purchase of about half the orders), and ``refund`` (a few
+    orders), so that every behaviour family has data. Deterministic like ``events``."""
+    if kind in ("purchase", "cart_event", "support_interaction"):
+        yield from events(kind, n_customers, seed=seed, end=end, days=days, start=start)
+        return
+    base = "purchase" if kind in ("attribution", "refund") else "session"
+    for index in range(start, n_customers):
+        rng = random.Random(f"{seed}:{index}:{kind}:extra")
+        for e in events(base, index + 1, seed=seed, end=end, days=days, start=index):
+            if kind == "session":
+                start_us = timeutil.to_us(e["session_date"])
+                e.update(session_start=e["session_date"],
+                         session_end=timeutil.iso(start_us + int(e["duration_seconds"] * 1_000_000)),
+                         page_views=rng.randint(0, 12) if rng.random() > 0.1 else None,
+                         browser=rng.choice(("chrome", "firefox", "safari", None)),
+                         referrer=rng.choice(("google", "newsletter", None)),
+                         channel=rng.choice(("organic", "email", "paid", None)))
+                yield e
+            elif kind == "interaction":
+                t = timeutil.to_us(e["session_date"])
+                for k in range(rng.randint(0, 5)):
+                    t += rng.randint(5, 900) * 1_000_000
+                    event_type = rng.choice(INTERACTION_KINDS)
+                    yield {"customer_id": e["customer_id"], "event_type": event_type,
+                           "event_date": timeutil.iso(t), "session_id": e["session_id"] if rng.random() > 0.1 else None,
+                           "page_type": rng.choice(_PAGES), "product_id": f"P{rng.randint(1, 40)}",
+                           "category": rng.choice(_CATEGORIES),
+                           "search_query": rng.choice(_QUERIES) if event_type == "search" else None,
+                           "view_duration_seconds": round(rng.expovariate(1 / 40), 1) if rng.random() > 0.2 else None,
+                           "device_type": e["device_type"], "event_id": f"I-{e['session_id']}-{k}"}
+            elif kind == "attribution":
+                if rng.random() < 0.5:
+                    source, medium = rng.choice(_SOURCES)
+                    yield {"customer_id": e["customer_id"], "order_id": e["order_id"], "source": source,
+                           "medium": medium, "attribution_date": e["purchase_date"]}
+            elif kind == "refund" and rng.random() < 0.08:
+                t = timeutil.to_us(e["purchase_date"]) + rng.randint(1, 20) * timeutil.US_PER_DAY
+                yield {"customer_id": e["customer_id"], "refund_value": round(e["order_value"] * rng.random(), 2),
+                       "refund_date": timeutil.iso(min(t, timeutil.to_us(end))), "refund_id": f"R-{e['order_id']}",
+                       "order_id": e["order_id"]}
+
+
+def populate_enriched(store, n_customers, *, seed=0, end=DEFAULT_END, days=365):
+    """Load an enriched synthetic shop (``enriched_events``: every event kind, session extras,
+    customer metadata and creation times) into a store; returns {kind: IngestResult}."""
+    def ev(kind):
+        return enriched_events(kind, n_customers, seed=seed, end=end, days=days)
+    end_us = timeutil.to_us(end)
+    created = ({"customer_id": m["customer_id"], "metadata": m["metadata"],
+                "created_at": timeutil.iso(end_us - random.Random(f"{seed}:{i}:created").randint(1, 500)
+                                           * timeutil.US_PER_DAY)}
+               for i, m in enumerate(metadata(n_customers, seed=seed)))
+    return {
+        "purchase": store.add_purchases(ev("purchase")),
+        "session": store.add_sessions(ev("session")),
+        "interaction": store.add_interactions(ev("interaction")),
+        "attribution": store.add_attributions(ev("attribution")),
+        "refund": store.add_refunds(ev("refund")),
+        "cart_event": store.add_cart_events(ev("cart_event")),
+        "support_interaction": store.add_support_interactions(ev("support_interaction")),
+        "customer": store.set_customers_metadata(created),
+    }

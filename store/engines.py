@@ -1,0 +1,468 @@
+"""The family SQL on other engines: DuckDB now, Apache Spark through the same statements.
+
+The statements are those the store composes for a materialisation (``store.plan``: the
+targets query ``fill_targets_all_customers``, the view ``purchase_local_time``, every
+``Plan.stage_statements`` statement, then ``Plan.staged_select_sql``), written in the
+SQLite dialect. ``statements_for`` turns them into another dialect, on sqlglot's parsed
+tree only (no SQL text is rewritten):
+
+* the parameters are bound on the tree (a value becomes a literal; a REAL is
+  ``CAST(<literal> AS DOUBLE)``, an integer a BIGINT literal; text a string literal);
+* ``temp.`` / ``main.`` prefixes and ``AS [NOT] MATERIALIZED`` are dropped;
+* ``TOTAL(x)`` becomes ``COALESCE(SUM(CAST(x AS DOUBLE)), 0.0)`` (a ``FILTER`` kept on the SUM);
+* fractional literals (``1.0``: DECIMAL elsewhere) are DOUBLE; ``CAST(.. AS INTEGER)`` is BIGINT;
+* SQLite's scalar ``MAX(a, b)`` / ``MIN(a, b)`` (NULL when an argument is NULL) become
+  ``GREATEST`` / ``LEAST`` guarded by a NULL test (they skip NULLs elsewhere);
+* ``strftime(fmt, x, 'unixepoch')`` becomes the engine's formatting of the UTC timestamp;
+* the division of two integers (typed from the table schemas with sqlglot's type
+  annotation, through every CTE and subquery) is the engine's integer division
+  (``//`` in DuckDB, ``DIV`` in Spark); every division's divisor is ``NULLIF(d, 0)``
+  (SQLite gives NULL for a division by zero);
+* a comparison used as a number (``SUM(x = 'a')``) is cast to BIGINT, a number used as a
+  condition is compared with 0; a selected boolean is a BIGINT (SQLite's 0/1).
+
+``check_portable`` raises ``EngineError`` on any construct the adapter cannot translate
+exactly (a division whose operand types it cannot infer, an unknown SQLite function);
+tests/test_engines.py runs it over every built-in family and the documented user family.
+
+Each statement creates one relation (``EngineStatement.relation``); the last is the
+final SELECT (relation None). ``run_duckdb`` runs them in DuckDB over the shop's events,
+moved from the store in Arrow record batches (``copy_to_duckdb``), and streams the
+result back. duckdb, sqlglot and pyarrow are the optional extra ``[duckdb]``, imported
+here only, inside the functions that need them.
+"""
+
+import typing
+
+from . import plan as _plan
+from .db import quote_identifier
+from .errors import EngineError
+from .resources import query
+
+DIALECTS = ("duckdb", "spark")
+ENGINES = ("sqlite",) + DIALECTS[:1]   # the engines materialize(engine=...) runs on
+EXTRAS = {"duckdb": "duckdb", "spark": "spark"}
+
+# The relations besides the event tables that the family statements read.
+TARGET = "target"
+LOCAL_TIME_VIEW = "purchase_local_time"
+TZ_TABLES = {
+    "caf_tz": (("name", "TEXT"), ("fixed_offset_us", "BIGINT")),
+    "caf_tz_offsets": (("start_us", "BIGINT"), ("offset_us", "BIGINT")),
+}
+TARGET_COLUMNS = (("target_id", "BIGINT"), ("customer_id", "TEXT"), ("as_of_us", "BIGINT"))
+# SQLite declared types -> engine-neutral types (of the store's tables: migrations/).
+_DECLARED = {"INTEGER": "BIGINT", "INT": "BIGINT", "REAL": "DOUBLE", "TEXT": "TEXT", "BLOB": "BLOB",
+             "BOOLEAN": "BIGINT", "NUMERIC": "DOUBLE", "": "TEXT"}
+# The SQLite functions the adapter knows to mean the same on every engine (with the fixes above).
+KNOWN_FUNCTIONS = {"TOTAL", "STRFTIME"}
+
+
+class EngineStatement(typing.NamedTuple):
+    """One transpiled statement: ``sql`` (in the engine's dialect) computes the relation
+    ``relation`` (a view for ``purchase_local_time``, a table otherwise; None: the final SELECT)."""
+
+    relation: typing.Optional[str]
+    sql: str
+    view: bool = False
+
+
+def require(extra, *modules):
+    """Import the optional modules of an extra, or raise EngineError naming the extra."""
+    import importlib
+
+    out = []
+    for name in modules:
+        try:
+            out.append(importlib.import_module(name))
+        except ImportError as exc:
+            raise EngineError(f"this needs the optional extra [{extra}]: pip install "
+                              f"'customer-activity-features[{extra}]' ({name} is missing)") from exc
+    return out[0] if len(out) == 1 else out
+
+
+def check_dialect(dialect):
+    if dialect not in DIALECTS:
+        raise EngineError(f"unknown engine dialect {dialect!r}; known: {', '.join(DIALECTS)}")
+    return dialect
+
+
+# -- schemas -----------------------------------------------------------------------------------
+def table_schema(conn, table):
+    """{column: engine type} of a store table (a name of the plan's allowlist), from its declaration."""
+    cols = conn.execute("SELECT name, type FROM pragma_table_info(?)", [table]).fetchall()
+    if not cols:
+        raise EngineError(f"table {table!r} does not exist")
+    return {name: _DECLARED.get((decl or "").upper().split("(")[0].strip(), "TEXT") for name, decl in cols}
+
+
+def input_tables(plan):
+    """The store tables the engine needs for ``plan``: its event tables, the tables the
+    targets query reads (every table with customers), and the timezone tables."""
+    tables = set(plan.tables) | set(_TARGET_TABLES)
+    return sorted(tables)
+
+
+_TARGET_TABLES = ("customers", "purchases", "sessions", "cart_events", "support_interactions", "refunds",
+                  "interactions", "purchase_attributions")
+
+
+def input_schemas(conn, plan):
+    """{relation: {column: type}} of every relation the statements read before they make
+    their own: the store's tables that exist, the targets and the timezone tables."""
+    schemas = {}
+    for t in input_tables(plan):
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [t]).fetchone():
+            schemas[t] = table_schema(conn, t)
+    for name, cols in TZ_TABLES.items():
+        schemas[name] = dict(cols)
+    return schemas
+
+
+# -- the statements ------------------------------------------------------------------------
+def targets_sql(conn):
+    """The targets query as the engines run it: fill_targets_all_customers over the arms of
+    the tables that exist (it is written for the full store; every table exists there)."""
+    return query("fill_targets_all_customers")
+
+
+def statements_for(dialect, plan, params, schemas, *, lo=None, hi=None):
+    """[EngineStatement] in order: ``target`` (the targets, every customer of the shop with
+    lo <= id < hi, None: unbounded), the view ``purchase_local_time`` (when a statement reads
+    it), every family statement of ``plan`` (``Plan.stage_statements``, each into the
+    relation of its name), then the final SELECT of every column of customer_features
+    (``Plan.staged_select_sql``), in customer id order.
+
+    ``params``: the plan's parameters (``Plan.params``; every target has the one as_of
+    ``params['as_of_us']``); ``schemas``: ``input_schemas``. The statements of a user's
+    registered family (``plan.reg``) are made the same way."""
+    check_dialect(dialect)
+    schemas = {k: dict(v) for k, v in schemas.items()}
+    out = []
+    targets = {**params, **_plan.all_customers_params(params["shop_id"], params["as_of_us"], lo or "", hi)}
+    out.append(_statement(dialect, TARGET, targets_sql(None), targets, schemas))
+    body = [(st.table, st.sql, {**params, **st.parameters}) for st in plan.stage_statements(one_as_of=False)]
+    if any(LOCAL_TIME_VIEW in sql for _, sql, _ in body):  # the name is an identifier of the statements
+        out.append(_statement(dialect, LOCAL_TIME_VIEW, query(LOCAL_TIME_VIEW), params, schemas, view=True))
+    for table, sql, values in body:
+        out.append(_statement(dialect, table, sql, values, schemas))
+    out.append(_statement(dialect, None, plan.staged_select_sql(), params, schemas))
+    return out
+
+
+def _statement(dialect, relation, sql, values, schemas, view=False):
+    tree = translate(sql, values, schemas)
+    if relation is not None:
+        schemas[relation] = output_schema(tree)
+    return EngineStatement(relation, render(tree, dialect), view)
+
+
+# strftime fields in Spark (``date_format`` patterns; %w is dayofweek - 1)
+_SPARK_PATTERNS = {"%Y": "yyyy", "%m": "MM", "%d": "dd", "%H": "HH", "%M": "mm", "%S": "ss", "%j": "DDD"}
+
+
+def render(tree, dialect):
+    """The translated tree as SQL text of ``dialect`` (the engine-specific spellings last)."""
+    from sqlglot import exp
+
+    def spell(node):
+        if isinstance(node, exp.Anonymous) and node.name == "CAF_STRFTIME_UTC":
+            fmt, seconds = node.expressions
+            seconds = exp.cast(seconds.copy(), "BIGINT")
+            if dialect == "duckdb":
+                ts = exp.Anonymous(this="make_timestamp", expressions=[
+                    exp.Mul(this=seconds, expression=exp.Literal.number(1_000_000))])
+                return exp.Anonymous(this="strftime", expressions=[ts, fmt.copy()])
+            ts = exp.Anonymous(this="timestamp_seconds", expressions=[seconds])
+            if fmt.this == "%w":
+                return exp.cast(exp.Sub(this=exp.Anonymous(this="dayofweek", expressions=[ts]),
+                                        expression=exp.Literal.number(1)), "STRING")
+            return exp.Anonymous(this="date_format", expressions=[ts, exp.Literal.string(_SPARK_PATTERNS[fmt.this])])
+        return node
+    return tree.copy().transform(spell, copy=False).sql(dialect=dialect)
+
+
+def output_schema(tree):
+    """{column: type} of a translated statement's result (its annotated select list)."""
+    out = {}
+    for s in tree.selects:
+        t = s.type
+        out[s.alias_or_name] = "TEXT" if t is None or t.this.name in ("UNKNOWN", "NULL") else t.sql()
+    return out
+
+
+# -- the translation (on sqlglot's tree) -----------------------------------------------------
+def translate(sql, values, schemas):
+    """The SQLite statement ``sql`` with ``values`` bound, as a sqlglot tree that means the
+    same in every dialect of DIALECTS (see the module docstring); raises EngineError on a
+    construct it cannot translate exactly."""
+    sqlglot = require("duckdb", "sqlglot")
+    from sqlglot import exp
+    from sqlglot.optimizer.annotate_types import annotate_types
+    from sqlglot.optimizer.qualify import qualify
+
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.ParseError as exc:
+        raise EngineError(f"cannot parse a statement: {exc}") from exc
+    tree = _bind(tree, values)
+    for t in tree.find_all(exp.Table):  # temp. / main. prefixes
+        t.set("db", None)
+        t.set("catalog", None)
+    for cte in tree.find_all(exp.CTE):
+        cte.set("materialized", None)
+    tree = tree.transform(_rewrite_functions, copy=False)
+    schema = {k: dict(v) for k, v in schemas.items()}
+    _fix_booleans(tree)
+    try:
+        tree = qualify(tree, schema=schema, dialect="sqlite", validate_qualify_columns=False,
+                       quote_identifiers=False, identify=False)
+        tree = annotate_types(tree, schema=schema, dialect="sqlite")
+    except sqlglot.errors.SqlglotError as exc:
+        raise EngineError(f"cannot type a statement: {exc}") from exc
+    _fix_divisions(tree)
+    return tree
+
+
+def _bind(tree, values):
+    from sqlglot import exp
+
+    def bind(node):
+        if isinstance(node, exp.Placeholder):
+            if node.name not in values:
+                raise EngineError(f"no value for the parameter :{node.name}")
+            return literal(values[node.name])
+        return node
+    return tree.transform(bind, copy=False)
+
+
+def literal(value):
+    """A bound value as a sqlglot literal: NULL, BIGINT, DOUBLE (a CAST) or text."""
+    from sqlglot import exp
+
+    if value is None:
+        return exp.null()
+    if isinstance(value, bool):
+        return exp.Literal.number(int(value))
+    if isinstance(value, int):
+        return exp.cast(exp.Literal.number(value), "BIGINT")
+    if isinstance(value, float):
+        return exp.cast(exp.Literal.number(repr(value)), "DOUBLE")
+    if isinstance(value, str):
+        return exp.Literal.string(value)
+    raise EngineError(f"cannot bind a value of type {type(value).__name__}")
+
+
+def _rewrite_functions(node):
+    from sqlglot import exp
+
+    if isinstance(node, exp.Anonymous):
+        name = node.name.upper()
+        if name == "TOTAL":
+            if len(node.expressions) != 1:
+                raise EngineError("TOTAL takes one argument")
+            return _total(node.expressions[0])
+        if name == "STRFTIME":
+            return _strftime(node)
+        raise EngineError(f"the SQLite function {node.name}() has no translation")
+    if isinstance(node, exp.Filter) and isinstance(node.this, exp.Anonymous) and node.this.name.upper() == "TOTAL":
+        inner = exp.Sum(this=exp.cast(node.this.expressions[0].copy(), "DOUBLE"))
+        return exp.Coalesce(this=exp.Filter(this=inner, expression=node.expression.copy()),
+                            expressions=[exp.cast(exp.Literal.number("0.0"), "DOUBLE")])
+    if isinstance(node, (exp.Greatest, exp.Least)):
+        args = [node.this] + list(node.expressions)
+        if len(args) > 1 and not node.args.get("_guarded"):
+            cls = type(node)
+            plain = cls(this=args[0].copy(), expressions=[a.copy() for a in args[1:]], _guarded=True)
+            null = exp.or_(*[exp.Is(this=a.copy(), expression=exp.null()) for a in args])
+            return exp.Case(ifs=[exp.If(this=null, true=exp.null())], default=plain)
+    if isinstance(node, exp.Literal) and not node.is_string and not node.this.lstrip("-").isdigit():
+        if not isinstance(node.parent, exp.Cast):
+            return exp.cast(node.copy(), "DOUBLE")
+    if isinstance(node, exp.Cast) and node.to.this in (exp.DataType.Type.INT, exp.DataType.Type.SMALLINT,
+                                                       exp.DataType.Type.TINYINT):
+        node.set("to", exp.DataType.build("BIGINT"))
+    if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.FLOAT:
+        node.set("to", exp.DataType.build("DOUBLE"))
+    return node
+
+
+def _total(arg):
+    from sqlglot import exp
+
+    return exp.Coalesce(this=exp.Sum(this=exp.cast(arg.copy(), "DOUBLE")),
+                        expressions=[exp.cast(exp.Literal.number("0.0"), "DOUBLE")])
+
+
+# strftime formats the adapter translates (SQLite's 'unixepoch' modifier: seconds since 1970 UTC)
+STRFTIME_FORMATS = {"%Y", "%m", "%d", "%H", "%M", "%S", "%w", "%j"}
+
+
+def _strftime(node):
+    from sqlglot import exp
+
+    args = node.expressions
+    if (len(args) != 3 or not args[0].is_string or not args[2].is_string or args[2].this != "unixepoch"
+            or args[0].this not in STRFTIME_FORMATS):
+        raise EngineError(f"strftime is translated only as strftime(one of {sorted(STRFTIME_FORMATS)}, "
+                          f"seconds, 'unixepoch'), got {node.sql('sqlite')}")
+    # The engine-neutral form: the calendar field of the UTC timestamp, as text like SQLite's.
+    return exp.Anonymous(this="CAF_STRFTIME_UTC", expressions=[args[0].copy(), args[1].copy()])
+
+
+def _is(node, *types):
+    t = node.type
+    return t is not None and t.this in types
+
+
+def _nonzero(divisor):
+    """``NULLIF(divisor, 0)`` (SQLite's x / 0 is NULL), unless it is one already or a non-zero literal."""
+    from sqlglot import exp
+
+    inner = divisor
+    while isinstance(inner, exp.Paren):
+        inner = inner.this
+    if isinstance(inner, exp.Nullif) or (isinstance(inner, exp.Literal) and not inner.is_string
+                                         and float(inner.this) != 0):
+        return divisor.copy()
+    return exp.Nullif(this=divisor.copy(), expression=exp.Literal.number(0))
+
+
+def _fix_divisions(tree):
+    """Each division as integer or fractional division, from its operand types (annotated)."""
+    from sqlglot import exp
+
+    T = exp.DataType.Type
+    ints = set(exp.DataType.INTEGER_TYPES)
+    reals = set(exp.DataType.REAL_TYPES)
+    for node in list(tree.find_all(exp.Div)):
+        left, right = node.this, node.expression
+        if _is(left, *ints) and _is(right, *ints):
+            new = exp.IntDiv(this=left.copy(), expression=_nonzero(right))
+            new.type = exp.DataType.build("BIGINT")
+        elif (_is(left, *ints, *reals) and _is(right, *ints, *reals)) or _is(left, T.NULL) or _is(right, T.NULL):
+            new = exp.Div(this=left.copy(), expression=_nonzero(right), typed=False, safe=False)
+            new.type = exp.DataType.build("DOUBLE")
+        else:
+            raise EngineError(f"cannot type the division {node.sql('sqlite')} (operands {left.type}, "
+                              f"{right.type}): make it explicit (CAST ... AS REAL or INTEGER)")
+        node.replace(new)
+
+
+def _fix_booleans(tree):
+    """SQLite has no booleans: a comparison is the integer 0/1 and any number is a condition.
+    On the tree's structure: a predicate (comparison, AND/OR/NOT, IN, IS, BETWEEN, LIKE) used
+    anywhere but in a condition becomes ``CAST(... AS BIGINT)``; an operand of a condition
+    that is not a predicate becomes ``(x <> 0)``."""
+    from sqlglot import exp
+
+    def is_predicate(node):
+        while isinstance(node, exp.Paren):
+            node = node.this
+        return isinstance(node, (exp.Predicate, exp.Connector, exp.Not, exp.Boolean))
+
+    def in_condition(node):
+        """Whether ``node`` (not a Paren) is in a place SQLite reads as a condition."""
+        parent, key = node.parent, node.arg_key
+        while isinstance(parent, exp.Paren):
+            parent, key = parent.parent, parent.arg_key
+        if isinstance(parent, (exp.Connector, exp.Not, exp.Where, exp.Having, exp.Qualify)):
+            return True
+        if isinstance(parent, exp.If) and key == "this":
+            return not (isinstance(parent.parent, exp.Case) and parent.parent.args.get("this") is not None)
+        if isinstance(parent, exp.Join) and key == "on":
+            return True
+        return False
+
+    for node in list(tree.walk()):
+        if node.parent is None or isinstance(node, exp.Paren) or node.find_ancestor(exp.Window) is not None \
+                and isinstance(node, exp.Null):
+            continue
+        if isinstance(node, exp.Null) or isinstance(node, (exp.Select, exp.Subquery, exp.Union, exp.Star)):
+            continue
+        if is_predicate(node):
+            if not in_condition(node) and not isinstance(node, exp.Boolean):
+                node.replace(exp.cast(exp.Paren(this=node.copy()), "BIGINT"))
+        elif in_condition(node) and isinstance(node, exp.Expression) and not isinstance(
+                node, (exp.Where, exp.Having, exp.Qualify, exp.Join)):
+            node.replace(exp.Paren(this=exp.NEQ(this=node.copy(), expression=exp.Literal.number(0))))
+    return tree
+
+
+# -- DuckDB ------------------------------------------------------------------------------------
+DEFAULT_MEMORY_LIMIT = "1GB"   # DuckDB's memory_limit when the caller sets none (it spills beyond it)
+BATCH_ROWS = 50_000            # rows per Arrow record batch moved between the store and DuckDB
+_ARROW_TYPES = {"BIGINT": "int64", "DOUBLE": "float64", "TEXT": "string", "BLOB": "binary"}
+
+
+def duckdb_connection(memory_limit=None, temp_directory=None, threads=None):
+    """A new in-memory DuckDB connection under ``memory_limit`` (e.g. '1GB'; default
+    DEFAULT_MEMORY_LIMIT), spilling to ``temp_directory`` (default: the system's temporary
+    directory)."""
+    import tempfile
+
+    duckdb = require("duckdb", "duckdb")
+    config = {"memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT,
+              "temp_directory": temp_directory or tempfile.gettempdir(),
+              "preserve_insertion_order": "true"}
+    if threads:
+        config["threads"] = int(threads)
+    try:
+        return duckdb.connect(":memory:", config=config)
+    except duckdb.Error as exc:
+        raise EngineError(f"DuckDB refused its settings: {exc}") from exc
+
+
+def copy_to_duckdb(conn, dcon, shop_id, schemas):
+    """Copy the shop's rows of each store table of ``schemas`` (and the timezone tables of the
+    connection) into DuckDB tables of the same names and column types, streamed: the rows
+    are fetched from SQLite ``BATCH_ROWS`` at a time into Arrow record batches, each
+    appended to the DuckDB table (memory bounded by a batch). Returns {table: rows}."""
+    pa = require("duckdb", "pyarrow")
+    counts = {}
+    for table, cols in schemas.items():
+        names = list(cols)
+        allowed = set(names)
+        quoted = ", ".join(quote_identifier(c, allowed) for c in names)
+        tq = quote_identifier(table, set(schemas))
+        arrow_schema = pa.schema([(c, getattr(pa, _ARROW_TYPES.get(cols[c], "string"))()) for c in names])
+        decl = ", ".join(f"{quote_identifier(c, allowed)} {cols[c] if cols[c] != 'TEXT' else 'VARCHAR'}"
+                         for c in names)
+        dcon.execute(f"CREATE TABLE {tq} ({decl})")
+        if table in TZ_TABLES:
+            cur = conn.execute(f"SELECT {quoted} FROM temp.{tq}")
+        elif "shop_id" in cols:
+            cur = conn.execute(f"SELECT {quoted} FROM main.{tq} WHERE shop_id = ?", [shop_id])
+        else:
+            cur = conn.execute(f"SELECT {quoted} FROM main.{tq}")
+        n = 0
+        while True:
+            rows = cur.fetchmany(BATCH_ROWS)
+            if not rows:
+                break
+            columns = list(zip(*rows))
+            batch = pa.RecordBatch.from_arrays([pa.array(columns[i], type=arrow_schema.field(i).type)
+                                                for i in range(len(names))], schema=arrow_schema)
+            dcon.register("caf_batch", batch)
+            dcon.execute(f"INSERT INTO {tq} SELECT * FROM caf_batch")
+            dcon.unregister("caf_batch")
+            n += len(rows)
+        counts[table] = n
+    return counts
+
+
+def run_duckdb(dcon, statements):
+    """Run ``statements`` (``statements_for('duckdb', ...)``) in DuckDB: each relation a table
+    (a view for ``purchase_local_time``), then the final SELECT, whose cursor is returned."""
+    duckdb = require("duckdb", "duckdb")
+    allowed = {st.relation for st in statements if st.relation}
+    st = None
+    try:
+        for st in statements[:-1]:
+            name = quote_identifier(st.relation, allowed)
+            kind = "VIEW" if st.view else "TABLE"
+            dcon.execute(f"CREATE OR REPLACE {kind} {name} AS {st.sql}")
+        st = statements[-1]
+        return dcon.execute(st.sql)
+    except duckdb.Error as exc:
+        raise EngineError(f"DuckDB failed on {st.relation or 'the final select'}: {exc}") from exc
