@@ -27,6 +27,7 @@ from store import features as _features
 from store import export as _export
 from store import materialize as _materialize
 from store import parquet as _parquet
+from store.spark import materialize_on_spark  # noqa: F401  (public: docs/scale-out.md)
 from store import parallel as _parallel
 from store import plan as _plan
 from store import refresh as _refresh
@@ -89,6 +90,7 @@ __all__ = [
     "OutputNotEmptyError",
     "ImportRefusedError",
     "MissingExtraError",
+    "materialize_on_spark",
 ]
 
 # The numeric, non-boolean top-level features of get_all_features that get_cohort_summary averages

@@ -1,0 +1,180 @@
+"""The feature families on Apache Spark: ``materialize_on_spark`` (docs/scale-out.md).
+
+It reads an events export (``store.parquet.export_events``, ``caf export-events``), makes each
+table a temporary view of the Spark session, and runs the statements of the engine adapter
+(``store.engines.statements_for('spark', ...)``: the statements ``materialize`` runs, composed
+by ``store.plan``, bound and transpiled on sqlglot's tree) one relation at a time, each a
+``localCheckpoint()``-ed temporary view (the query plans would otherwise grow across
+families), then the final SELECT: a DataFrame with exactly the columns of
+``customer_features``, typed as SQLite declares them (INTEGER bigint, REAL double, TEXT string).
+
+The session settings the results depend on are set here, on the session handed in
+(``SESSION_SETTINGS``, ``EXCLUDED_RULES``): the session timezone UTC (event times are UTC
+microseconds; local times come from the exported timezone tables), ANSI mode off (SQLite gives
+NULL for ``x/0`` and an out-of-range cast; Spark 4 raises with ANSI on) and the optimizer rule
+``RemoveRedundantAliases`` excluded (a Spark 4 bug on the segments query: wrong columns).
+
+The plan (windows, families, users' family files) is made as ``materialize`` makes it, over an
+in-memory SQLite copy of the store's schema (no events): the Spark run reads only the export.
+pyspark, sqlglot and pyarrow are the optional extra ``[spark]``, imported only inside the
+functions. ``store/spark_submit.py`` is the same from the command line (``spark-submit``).
+"""
+
+import sqlite3
+from pathlib import Path
+
+from . import engines, localtime, parquet, timeutil, user_families
+from .db import configure, migrate
+from .errors import StoreError
+from .plan import DEFAULT_WINDOWS, Plan, check_families, check_windows
+
+SESSION_SETTINGS = {
+    "spark.sql.session.timeZone": "UTC",
+    "spark.sql.ansi.enabled": "false",
+}
+EXCLUDED_RULES = ("org.apache.spark.sql.catalyst.optimizer.RemoveRedundantAliases",)
+_EXCLUDED_KEY = "spark.sql.optimizer.excludedRules"
+_SPARK_TYPES = {"INTEGER": "bigint", "REAL": "double", "TEXT": "string"}
+
+
+def require_spark():
+    """The pyspark module (with sqlglot), or EngineError naming the [spark] extra."""
+    pyspark, _ = engines.require("spark", "pyspark", "sqlglot")
+    return pyspark
+
+
+def configure_session(spark):
+    """Set the settings the results depend on, on ``spark`` (a SparkSession): SESSION_SETTINGS,
+    and EXCLUDED_RULES added to the session's excluded optimizer rules."""
+    for key, value in SESSION_SETTINGS.items():
+        spark.conf.set(key, value)
+    current = [r for r in (spark.conf.get(_EXCLUDED_KEY, "") or "").split(",") if r.strip()]
+    spark.conf.set(_EXCLUDED_KEY, ",".join(current + [r for r in EXCLUDED_RULES if r not in current]))
+
+
+def _schema_store(timezone):
+    """An in-memory SQLite database with the store's schema and the export's timezone tables:
+    what ``Plan`` and the adapter read the table declarations from (it holds no events)."""
+    conn = sqlite3.connect(":memory:")
+    configure(conn)
+    migrate(conn)
+    localtime.install(conn, timezone)
+    return conn
+
+
+def _table_frame(spark, events_path, name, info):
+    """The exported table ``name`` as a DataFrame with its columns (not the partition column),
+    typed from the manifest."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    cols = [(c, _SPARK_TYPES[t]) for c, t in info["columns"]]
+    if info["rows"] == 0:  # an empty table has no files to read
+        kinds = {"bigint": T.LongType(), "double": T.DoubleType(), "string": T.StringType()}
+        return spark.createDataFrame([], T.StructType([T.StructField(c, kinds[t]) for c, t in cols]))
+    frame = spark.read.parquet(str(Path(events_path) / name))
+    return frame.select(*[F.col(c).cast(t).alias(c) for c, t in cols])
+
+
+def materialize_on_spark(spark, events_path, *, as_of, windows=DEFAULT_WINDOWS, families=None, feature_paths=()):
+    """The rows of ``customer_features`` at ``as_of``, computed by Spark from the events export
+    ``events_path`` (``export_events``): a DataFrame with exactly the table's columns, in its
+    order, one row per customer of the exported shop, as ``materialize(as_of, windows,
+    families=...)`` of the store would write them. ``feature_paths``: the store's own family
+    files (as ``CustomerActivityFeatures(feature_paths=...)``). Sets the session settings of
+    SESSION_SETTINGS and EXCLUDED_RULES on ``spark``; registers temporary views named after the
+    exported tables and the staged relations (``target``, the families). Write the result with
+    ``.write.parquet(PATH)`` and load it with ``caf import-features PATH``."""
+    require_spark()
+    manifest = parquet.read_manifest(events_path)
+    windows = check_windows(windows)
+    if isinstance(feature_paths, (str, Path)):
+        feature_paths = [feature_paths]
+    reg = user_families.load(list(feature_paths or ()))
+    check_families(families, reg)
+    as_of_us = timeutil.as_of_us(as_of)
+    configure_session(spark)
+    conn = _schema_store(manifest["timezone"])
+    try:
+        plan = Plan(conn, windows, families, reg)
+        params = plan.params(manifest["shop_id"], as_of_us)
+        schemas = engines.input_schemas(conn, plan)
+        statements = engines.statements_for("spark", plan, params, schemas)
+        column_types = [(name, _SPARK_TYPES[decl.split()[0]]) for name, decl in _declared(conn, plan)]
+    finally:
+        conn.close()
+    missing = sorted(set(schemas) - set(manifest["tables"]))
+    if missing:
+        raise StoreError(f"{events_path}: the export has no table {', '.join(missing)} (export it again "
+                         "with this version: caf export-events --overwrite)")
+    for name in schemas:
+        _table_frame(spark, events_path, name, manifest["tables"][name]).createOrReplaceTempView(name)
+    return run_statements(spark, statements, column_types)
+
+
+def _declared(conn, plan):
+    """[(column, declared type)] of customer_features for ``plan``, as ``materialize`` creates it."""
+    conn.execute("DROP TABLE IF EXISTS temp.customer_features_new")
+    conn.execute(plan.create_sql("customer_features_new", "temp"))
+    out = [(r[1], r[2]) for r in conn.execute("PRAGMA temp.table_info(customer_features_new)")]
+    conn.execute("DROP TABLE temp.customer_features_new")
+    return out
+
+
+def spark_sql(sql):
+    """The adapter's Spark SQL with the Spark-only fixes it lacks, on sqlglot's tree:
+
+    * a column used as a condition (an operand of AND, OR, NOT, a WHERE, HAVING or WHEN) is
+      ``column <> 0``. Every column of the relations is a number (the adapter selects booleans
+      as BIGINT 0/1, and no stored column is boolean); SQLite and DuckDB take a number as a
+      condition, Spark refuses;
+    * a named window with a frame, ``OVER (w ROWS BETWEEN ...)``, gets the PARTITION BY and
+      ORDER BY of ``WINDOW w AS (...)`` written out (Spark parses ``OVER w`` only)."""
+    from sqlglot import exp, parse_one
+
+    tree = parse_one(sql, read="spark")
+    for select in list(tree.find_all(exp.Select)):
+        named = {w.this.name: w for w in select.args.get("windows") or ()}
+        for node in list(select.find_all(exp.Window)):
+            alias = node.args.get("alias")
+            if (alias is None or alias.name not in named or node.args.get("spec") is None
+                    or node.find_ancestor(exp.Select) is not select):
+                continue
+            definition = named[alias.name]
+            node.set("alias", None)
+            node.set("partition_by", [e.copy() for e in definition.args.get("partition_by") or ()])
+            if definition.args.get("order") is not None:
+                node.set("order", definition.args["order"].copy())
+
+    def condition(node):
+        inner = node.unnest() if isinstance(node, exp.Paren) else node
+        if isinstance(inner, exp.Column):
+            node.replace(exp.NEQ(this=inner.copy(), expression=exp.Literal.number(0)))
+
+    for node in list(tree.find_all(exp.And, exp.Or, exp.Not, exp.Where, exp.Having, exp.If)):
+        if isinstance(node, (exp.And, exp.Or)):
+            operands = (node.this, node.expression)
+        else:
+            operands = (node.this,)
+        for operand in operands:
+            condition(operand)
+    return tree.sql(dialect="spark")
+
+
+def run_statements(spark, statements, column_types):
+    """Run the adapter's Spark statements: each relation a temporary view (a table's rows
+    ``localCheckpoint()``-ed, so that every later plan starts from them; ``purchase_local_time``
+    a plain view), then the final SELECT, cast to ``column_types`` [(name, spark type)]."""
+    from pyspark.sql import functions as F
+
+    for st in statements[:-1]:
+        frame = spark.sql(spark_sql(st.sql))
+        if not st.view:
+            frame = frame.localCheckpoint()
+        frame.createOrReplaceTempView(st.relation)
+    final = spark.sql(spark_sql(statements[-1].sql))
+    if len(final.columns) != len(column_types):
+        raise StoreError(f"the final select has {len(final.columns)} columns, customer_features "
+                         f"{len(column_types)}")
+    final = final.toDF(*[name for name, _ in column_types])  # by position: the select's names repeat
+    return final.select(*[F.col(name).cast(t).alias(name) for name, t in column_types])
