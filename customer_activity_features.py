@@ -22,7 +22,9 @@ import sqlite_utils
 from store import db as _db
 from store import localtime as _localtime
 from store import rfm as _rfm
+from store import runs as _runs
 from store import catalog as _catalog
+from store import engines as _engines
 from store import features as _features
 from store import export as _export
 from store import materialize as _materialize
@@ -649,7 +651,8 @@ class CustomerActivityFeatures:
                                    families=families, exclusive=exclusive, lock=self._writer.lock,
                                    reg=self.registry)
 
-    def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1):
+    def materialize(self, as_of=None, windows=(7, 30, 90, 365), *, families=None, workers=1, engine="sqlite",
+                    memory_limit=None):
         """Rebuild the customer_features table (one row per customer of the shop) at ``as_of``
         (default now) and swap it in atomically; returns a summary of the run.
 
@@ -657,14 +660,39 @@ class CustomerActivityFeatures:
         columns to; None = every family. ``refresh`` and ``export`` keep the same columns.
         ``workers``: processes computing customer ranges in parallel (e.g. ``os.cpu_count()``),
         each over a read-only connection, merged by this store's single writer; same rows.
-        Needs a file database: an in-memory store computes in this process whatever the value."""
+        Needs a file database: an in-memory store computes in this process whatever the value.
+        ``engine``: ``"sqlite"`` (default) or ``"duckdb"`` (extra ``[duckdb]``): the same family
+        SQL, transpiled, computed in an in-memory DuckDB over a copy of the shop's events, the
+        same rows written back (README "Other engines"); ``memory_limit`` (e.g. ``"2GB"``) is
+        DuckDB's, beyond which it spills to the temporary directory (default
+        ``store.engines.DEFAULT_MEMORY_LIMIT``). ``workers`` applies to sqlite only."""
         windows = _plan.check_windows(windows)
         _plan.check_families(families, self.registry)
         workers = _parallel.check_workers(workers)
+        engine = _materialize.check_engine(engine)
+        if engine != "sqlite" and workers != 1:
+            raise ValueError("workers applies to engine='sqlite' only (DuckDB uses its own threads)")
         with self._writer.lock:
             self._writer.commit()
             return _materialize.materialize(self.conn, self.shop_id, timeutil.as_of_us(as_of), windows,
-                                            families, workers, reg=self.registry)
+                                            families, workers, reg=self.registry, engine=engine,
+                                            memory_limit=memory_limit)
+
+    def verify_engine(self, engine="duckdb", *, as_of=None, sample=2000, memory_limit=None):
+        """Compute every family's columns for the first ``sample`` customers of the shop (0: all)
+        at ``as_of`` (default: the last materialisation's, else now) on SQLite and on ``engine``
+        and compare every cell: integers and text exact, REALs within 1e-12 relative
+        (``store.engines.cells_equal``). Nothing is written. Returns the counts
+        (``mismatched_cells`` 0 when the engines agree), see ``store.engines.verify``."""
+        with self._writer.lock:
+            self._writer.commit()
+            if as_of is None:
+                run = _runs.last_run(self.conn, self.shop_id)
+                as_of_us = run["as_of_us"] if run else timeutil.now_us()
+            else:
+                as_of_us = timeutil.as_of_us(as_of)
+            return _engines.verify(self.conn, self.shop_id, engine, as_of_us, sample=sample, reg=self.registry,
+                                   memory_limit=memory_limit)
 
     @_class_or_instance
     def materialize_families(self=None):

@@ -34,7 +34,7 @@ AS_OF_US = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z, the end of the synthet
 # runs before python_memory (which checks its answers against the hand-written table).
 ORDER = ("generate", "ingest_api", "ingest_raw", "ingest_fast", "single_add", "dump_loader",
          "dump_sqlite_utils", "materialize", "handwritten_sql", "python_memory", "dataframes",
-         "parallel", "lookups", "capped", "refresh")
+         "parallel", "lookups", "capped", "refresh", "engines")
 
 
 # Steps that may import optional libraries from --reference-libs (pandas, DuckDB). Only these

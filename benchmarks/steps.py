@@ -682,6 +682,79 @@ def step_capped(cfg):
     return out
 
 
+def step_engine_run(cfg):
+    """One materialize(engine=cfg["engine"]) of every family on the store cfg["path"] (a helper of
+    ``engines``, in its own process so that its peak RSS and CPU time are its own)."""
+    from store import timeutil
+    with _store(cfg, cfg["path"]) as store:
+        cpu0, t0 = time.process_time(), time.perf_counter()
+        kwargs = {"engine": cfg["engine"]} if cfg["engine"] != "sqlite" else {}
+        if cfg.get("memory_limit") and cfg["engine"] != "sqlite":
+            kwargs["memory_limit"] = cfg["memory_limit"]
+        result = store.materialize(as_of=timeutil.iso(cfg["as_of_us"]), **kwargs)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - cpu0
+    return {"engine": cfg["engine"], "seconds": wall, "cpu_seconds": cpu, "rows": result["rows"],
+            "columns": result["columns"], "split": result.get("seconds")}
+
+
+def _same_tables(a, b):
+    """(rows compared, mismatched cells) of customer_features in two stores (store.engines.cells_equal)."""
+    from store import engines
+    ca, cb = sqlite3.connect(str(a)), sqlite3.connect(str(b))
+    q = "SELECT * FROM customer_features ORDER BY shop_id, customer_id"
+    rows = bad = 0
+    for x, y in zip(ca.execute(q), cb.execute(q)):
+        rows += 1
+        bad += sum(1 for u, v in zip(x, y) if not engines.cells_equal(u, v))
+    n = [c.execute("SELECT COUNT(*) FROM customer_features").fetchone()[0] for c in (ca, cb)]
+    ca.close()
+    cb.close()
+    return rows, bad + abs(n[0] - n[1])
+
+
+def step_engines(cfg):
+    """(issue 13) materialize(engine="duckdb") vs engine="sqlite" of every family, end to end (read
+    from the store, compute, written back into customer_features), alternated in fresh processes
+    on copies of the shop; DuckDB's split (translate, read, compute, write), CPU time and peak RSS
+    under its memory_limit; the two tables compared cell by cell."""
+    try:
+        import duckdb, pyarrow, sqlglot  # noqa: F401,E401
+    except ImportError as exc:
+        return {"skipped": f"the extra [duckdb] is not installed ({exc.name})"}
+    memory_limit = cfg.get("engine_memory_limit") or "1GB"
+    runs = {"sqlite": [], "duckdb": []}
+    paths = {e: Path(cfg["workdir"]) / f"engine-{e}.db" for e in runs}
+    for _ in range(cfg["heavy_repeat"]):
+        for engine in runs:
+            copy_db(cfg["db"], paths[engine])
+            sub = {**cfg, "engine": engine, "path": str(paths[engine]), "memory_limit": memory_limit}
+            proc = subprocess.run([sys.executable, "-m", "benchmarks.steps", "engine_run", json.dumps(sub)],
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                return {"error": f"{engine}: " + " | ".join(proc.stderr.strip().splitlines()[-4:])[-600:]}
+            runs[engine].append(json.loads(proc.stdout.strip().splitlines()[-1]))
+    rows, mismatched = _same_tables(paths["sqlite"], paths["duckdb"])
+    for p in paths.values():
+        remove_db(p)
+
+    def med(engine, key):
+        return median([r[key] for r in runs[engine]])
+
+    split = {k: median([r["split"][k] for r in runs["duckdb"]]) for k in runs["duckdb"][0]["split"]}
+    out = {"customers": rows, "columns": runs["sqlite"][0]["columns"], "memory_limit": memory_limit,
+           "sqlite_seconds": med("sqlite", "seconds"), "duckdb_seconds": med("duckdb", "seconds"),
+           "sqlite_cpu_seconds": med("sqlite", "cpu_seconds"), "duckdb_cpu_seconds": med("duckdb", "cpu_seconds"),
+           "duckdb_split_seconds": split,
+           "sqlite_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["sqlite"]),
+           "duckdb_peak_rss_mb": max(r["peak_rss_mb"] for r in runs["duckdb"]),
+           "mismatched_cells": mismatched, "runs": runs}
+    out["sqlite_over_duckdb"] = out["sqlite_seconds"] / out["duckdb_seconds"]
+    out["seconds"] = out["duckdb_seconds"]
+    out["method"] = (f"every family: sqlite {out['sqlite_seconds']:.1f} s, duckdb {out['duckdb_seconds']:.1f} s "
+                     f"(x{out['sqlite_over_duckdb']:.2f}; split {split}), {mismatched} mismatched cells")
+    return out
+
+
 STEPS = {name[5:]: fn for name, fn in globals().items() if name.startswith("step_")}
 
 

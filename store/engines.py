@@ -21,9 +21,14 @@ tree only (no SQL text is rewritten):
 * a comparison used as a number (``SUM(x = 'a')``) is cast to BIGINT, a number used as a
   condition is compared with 0; a selected boolean is a BIGINT (SQLite's 0/1).
 
-``check_portable`` raises ``EngineError`` on any construct the adapter cannot translate
-exactly (a division whose operand types it cannot infer, an unknown SQLite function);
-tests/test_engines.py runs it over every built-in family and the documented user family.
+``statements_for`` raises ``EngineError`` on any construct it cannot translate exactly (a
+division whose operand types it cannot infer, an unknown SQLite function); tests/test_engines.py
+(the lint) runs it over every built-in family and the documented user family, for each dialect.
+
+For Spark (the caller runs the statements; ``statements_for("spark", ...)``): each relation a
+temporary view of its statement's result (checkpointed between families), the session in UTC
+with ANSI mode off, the statements in order; the final SELECT's rows are those of
+customer_features in customer id order.
 
 Each statement creates one relation (``EngineStatement.relation``); the last is the
 final SELECT (relation None). ``run_duckdb`` runs them in DuckDB over the shop's events,
@@ -32,6 +37,9 @@ result back. duckdb, sqlglot and pyarrow are the optional extra ``[duckdb]``, im
 here only, inside the functions that need them.
 """
 
+import functools
+import itertools
+import math
 import typing
 
 from . import plan as _plan
@@ -40,8 +48,6 @@ from .errors import EngineError
 from .resources import query
 
 DIALECTS = ("duckdb", "spark")
-ENGINES = ("sqlite",) + DIALECTS[:1]   # the engines materialize(engine=...) runs on
-EXTRAS = {"duckdb": "duckdb", "spark": "spark"}
 
 # The relations besides the event tables that the family statements read.
 TARGET = "target"
@@ -50,12 +56,9 @@ TZ_TABLES = {
     "caf_tz": (("name", "TEXT"), ("fixed_offset_us", "BIGINT")),
     "caf_tz_offsets": (("start_us", "BIGINT"), ("offset_us", "BIGINT")),
 }
-TARGET_COLUMNS = (("target_id", "BIGINT"), ("customer_id", "TEXT"), ("as_of_us", "BIGINT"))
 # SQLite declared types -> engine-neutral types (of the store's tables: migrations/).
 _DECLARED = {"INTEGER": "BIGINT", "INT": "BIGINT", "REAL": "DOUBLE", "TEXT": "TEXT", "BLOB": "BLOB",
              "BOOLEAN": "BIGINT", "NUMERIC": "DOUBLE", "": "TEXT"}
-# The SQLite functions the adapter knows to mean the same on every engine (with the fixes above).
-KNOWN_FUNCTIONS = {"TOTAL", "STRFTIME"}
 
 
 class EngineStatement(typing.NamedTuple):
@@ -96,15 +99,15 @@ def table_schema(conn, table):
     return {name: _DECLARED.get((decl or "").upper().split("(")[0].strip(), "TEXT") for name, decl in cols}
 
 
+# The tables fill_targets_all_customers reads (every table with customers; sql/materialize.sql).
+TARGET_TABLES = ("customers", "purchases", "sessions", "cart_events", "support_interactions", "refunds",
+                 "interactions", "purchase_attributions")
+
+
 def input_tables(plan):
-    """The store tables the engine needs for ``plan``: its event tables, the tables the
-    targets query reads (every table with customers), and the timezone tables."""
-    tables = set(plan.tables) | set(_TARGET_TABLES)
-    return sorted(tables)
-
-
-_TARGET_TABLES = ("customers", "purchases", "sessions", "cart_events", "support_interactions", "refunds",
-                  "interactions", "purchase_attributions")
+    """The store tables the engine needs for ``plan``: its event tables and the tables the
+    targets query reads."""
+    return sorted(set(plan.tables) | set(TARGET_TABLES))
 
 
 def input_schemas(conn, plan):
@@ -120,9 +123,8 @@ def input_schemas(conn, plan):
 
 
 # -- the statements ------------------------------------------------------------------------
-def targets_sql(conn):
-    """The targets query as the engines run it: fill_targets_all_customers over the arms of
-    the tables that exist (it is written for the full store; every table exists there)."""
+def targets_sql():
+    """The targets query the engines run: fill_targets_all_customers, as SQLite runs it."""
     return query("fill_targets_all_customers")
 
 
@@ -140,7 +142,7 @@ def statements_for(dialect, plan, params, schemas, *, lo=None, hi=None):
     schemas = {k: dict(v) for k, v in schemas.items()}
     out = []
     targets = {**params, **_plan.all_customers_params(params["shop_id"], params["as_of_us"], lo or "", hi)}
-    out.append(_statement(dialect, TARGET, targets_sql(None), targets, schemas))
+    out.append(_statement(dialect, TARGET, targets_sql(), targets, schemas))
     body = [(st.table, st.sql, {**params, **st.parameters}) for st in plan.stage_statements(one_as_of=False)]
     if any(LOCAL_TIME_VIEW in sql for _, sql, _ in body):  # the name is an identifier of the statements
         out.append(_statement(dialect, LOCAL_TIME_VIEW, query(LOCAL_TIME_VIEW), params, schemas, view=True))
@@ -151,10 +153,20 @@ def statements_for(dialect, plan, params, schemas, *, lo=None, hi=None):
 
 
 def _statement(dialect, relation, sql, values, schemas, view=False):
-    tree = translate(sql, values, schemas)
+    frozen = tuple(sorted((k, tuple(v.items())) for k, v in schemas.items()))
+    text, out = _translated(dialect, sql, tuple(sorted(values.items())), frozen)
     if relation is not None:
-        schemas[relation] = output_schema(tree)
-    return EngineStatement(relation, render(tree, dialect), view)
+        schemas[relation] = dict(out)
+    return EngineStatement(relation, text, view)
+
+
+@functools.lru_cache(maxsize=512)
+def _translated(dialect, sql, values, schemas):
+    """(SQL text in ``dialect``, output schema) of a statement: cached, as the same statements
+    with the same values and schemas translate the same (tests, verify then materialize)."""
+    tree = translate(sql, dict(values), {k: dict(v) for k, v in schemas})
+    out = tuple(output_schema(tree).items())
+    return render(tree, dialect), out
 
 
 # strftime fields in Spark (``date_format`` patterns; %w is dayofweek - 1)
@@ -168,7 +180,7 @@ def render(tree, dialect):
     def spell(node):
         if isinstance(node, exp.Anonymous) and node.name == "CAF_STRFTIME_UTC":
             fmt, seconds = node.expressions
-            seconds = exp.cast(seconds.copy(), "BIGINT")
+            seconds = exp.cast(seconds.copy(), _t("BIGINT"))
             if dialect == "duckdb":
                 ts = exp.Anonymous(this="make_timestamp", expressions=[
                     exp.Mul(this=seconds, expression=exp.Literal.number(1_000_000))])
@@ -176,10 +188,10 @@ def render(tree, dialect):
             ts = exp.Anonymous(this="timestamp_seconds", expressions=[seconds])
             if fmt.this == "%w":
                 return exp.cast(exp.Sub(this=exp.Anonymous(this="dayofweek", expressions=[ts]),
-                                        expression=exp.Literal.number(1)), "STRING")
+                                        expression=exp.Literal.number(1)), _t("STRING"))
             return exp.Anonymous(this="date_format", expressions=[ts, exp.Literal.string(_SPARK_PATTERNS[fmt.this])])
         return node
-    return tree.copy().transform(spell, copy=False).sql(dialect=dialect)
+    return tree.transform(spell, copy=False).sql(dialect=dialect)
 
 
 def output_schema(tree):
@@ -201,10 +213,8 @@ def translate(sql, values, schemas):
     from sqlglot.optimizer.annotate_types import annotate_types
     from sqlglot.optimizer.qualify import qualify
 
-    try:
-        tree = sqlglot.parse_one(sql, read="sqlite")
-    except sqlglot.errors.ParseError as exc:
-        raise EngineError(f"cannot parse a statement: {exc}") from exc
+    _types()
+    tree = _parse(sql).copy()
     tree = _bind(tree, values)
     for t in tree.find_all(exp.Table):  # temp. / main. prefixes
         t.set("db", None)
@@ -212,6 +222,7 @@ def translate(sql, values, schemas):
     for cte in tree.find_all(exp.CTE):
         cte.set("materialized", None)
     tree = tree.transform(_rewrite_functions, copy=False)
+    _inline_windows(tree)
     schema = {k: dict(v) for k, v in schemas.items()}
     _fix_booleans(tree)
     try:
@@ -222,6 +233,38 @@ def translate(sql, values, schemas):
         raise EngineError(f"cannot type a statement: {exc}") from exc
     _fix_divisions(tree)
     return tree
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(sql):
+    """sqlglot's tree of a SQLite statement (cached: a windowed family's statements share their
+    text; callers copy it)."""
+    sqlglot = require("duckdb", "sqlglot")
+    try:
+        tree = sqlglot.parse_one(sql, read="sqlite")
+    except sqlglot.errors.ParseError as exc:
+        raise EngineError(f"cannot parse a statement: {exc}") from exc
+    for node in tree.walk():  # the family files' comments stay in sql/ (shorter statements)
+        node.comments = None
+    return tree
+
+
+_TYPE = {}
+
+
+def _types():
+    """The DataType nodes the translation casts to (built once, not parsed from text per cast)."""
+    if not _TYPE:
+        from sqlglot import exp
+
+        _TYPE.update(DOUBLE=exp.DataType(this=exp.DataType.Type.DOUBLE),
+                     BIGINT=exp.DataType(this=exp.DataType.Type.BIGINT),
+                     STRING=exp.DataType(this=exp.DataType.Type.TEXT))
+
+
+def _t(name):
+    """A new DataType node (DOUBLE, BIGINT, STRING)."""
+    return _TYPE[name].copy()
 
 
 def _bind(tree, values):
@@ -245,9 +288,9 @@ def literal(value):
     if isinstance(value, bool):
         return exp.Literal.number(int(value))
     if isinstance(value, int):
-        return exp.cast(exp.Literal.number(value), "BIGINT")
+        return exp.cast(exp.Literal.number(value), _t("BIGINT"))
     if isinstance(value, float):
-        return exp.cast(exp.Literal.number(repr(value)), "DOUBLE")
+        return exp.cast(exp.Literal.number(repr(value)), _t("DOUBLE"))
     if isinstance(value, str):
         return exp.Literal.string(value)
     raise EngineError(f"cannot bind a value of type {type(value).__name__}")
@@ -266,9 +309,9 @@ def _rewrite_functions(node):
             return _strftime(node)
         raise EngineError(f"the SQLite function {node.name}() has no translation")
     if isinstance(node, exp.Filter) and isinstance(node.this, exp.Anonymous) and node.this.name.upper() == "TOTAL":
-        inner = exp.Sum(this=exp.cast(node.this.expressions[0].copy(), "DOUBLE"))
+        inner = exp.Sum(this=exp.cast(node.this.expressions[0].copy(), _t("DOUBLE")))
         return exp.Coalesce(this=exp.Filter(this=inner, expression=node.expression.copy()),
-                            expressions=[exp.cast(exp.Literal.number("0.0"), "DOUBLE")])
+                            expressions=[exp.cast(exp.Literal.number("0.0"), _t("DOUBLE"))])
     if isinstance(node, (exp.Greatest, exp.Least)):
         args = [node.this] + list(node.expressions)
         if len(args) > 1 and not node.args.get("_guarded"):
@@ -278,20 +321,44 @@ def _rewrite_functions(node):
             return exp.Case(ifs=[exp.If(this=null, true=exp.null())], default=plain)
     if isinstance(node, exp.Literal) and not node.is_string and not node.this.lstrip("-").isdigit():
         if not isinstance(node.parent, exp.Cast):
-            return exp.cast(node.copy(), "DOUBLE")
+            return exp.cast(node.copy(), _t("DOUBLE"))
     if isinstance(node, exp.Cast) and node.to.this in (exp.DataType.Type.INT, exp.DataType.Type.SMALLINT,
                                                        exp.DataType.Type.TINYINT):
-        node.set("to", exp.DataType.build("BIGINT"))
+        node.set("to", _t("BIGINT"))
     if isinstance(node, exp.Cast) and node.to.this == exp.DataType.Type.FLOAT:
-        node.set("to", exp.DataType.build("DOUBLE"))
+        node.set("to", _t("DOUBLE"))
     return node
+
+
+def _inline_windows(tree):
+    """Named windows (``WINDOW w AS (...)``, ``OVER w``, ``OVER (w ROWS ...)``) written out in
+    each ``OVER``: Spark refuses a frame added to a named window."""
+    from sqlglot import exp
+
+    for select in list(tree.find_all(exp.Select)):
+        named = {w.name: w for w in select.args.get("windows") or []}
+        if not named:
+            continue
+        for win in list(select.find_all(exp.Window)):
+            ref = win.args.get("alias")
+            if ref is None or win.find_ancestor(exp.Select) is not select or ref.name not in named:
+                continue
+            spec = named[ref.name]
+            for key in ("partition_by", "order"):
+                if spec.args.get(key) and not win.args.get(key):
+                    win.set(key, spec.args[key].copy() if isinstance(spec.args[key], exp.Expression)
+                            else [e.copy() for e in spec.args[key]])
+            if spec.args.get("spec") and not win.args.get("spec"):
+                win.set("spec", spec.args["spec"].copy())
+            win.set("alias", None)
+        select.set("windows", None)
 
 
 def _total(arg):
     from sqlglot import exp
 
-    return exp.Coalesce(this=exp.Sum(this=exp.cast(arg.copy(), "DOUBLE")),
-                        expressions=[exp.cast(exp.Literal.number("0.0"), "DOUBLE")])
+    return exp.Coalesce(this=exp.Sum(this=exp.cast(arg.copy(), _t("DOUBLE"))),
+                        expressions=[exp.cast(exp.Literal.number("0.0"), _t("DOUBLE"))])
 
 
 # strftime formats the adapter translates (SQLite's 'unixepoch' modifier: seconds since 1970 UTC)
@@ -324,8 +391,16 @@ def _nonzero(divisor):
         inner = inner.this
     if isinstance(inner, exp.Nullif) or (isinstance(inner, exp.Literal) and not inner.is_string
                                          and float(inner.this) != 0):
-        return divisor.copy()
-    return exp.Nullif(this=divisor.copy(), expression=exp.Literal.number(0))
+        return divisor
+    return exp.Nullif(this=divisor, expression=exp.Literal.number(0))
+
+
+def _wrap(node, make):
+    """Put ``make(node)`` (a new node holding ``node`` itself, not a copy) in ``node``'s place."""
+    parent, key, index = node.parent, node.arg_key, node.index
+    new = make(node)
+    parent.set(key, new, index=index)
+    return new
 
 
 def _fix_divisions(tree):
@@ -338,15 +413,15 @@ def _fix_divisions(tree):
     for node in list(tree.find_all(exp.Div)):
         left, right = node.this, node.expression
         if _is(left, *ints) and _is(right, *ints):
-            new = exp.IntDiv(this=left.copy(), expression=_nonzero(right))
-            new.type = exp.DataType.build("BIGINT")
+            new = _wrap(node, lambda n: exp.IntDiv(this=n.this, expression=_nonzero(n.expression)))
+            new.type = _t("BIGINT")
         elif (_is(left, *ints, *reals) and _is(right, *ints, *reals)) or _is(left, T.NULL) or _is(right, T.NULL):
-            new = exp.Div(this=left.copy(), expression=_nonzero(right), typed=False, safe=False)
-            new.type = exp.DataType.build("DOUBLE")
+            new = _wrap(node, lambda n: exp.Div(this=n.this, expression=_nonzero(n.expression), typed=False,
+                                                safe=False))
+            new.type = _t("DOUBLE")
         else:
             raise EngineError(f"cannot type the division {node.sql('sqlite')} (operands {left.type}, "
                               f"{right.type}): make it explicit (CAST ... AS REAL or INTEGER)")
-        node.replace(new)
 
 
 def _fix_booleans(tree):
@@ -375,17 +450,15 @@ def _fix_booleans(tree):
         return False
 
     for node in list(tree.walk()):
-        if node.parent is None or isinstance(node, exp.Paren) or node.find_ancestor(exp.Window) is not None \
-                and isinstance(node, exp.Null):
-            continue
-        if isinstance(node, exp.Null) or isinstance(node, (exp.Select, exp.Subquery, exp.Union, exp.Star)):
+        if node.parent is None or isinstance(node, (exp.Paren, exp.Null, exp.Select, exp.Subquery, exp.Union,
+                                                     exp.Star)):
             continue
         if is_predicate(node):
             if not in_condition(node) and not isinstance(node, exp.Boolean):
-                node.replace(exp.cast(exp.Paren(this=node.copy()), "BIGINT"))
+                _wrap(node, lambda n: exp.cast(exp.Paren(this=n), _t("BIGINT"), copy=False))
         elif in_condition(node) and isinstance(node, exp.Expression) and not isinstance(
                 node, (exp.Where, exp.Having, exp.Qualify, exp.Join)):
-            node.replace(exp.Paren(this=exp.NEQ(this=node.copy(), expression=exp.Literal.number(0))))
+            _wrap(node, lambda n: exp.Paren(this=exp.NEQ(this=n, expression=exp.Literal.number(0))))
     return tree
 
 
@@ -466,3 +539,141 @@ def run_duckdb(dcon, statements):
         return dcon.execute(st.sql)
     except duckdb.Error as exc:
         raise EngineError(f"DuckDB failed on {st.relation or 'the final select'}: {exc}") from exc
+
+
+def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_directory=None):
+    """Compute the rows of ``plan`` for every customer of the shop in DuckDB and insert them
+    into the store table ``table`` (customer_features_new; the caller swaps it in): the
+    statements are made (``statements_for``), the shop's rows of the tables they read are
+    copied into a new in-memory DuckDB under ``memory_limit`` (``copy_to_duckdb``), the
+    statements run there, and the final SELECT is streamed back ``BATCH_ROWS`` rows at a
+    time. Returns (rows written, {"translate": s, "read": s, "compute": s, "write": s}), wall
+    seconds of each step (translate: making the statements; read: the copy into DuckDB;
+    compute: the statements and the final SELECT; write: the inserts into ``table``)."""
+    import time
+
+    started = time.perf_counter()
+    schemas = input_schemas(conn, plan)
+    statements = statements_for("duckdb", plan, params, schemas)
+    translated = time.perf_counter()
+    dcon = duckdb_connection(memory_limit, temp_directory)
+    try:
+        copy_to_duckdb(conn, dcon, shop_id, schemas)
+        read = time.perf_counter()
+        cur = run_duckdb(dcon, statements)
+        computed = time.perf_counter()
+        insert = plan.insert_values_sql(table)
+        n = 0
+        while True:
+            t0 = time.perf_counter()
+            rows = cur.fetchmany(BATCH_ROWS)
+            computed += time.perf_counter() - t0  # the final select's rows are computed as they are fetched
+            if not rows:
+                break
+            conn.executemany(insert, rows)
+            n += len(rows)
+        done = time.perf_counter()
+    finally:
+        dcon.close()
+    return n, {"translate": round(translated - started, 3), "read": round(read - translated, 3),
+               "compute": round(computed - read, 3), "write": round(done - computed, 3)}
+
+
+def duckdb_rows(conn, plan, shop_id, params, *, lo=None, hi=None, memory_limit=None):
+    """Yield the rows of ``plan`` (every column of customer_features, customer id order) for the
+    shop's customers with lo <= id < hi, computed in DuckDB (a row source of ROW_SOURCES)."""
+    schemas = input_schemas(conn, plan)
+    statements = statements_for("duckdb", plan, params, schemas, lo=lo, hi=hi)
+    dcon = duckdb_connection(memory_limit)
+    try:
+        copy_to_duckdb(conn, dcon, shop_id, schemas)
+        cur = run_duckdb(dcon, statements)
+        while True:
+            rows = cur.fetchmany(BATCH_ROWS)
+            if not rows:
+                break
+            yield from rows
+    finally:
+        dcon.close()
+
+
+# The engines ``verify`` compares with SQLite: dialect -> row source (conn, plan, shop_id, params,
+# lo=, hi=, memory_limit=) yielding the plan's rows in customer id order. Spark registers its own.
+ROW_SOURCES = {"duckdb": duckdb_rows}
+
+REAL_TOLERANCE = 1e-12  # verify: REALs equal within this relative difference (absolute near 0)
+
+
+def cells_equal(a, b):
+    """verify's rule for one cell: integers and text exact (same type), REALs within REAL_TOLERANCE."""
+    if isinstance(a, float) and isinstance(b, float):
+        return a == b or math.isclose(a, b, rel_tol=REAL_TOLERANCE, abs_tol=REAL_TOLERANCE)
+    return type(a) is type(b) and a == b
+
+
+def verify(conn, shop_id, dialect, as_of_us, *, sample=2000, reg=None, windows=None, families=None,
+           memory_limit=None, examples=5):
+    """Compute the rows of every family (or ``families``) for the first ``sample`` customers of
+    the shop (0: every customer) at ``as_of_us`` on SQLite and on ``dialect``, and compare
+    them cell by cell (``cells_equal``). Nothing is written to the store. Returns
+    {"engine", "as_of", "customers", "rows", "columns", "cells", "mismatched_cells",
+    "mismatched_rows", "by_column": {column: mismatches}, "examples": [...], "seconds": {...}}."""
+    import time
+
+    check_dialect(dialect)
+    if dialect not in ROW_SOURCES:
+        raise EngineError(f"no row source for {dialect!r} (known: {', '.join(ROW_SOURCES)})")
+    if isinstance(sample, bool) or not isinstance(sample, int) or sample < 0:
+        raise ValueError(f"sample must be a whole number of customers >= 0, got {sample!r}")
+    from .db import automatic_indexes, begin_read, rollback
+
+    plan = _plan.Plan(conn, windows, families, reg)
+    params = plan.params(shop_id, as_of_us)
+    began = not conn.in_transaction
+    if began:
+        begin_read(conn)
+    staged = []
+    try:
+        targets = query("fill_targets_all_customers")
+        _plan.fill_targets(conn, targets, _plan.all_customers_params(shop_id, as_of_us))
+        hi = None
+        if sample:
+            row = conn.execute(f"SELECT customer_id FROM {_plan.TARGETS} WHERE target_id = ?", [sample + 1]).fetchone()
+            hi = row[0] if row else None
+            if hi is not None:
+                _plan.fill_targets(conn, targets, _plan.all_customers_params(shop_id, as_of_us, "", hi))
+        t0 = time.perf_counter()
+        with automatic_indexes(conn):
+            staged = plan.stage(conn, params)
+        mine = conn.execute(plan.staged_select_sql(), params)
+        sqlite_seconds = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        other = ROW_SOURCES[dialect](conn, plan, shop_id, params, lo=None, hi=hi, memory_limit=memory_limit)
+        names = plan.column_names
+        by_column, shown = {}, []
+        rows = cells = bad_rows = 0
+        extra = 0
+        for a, b in itertools.zip_longest(mine, other):
+            if a is None or b is None:
+                extra += 1
+                continue
+            rows += 1
+            cells += len(names)
+            bad = [i for i, (x, y) in enumerate(zip(a, b)) if not cells_equal(x, y)]
+            if bad:
+                bad_rows += 1
+                for i in bad:
+                    by_column[names[i]] = by_column.get(names[i], 0) + 1
+                    if len(shown) < examples:
+                        shown.append({"customer_id": a[1], "column": names[i], "sqlite": a[i], dialect: b[i]})
+        other_seconds = time.perf_counter() - t0
+    finally:
+        plan.unstage(conn, staged)
+        _plan.drop_targets(conn)
+        if began:
+            rollback(conn)
+    return {"engine": dialect, "as_of": params["as_of"], "customers": rows + extra, "rows": rows,
+            "columns": len(plan.column_names), "cells": cells,
+            "mismatched_cells": sum(by_column.values()) + extra * len(plan.column_names),
+            "mismatched_rows": bad_rows + extra, "by_column": by_column, "examples": shown,
+            "seconds": {"sqlite": round(sqlite_seconds, 3), dialect: round(other_seconds, 3)}}

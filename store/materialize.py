@@ -28,14 +28,21 @@ from .plan import DEFAULT_WINDOWS, TARGETS, Plan, all_customers_params, drop_tar
 from .resources import query
 from .runs import NEW_TABLE, TABLE, finish, table_columns
 
-def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None, workers=1, reg=None):
+def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None, workers=1, reg=None, *,
+                engine="sqlite", memory_limit=None):
     """Rebuild the shop's rows of customer_features at ``as_of_us`` (caller holds the writer lock);
     ``families`` limits the columns to those families (None = every family).
 
     ``workers`` > 1 computes customer ranges in that many worker processes over read-only
     connections (see ``write_partitioned``); the result is the same table, row for row.
     A database with no file (in memory) is computed in this process.
+    ``engine="duckdb"`` computes the rows in DuckDB (store.engines.write_duckdb: the shop's
+    events are copied there, the same family statements run transpiled, the rows come back
+    into the same new table); ``memory_limit`` is DuckDB's. The swap and the run record are
+    the same; the returned summary then also has ``engine`` and ``seconds`` (read, compute,
+    write).
     """
+    engine = check_engine(engine)
     path = database_file(conn) if workers > 1 else None
     plan = Plan(conn, windows, families, reg)
     started = timeutil.iso(timeutil.now_us())
@@ -43,9 +50,17 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
     with contextlib.ExitStack() as cleanup:  # closed after the COMMIT or ROLLBACK
         with atomic(conn):
             catalog.sync_catalog(conn, reg)
+            timings = None
 
             def fill(conn):
+                nonlocal timings
                 bounds = partition_bounds(conn, shop_id, workers) if workers > 1 and path is not None else None
+                if engine != "sqlite":
+                    from . import engines
+
+                    recomputed, timings = engines.write_duckdb(conn, plan, NEW_TABLE, shop_id, params,
+                                                               memory_limit=memory_limit)
+                    return recomputed
                 if bounds:
                     return write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, params)
                 fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
@@ -55,6 +70,8 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
             recomputed = swap_in(conn, shop_id, plan, fill)
             result = finish(conn, shop_id, "full", plan, as_of_us, started, recomputed, families is None)
             drop_targets(conn)
+    if timings is not None:
+        result.update(engine=engine, seconds=timings)
     return result
 
 
@@ -78,3 +95,13 @@ def swap_in(conn, shop_id, plan, fill):
     conn.execute(f"DROP TABLE IF EXISTS {TABLE}")
     conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
     return count
+
+
+ENGINES = ("sqlite", "duckdb")  # the engines materialize computes on (store.engines: the others)
+
+
+def check_engine(engine):
+    """An engine name of the allowlist ENGINES."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    return engine

@@ -366,6 +366,14 @@ class Plan:
         return (f"INSERT INTO {check_schema(into)}.{quote_identifier(table, (TABLE, NEW_TABLE))} ({cols})\n"
                 + self.staged_select_sql(schema))
 
+    def insert_values_sql(self, table, into="main"):
+        """INSERT of one row of every column (the table's order) into ``into.table``, its values
+        bound as ``?`` (the rows another engine computed: store.engines)."""
+        cols = ", ".join(quote_identifier(n, self.allowed_columns) for n in self.column_names)
+        marks = ", ".join("?" for _ in self.column_names)
+        return (f"INSERT INTO {check_schema(into)}.{quote_identifier(table, (TABLE, NEW_TABLE))} ({cols}) "
+                f"VALUES ({marks})")
+
     def write(self, conn, table, params):
         """Stage every family, then insert one row per target into ``table``."""
         with automatic_indexes(conn):
