@@ -719,7 +719,7 @@ def refresh(env, as_of, as_json):
 
 
 @cli.command("verify-engine")
-@click.argument("engine", type=click.Choice(["duckdb"]))
+@click.argument("engine", type=click.Choice(["duckdb", "spark"]))
 @click.option("--as-of", type=TIME, help="The time to compute at (default: the last materialisation's, else now).")
 @click.option("--sample", type=click.IntRange(0), default=2000, show_default=True,
               help="Compare the first N customers (in id order); 0: every customer.")
@@ -737,6 +737,10 @@ def verify_engine(env, engine, as_of, sample, memory_limit, as_json):
     Examples:
       caf verify-engine duckdb
       caf verify-engine duckdb --sample 0 --as-of 2011-12-10
+      caf verify-engine spark --sample 500
+
+    Spark (the [spark] extra and Java) runs on a local[2] session over the
+    shop's events exported to a temporary directory (caf export-events).
     """
     with env.open() as store:
         result = store.verify_engine(engine, as_of=as_of, sample=sample, memory_limit=memory_limit)

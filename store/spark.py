@@ -23,7 +23,7 @@ functions. ``store/spark_submit.py`` is the same from the command line (``spark-
 import sqlite3
 from pathlib import Path
 
-from . import engines, localtime, parquet, timeutil, user_families
+from . import catalog, engines, localtime, parquet, timeutil, user_families
 from .db import configure, migrate
 from .errors import StoreError
 from .plan import DEFAULT_WINDOWS, Plan, check_families, check_windows
@@ -100,25 +100,72 @@ def materialize_on_spark(spark, events_path, *, as_of, windows=DEFAULT_WINDOWS, 
         params = plan.params(manifest["shop_id"], as_of_us)
         schemas = engines.input_schemas(conn, plan)
         statements = engines.statements_for("spark", plan, params, schemas)
-        column_types = [(name, _SPARK_TYPES[decl.split()[0]]) for name, decl in _declared(conn, plan)]
+        column_types = _declared(plan)
     finally:
         conn.close()
+    register_tables(spark, events_path, manifest, schemas)
+    return run_statements(spark, statements, column_types)
+
+
+def register_tables(spark, events_path, manifest, schemas):
+    """Each table the statements read (``schemas``: ``engines.input_schemas``) as a temporary view
+    of the export ``events_path`` (its ``manifest``)."""
     missing = sorted(set(schemas) - set(manifest["tables"]))
     if missing:
         raise StoreError(f"{events_path}: the export has no table {', '.join(missing)} (export it again "
                          "with this version: caf export-events --overwrite)")
     for name in schemas:
         _table_frame(spark, events_path, name, manifest["tables"][name]).createOrReplaceTempView(name)
-    return run_statements(spark, statements, column_types)
 
 
-def _declared(conn, plan):
-    """[(column, declared type)] of customer_features for ``plan``, as ``materialize`` creates it."""
-    conn.execute("DROP TABLE IF EXISTS temp.customer_features_new")
-    conn.execute(plan.create_sql("customer_features_new", "temp"))
-    out = [(r[1], r[2]) for r in conn.execute("PRAGMA temp.table_info(customer_features_new)")]
-    conn.execute("DROP TABLE temp.customer_features_new")
-    return out
+def session():
+    """The active Spark session, else a new ``local[2]`` one (``verify``'s row source)."""
+    require_spark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    spark = (SparkSession.builder.master("local[2]").appName("caf verify-engine spark")
+             .config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "8")
+             .getOrCreate())
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def spark_rows(conn, plan, shop_id, params, *, lo=None, hi=None, memory_limit=None):
+    """The row source of ``engines.verify`` for Spark (``caf verify-engine spark``): the store's
+    events exported to a temporary directory (``parquet.export_events``, in the caller's read
+    snapshot), the plan's statements for the customers lo <= id < hi run on the active Spark
+    session (a ``local[2]`` one when there is none), the rows yielded in customer id order
+    (``toLocalIterator``: one partition at a time). ``memory_limit`` is DuckDB's: unused."""
+    import shutil
+    import tempfile
+
+    spark = session()
+    configure_session(spark)
+    work = Path(tempfile.mkdtemp(prefix="caf-verify-spark-"))
+    try:
+        events = work / "events"
+        manifest = parquet.export_events(conn, shop_id, localtime.installed(conn) or "UTC", events, reg=plan.reg)
+        schemas = engines.input_schemas(conn, plan)
+        statements = engines.statements_for("spark", plan, params, schemas, lo=lo, hi=hi)
+        register_tables(spark, events, manifest, schemas)
+        frame = run_statements(spark, statements, _declared(plan))
+        for row in frame.orderBy("customer_id").toLocalIterator():
+            yield tuple(row)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+engines.ROW_SOURCES["spark"] = spark_rows  # verify's row source for Spark (engines.ROW_SOURCES)
+
+
+def _declared(plan):
+    """[(column, spark type)] of customer_features for ``plan``, as ``materialize`` declares it."""
+    decls = [(name, decl.split()[0]) for name, decl in catalog.KEY_COLUMNS]
+    decls += [(name, sqltype) for name, sqltype, _, _ in plan.columns]
+    return [(name, _SPARK_TYPES[decl]) for name, decl in decls]
 
 
 def spark_sql(sql):
