@@ -99,6 +99,7 @@ def test_session_settings_keep_the_users_excluded_rules(spark):
     spark.conf.set("spark.sql.optimizer.excludedRules", ",".join(caf_spark.EXCLUDED_RULES))
 
 
+@pytest.mark.slow  # a second JVM (~100 s on the shared machine): pytest -m spark runs it, .ci/run does not
 def test_spark_submit_script_writes_parquet_that_import_features_loads(tmp_path):
     """store/spark_submit.py as a user runs it (python -m, its own local session), one family."""
     if shutil.which("java") is None:
