@@ -3,7 +3,7 @@
 It reads an events export (``store.parquet.export_events``, ``caf export-events``), makes each
 table a temporary view of the Spark session, and runs the statements of the engine adapter
 (``store.engines.statements_for('spark', ...)``: the statements ``materialize`` runs, composed
-by ``store.plan``, bound and transpiled on sqlglot's tree) one relation at a time, each a
+by ``store.plan``, bound and transpiled on sqlglot's tree, the Spark fixes included) one relation at a time, each a
 ``localCheckpoint()``-ed temporary view (the query plans would otherwise grow across
 families), then the final SELECT: a DataFrame with exactly the columns of
 ``customer_features``, typed as SQLite declares them (INTEGER bigint, REAL double, TEXT string).
@@ -168,46 +168,6 @@ def _declared(plan):
     return [(name, _SPARK_TYPES[decl]) for name, decl in decls]
 
 
-def spark_sql(sql):
-    """The adapter's Spark SQL with the Spark-only fixes it lacks, on sqlglot's tree:
-
-    * a column used as a condition (an operand of AND, OR, NOT, a WHERE, HAVING or WHEN) is
-      ``column <> 0``. Every column of the relations is a number (the adapter selects booleans
-      as BIGINT 0/1, and no stored column is boolean); SQLite and DuckDB take a number as a
-      condition, Spark refuses;
-    * a named window with a frame, ``OVER (w ROWS BETWEEN ...)``, gets the PARTITION BY and
-      ORDER BY of ``WINDOW w AS (...)`` written out (Spark parses ``OVER w`` only)."""
-    from sqlglot import exp, parse_one
-
-    tree = parse_one(sql, read="spark")
-    for select in list(tree.find_all(exp.Select)):
-        named = {w.this.name: w for w in select.args.get("windows") or ()}
-        for node in list(select.find_all(exp.Window)):
-            alias = node.args.get("alias")
-            if (alias is None or alias.name not in named or node.args.get("spec") is None
-                    or node.find_ancestor(exp.Select) is not select):
-                continue
-            definition = named[alias.name]
-            node.set("alias", None)
-            node.set("partition_by", [e.copy() for e in definition.args.get("partition_by") or ()])
-            if definition.args.get("order") is not None:
-                node.set("order", definition.args["order"].copy())
-
-    def condition(node):
-        inner = node.unnest() if isinstance(node, exp.Paren) else node
-        if isinstance(inner, exp.Column):
-            node.replace(exp.NEQ(this=inner.copy(), expression=exp.Literal.number(0)))
-
-    for node in list(tree.find_all(exp.And, exp.Or, exp.Not, exp.Where, exp.Having, exp.If)):
-        if isinstance(node, (exp.And, exp.Or)):
-            operands = (node.this, node.expression)
-        else:
-            operands = (node.this,)
-        for operand in operands:
-            condition(operand)
-    return tree.sql(dialect="spark")
-
-
 def run_statements(spark, statements, column_types):
     """Run the adapter's Spark statements: each relation a temporary view (a table's rows
     ``localCheckpoint()``-ed, so that every later plan starts from them; ``purchase_local_time``
@@ -215,11 +175,11 @@ def run_statements(spark, statements, column_types):
     from pyspark.sql import functions as F
 
     for st in statements[:-1]:
-        frame = spark.sql(spark_sql(st.sql))
+        frame = spark.sql(st.sql)
         if not st.view:
             frame = frame.localCheckpoint()
         frame.createOrReplaceTempView(st.relation)
-    final = spark.sql(spark_sql(statements[-1].sql))
+    final = spark.sql(statements[-1].sql)
     if len(final.columns) != len(column_types):
         raise StoreError(f"the final select has {len(final.columns)} columns, customer_features "
                          f"{len(column_types)}")
