@@ -273,9 +273,7 @@ def import_features(conn, shop_id, path, *, windows=None, families=None, reg=Non
     if wrong:
         raise ImportRefusedError(f"{path}: column types differ from customer_features: {'; '.join(wrong)}")
     names = plan.column_names
-    allowed = set(names)
-    insert = (f"INSERT INTO {NEW_TABLE} ({', '.join(quote_identifier(n, allowed) for n in names)}) "
-              f"VALUES ({', '.join('?' for _ in names)})")
+    insert = plan.insert_values_sql(NEW_TABLE)
     seen = {}
 
     def fill(conn):
