@@ -39,6 +39,7 @@ from store import user_families as _user_families
 from store import validate as _validate
 from store.errors import (  # noqa: F401  (re-exported)
     DatabaseLockedError,
+    EngineError,
     FamilyDefinitionError,
     ImportRefusedError,
     InvalidEventError,

@@ -42,6 +42,15 @@ with tempfile.TemporaryDirectory() as tmp:
         two = s.materialize(as_of="2024-06-01T00:00:00Z", workers=2)
         assert s.conn.execute("SELECT * FROM customer_features ORDER BY customer_id").fetchall() == rows
         assert one["rows"] == two["rows"] == 11, (one, two)
+        try:  # the core install has no [duckdb] extra: a clear error naming it, nothing changed
+            import duckdb  # noqa: F401
+        except ImportError:
+            try:
+                s.materialize(as_of="2024-06-01T00:00:00Z", engine="duckdb")
+                raise AssertionError("engine='duckdb' ran without the [duckdb] extra")
+            except caf.EngineError as exc:
+                assert "[duckdb]" in str(exc), exc
+            assert s.conn.execute("SELECT * FROM customer_features ORDER BY customer_id").fetchall() == rows
     listing = subprocess.run(
         [str(Path(sys.executable).parent / "sqlite-utils"), "migrate", str(path),
          str(resource_dir("migrations") / "migrations.py"), "--list"],

@@ -160,6 +160,11 @@ def run(args):
         if bad:
             print(f"SMOKE FAILED: a dataframe reference disagrees with SQL: {bad}", file=sys.stderr)
             return 1
+        engines = results.get("engines", {})
+        if engines.get("mismatched_cells"):
+            print(f"SMOKE FAILED: materialize(engine='duckdb') differs from engine='sqlite' in "
+                  f"{engines['mismatched_cells']} cells", file=sys.stderr)
+            return 1
         against = results.get("handwritten_sql", {}).get("agreement_with_materialize")
         if against and against["mismatches"]:
             print(f"SMOKE FAILED: materialize disagrees with the hand-written SQL: {against}", file=sys.stderr)

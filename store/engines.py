@@ -37,9 +37,11 @@ result back. duckdb, sqlglot and pyarrow are the optional extra ``[duckdb]``, im
 here only, inside the functions that need them.
 """
 
+import contextlib
 import functools
 import itertools
 import math
+import os
 import typing
 
 from . import plan as _plan
@@ -164,9 +166,15 @@ def _statement(dialect, relation, sql, values, schemas, view=False):
 def _translated(dialect, sql, values, schemas):
     """(SQL text in ``dialect``, output schema) of a statement: cached, as the same statements
     with the same values and schemas translate the same (tests, verify then materialize)."""
+    tree, out = _translated_tree(sql, values, schemas)
+    return render(tree.copy(), dialect), out
+
+
+@functools.lru_cache(maxsize=256)
+def _translated_tree(sql, values, schemas):
+    """The translated tree (the same for every dialect; callers render a copy) and its output schema."""
     tree = translate(sql, dict(values), {k: dict(v) for k, v in schemas})
-    out = tuple(output_schema(tree).items())
-    return render(tree, dialect), out
+    return tree, tuple(output_schema(tree).items())
 
 
 # strftime fields in Spark (``date_format`` patterns; %w is dayofweek - 1)
@@ -468,22 +476,43 @@ BATCH_ROWS = 50_000            # rows per Arrow record batch moved between the s
 _ARROW_TYPES = {"BIGINT": "int64", "DOUBLE": "float64", "TEXT": "string", "BLOB": "binary"}
 
 
-def duckdb_connection(memory_limit=None, temp_directory=None, threads=None):
-    """A new in-memory DuckDB connection under ``memory_limit`` (e.g. '1GB'; default
-    DEFAULT_MEMORY_LIMIT), spilling to ``temp_directory`` (default: the system's temporary
-    directory)."""
+def duckdb_connection(memory_limit=None, temp_directory=None, threads=None, database=":memory:"):
+    """A new DuckDB connection to ``database`` (default in memory) under ``memory_limit`` (e.g.
+    '1GB'; default DEFAULT_MEMORY_LIMIT), spilling to ``temp_directory`` (default: the system's
+    temporary directory). Insertion order is not preserved (every result that needs an order
+    has an ORDER BY), which lets DuckDB stream under the limit."""
     import tempfile
 
     duckdb = require("duckdb", "duckdb")
     config = {"memory_limit": memory_limit or DEFAULT_MEMORY_LIMIT,
               "temp_directory": temp_directory or tempfile.gettempdir(),
-              "preserve_insertion_order": "true"}
+              "preserve_insertion_order": "false"}
     if threads:
         config["threads"] = int(threads)
     try:
-        return duckdb.connect(":memory:", config=config)
+        return duckdb.connect(database, config=config)
     except duckdb.Error as exc:
         raise EngineError(f"DuckDB refused its settings: {exc}") from exc
+
+
+@contextlib.contextmanager
+def duckdb_session(memory_limit=None, temp_directory=None):
+    """A DuckDB connection to a new database file in a new directory of ``temp_directory``
+    (removed on exit): its tables (the copied events, the staged families) live in DuckDB's
+    buffer pool under ``memory_limit`` and are written to that file beyond it, so memory stays
+    bounded by the limit, not by the number of events."""
+    import shutil
+    import tempfile
+
+    folder = tempfile.mkdtemp(prefix="caf-duckdb-", dir=temp_directory)
+    try:
+        dcon = duckdb_connection(memory_limit, folder, database=os.path.join(folder, "engine.duckdb"))
+        try:
+            yield dcon
+        finally:
+            dcon.close()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def copy_to_duckdb(conn, dcon, shop_id, schemas):
@@ -545,19 +574,19 @@ def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_
     """Compute the rows of ``plan`` for every customer of the shop in DuckDB and insert them
     into the store table ``table`` (customer_features_new; the caller swaps it in): the
     statements are made (``statements_for``), the shop's rows of the tables they read are
-    copied into a new in-memory DuckDB under ``memory_limit`` (``copy_to_duckdb``), the
+    copied into a new DuckDB (``duckdb_session``: a temporary file, ``memory_limit``), the
     statements run there, and the final SELECT is streamed back ``BATCH_ROWS`` rows at a
     time. Returns (rows written, {"translate": s, "read": s, "compute": s, "write": s}), wall
     seconds of each step (translate: making the statements; read: the copy into DuckDB;
     compute: the statements and the final SELECT; write: the inserts into ``table``)."""
     import time
 
+    require("duckdb", "duckdb", "sqlglot", "pyarrow")  # every module of the extra, before any work
     started = time.perf_counter()
     schemas = input_schemas(conn, plan)
     statements = statements_for("duckdb", plan, params, schemas)
     translated = time.perf_counter()
-    dcon = duckdb_connection(memory_limit, temp_directory)
-    try:
+    with duckdb_session(memory_limit, temp_directory) as dcon:
         copy_to_duckdb(conn, dcon, shop_id, schemas)
         read = time.perf_counter()
         cur = run_duckdb(dcon, statements)
@@ -573,8 +602,6 @@ def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_
             conn.executemany(insert, rows)
             n += len(rows)
         done = time.perf_counter()
-    finally:
-        dcon.close()
     return n, {"translate": round(translated - started, 3), "read": round(read - translated, 3),
                "compute": round(computed - read, 3), "write": round(done - computed, 3)}
 
@@ -584,8 +611,7 @@ def duckdb_rows(conn, plan, shop_id, params, *, lo=None, hi=None, memory_limit=N
     shop's customers with lo <= id < hi, computed in DuckDB (a row source of ROW_SOURCES)."""
     schemas = input_schemas(conn, plan)
     statements = statements_for("duckdb", plan, params, schemas, lo=lo, hi=hi)
-    dcon = duckdb_connection(memory_limit)
-    try:
+    with duckdb_session(memory_limit) as dcon:
         copy_to_duckdb(conn, dcon, shop_id, schemas)
         cur = run_duckdb(dcon, statements)
         while True:
@@ -593,8 +619,6 @@ def duckdb_rows(conn, plan, shop_id, params, *, lo=None, hi=None, memory_limit=N
             if not rows:
                 break
             yield from rows
-    finally:
-        dcon.close()
 
 
 # The engines ``verify`` compares with SQLite: dialect -> row source (conn, plan, shop_id, params,

@@ -146,7 +146,3 @@ class ImportRefusedError(StoreError, ValueError):
 class EngineError(StoreError):
     """Another engine (DuckDB, Spark) cannot run the family SQL: its optional extra is not
     installed, a construct of a family has no exact translation, or the engine failed."""
-
-
-class EngineMismatchError(EngineError):
-    """``caf verify-engine``: the other engine's rows differ from SQLite's."""
