@@ -3,8 +3,8 @@
 It reads an events export (``store.parquet.export_events``, ``caf export-events``), makes each
 table a temporary view of the Spark session, and runs the statements of the engine adapter
 (``store.engines.statements_for('spark', ...)``: the statements ``materialize`` runs, composed
-by ``store.plan``, bound and transpiled on sqlglot's tree, the Spark fixes included) one relation at a time, each a
-``localCheckpoint()``-ed temporary view (the query plans would otherwise grow across
+by ``store.plan``, bound and transpiled on sqlglot's tree, Spark's fixes included) one relation
+at a time, each a ``localCheckpoint()``-ed temporary view (the query plans would otherwise grow across
 families), then the final SELECT: a DataFrame with exactly the columns of
 ``customer_features``, typed as SQLite declares them (INTEGER bigint, REAL double, TEXT string).
 
