@@ -33,6 +33,8 @@ from store import engines as _engines
 from store import features as _features
 from store import export as _export
 from store import materialize as _materialize
+from store import parquet as _parquet
+from store.spark import materialize_on_spark  # noqa: F401  (public: docs/scale-out.md)
 from store import parallel as _parallel
 from store import plan as _plan
 from store import refresh as _refresh
@@ -44,12 +46,14 @@ from store.errors import (  # noqa: F401  (re-exported)
     DatabaseLockedError,
     EngineError,
     FamilyDefinitionError,
+    ImportRefusedError,
     InvalidEventError,
     LoadError,
     LoadInProgressError,
     MissingExtraError,
     NotAStoreError,
     OutputIsDatabaseError,
+    OutputNotEmptyError,
     ReadOnlyStoreError,
     RejectedRatioError,
     SchemaTooNewError,
@@ -115,7 +119,10 @@ __all__ = [
     "LoadInProgressError",
     "RejectedRatioError",
     "OutputIsDatabaseError",
+    "OutputNotEmptyError",
+    "ImportRefusedError",
     "MissingExtraError",
+    "materialize_on_spark",
 ]
 
 # The numeric, non-boolean top-level features of get_all_features that get_cohort_summary averages
@@ -892,6 +899,34 @@ class CustomerActivityFeatures:
                                             freq_multiplier=freq_multiplier, include_first=include_first,
                                             include_zero_values=include_zero_values)
         return _frames.indexed_frame(pa, pd, _rfm.CalibrationHoldoutRow._fields, rows)
+
+    def export_events(self, path: str | Path, *, buckets: int = _parquet.DEFAULT_BUCKETS,
+                      overwrite: bool = False) -> dict[str, Any]:
+        """Write this shop's event tables (those a materialisation reads) and the store
+        timezone's tables to the directory ``path`` as Parquet, hive-partitioned by
+        ``crc32(customer_id) mod buckets``, with the manifest ``_caf_events.json``; streamed
+        from one read snapshot. Returns the manifest (dict). For ``materialize_on_spark``
+        (docs/scale-out.md). Needs pyarrow (extra ``[spark]``); a non-empty ``path`` raises
+        ``OutputNotEmptyError`` unless ``overwrite`` (which replaces an earlier export only)."""
+        with self._writer.lock:
+            self._writer.commit()
+            return _parquet.export_events(self.conn, self.shop_id, self.timezone, path, buckets=buckets,
+                                          overwrite=overwrite, reg=self.registry)
+
+    def import_features(self, path: str | Path, *, windows: Sequence[int] = (7, 30, 90, 365),
+                        families: Iterable[str] | None = None) -> dict[str, Any]:
+        """Replace this shop's rows of customer_features by the Parquet file or directory ``path``
+        (rows computed elsewhere, e.g. by ``materialize_on_spark``) with the same atomic swap as
+        ``materialize``, recorded as a materialisation of kind ``import``; returns its summary.
+        ``windows`` and ``families`` name the columns the file must have (those ``materialize``
+        would write). A file whose columns or types differ, with another shop's rows, more than
+        one as_of or a customer twice raises ``ImportRefusedError``; nothing is written."""
+        windows = _plan.check_windows(windows)
+        _plan.check_families(families, self.registry)
+        with self._writer.lock:
+            self._writer.commit()
+            return _parquet.import_features(self.conn, self.shop_id, path, windows=windows, families=families,
+                                            reg=self.registry)
 
     # -- RFM/T summaries (lifetimes conventions; docs/rfm.md) ----------------------
     def get_sequence_features(self, customer_id: CustomerId | None, *,

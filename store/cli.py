@@ -720,7 +720,7 @@ def refresh(env, as_of, as_json):
 
 
 @cli.command("verify-engine")
-@click.argument("engine", type=click.Choice(["duckdb"]))
+@click.argument("engine", type=click.Choice(["duckdb", "spark"]))
 @click.option("--as-of", type=TIME, help="The time to compute at (default: the last materialisation's, else now).")
 @click.option("--sample", type=click.IntRange(0), default=2000, show_default=True,
               help="Compare the first N customers (in id order); 0: every customer.")
@@ -738,6 +738,10 @@ def verify_engine(env, engine, as_of, sample, memory_limit, as_json):
     Examples:
       caf verify-engine duckdb
       caf verify-engine duckdb --sample 0 --as-of 2011-12-10
+      caf verify-engine spark --sample 500
+
+    Spark (the [spark] extra and Java) runs on a local[2] session over the
+    shop's events exported to a temporary directory (caf export-events).
     """
     with env.open() as store:
         result = store.verify_engine(engine, as_of=as_of, sample=sample, memory_limit=memory_limit)
@@ -904,6 +908,71 @@ def write_rows(path, rows, fmt, *, fields=None, conn=None):
         return count
 
     return _replace_when_done(path, write, conn=conn)
+
+
+# -- Parquet: events out, features in (docs/scale-out.md) ---------------------------------
+@cli.command("export-events")
+@click.argument("directory", type=click.Path(file_okay=False, writable=True))
+@click.option("--buckets", type=click.IntRange(1, 4096), default=16, show_default=True,
+              help="Partitions per table: bucket=crc32(customer_id) mod BUCKETS.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier export in DIRECTORY.")
+@click.option("--json", "as_json", is_flag=True, help="Print the manifest as JSON.")
+@pass_env
+def export_events(env, directory, buckets, overwrite, as_json):
+    """Write the shop's events as Parquet for Spark (needs the [spark] extra).
+
+    Every event table a materialisation reads, and the store timezone's tables,
+    hive-partitioned by a hash of customer_id, with the manifest
+    DIRECTORY/_caf_events.json. A non-empty DIRECTORY is refused unless
+    --overwrite (which replaces an earlier export only).
+
+    \b
+    Examples:
+      caf export-events events/
+      caf --timezone America/New_York export-events events/ --buckets 64 --overwrite
+    """
+    with env.open() as store:
+        manifest = store.export_events(directory, buckets=buckets, overwrite=overwrite)
+    if as_json:
+        echo_json(manifest)
+        return
+    rows = [(name, _fmt(t["rows"]), "yes" if t["partitioned"] else "no") for name, t in manifest["tables"].items()]
+    click.echo(f"Wrote {len(rows)} tables to {directory} ({buckets} buckets)")
+    click.echo(table(rows, ["table", "rows", "partitioned"]))
+
+
+@cli.command("import-features")
+@click.argument("path", type=click.Path(exists=True))
+@click.option("--windows", callback=_windows, metavar="DAYS,...",
+              help="The windows of the file's windowed columns (default: 7,30,90,365).")
+@click.option("--family", "families", multiple=True, metavar="NAME",
+              help="The file has only this family's columns (repeatable; default: every family).")
+@click.option("--json", "as_json", is_flag=True, help="Print the run's record as JSON.")
+@pass_env
+def import_features(env, path, windows, families, as_json):
+    """Load feature rows computed elsewhere (Parquet) into customer_features.
+
+    PATH is a Parquet file or directory with exactly the columns 'caf
+    materialize' writes (e.g. the output of store/spark_submit.py). It replaces
+    the shop's rows atomically and is recorded as a materialisation of kind
+    'import'. Other columns or types, another shop's rows, several as_of values
+    or a customer twice are refused, and nothing is written.
+
+    \b
+    Examples:
+      caf import-features features.parquet/
+      caf import-features out/ --windows 30,90 --family purchase_features
+    """
+    with env.open() as store:
+        started = time.monotonic()
+        kwargs = {}
+        if windows:
+            kwargs["windows"] = windows
+        if families:
+            kwargs["families"] = list(families)
+        result = store.import_features(path, **kwargs)
+        seconds = time.monotonic() - started
+    _report_run("Imported", result, seconds, as_json)
 
 
 # -- catalog ------------------------------------------------------------------------------

@@ -126,6 +126,18 @@ class FamilyDefinitionError(StoreError):
         self.reason = reason
 
 
+class OutputNotEmptyError(StoreError, ValueError):
+    """An output directory (``export_events``, ``caf export-events``) is not empty and
+    ``overwrite`` was not given, or it holds files that are not an earlier export. Nothing
+    was written."""
+
+
+class ImportRefusedError(StoreError, ValueError):
+    """A feature file (``import_features``, ``caf import-features``) does not match the store: its
+    columns or their types differ from ``customer_features``', it holds another shop's rows,
+    more than one as_of, or a customer twice. Nothing was written."""
+
+
 class EngineError(StoreError):
     """Another engine (DuckDB, Spark) cannot run the family SQL: its optional extra is not
     installed, a construct of a family has no exact translation, or the engine failed."""

@@ -51,43 +51,60 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
     with contextlib.ExitStack() as cleanup:  # closed after the COMMIT or ROLLBACK
         with atomic(conn):
             catalog.sync_catalog(conn, reg)
-            conn.execute(f"DROP TABLE IF EXISTS {NEW_TABLE}")
-            conn.execute(plan.create_sql(NEW_TABLE))
-            old = table_columns(conn, TABLE)
-            if old:  # keep other shops' rows (columns in common; new columns NULL)
-                common = [c for c in plan.column_names if c in old]
-                allowed = set(common)
-                cols = ", ".join(quote_identifier(c, allowed) for c in common)
-                conn.execute(f"INSERT INTO {NEW_TABLE} ({cols}) SELECT {cols} FROM {TABLE} WHERE shop_id <> ?",
-                             [shop_id])
-            bounds = partition_bounds(conn, shop_id, workers) if workers > 1 and path is not None else None
             timings = None
-            if engine != "sqlite":
-                from . import engines
 
-                recomputed, timings = engines.write_duckdb(conn, plan, NEW_TABLE, shop_id, params,
-                                                           memory_limit=memory_limit)
-            elif bounds:
-                recomputed = write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, params)
-            else:
+            def fill(conn):
+                nonlocal timings
+                bounds = partition_bounds(conn, shop_id, workers) if workers > 1 and path is not None else None
+                if engine != "sqlite":
+                    from . import engines
+
+                    recomputed, timings = engines.write_duckdb(conn, plan, NEW_TABLE, shop_id, params,
+                                                               memory_limit=memory_limit)
+                    return recomputed
+                if bounds:
+                    return write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, params)
                 fill_targets(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, as_of_us))
                 plan.write(conn, NEW_TABLE, params)
-                recomputed = conn.execute(f"SELECT COUNT(*) FROM {TARGETS}").fetchone()[0]
-            conn.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")  # the replaced table is kept: drift
-            # legacy renames: a view of customer_features (a user's) keeps its text and reads the
-            # new table, instead of following the old one or failing the RENAME while it is missing
-            conn.execute("PRAGMA legacy_alter_table = ON")
-            try:
-                if old:
-                    conn.execute(f"ALTER TABLE {TABLE} RENAME TO {PREVIOUS_TABLE}")
-                conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
-            finally:
-                conn.execute("PRAGMA legacy_alter_table = OFF")
+                return conn.execute(f"SELECT COUNT(*) FROM {TARGETS}").fetchone()[0]
+
+            recomputed = swap_in(conn, shop_id, plan, fill)
             result = finish(conn, shop_id, "full", plan, as_of_us, started, recomputed, families is None)
             drop_targets(conn)
     if timings is not None:
         result.update(engine=engine, seconds=timings)
     return result
+
+
+def swap_in(conn, shop_id, plan, fill):
+    """Inside the caller's write transaction: build ``customer_features_new`` with the plan's
+    columns, copy the other shops' rows into it (columns in common; new columns NULL), let
+    ``fill(conn)`` add the shop's rows (it returns their count, which ``swap_in`` returns),
+    then swap it in for ``customer_features`` (``ALTER TABLE ... RENAME``; the replaced table
+    is kept as ``customer_features_previous``, read by the quality report's drift): a reader
+    sees the old snapshot or the new one. ``materialize`` and
+    ``store.parquet.import_features`` (rows computed elsewhere) both build the table here."""
+    conn.execute(f"DROP TABLE IF EXISTS {NEW_TABLE}")
+    conn.execute(plan.create_sql(NEW_TABLE))
+    old = table_columns(conn, TABLE)
+    if old:  # keep other shops' rows (columns in common; new columns NULL)
+        common = [c for c in plan.column_names if c in old]
+        allowed = set(common)
+        cols = ", ".join(quote_identifier(c, allowed) for c in common)
+        conn.execute(f"INSERT INTO {NEW_TABLE} ({cols}) SELECT {cols} FROM {TABLE} WHERE shop_id <> ?",
+                     [shop_id])
+    count = fill(conn)
+    conn.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")  # the replaced table is kept: drift
+    # legacy renames: a view of customer_features (a user's) keeps its text and reads the
+    # new table, instead of following the old one or failing the RENAME while it is missing
+    conn.execute("PRAGMA legacy_alter_table = ON")
+    try:
+        if old:
+            conn.execute(f"ALTER TABLE {TABLE} RENAME TO {PREVIOUS_TABLE}")
+        conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
+    finally:
+        conn.execute("PRAGMA legacy_alter_table = OFF")
+    return count
 
 
 ENGINES = ("sqlite", "duckdb")  # the engines materialize computes on (store.engines: the others)
