@@ -94,22 +94,11 @@ def table_schema(conn, table):
     return {name: _DECLARED.get((decl or "").upper().split("(")[0].strip(), "TEXT") for name, decl in cols}
 
 
-# The tables fill_targets_all_customers reads (every table with customers; sql/materialize.sql).
-TARGET_TABLES = ("customers", "purchases", "sessions", "cart_events", "support_interactions", "refunds",
-                 "interactions", "purchase_attributions")
-
-
-def input_tables(plan):
-    """The store tables the engine needs for ``plan``: its event tables and the tables the
-    targets query reads."""
-    return sorted(set(plan.tables) | set(TARGET_TABLES))
-
-
 def input_schemas(conn, plan):
     """{relation: {column: type}} of every relation the statements read before they make
     their own: the store's tables that exist, the targets and the timezone tables."""
     schemas = {}
-    for t in input_tables(plan):
+    for t in _plan.input_tables(conn, plan):
         if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [t]).fetchone():
             schemas[t] = table_schema(conn, t)
     for name, cols in TZ_TABLES.items():

@@ -32,8 +32,7 @@ from . import catalog, localtime, timeutil
 from .db import atomic, begin_read, commit, quote_identifier
 from .errors import ImportRefusedError, OutputNotEmptyError, StoreError, require_extra
 from .materialize import swap_in
-from .plan import Plan, all_customers_params
-from .resources import query
+from .plan import Plan, input_tables
 from .runs import NEW_TABLE, record
 
 FORMAT_VERSION = 1
@@ -55,32 +54,6 @@ def pyarrow(what):
 def bucket(customer_id, buckets):
     """The export bucket of a customer id (the hash every engine can compute: module docstring)."""
     return zlib.crc32(customer_id.encode("utf-8")) % buckets
-
-
-# -- which tables ---------------------------------------------------------------------------
-def tables_read(conn, sql, params):
-    """{(schema, table)} that ``sql`` reads, as SQLite's authorizer reports them when the
-    statement is prepared (through EXPLAIN: nothing is run)."""
-    seen = set()
-
-    def authorizer(action, table, column, db, trigger):
-        if action == sqlite3.SQLITE_READ and table is not None and db is not None:
-            seen.add((db, table))
-        return sqlite3.SQLITE_OK
-
-    conn.set_authorizer(authorizer)
-    try:
-        conn.execute("EXPLAIN " + sql, params).fetchall()
-    finally:
-        conn.set_authorizer(None)
-    return seen
-
-
-def event_tables(conn, plan, shop_id):
-    """The tables of ``main`` a materialisation of ``plan`` reads, sorted: its families' ``tables``
-    lines and those of the targets query."""
-    targets = tables_read(conn, query("fill_targets_all_customers"), all_customers_params(shop_id, 0))
-    return sorted(set(plan.tables) | {t for db, t in targets if db == "main"})
 
 
 def columns(conn, table, schema="main"):
@@ -192,7 +165,7 @@ def export_events(conn, shop_id, timezone, path, *, buckets=DEFAULT_BUCKETS, ove
     if isinstance(buckets, bool) or not isinstance(buckets, int) or not 1 <= buckets <= MAX_BUCKETS:
         raise ValueError(f"buckets must be a whole number in 1..{MAX_BUCKETS}, got {buckets!r}")
     plan = Plan(conn, reg=reg)
-    tables = event_tables(conn, plan, shop_id)
+    tables = input_tables(conn, plan)
     out = _prepare_dir(path, overwrite)
     manifest = {"format": "caf-events", "format_version": FORMAT_VERSION, "shop_id": shop_id,
                 "timezone": timezone, "exported_at": timeutil.iso(timeutil.now_us()),

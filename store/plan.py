@@ -16,6 +16,7 @@ through ``store.db.quote_identifier``; values are bound.
 """
 
 import numbers
+import sqlite3
 import re
 import typing
 
@@ -23,6 +24,7 @@ from . import behavior, catalog, registry, timeutil
 from .db import automatic_indexes, quote_identifier
 from .errors import StoreError, UnknownNameError
 from .features import parameters, target_relation, window_parameters
+from .resources import query
 from .runs import NEW_TABLE, TABLE, last_run
 from .runs import table_exists as _table_exists
 
@@ -471,3 +473,30 @@ def fill_targets(conn, sql, params):
 
 def drop_targets(conn):
     conn.execute(f"DROP TABLE IF EXISTS {TARGETS}")
+
+
+# -- the tables a materialisation reads ----------------------------------------------------------
+def tables_read(conn, sql, params):
+    """{(schema, table)} that ``sql`` reads, as SQLite's authorizer reports them when the
+    statement is prepared (through EXPLAIN: nothing is run)."""
+    seen = set()
+
+    def authorizer(action, table, column, db, trigger):
+        if action == sqlite3.SQLITE_READ and table is not None and db is not None:
+            seen.add((db, table))
+        return sqlite3.SQLITE_OK
+
+    conn.set_authorizer(authorizer)
+    try:
+        conn.execute("EXPLAIN " + sql, params).fetchall()
+    finally:
+        conn.set_authorizer(None)
+    return seen
+
+
+def input_tables(conn, plan):
+    """The tables of ``main`` a materialisation of ``plan`` reads, sorted: its families' ``tables``
+    lines and the tables the targets query (``fill_targets_all_customers``) reads, as SQLite's
+    authorizer sees them. What another engine is given (store.engines, store.parquet)."""
+    targets = tables_read(conn, query("fill_targets_all_customers"), all_customers_params("", 0))
+    return sorted(set(plan.tables) | {t for db, t in targets if db == "main"})

@@ -60,7 +60,7 @@ def test_export_layout_manifest_bucket_hash_and_rows(two_shops, tmp_path):
     declared = {t for fam in registry.builtin().families() for t in fam.tables}
     tables = {name for name, t in manifest["tables"].items() if t["partitioned"]}
     assert declared <= tables and "customers" in tables
-    assert tables == set(parquet.event_tables(store.conn, plan.Plan(store.conn), "a"))
+    assert tables == set(plan.input_tables(store.conn, plan.Plan(store.conn)))
     assert {name for name, t in manifest["tables"].items() if not t["partitioned"]} == set(parquet.TIMEZONE_TABLES)
     types = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
     for name, info in manifest["tables"].items():
