@@ -49,6 +49,24 @@ def quote_identifier(name, allowed):
     return '"' + str(name).replace('"', '""') + '"'
 
 
+def authorized_actions(conn, sql, params=()):
+    """{(action, arg1, arg2, database)} that SQLite's authorizer reports while ``sql`` is
+    prepared (through EXPLAIN: nothing is run): e.g. (sqlite3.SQLITE_READ, table, column, 'main').
+    What a statement reads and writes, as SQLite sees it, never as a regex would guess."""
+    seen = set()
+
+    def authorizer(action, arg1, arg2, database, trigger):
+        seen.add((action, arg1, arg2, database))
+        return sqlite3.SQLITE_OK
+
+    conn.set_authorizer(authorizer)
+    try:
+        conn.execute("EXPLAIN " + sql, params).fetchall()
+    finally:
+        conn.set_authorizer(None)
+    return seen
+
+
 def _load_migrations():
     path = resource_dir("migrations") / "migrations.py"
     spec = importlib.util.spec_from_file_location("_caf_migrations", path)

@@ -47,6 +47,9 @@ ARROW_TYPES = {"integer": "int64", "real": "float64", "text": "string", "boolean
 PANDAS_DTYPES = {"int64": "Int64", "bool": "boolean", "string": "string"}
 # a key column's declared SQL type -> its catalog type (catalog.SQL_TYPES read backwards)
 _KEY_TYPES = {sql: name for name, sql in catalog.SQL_TYPES.items() if name != "boolean"}
+# a declared SQLite column type -> Arrow type alias (INTEGER int64, REAL float64, TEXT string),
+# derived from the two above: the Parquet export of the event tables (store.parquet) uses it
+SQL_ARROW_TYPES = {sql: ARROW_TYPES[name] for sql, name in _KEY_TYPES.items()}
 
 
 def require(what="this method"):

@@ -31,6 +31,7 @@ from pathlib import Path
 from . import catalog, localtime, timeutil
 from .db import atomic, begin_read, commit, quote_identifier
 from .errors import ImportRefusedError, OutputNotEmptyError, StoreError, require_extra
+from .frames import SQL_ARROW_TYPES
 from .materialize import swap_in
 from .plan import Plan, input_tables
 from .runs import NEW_TABLE, record
@@ -42,7 +43,7 @@ MAX_BUCKETS = 4096
 BATCH_ROWS = 65_536
 HASH = "crc32(utf-8 customer_id) mod buckets"
 TIMEZONE_TABLES = (localtime.TABLE, "caf_tz")  # temp tables of every store connection
-ARROW_TYPES = {"INTEGER": "int64", "REAL": "float64", "TEXT": "string"}
+ARROW_TYPES = SQL_ARROW_TYPES  # a declared SQLite type -> Arrow type (store.frames, from the catalog)
 
 
 def pyarrow(what):

@@ -21,7 +21,7 @@ import re
 import typing
 
 from . import behavior, catalog, registry, timeutil
-from .db import automatic_indexes, quote_identifier
+from .db import authorized_actions, automatic_indexes, quote_identifier
 from .errors import StoreError, UnknownNameError
 from .features import parameters, target_relation, window_parameters
 from .resources import query
@@ -478,20 +478,9 @@ def drop_targets(conn):
 # -- the tables a materialisation reads ----------------------------------------------------------
 def tables_read(conn, sql, params):
     """{(schema, table)} that ``sql`` reads, as SQLite's authorizer reports them when the
-    statement is prepared (through EXPLAIN: nothing is run)."""
-    seen = set()
-
-    def authorizer(action, table, column, db, trigger):
-        if action == sqlite3.SQLITE_READ and table is not None and db is not None:
-            seen.add((db, table))
-        return sqlite3.SQLITE_OK
-
-    conn.set_authorizer(authorizer)
-    try:
-        conn.execute("EXPLAIN " + sql, params).fetchall()
-    finally:
-        conn.set_authorizer(None)
-    return seen
+    statement is prepared (``store.db.authorized_actions``: nothing is run)."""
+    return {(db, table) for action, table, _column, db in authorized_actions(conn, sql, params)
+            if action == sqlite3.SQLITE_READ and table is not None and db is not None}
 
 
 def input_tables(conn, plan):
