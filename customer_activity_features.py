@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import sys
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, Union, cast, overload
-
-import sqlite_utils
+from typing import TYPE_CHECKING, Any, Generic, TypeGuard, TypeVar, Union, cast, overload
 
 from store import db as _db
 from store import localtime as _localtime
@@ -77,6 +76,9 @@ from store.features import (  # noqa: F401  (documented constants, re-exported)
 from store import ingest as _ingest
 from store.ingest import IngestResult, Writer  # noqa: F401
 from store.rfm import CalibrationHoldoutRow, RFMRow  # noqa: F401  (the rows rfm_summary/... yield)
+
+if TYPE_CHECKING:
+    import sqlite_utils  # at run time only when the caller passes a Database (_is_sqlite_utils_database)
 
 if TYPE_CHECKING:  # the extra [pandas]; imported by the methods that need it, never here
     import pandas
@@ -188,6 +190,13 @@ def _translating_errors(cls: type[_T]) -> type[_T]:
     return cls
 
 
+def _is_sqlite_utils_database(db: Any) -> TypeGuard[sqlite_utils.Database]:
+    """Whether ``db`` is a ``sqlite_utils.Database``, without importing sqlite-utils (a second
+    when pandas is installed): a caller holding one has imported it already."""
+    module = sys.modules.get("sqlite_utils")
+    return module is not None and isinstance(db, module.Database)
+
+
 @_translating_errors
 class CustomerActivityFeatures:
     """Customer-activity events in SQLite, and the features computed from them.
@@ -236,7 +245,7 @@ class CustomerActivityFeatures:
             conn = sqlite3.connect(":memory:", check_same_thread=False)
             self._owns_connection = True
             self.path = None
-        elif isinstance(db, sqlite_utils.Database):
+        elif _is_sqlite_utils_database(db):
             conn = db.conn
             self.path = None
         elif isinstance(db, sqlite3.Connection):

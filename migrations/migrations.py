@@ -1,41 +1,35 @@
 """The schema history of the customer-activity store, as sqlite-utils migrations.
 
-Each step is a numbered ``NNNN_name.sql`` file beside this one; the step's name
-is the file's stem. The store applies pending steps when it opens a database,
-and the sqlite-utils command line sees the same set::
+The steps are the numbered ``NNNN_name.sql`` files beside this one (``steps.py``
+lists them). The store applies pending steps when it opens a database, and the
+sqlite-utils command line sees the same set::
 
     sqlite-utils migrate store.db migrations/migrations.py --list
 
-This file is loaded both by ``store.schema`` and by ``sqlite-utils migrate``
-(which executes it with ``__file__`` set), so it uses nothing but the standard
-library and sqlite-utils.
+This file is loaded both by ``store.db`` and by ``sqlite-utils migrate`` (which
+executes it with ``__file__`` set, outside any package), so it uses nothing but
+the standard library and sqlite-utils, and loads ``steps.py`` by its path.
 """
 
-import sqlite3
+import importlib.util
 from pathlib import Path
 
 from sqlite_utils import Migrations
 
-MIGRATION_SET = "customer_activity_features"
-STEPS_DIR = Path(__file__).resolve().parent
+
+def _load_steps():
+    spec = importlib.util.spec_from_file_location("_caf_migration_steps", Path(__file__).resolve().parent / "steps.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+steps = _load_steps()
+MIGRATION_SET = steps.MIGRATION_SET
+STEPS = steps.STEPS
+split_statements = steps.split_statements
 
 migrations = Migrations(MIGRATION_SET)
-STEPS = []  # the names of the steps, in order (store.db.known_steps)
-
-
-def split_statements(script):
-    """Split an SQL script into complete statements (triggers included)."""
-    statement = ""
-    for line in script.splitlines(keepends=True):
-        statement += line
-        if sqlite3.complete_statement(statement):
-            if statement.strip():
-                yield statement.strip()
-            statement = ""
-    if statement.strip() and not all(
-        ln.strip().startswith("--") or not ln.strip() for ln in statement.splitlines()
-    ):
-        raise ValueError("incomplete SQL statement at the end of a migration step")
 
 
 def _register(path):
@@ -49,8 +43,7 @@ def _register(path):
 
     apply_step.__name__ = path.stem
     migrations(name=path.stem)(apply_step)
-    STEPS.append(path.stem)
 
 
-for _path in sorted(STEPS_DIR.glob("[0-9][0-9][0-9][0-9]_*.sql")):
+for _path in steps.STEP_FILES:
     _register(_path)

@@ -16,15 +16,16 @@ store become its own classes in one place, ``store_error``.
 """
 
 import contextlib
+import datetime
+import functools
 import importlib.util
 import math
 import numbers
 import os
 import sqlite3
+import typing
 from dataclasses import dataclass
 from pathlib import Path
-
-import sqlite_utils
 
 from .errors import (DatabaseLockedError, NotAStoreError, OutputIsDatabaseError, ReadOnlyStoreError,
                      SchemaTooNewError, StorageFullError, UnknownNameError)
@@ -67,21 +68,36 @@ def authorized_actions(conn, sql, params=()):
     return seen
 
 
-def _load_migrations():
-    path = resource_dir("migrations") / "migrations.py"
-    spec = importlib.util.spec_from_file_location("_caf_migrations", path)
+def _load_migrations_file(name):
+    path = resource_dir("migrations") / name
+    spec = importlib.util.spec_from_file_location("_caf_migrations_" + path.stem, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
 
 
-_MIGRATIONS_MODULE = _load_migrations()
-MIGRATIONS = _MIGRATIONS_MODULE.migrations  # sqlite-utils' Migrations of the store
+_STEPS = _load_migrations_file("steps.py")  # the steps, standard library only
+MIGRATION_SET = _STEPS.MIGRATION_SET  # our migration set's name in _sqlite_migrations
+
+
+@functools.lru_cache(maxsize=1)
+def migrations():
+    """sqlite-utils' Migrations of the store (migrations/migrations.py), loaded only when a step
+    is to be applied: opening an up-to-date store does not import sqlite-utils, which takes a
+    second when pandas is installed (it imports pandas)."""
+    return _load_migrations_file("migrations.py").migrations
+
+
+def _apply_steps(conn):
+    """Apply the pending steps with sqlite-utils (caller holds the write transaction; the steps
+    nest as savepoints). sqlite-utils is imported here only, see ``migrations``."""
+    import sqlite_utils
+    migrations().apply(sqlite_utils.Database(conn, execute_plugins=False))
 
 
 def known_steps():
     """Names of every migration step this code knows, in order."""
-    return list(_MIGRATIONS_MODULE.STEPS)
+    return list(_STEPS.STEPS)
 
 
 def check_busy_timeout(seconds=None):
@@ -164,7 +180,7 @@ def applied_steps(conn):
         return []
     rows = conn.execute(
         "SELECT name FROM _sqlite_migrations WHERE migration_set = ? ORDER BY rowid",
-        [MIGRATIONS.name],
+        [MIGRATION_SET],
     )
     return [name for (name,) in rows]
 
@@ -415,6 +431,64 @@ def _open_read_only(path, busy_timeout_ms):
     return conn, True
 
 
+class _SchemaImage(typing.NamedTuple):
+    """What applying every migration step to an empty database leaves: its objects' SQL, in
+    an order that can be replayed (tables, indexes, views, triggers, each in creation order),
+    and the rows of each table that has some (the migrations record)."""
+
+    objects: tuple
+    rows: tuple  # ((table, columns, rows), ...)
+
+
+@functools.lru_cache(maxsize=1)
+def schema_image():
+    """The schema image of this code's steps: the steps applied once per process, the way
+    ``migrate`` applies them to an existing database, to an in-memory one, and read back."""
+    scratch = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        with atomic(scratch):
+            _apply_steps(scratch)
+        kinds = ("table", "index", "view", "trigger")
+        found = scratch.execute(
+            "SELECT type, rowid, name, sql FROM sqlite_master WHERE sql IS NOT NULL "
+            "AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'").fetchall()
+        objects = tuple(sql for _, _, _, sql in sorted(found, key=lambda o: (kinds.index(o[0]), o[1])))
+        tables = [name for kind, _, name, _ in found if kind == "table"]
+        rows = []
+        for table in tables:
+            quoted = quote_identifier(table, tables)
+            cursor = scratch.execute(f"SELECT * FROM {quoted}")
+            table_rows = tuple(cursor)
+            if table_rows:
+                rows.append((table, tuple(d[0] for d in cursor.description), table_rows))
+        return _SchemaImage(objects, tuple(rows))
+    finally:
+        scratch.close()
+
+
+def _is_empty(conn):
+    return conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
+
+
+def _create_schema(conn):
+    """Give an empty database (caller holds the write transaction) the schema every step
+    applied gives it: the image's objects created as SQLite stored them after the steps, its
+    rows copied, the steps recorded as applied now. The same result as applying the steps one
+    by one (tests/test_schema.py compares them), in a sixth of the time: a table that a step
+    altered or rebuilt is created in its final form at once."""
+    image = schema_image()
+    for sql in image.objects:
+        conn.execute(sql)
+    tables = [table for table, _, _ in image.rows]
+    for table, columns, rows in image.rows:
+        if table == MIGRATIONS_TABLE:  # sqlite-utils' record of each step: applied now
+            now = str(datetime.datetime.now(datetime.timezone.utc))  # sqlite-utils' format
+            rows = [tuple(now if c == "applied_at" else v for c, v in zip(columns, row)) for row in rows]
+        names = ", ".join(quote_identifier(c, columns) for c in columns)
+        conn.executemany(f"INSERT INTO {quote_identifier(table, tables)} ({names}) "
+                         f"VALUES ({', '.join('?' * len(columns))})", rows)
+
+
 def migrate(conn):
     """Apply pending migration steps; returns the names applied (none when up to date)."""
     check_not_newer(conn)
@@ -423,7 +497,6 @@ def migrate(conn):
         return []
     if conn.in_transaction:
         commit(conn)
-    database = sqlite_utils.Database(conn, execute_plugins=False)
     try:
         # Take the write lock first (waiting up to the busy timeout), then look
         # again: another process may have migrated meanwhile. Without the lock,
@@ -432,8 +505,10 @@ def migrate(conn):
         with atomic(conn):
             check_not_newer(conn)
             pending = pending_steps(conn)
-            if pending:
-                MIGRATIONS.apply(database)
+            if pending and not applied_steps(conn) and _is_empty(conn):
+                _create_schema(conn)
+            elif pending:
+                _apply_steps(conn)
     except sqlite3.OperationalError as exc:
         if is_read_only_error(exc):
             raise ReadOnlyStoreError(

@@ -193,7 +193,7 @@ def test_migrate_applies_pending_steps_of_an_old_database(tmp_path):
     path = tmp_path / "old.db"
     conn = sqlite3.connect(path)
     import sqlite_utils
-    storedb.MIGRATIONS.apply(sqlite_utils.Database(conn), stop_before=storedb.known_steps()[1])
+    storedb.migrations().apply(sqlite_utils.Database(conn), stop_before=storedb.known_steps()[1])
     conn.close()
     result = ok(run(["migrate"], db=path))
     assert "Applied" in result.output
@@ -206,7 +206,7 @@ def test_newer_schema_is_refused_untouched(tmp_path):
     ok(run(["init"], db=path))
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES (?, ?, ?)",
-                 [storedb.MIGRATIONS.name, "9999_from_the_future", "2030-01-01"])
+                 [storedb.MIGRATION_SET, "9999_from_the_future", "2030-01-01"])
     conn.commit()
     conn.close()
     before = path.read_bytes()

@@ -67,12 +67,30 @@ def test_sqlite_utils_migrate_builds_the_same_schema(tmp_path):
         assert storedb.pending_steps(store.conn) == []
 
 
+def test_a_partly_migrated_database_gets_the_remaining_steps_and_the_same_schema(tmp_path):
+    # A new database is given the schema image (store.db.schema_image) at once; one with some
+    # steps applied gets the others one by one: both end with the schema of every step.
+    partial = str(tmp_path / "partial.db")
+    result = CliRunner().invoke(sqlite_utils_cli, ["migrate", partial, MIGRATIONS_PY,
+                                                   "--stop-before", storedb.known_steps()[3]])
+    assert result.exit_code == 0, result.output
+    conn = storedb.configure(sqlite3.connect(partial))
+    assert storedb.migrate(conn) == storedb.known_steps()[3:]
+    conn.close()
+    fresh = str(tmp_path / "fresh.db")
+    with CustomerActivityFeatures(fresh) as store:
+        assert storedb.applied_steps(store.conn) == storedb.known_steps()
+        applied_at = {r[0] for r in store.conn.execute("SELECT applied_at FROM _sqlite_migrations")}
+    assert schema(partial) == schema(fresh)
+    assert len(applied_at) == 1 and applied_at.pop() > storedb.schema_image().rows[0][2][0][-1]
+
+
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "store.db"
     with CustomerActivityFeatures(path) as store:
         store.add_purchase("c1", 10.0, "2024-01-01T00:00:00Z")
     db = sqlite_utils.Database(path)
-    db["_sqlite_migrations"].insert({"migration_set": storedb.MIGRATIONS.name,
+    db["_sqlite_migrations"].insert({"migration_set": storedb.MIGRATION_SET,
                                      "name": "9999_from_the_future", "applied_at": "2030-01-01"})
     db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()

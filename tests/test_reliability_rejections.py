@@ -126,7 +126,7 @@ def test_upgrade_removes_repeated_rejections_and_keeps_the_first(tmp_path):
     conn.isolation_level = None
     steps = store_db.known_steps()
     step = steps.index("0005_rejections_once")
-    store_db.MIGRATIONS.apply(sqlite_utils.Database(conn), stop_before=steps[step:])
+    store_db.migrations().apply(sqlite_utils.Database(conn), stop_before=steps[step:])
     assert store_db.applied_steps(conn) == steps[:step]
     P1 = '{"customer_id": "c1", "order_value": -1}'  # as add_purchases records {"customer_id": "c1", ...}
     P2 = '{"customer_id": "c1", "order_value": -2}'

@@ -44,7 +44,7 @@ ROWS_0001 = {
 def make_first_step_db(path):
     conn = sqlite3.connect(path)
     conn.isolation_level = None
-    store_db.MIGRATIONS.apply(sqlite_utils.Database(conn), stop_before=store_db.known_steps()[1:])
+    store_db.migrations().apply(sqlite_utils.Database(conn), stop_before=store_db.known_steps()[1:])
     assert store_db.applied_steps(conn) == [FIRST]
     for table, rows in ROWS_0001.items():
         marks = ", ".join("?" * len(rows[0]))
@@ -98,7 +98,7 @@ def make_newer_db(path):
         store.add_purchase("c1", 1.0, AS_OF, order_id="o1")
     conn = sqlite3.connect(path)
     conn.execute("INSERT INTO _sqlite_migrations (migration_set, name, applied_at) VALUES (?, ?, ?)",
-                 [store_db.MIGRATIONS.name, "9999_from_the_future", "2099-01-01"])
+                 [store_db.MIGRATION_SET, "9999_from_the_future", "2099-01-01"])
     conn.commit()
     conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     conn.close()
