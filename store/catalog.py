@@ -68,8 +68,14 @@ KEY_COLUMNS = (
 
 def features(reg=None):
     """Every Feature record (of ``reg``; None: the built-ins), checked: complete, known type,
-    unique names, known families."""
+    unique names, known families (each set of records checked once: the check is a tenth of
+    opening a store, and features() is called per statement composed)."""
     records = FEATURES if reg is None or reg is registry.builtin() else reg.features()
+    return list(_checked(tuple(records)))
+
+
+@functools.lru_cache(maxsize=64)
+def _checked(records):
     seen = set()
     for f in records:
         missing = [k for k, v in f.as_record().items() if k != "materialize" and not v]
@@ -84,7 +90,7 @@ def features(reg=None):
         if f.materialize is not None and f.type == "object":
             raise StoreError(f"catalog record {f.name!r}: an object cannot be materialized")
         seen.add(f.name)
-    return list(records)
+    return records
 
 
 def by_name(reg=None):
