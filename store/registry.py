@@ -56,8 +56,7 @@ with, in order: ``behavior_features``), ``object:`` lines (with an ``order:`` li
 sql/customers.sql (customer_metadata), ``activity_retention_tradeoff`` in
 sql/all_features.sql; and, for an ``UPDATE`` of ``customer_features``, ``sets:`` and ``reads:``
 lines (the feature columns it writes and those it reads, besides ``as_of``, ``as_of_us`` and
-``shop_id``: ``refresh_recency`` in sql/materialize.sql, whose lines ``store.materialize``
-reads; tests/test_refresh.py checks them against the statement with SQLite's authorizer).
+``shop_id``; ``behavior_rfm_scores_snapshot`` has a ``reads:`` line, read by store.behavior).
 A family may not have ``sets:`` or ``reads:`` lines. A malformed file raises ``FamilyDefinitionError`` naming the file, the
 line and the reason. docs/feature_store.md describes the format for readers.
 """
