@@ -633,6 +633,8 @@ def markdown():
                 facts.append(("helper columns (not features)", ", ".join(b.helpers)))
             if b.table_only:
                 facts.append(("table only (not keys of the getters)", ", ".join(b.table_only)))
+            for column, expr in fam.derived:
+                facts.append(("derived when read (not stored)", f"`{column} = {expr}`"))
             facts.append(("added by", fam.added_by))
             out += [f"* {key}: {_cell(value)}" for key, value in facts]
         else:
