@@ -141,3 +141,17 @@ def test_a_user_family_may_derive_a_column_from_as_of_and_stored_columns(tmp_pat
     assert catalog.derived_columns(reg)["spend_days"].inputs == {"as_of_us", "last_purchase_us", "spend_total"}
     assert catalog.derived_columns(registry.builtin())["purchase_recency_days"].inputs == {
         "as_of_us", "last_purchase_us"}
+
+
+def test_a_derived_column_without_its_inputs_is_stored_and_refresh_to_another_day_rebuilds():
+    # purchase_features without purchase_last (last_purchase_us): the recency is stored as the
+    # family computes it, so it moves with as_of only through a full materialize
+    with CustomerActivityFeatures() as store:
+        _shop(store, 3)
+        store.materialize(as_of=timeutil.from_us(AS_OF_US), families=["purchase_features"])
+        stored = [r[1] for r in store.conn.execute("PRAGMA table_info(customer_features_stored)")]
+        assert "purchase_recency_days" in stored and "last_purchase_us" not in stored
+        assert store.refresh(as_of=timeutil.from_us(AS_OF_US))["kind"] == "refresh"
+        assert store.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))["kind"] == "full"
+        assert store.conn.execute("SELECT purchase_recency_days FROM customer_features "
+                                  "WHERE customer_id = 'c00'").fetchone() == (4,)
