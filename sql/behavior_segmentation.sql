@@ -203,17 +203,17 @@ ORDER BY customer_id
 
 -- name: behavior_segments_update
 -- Brings the behavior_segments columns of every row of the shop in
--- customer_features to :as_of_us (store.behavior.refresh_segments): each row
+-- customer_features (its stored rows, customer_features_stored) to :as_of_us (store.behavior.refresh_segments): each row
 -- takes the values behavior_segments_rows computed for its customer into the
 -- temporary table behavior_segments_computed; one primary-key lookup per row.
 -- It sets exactly the behavior_segments family's columns (store.behavior makes the
 -- temporary table from them; tests/test_behavior_materialize.py checks the SET list).
-UPDATE customer_features SET
+UPDATE customer_features_stored SET
     (recency_score, frequency_score, monetary_score, customer_segment, account_age_days) = (
         SELECT
             -- the behavior_segments columns, copied
             s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_age_days
         FROM temp.behavior_segments_computed AS s
-        WHERE s.customer_id = customer_features.customer_id
+        WHERE s.customer_id = customer_features_stored.customer_id
     )
 WHERE shop_id = :shop_id

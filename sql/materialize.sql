@@ -182,31 +182,32 @@ FROM (
 ) AS b
 GROUP BY b.customer_id
 
--- name: refresh_recency
--- sets: purchase_recency_days
--- reads: last_purchase_us
--- Brings every row of the shop to the new as_of after refresh() wrote its
--- targets: the recency, from last_purchase_us (the formula of
--- purchase_features, so a recomputed row is unchanged). refresh() reads the
--- sets/reads lines: it runs this update when the snapshot has those columns.
--- Every other column of a row that was not recomputed is unchanged by
--- construction: retention_concern reads the recency through recency_risk,
--- and all_features declares the edge where that flips (its edges days), so
--- refresh recomputes the family for a customer whose last purchase crosses it.
-UPDATE customer_features SET
-    as_of = :as_of,
-    as_of_us = :as_of_us,
-    purchase_recency_days = (:as_of_us - last_purchase_us) / 86400000000
-WHERE shop_id = :shop_id
+-- name: create_features_as_of
+-- The table of the snapshots' as_of, one row per shop: customer_features is a
+-- view of the stored rows (customer_features_stored) joined to its shop's row,
+-- whose derived columns (a family's `derived:` lines) are computed from it.
+CREATE TABLE IF NOT EXISTS customer_features_as_of (
+    shop_id TEXT NOT NULL PRIMARY KEY,
+    as_of TEXT NOT NULL,
+    as_of_us INTEGER NOT NULL
+)
 
--- name: refresh_as_of
--- Brings every row of the shop to the new as_of when the snapshot has no
--- recency columns (a materialisation of chosen families): no other column of
--- a row refresh() did not recompute depends on as_of.
-UPDATE customer_features SET
-    as_of = :as_of,
-    as_of_us = :as_of_us
-WHERE shop_id = :shop_id
+-- name: set_features_as_of
+-- The shop's snapshot is at :as_of (ISO-8601 UTC text) / :as_of_us: written by
+-- materialize, import and refresh, which then write no row for the calendar.
+INSERT INTO customer_features_as_of (shop_id, as_of, as_of_us)
+VALUES (:shop_id, :as_of, :as_of_us)
+ON CONFLICT (shop_id) DO UPDATE SET as_of = excluded.as_of, as_of_us = excluded.as_of_us
+
+-- name: features_as_of_from_rows
+-- The as_of of the other shops (not :shop_id) of a customer_features table of
+-- the layout before derived columns (as_of in every row), renamed
+-- customer_features_previous when materialize builds the new layout.
+INSERT OR REPLACE INTO customer_features_as_of (shop_id, as_of, as_of_us)
+SELECT shop_id, MAX(as_of), MAX(as_of_us)
+FROM customer_features_previous
+WHERE shop_id <> :shop_id
+GROUP BY shop_id
 
 -- name: partition_customer_count
 -- How many customers of the shop have purchases: the population whose

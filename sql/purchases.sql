@@ -19,6 +19,7 @@
 -- edges days: 30, 90
 -- helpers: purchase_count_short, purchase_count_long
 -- table only: purchase_count
+-- derived: purchase_recency_days = (as_of_us - last_purchase_us) / 86400000000
 SELECT
     t.target_id AS target_id,
     -- purchase_count: Number of purchases in the window.; integer, count; 0 when none

@@ -153,7 +153,8 @@ def metadata(conn, shop_id="", reg=None, database="store"):
     tables["loads"] = {"description": "File loads: source, counts, status."}
     tables["materializations"] = {"description": "Materialisation and refresh runs."}
     shown = set(tables) | {f"{t}_readable" for t in event_tables()}
-    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"):
+    # hidden too: the stored rows and as_of rows under the view customer_features, the previous snapshot
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'view') ORDER BY name"):
         if name not in shown:
             tables[name] = {"hidden": True}
     queries = {"customer_features_readable": {

@@ -27,10 +27,12 @@ query of ``sql/`` (or a new family query with its header), one test.
 """
 
 import functools
+import sqlite3
+import typing
 
 from . import registry, timeutil
-from .db import atomic
-from .errors import StoreError
+from .db import atomic, quote_identifier
+from .errors import FamilyDefinitionError, StoreError
 from .registry import (ALL_TIME_RULE, FIXED, FREQUENCY_RULE, TYPES, WINDOW_RULE, WINDOWED,  # noqa: F401
                        Family, Feature)
 
@@ -91,6 +93,72 @@ def _checked(records):
             raise StoreError(f"catalog record {f.name!r}: an object cannot be materialized")
         seen.add(f.name)
     return records
+
+
+class Derived(typing.NamedTuple):
+    """A column a family declares ``derived`` (its ``-- derived: NAME = EXPR`` line): not stored,
+    computed when ``customer_features`` is read from ``expr`` (the SQL text as written) over the
+    snapshot's ``as_of_us`` and the stored columns ``inputs``."""
+
+    name: str
+    expr: str
+    inputs: frozenset
+    family: str
+
+
+@functools.lru_cache(maxsize=64)
+def derived_columns(reg=None):
+    """{column: Derived} of the registry's ``derived:`` lines, each checked by SQLite: the
+    expression is prepared as ``SELECT (expr) FROM`` a relation of ``as_of_us`` and every stored
+    all-time feature column of the registry (FIXED, not itself derived), under an authorizer that
+    allows reading those columns and nothing else (no table, no other column, no parameter, no
+    write). A refusal raises FamilyDefinitionError naming the family's file and the line."""
+    reg = reg or registry.builtin()
+    declared = {}
+    for b in reg.blocks:
+        if b.family is None:
+            continue
+        for (column, expr), line in zip(b.family.derived, b.derived_lines):
+            declared[column] = (expr, b.family.query, b.source, line)
+    if not declared:
+        return {}
+    stored = [f.name for f in reg.features() if f.materialize == FIXED and f.name not in declared]
+    allowed = ["as_of_us"] + stored
+    names = set(allowed)
+    check = sqlite3.connect(":memory:")
+    out = {}
+    try:
+        check.execute("CREATE TABLE derived_inputs ("
+                      + ", ".join(quote_identifier(c, names) for c in allowed) + ")")
+        for column, (expr, fam, source, line) in declared.items():
+            read, refused = set(), []
+
+            def authorizer(action, table, col, db, trigger):
+                if action == sqlite3.SQLITE_SELECT:
+                    return sqlite3.SQLITE_OK
+                if action == sqlite3.SQLITE_READ and table == "derived_inputs" and col in names:
+                    read.add(col)
+                    return sqlite3.SQLITE_OK
+                if action == sqlite3.SQLITE_FUNCTION:
+                    return sqlite3.SQLITE_OK
+                refused.append(f"{table or ''}.{col or ''}".strip("."))
+                return sqlite3.SQLITE_DENY
+
+            check.set_authorizer(authorizer)
+            try:
+                cur = check.execute(f"SELECT ({expr}) FROM derived_inputs")
+                if cur.description is None or len(cur.description) != 1:
+                    raise sqlite3.Error("not one expression")
+            except (sqlite3.Error, sqlite3.Warning, ValueError) as exc:
+                why = f"reads {', '.join(refused)}" if refused else str(exc)
+                raise FamilyDefinitionError(source, line, f"{fam}: derived column {column}: the expression may "
+                                            f"read only as_of_us and stored all-time columns ({why})") from None
+            finally:
+                check.set_authorizer(None)
+            out[column] = Derived(column, expr, frozenset(read), fam)
+    finally:
+        check.close()
+    return out
 
 
 def by_name(reg=None):

@@ -41,6 +41,7 @@ import contextlib
 import functools
 import itertools
 import math
+import operator
 import os
 import typing
 
@@ -553,8 +554,8 @@ def run_duckdb(dcon, statements):
 
 
 def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_directory=None):
-    """Compute the rows of ``plan`` for every customer of the shop in DuckDB and insert them
-    into the store table ``table`` (customer_features_new; the caller swaps it in): the
+    """Compute the rows of ``plan`` for every customer of the shop in DuckDB and insert their
+    stored columns into the store table ``table`` (customer_features_new; the caller swaps it in): the
     statements are made (``statements_for``), the shop's rows of the tables they read are
     copied into a new DuckDB (``duckdb_session``: a temporary file, ``memory_limit``), the
     statements run there, and the final SELECT is streamed back ``BATCH_ROWS`` rows at a
@@ -574,6 +575,7 @@ def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_
         cur = run_duckdb(dcon, statements)
         computed = time.perf_counter()
         insert = plan.insert_values_sql(table)
+        stored = operator.itemgetter(*plan.stored_positions)  # the final select has every column
         n = 0
         while True:
             t0 = time.perf_counter()
@@ -581,7 +583,7 @@ def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_
             computed += time.perf_counter() - t0  # the final select's rows are computed as they are fetched
             if not rows:
                 break
-            conn.executemany(insert, rows)
+            conn.executemany(insert, map(stored, rows))
             n += len(rows)
         done = time.perf_counter()
     return n, {"translate": round(translated - started, 3), "read": round(read - translated, 3),

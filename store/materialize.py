@@ -25,9 +25,10 @@ import contextlib
 from . import catalog, timeutil
 from .db import atomic, database_file, quote_identifier
 from .parallel import partition_bounds, write_partitioned
-from .plan import DEFAULT_WINDOWS, TARGETS, Plan, all_customers_params, drop_targets, fill_targets
+from .plan import DEFAULT_WINDOWS, TARGETS, Plan, all_customers_params, drop_targets, fill_targets, view_sql
 from .resources import query
-from .runs import NEW_TABLE, PREVIOUS_TABLE, TABLE, finish, table_columns
+from .runs import (AS_OF_TABLE, NEW_TABLE, PREVIOUS_AS_OF_TABLE, PREVIOUS_STORED_TABLE, PREVIOUS_TABLE, RELATIONS,
+                   STORED_TABLE, TABLE, finish, relation_kind, table_columns)
 
 def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None, workers=1, reg=None, *,
                 engine="sqlite", memory_limit=None):
@@ -68,7 +69,7 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
                 plan.write(conn, NEW_TABLE, params)
                 return conn.execute(f"SELECT COUNT(*) FROM {TARGETS}").fetchone()[0]
 
-            recomputed = swap_in(conn, shop_id, plan, fill)
+            recomputed = swap_in(conn, shop_id, plan, fill, as_of_us)
             result = finish(conn, shop_id, "full", plan, as_of_us, started, recomputed, families is None)
             drop_targets(conn)
     if timings is not None:
@@ -76,35 +77,72 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
     return result
 
 
-def swap_in(conn, shop_id, plan, fill):
-    """Inside the caller's write transaction: build ``customer_features_new`` with the plan's
-    columns, copy the other shops' rows into it (columns in common; new columns NULL), let
-    ``fill(conn)`` add the shop's rows (it returns their count, which ``swap_in`` returns),
-    then swap it in for ``customer_features`` (``ALTER TABLE ... RENAME``; the replaced table
-    is kept as ``customer_features_previous``, read by the quality report's drift): a reader
-    sees the old snapshot or the new one. ``materialize`` and
-    ``store.parquet.import_features`` (rows computed elsewhere) both build the table here."""
+def swap_in(conn, shop_id, plan, fill, as_of_us):
+    """Inside the caller's write transaction: build the stored rows ``customer_features_new``
+    with the plan's stored columns, copy the other shops' rows into it (columns in common; new
+    columns NULL), let ``fill(conn)`` add the shop's rows (it returns their count, which
+    ``swap_in`` returns), then swap it in as ``customer_features_stored`` (``ALTER TABLE ...
+    RENAME``), set the shop's row of ``customer_features_as_of`` to ``as_of_us`` (a number, or
+    a callable returning it after ``fill``) and (re)create the view ``customer_features`` over
+    both (``Plan.view_sql``): a reader sees the old snapshot or the new one. The replaced
+    snapshot is kept as ``customer_features_previous`` (a view over
+    ``customer_features_stored_previous`` and ``customer_features_as_of_previous``; the old
+    table itself when the store still had the layout without derived columns), read by the
+    quality report's drift. ``materialize`` and ``store.parquet.import_features`` (rows
+    computed elsewhere) both build the table here."""
     conn.execute(f"DROP TABLE IF EXISTS {NEW_TABLE}")
     conn.execute(plan.create_sql(NEW_TABLE))
-    old = table_columns(conn, TABLE)
+    old_kind = relation_kind(conn, TABLE)  # 'view'; 'table' (the layout before derived columns); None
+    source = STORED_TABLE if old_kind == "view" else TABLE if old_kind == "table" else None
+    old_view = table_columns(conn, TABLE)
+    old = table_columns(conn, source) if source else []
     if old:  # keep other shops' rows (columns in common; new columns NULL)
-        common = [c for c in plan.column_names if c in old]
+        common = [c for c in plan.stored_names if c in old]
         allowed = set(common)
         cols = ", ".join(quote_identifier(c, allowed) for c in common)
-        conn.execute(f"INSERT INTO {NEW_TABLE} ({cols}) SELECT {cols} FROM {TABLE} WHERE shop_id <> ?",
-                     [shop_id])
+        conn.execute(f"INSERT INTO {NEW_TABLE} ({cols}) SELECT {cols} FROM main.{quote_identifier(source, RELATIONS)} "
+                     "WHERE shop_id <> ?", [shop_id])
     count = fill(conn)
-    conn.execute(f"DROP TABLE IF EXISTS {PREVIOUS_TABLE}")  # the replaced table is kept: drift
+    if callable(as_of_us):
+        as_of_us = as_of_us()
+    # the replaced snapshot is kept: drift
+    _drop_relation(conn, PREVIOUS_TABLE)
+    conn.execute(f"DROP TABLE IF EXISTS {PREVIOUS_STORED_TABLE}")
+    conn.execute(f"DROP TABLE IF EXISTS {PREVIOUS_AS_OF_TABLE}")
+    conn.execute(query("create_features_as_of"))
     # legacy renames: a view of customer_features (a user's) keeps its text and reads the
-    # new table, instead of following the old one or failing the RENAME while it is missing
+    # new view, instead of following the old table or failing the RENAME while it is missing
     conn.execute("PRAGMA legacy_alter_table = ON")
     try:
-        if old:
+        if old_kind == "view":
+            conn.execute(f"DROP VIEW {TABLE}")
+            conn.execute(f"ALTER TABLE {STORED_TABLE} RENAME TO {PREVIOUS_STORED_TABLE}")
+            conn.execute(f"CREATE TABLE {PREVIOUS_AS_OF_TABLE} AS SELECT * FROM {AS_OF_TABLE}")
+            conn.execute(view_sql(plan.reg, PREVIOUS_TABLE, PREVIOUS_STORED_TABLE, PREVIOUS_AS_OF_TABLE, old_view, old))
+        elif old_kind == "table":
             conn.execute(f"ALTER TABLE {TABLE} RENAME TO {PREVIOUS_TABLE}")
-        conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {TABLE}")
+            # the other shops' as_of, from their rows (one as_of per shop)
+            conn.execute(query("features_as_of_from_rows"), {"shop_id": shop_id})
+        conn.execute(f"DROP TABLE IF EXISTS {STORED_TABLE}")
+        conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {STORED_TABLE}")
     finally:
         conn.execute("PRAGMA legacy_alter_table = OFF")
+    set_as_of(conn, shop_id, as_of_us)
+    conn.execute(plan.view_sql())
     return count
+
+
+def set_as_of(conn, shop_id, as_of_us):
+    """The shop's row of ``customer_features_as_of``: the snapshot's as_of (every row of the
+    shop in ``customer_features`` reads it, and the derived columns are computed from it)."""
+    conn.execute(query("set_features_as_of"), {"shop_id": shop_id, "as_of": timeutil.iso(as_of_us),
+                                               "as_of_us": as_of_us})
+
+
+def _drop_relation(conn, name):
+    kind = relation_kind(conn, name)
+    if kind is not None:
+        conn.execute(f"DROP {'VIEW' if kind == 'view' else 'TABLE'} {quote_identifier(name, RELATIONS)}")
 
 
 ENGINES = ("sqlite", "duckdb")  # the engines materialize computes on (store.engines: the others)

@@ -257,8 +257,8 @@ def import_features(conn, shop_id, path, *, windows=None, families=None, reg=Non
             if len(as_ofs) != 1 or None in as_ofs or pc.any(pc.is_null(batch.column(1))).as_py():
                 raise ImportRefusedError(f"{path}: more than one as_of, or a row without a customer or as_of")
             seen.setdefault(as_ofs.pop(), batch.column(2)[0].as_py())
-            try:
-                conn.executemany(insert, zip(*(col.to_pylist() for col in batch.columns)))
+            try:  # the stored columns (plan.stored_names); as_of goes to the shop's as_of row
+                conn.executemany(insert, zip(*(batch.column(i).to_pylist() for i in plan.stored_positions)))
             except sqlite3.IntegrityError as exc:
                 raise ImportRefusedError(f"{path}: a customer appears twice (or a key is missing): {exc}") from None
             count += batch.num_rows
@@ -269,7 +269,7 @@ def import_features(conn, shop_id, path, *, windows=None, families=None, reg=Non
     started = timeutil.iso(timeutil.now_us())
     with atomic(conn):
         catalog.sync_catalog(conn, reg)
-        count = swap_in(conn, shop_id, plan, fill)
+        count = swap_in(conn, shop_id, plan, fill, lambda: next(iter(seen)))
         (as_of_us, as_of), = seen.items()
         if as_of != timeutil.iso(as_of_us):
             raise ImportRefusedError(f"{path}: as_of {as_of!r} is not as_of_us {as_of_us} as ISO-8601 UTC")

@@ -25,7 +25,7 @@ from .db import authorized_actions, automatic_indexes, quote_identifier
 from .errors import StoreError, UnknownNameError
 from .features import parameters, target_relation, window_parameters
 from .resources import query
-from .runs import NEW_TABLE, TABLE, last_run
+from .runs import AS_OF_TABLE, NEW_TABLE, RELATIONS, STORED_TABLE, TABLE, last_run
 from .runs import table_exists as _table_exists
 
 DEFAULT_WINDOWS = (7, 30, 90, 365)
@@ -185,6 +185,18 @@ class Plan:
         names = [c[0] for c in self.columns]
         if len(set(names)) != len(names):
             raise StoreError("two materialized columns have the same name")
+        # The columns the families declare derived (catalog.derived_columns): computed by the view
+        # customer_features from as_of_us and stored columns, when the plan stores every input;
+        # a declared one whose inputs are not in the plan is stored (as_of_bound: its value
+        # moves with as_of, so refresh to another as_of rebuilds the table).
+        declared = catalog.derived_columns(self.reg)
+        fixed = {f.name for f in self.fixed}
+        candidates = [c for c in self.feature_names if c in declared and c in fixed]
+        kept = set(self.feature_names) - set(candidates)
+        self.derived = {c: declared[c] for c in candidates if declared[c].inputs - {"as_of_us"} <= kept}
+        self.as_of_bound = tuple(c for c in candidates if c not in self.derived)
+        self.stored_names = [name for name, _ in catalog.KEY_COLUMNS if name not in ("as_of", "as_of_us")] + [
+            c for c in self.feature_names if c not in self.derived]
         self.edges_days = set(self.windows) | {ALL_TIME_FREQUENCY_DAYS}
         self.everyone_on_as_of_change = False
         for fam in self.families:
@@ -198,10 +210,25 @@ class Plan:
 
     # -- SQL -----------------------------------------------------------------
     def create_sql(self, table, schema="main"):
-        cols = [f"{quote_identifier(name, self.allowed_columns)} {decl}" for name, decl in catalog.KEY_COLUMNS]
-        cols += self.feature_column_defs()
-        return (f"CREATE TABLE {check_schema(schema)}.{quote_identifier(table, (TABLE, NEW_TABLE))} (\n    "
+        """CREATE TABLE of the stored rows (``stored_names``: the keys shop_id and customer_id and
+        every feature column that is not derived, with their declared types)."""
+        cols = [f"{quote_identifier(name, self.allowed_columns)} {decl}" for name, decl in catalog.KEY_COLUMNS
+                if name in self.stored_names]
+        stored = set(self.stored_names)
+        cols += [d for d, (name, *_) in zip(self.feature_column_defs(), self.columns) if name in stored]
+        return (f"CREATE TABLE {check_schema(schema)}.{quote_identifier(table, (STORED_TABLE, NEW_TABLE))} (\n    "
                 + ",\n    ".join(cols) + ",\n    PRIMARY KEY (shop_id, customer_id)\n)")
+
+    def view_sql(self, view=TABLE, stored=STORED_TABLE, as_of_table=AS_OF_TABLE):
+        """CREATE VIEW ``view``: every column of the plan (``column_names``, in order) over the
+        stored rows ``stored`` and the shops' as_of rows ``as_of_table`` (``view_sql``)."""
+        return view_sql(self.reg, view, stored, as_of_table, self.column_names, self.stored_names)
+
+    @property
+    def stored_positions(self):
+        """The positions of the stored columns (``stored_names``) in a row of every column
+        (``column_names``): what an inserter of whole rows keeps (operator.itemgetter)."""
+        return [self.column_names.index(c) for c in self.stored_names]
 
     @property
     def feature_names(self):
@@ -347,15 +374,16 @@ class Plan:
         have their own as_of)."""
         return self._staged_select(["t.target_id"], schema)
 
-    def _staged_select(self, keys, schema):
+    def _staged_select(self, keys, schema, stored_only=False):
         schema = check_schema(schema)
+        columns = [c for c in self.columns if not (stored_only and c[0] in self.derived)]
         aliases = {}
-        for _, _, cte, _ in self.columns:
+        for _, _, cte, _ in columns:
             aliases.setdefault(cte, f"f{len(aliases)}")
         allowed_ctes = set(aliases)
-        allowed_cols = {c[3] for c in self.columns}
+        allowed_cols = {c[3] for c in columns}
         select = list(keys)
-        for name, _, cte, col in self.columns:
+        for name, _, cte, col in columns:
             select.append(f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}")
         joins = [f"LEFT JOIN {schema}.{quote_identifier(cte, allowed_ctes)} AS {alias} "
                  f"ON {alias}.target_id = t.target_id" for cte, alias in aliases.items()]
@@ -363,17 +391,19 @@ class Plan:
                 + "\nORDER BY t.target_id")
 
     def staged_insert_sql(self, table, schema="temp", into="main"):
-        """INSERT into ``into.table`` of ``staged_select_sql(schema)``."""
-        cols = ", ".join(quote_identifier(n, self.allowed_columns) for n in self.column_names)
-        return (f"INSERT INTO {check_schema(into)}.{quote_identifier(table, (TABLE, NEW_TABLE))} ({cols})\n"
-                + self.staged_select_sql(schema))
+        """INSERT into the stored table ``into.table`` of the stored columns (``stored_names``)
+        of the staged rows (``staged_select_sql(schema)`` without as_of and the derived columns)."""
+        cols = ", ".join(quote_identifier(n, self.allowed_columns) for n in self.stored_names)
+        return (f"INSERT INTO {check_schema(into)}.{quote_identifier(table, (STORED_TABLE, NEW_TABLE))} ({cols})\n"
+                + self._staged_select(["CAST(:shop_id AS TEXT)", "t.customer_id"], schema, stored_only=True))
 
     def insert_values_sql(self, table, into="main"):
-        """INSERT of one row of every column (the table's order) into ``into.table``, its values
-        bound as ``?`` (the rows another engine computed: store.engines)."""
-        cols = ", ".join(quote_identifier(n, self.allowed_columns) for n in self.column_names)
-        marks = ", ".join("?" for _ in self.column_names)
-        return (f"INSERT INTO {check_schema(into)}.{quote_identifier(table, (TABLE, NEW_TABLE))} ({cols}) "
+        """INSERT of one stored row (``stored_names``, the table's order) into the stored table
+        ``into.table``, its values bound as ``?`` (the rows another engine computed:
+        store.engines, store.parquet; ``stored_positions`` picks them from a row of every column)."""
+        cols = ", ".join(quote_identifier(n, self.allowed_columns) for n in self.stored_names)
+        marks = ", ".join("?" for _ in self.stored_names)
+        return (f"INSERT INTO {check_schema(into)}.{quote_identifier(table, (STORED_TABLE, NEW_TABLE))} ({cols}) "
                 f"VALUES ({marks})")
 
     def write(self, conn, table, params):
@@ -396,6 +426,35 @@ class Plan:
         params = parameters(shop_id, frequency_days=ALL_TIME_FREQUENCY_DAYS)
         params.update(as_of_us=as_of_us, as_of=None if as_of_us is None else timeutil.iso(as_of_us))
         return params
+
+
+def view_sql(reg, view, stored, as_of_table, columns, stored_columns):
+    """CREATE VIEW ``view`` (customer_features, or the previous snapshot's) with the columns
+    ``columns`` in order, over the stored rows ``stored`` (columns ``stored_columns``) joined to
+    the shop's as_of row of ``as_of_table``: shop_id, customer_id, as_of, as_of_us and every
+    stored column as they are; a derived column (catalog.derived_columns) as its declared
+    expression, as written, evaluated over that row (its names resolve to the one column of that
+    name of the join: as_of_us of the as_of row, the others stored); a column with neither (a declaration
+    that changed since the stored rows were written) NULL. The one place the view is composed."""
+    declared = catalog.derived_columns(reg)
+    stored_set = set(stored_columns)
+    allowed = set(columns) | stored_set
+    select = []
+    for name in columns:
+        quoted = quote_identifier(name, allowed)
+        if name in ("shop_id", "customer_id"):
+            select.append(f"s.{quoted} AS {quoted}")
+        elif name in ("as_of", "as_of_us"):
+            select.append(f"a.{quoted} AS {quoted}")
+        elif name in stored_set:
+            select.append(f"s.{quoted} AS {quoted}")
+        elif name in declared and declared[name].inputs - {"as_of_us"} <= stored_set:
+            select.append(f"({declared[name].expr}) AS {quoted}")
+        else:
+            select.append(f"NULL AS {quoted}")
+    return (f"CREATE VIEW main.{quote_identifier(view, RELATIONS)} AS SELECT\n    " + ",\n    ".join(select)
+            + f"\nFROM main.{quote_identifier(stored, RELATIONS)} AS s\n"
+            f"JOIN main.{quote_identifier(as_of_table, RELATIONS)} AS a ON a.shop_id = s.shop_id")
 
 
 def stage_sql(reg, name, helpers, first=(), columns="*"):

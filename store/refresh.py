@@ -6,8 +6,10 @@ the customers whose values can have changed: those logged in
 event in ``[lo, hi]`` or ``[lo - e, hi - e]`` for a window edge ``e``, where
 ``lo``/``hi`` are the old and new ``as_of``; a customer whose only change
 is an edge crossing gets only the families with that edge recomputed (the
-other columns kept from its row). The recency of every row is brought forward
-by one UPDATE (``refresh_recency``, its ``-- sets:``/``-- reads:`` lines). The
+other columns kept from its row). No other row is written: what depends on
+``as_of`` alone (``as_of`` itself, the columns a family declares ``derived``) is
+computed by the view ``customer_features`` from the shop's row of
+``customer_features_as_of``, which refresh sets. The
 result equals a full ``materialize`` at the same ``as_of`` (tests/test_refresh.py);
 a changed family definition or a changed column set makes it one.
 """
@@ -18,11 +20,11 @@ import json
 from . import catalog, registry, timeutil
 from .db import atomic, automatic_indexes, quote_identifier
 from .features import target_relation
-from .materialize import materialize
+from .materialize import materialize, set_as_of
 from .plan import (ALL_TIME_FREQUENCY_DAYS, DEFAULT_WINDOWS, REFRESH_HOOKS, TARGETS, Plan, drop_targets,
                    fill_targets, run_families, stage_keyed, stage_sql, window_table)
 from .resources import query
-from .runs import TABLE, finish, last_run, table_columns
+from .runs import STORED_TABLE, TABLE, finish, last_run, relation_kind, table_columns
 
 def _has_change_triggers(conn, tables):
     names = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'")}
@@ -43,13 +45,6 @@ def _family_edges(fam, windows, reg=None):
         if dep in names:
             out |= _family_edges(catalog.family(dep, reg), windows, reg)
     return out
-
-
-# the columns refresh_recency writes and reads (its -- sets: and -- reads: lines, sql/materialize.sql)
-_RECENCY_OUTPUTS = frozenset(registry.sets("refresh_recency"))
-
-
-_RECENCY_INPUTS = frozenset(registry.reads("refresh_recency"))
 
 
 _REFRESH_TEMP = ("refresh_hits", "refresh_family_edges", "refresh_target")
@@ -95,7 +90,7 @@ def _refresh_temp_dropped_on_error(conn):
 
 
 def _refresh_write_sql(plan, bits, staged, edge_staged):
-    """INSERT OR REPLACE of every target's row: a family's columns from its staged table when
+    """INSERT OR REPLACE of every target's stored row (``plan.stored_names``): a family's columns from its staged table when
     the target's mask has the family's bit; a column of the family's edge query from that
     query's staged table when the mask has the family's edge bit (``edge_staged``: family ->
     (table, columns)); from the target's old row otherwise."""
@@ -110,9 +105,11 @@ def _refresh_write_sql(plan, bits, staged, edge_staged):
             aliases.setdefault(cte, f"f{len(aliases)}")
     allowed_ctes = set(aliases)
     allowed_cols = {c[3] for c in plan.columns}
-    select = ["CAST(:shop_id AS TEXT)", "t.customer_id", "CAST(:as_of AS TEXT)", "CAST(:as_of_us AS INTEGER)"]
+    select = ["CAST(:shop_id AS TEXT)", "t.customer_id"]
     edge_alias = {fam: f"e{i}" for i, fam in enumerate(edge_staged)}
     for name, _, cte, col in plan.columns:
+        if name in plan.derived:
+            continue
         expr = f"o.{quote_identifier(name, plan.allowed_columns)}"
         fam = family_of[cte]
         if fam in edge_staged and name in edge_staged[fam][1]:
@@ -126,10 +123,10 @@ def _refresh_write_sql(plan, bits, staged, edge_staged):
              for cte, alias in aliases.items()]
     joins += [f"LEFT JOIN temp.{quote_identifier(edge_staged[fam][0], _EDGE_QUERIES)} AS {alias} "
               f"ON {alias}.target_id = t.target_id" for fam, alias in edge_alias.items()]
-    cols = ", ".join(quote_identifier(n, plan.allowed_columns) for n in plan.column_names)
-    return (f"INSERT OR REPLACE INTO {TABLE} ({cols})\nSELECT " + ",\n    ".join(select)
+    cols = ", ".join(quote_identifier(n, plan.allowed_columns) for n in plan.stored_names)
+    return (f"INSERT OR REPLACE INTO main.{STORED_TABLE} ({cols})\nSELECT " + ",\n    ".join(select)
             + "\nFROM temp.refresh_target AS t\n"
-            + f"LEFT JOIN main.{TABLE} AS o ON o.shop_id = :shop_id AND o.customer_id = t.customer_id\n"
+            + f"LEFT JOIN main.{STORED_TABLE} AS o ON o.shop_id = :shop_id AND o.customer_id = t.customer_id\n"
             + "\n".join(joins) + "\nORDER BY t.target_id")
 
 
@@ -158,9 +155,11 @@ def refresh(conn, shop_id, as_of_us, reg=None):
     A customer is recomputed family by family: every family when it is logged in
     changed_customers or has an event at as_of itself (between the old and the new
     as_of); a family when one of its events crosses one of that family's window edges
-    (``_family_edges``). Its other columns are kept from its old row. Then every row
-    gets the new as_of and recency (``refresh_recency``) and the families with a
-    ``refresh_all`` bring their columns of every row forward."""
+    (``_family_edges``). Its other columns are kept from its old row. Then the shop's
+    as_of row gets the new as_of (every row's as_of and derived columns follow, through the
+    view) and the families with a ``refresh_all`` bring their columns of every row forward.
+    A store whose ``customer_features`` is still a table (the layout before derived
+    columns) is brought to the new layout by a full materialize."""
     run = last_run(conn, shop_id)
     windows = run["windows"] if run else DEFAULT_WINDOWS
     families = run_families(run, reg) if run else None
@@ -171,13 +170,11 @@ def refresh(conn, shop_id, as_of_us, reg=None):
         result["recomputed_from_scratch"] = reason
         return result
     if (run is None or run["columns"] != plan.column_names
+            or relation_kind(conn, TABLE) != "view"
             or table_columns(conn, TABLE) != plan.column_names
-            or (plan.everyone_on_as_of_change and run["as_of_us"] != as_of_us)
+            or table_columns(conn, STORED_TABLE) != plan.stored_names
+            or ((plan.everyone_on_as_of_change or plan.as_of_bound) and run["as_of_us"] != as_of_us)
             or not _has_change_triggers(conn, plan.tables)):
-        return materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
-    # refresh_recency sets these columns from those inputs: all or none of them must be columns
-    recency = _RECENCY_OUTPUTS & set(plan.column_names)
-    if recency and not (_RECENCY_OUTPUTS | _RECENCY_INPUTS) <= set(plan.column_names):
         return materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
     started = timeutil.iso(timeutil.now_us())
     lo, hi = sorted((run["as_of_us"], as_of_us))
@@ -235,10 +232,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                     sub.unstage(conn, names)
                 for table, _ in edge_staged.values():
                     conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(table, _EDGE_QUERIES)}")
-            if recency:
-                conn.execute(query("refresh_recency"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
-            else:
-                conn.execute(query("refresh_as_of"), {k: params[k] for k in ("as_of", "as_of_us", "shop_id")})
+            set_as_of(conn, shop_id, as_of_us)
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
                 if fam.refresh_all is not None:
                     REFRESH_HOOKS[fam.refresh_all](conn, shop_id, as_of_us)

@@ -30,6 +30,11 @@ one of these keys ends the header::
                                   their comments (a column computed from others: all_features)
     -- object: NAME: COMMENT      a feature that is not an SQL column (a dict returned by a
                                   getter), computed by this query; COMMENT as for a column
+    -- derived: NAME = EXPR       (one line per column) a column of the family that depends only
+                                  on as_of: customer_features computes it at read time from EXPR,
+                                  an SQL expression over ``as_of_us`` and stored (not derived)
+                                  all-time columns of the registry, instead of storing it
+                                  (store.catalog.derived_columns checks EXPR with SQLite)
 
 Every output column of the family has a comment line right before it::
 
@@ -51,8 +56,7 @@ with, in order: ``behavior_features``), ``object:`` lines (with an ``order:`` li
 sql/customers.sql (customer_metadata), ``activity_retention_tradeoff`` in
 sql/all_features.sql; and, for an ``UPDATE`` of ``customer_features``, ``sets:`` and ``reads:``
 lines (the feature columns it writes and those it reads, besides ``as_of``, ``as_of_us`` and
-``shop_id``: ``refresh_recency`` in sql/materialize.sql, whose lines ``store.materialize``
-reads; tests/test_refresh.py checks them against the statement with SQLite's authorizer).
+``shop_id``; ``behavior_rfm_scores_snapshot`` has a ``reads:`` line, read by store.behavior).
 A family may not have ``sets:`` or ``reads:`` lines. A malformed file raises ``FamilyDefinitionError`` naming the file, the
 line and the reason. docs/feature_store.md describes the format for readers.
 """
@@ -86,6 +90,7 @@ _LIST_KEYS = ("tables", "requires", "keyed", "edge tables", "edge requires", "he
 _PLAIN_KEYS = ("order", "requires", "sets", "reads")  # the header lines of a plain -- name: query
 _PLAIN_ONLY_KEYS = ("sets", "reads")
 _TEXT_KEYS = ("order", "edges days", "edge query", "refresh all", "optional", "added by", "window")
+_DERIVED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S.*)$")
 _HEADER_LINE = re.compile(r"^--\s*([a-z][a-z ]*[a-z]):\s?(.*)$")
 _COLUMN_LINE = re.compile(r"^\s*--\s*([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$")
 _TYPE_PART = re.compile(r"^(integer|real|text|boolean|object)(?:,\s*(.*))?$")
@@ -153,6 +158,7 @@ class Family:
     edge_tables: tuple = None
     edge_query: str = None
     edge_requires: tuple = ()
+    derived: tuple = ()   # ((column, SQL expression over as_of_us and stored columns), ...): `derived:` lines
 
 
 @dataclass(frozen=True)
@@ -170,6 +176,7 @@ class Block:
     table_only: tuple = ()  # its feature columns that are not keys of the getters (`table only:`)
     sets: tuple = ()     # a plain UPDATE of customer_features: the feature columns it writes
     reads: tuple = ()    # ... and the feature columns it reads
+    derived_lines: tuple = ()  # the line of each `derived:` line of the family, in its order
 
 
 def _items(value):
@@ -221,11 +228,13 @@ def _header(lines, start, source):
     i = start + 1
     while i < len(lines):
         match = _HEADER_LINE.match(lines[i].strip())
-        if not match or match.group(1) not in _LIST_KEYS + _TEXT_KEYS + ("object",):
+        if not match or match.group(1) not in _LIST_KEYS + _TEXT_KEYS + ("object", "derived"):
             break
         key, value = match.group(1), match.group(2).strip()
         if key == "object":
             objects.append((i + 1, value))
+        elif key == "derived":
+            header.setdefault("derived", []).append((i + 1, value))
         elif key in header:
             raise FamilyDefinitionError(source, i + 1, f"header line '{key}' given twice")
         else:
@@ -249,7 +258,8 @@ def read(text, source):
             if objects or header:
                 unknown = [k for k in header if k not in _PLAIN_KEYS]
                 if unknown:
-                    raise FamilyDefinitionError(source, header[unknown[0]][0],
+                    at = header[unknown[0]][0]
+                    raise FamilyDefinitionError(source, at[0] if isinstance(at, tuple) else at,
                                                 f"'{unknown[0]}' is a family header line; this is a -- name: query")
                 blocks.append(_block(name, source, start + 1, header, objects, False, lines[body:end], body + 1))
             continue
@@ -322,12 +332,28 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
             fail("optional", f"optional must be yes or no, got {optional!r}")
         if "tables" not in header:
             fail("tables", f"family {name}: no '-- tables:' line in its header")
+        derived, derived_lines = [], []
+        fixed = {c.name for c in columns if c.materialize == FIXED}
+        for at, text in header.get("derived", ()):
+            match = _DERIVED.match(text)
+            if not match:
+                raise FamilyDefinitionError(source, at, f"{name}: a derived line is 'COLUMN = SQL expression', "
+                                            f"got {text!r}")
+            column, expr = match.groups()
+            if column not in fixed:
+                raise FamilyDefinitionError(source, at, f"{name}: derived column {column} is not an all-time "
+                                            "feature column of the family")
+            if column in (d[0] for d in derived):
+                raise FamilyDefinitionError(source, at, f"{name}: derived column {column} is declared twice")
+            derived.append((column, expr.strip()))
+            derived_lines.append(at)
         family = Family(name, _items(value("tables")), edges_days, _items(value("requires", "")),
                         optional == "yes", added_by, value("refresh all") or None, _items(value("keyed", "")),
                         _items(value("edge tables")) if "edge tables" in header else None,
-                        value("edge query") or None, _items(value("edge requires", "")))
+                        value("edge query") or None, _items(value("edge requires", "")), tuple(derived))
     return Block(name, source, line, order, family, tuple(feats), helpers, _items(value("requires", "")),
-                 table_only, _items(value("sets", "")), _items(value("reads", "")))
+                 table_only, _items(value("sets", "")), _items(value("reads", "")),
+                 tuple(derived_lines) if is_family else ())
 
 
 @functools.lru_cache(maxsize=None)
@@ -407,7 +433,7 @@ def family_source(name):
 # The header lines a user's family file may use (the others name store internals: refresh hooks,
 # edge queries, keyed helper queries).
 USER_HEADER_KEYS = ("order", "tables", "added by", "window", "edges days", "optional", "column order", "helpers",
-                    "table only")
+                    "table only", "derived")
 
 
 @dataclass(frozen=True, eq=False)
@@ -607,6 +633,8 @@ def markdown():
                 facts.append(("helper columns (not features)", ", ".join(b.helpers)))
             if b.table_only:
                 facts.append(("table only (not keys of the getters)", ", ".join(b.table_only)))
+            for column, expr in fam.derived:
+                facts.append(("derived when read (not stored)", f"`{column} = {expr}`"))
             facts.append(("added by", fam.added_by))
             out += [f"* {key}: {_cell(value)}" for key, value in facts]
         else:

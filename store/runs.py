@@ -12,9 +12,15 @@ import json
 from . import timeutil
 from .db import applied_steps, quote_identifier
 
-TABLE = "customer_features"
-NEW_TABLE = "customer_features_new"
-PREVIOUS_TABLE = "customer_features_previous"  # the table a full materialize replaced (the report's drift)
+TABLE = "customer_features"  # a view: the stored rows with the snapshot's as_of and the derived columns
+STORED_TABLE = "customer_features_stored"  # the stored rows: keys and every column that is not derived
+AS_OF_TABLE = "customer_features_as_of"  # one row per shop: the snapshot's as_of (as_of, as_of_us)
+NEW_TABLE = "customer_features_new"  # the stored rows being built (swapped in as STORED_TABLE)
+PREVIOUS_TABLE = "customer_features_previous"  # the snapshot a full materialize replaced (the report's drift)
+PREVIOUS_STORED_TABLE = "customer_features_stored_previous"  # ... its stored rows
+PREVIOUS_AS_OF_TABLE = "customer_features_as_of_previous"  # ... and its as_of rows
+RELATIONS = (TABLE, STORED_TABLE, AS_OF_TABLE, NEW_TABLE, PREVIOUS_TABLE, PREVIOUS_STORED_TABLE,
+             PREVIOUS_AS_OF_TABLE)  # the allowlist of the feature table's relation names
 
 
 def table_exists(conn, name, schema="main"):
@@ -24,12 +30,19 @@ def table_exists(conn, name, schema="main"):
                         [name]).fetchone() is not None
 
 
+def relation_kind(conn, name):
+    """'table' or 'view' for an existing relation ``name`` of main, None when there is none (a store
+    materialised before derived columns has ``customer_features`` as a table)."""
+    row = conn.execute("SELECT type FROM main.sqlite_master WHERE type IN ('table', 'view') AND name = ?",
+                       [name]).fetchone()
+    return row[0] if row else None
+
+
 def table_columns(conn, table=TABLE):
-    """Column names of an existing table, [] when it does not exist."""
+    """Column names of an existing table or view, [] when it does not exist."""
     if not table_exists(conn, table):
         return []
-    return [row[1] for row in conn.execute(
-        f"PRAGMA table_info({quote_identifier(table, (TABLE, NEW_TABLE, PREVIOUS_TABLE))})")]
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({quote_identifier(table, RELATIONS)})")]
 
 
 def last_run(conn, shop_id):

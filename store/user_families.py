@@ -59,6 +59,7 @@ def load(paths):
     reg = registry.with_files(paths)
     if reg is registry.builtin():
         return reg
+    catalog.derived_columns(reg)  # its derived lines, checked by SQLite (file and line when refused)
     scratch = _scratch()
     try:
         for block in reg.user_blocks():

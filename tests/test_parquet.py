@@ -21,7 +21,7 @@ from customer_activity_features import (  # noqa: E402
     MissingExtraError,
     OutputNotEmptyError,
 )
-from store import localtime, parquet, plan, registry, synthetic  # noqa: E402
+from store import catalog, localtime, parquet, plan, registry, synthetic  # noqa: E402
 
 AS_OF = "2026-01-01T00:00:00Z"
 N = 60
@@ -128,7 +128,10 @@ def _features_table(store):
     cur = store.conn.execute("SELECT * FROM customer_features ORDER BY shop_id, customer_id")
     names = [d[0] for d in cur.description]
     rows = cur.fetchall()
+    # the declared types of the stored rows (a derived column of the view has none: its catalog type)
     decl = {r[1]: r[2] for r in store.conn.execute("PRAGMA table_info(customer_features)")}
+    decl.update({r[1]: r[2] for r in store.conn.execute("PRAGMA table_info(customer_features_as_of)")})
+    decl.update({name: catalog.SQL_TYPES[catalog.by_name()[name].type] for name, t in decl.items() if not t})
     types = {"INTEGER": pa.int64(), "REAL": pa.float64(), "TEXT": pa.string()}
     return pa.table({n: pa.array([r[i] for r in rows], type=types[decl[n]]) for i, n in enumerate(names)})
 

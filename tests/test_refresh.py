@@ -73,7 +73,7 @@ def test_refresh_recomputes_only_changed_customers():
         # one new event: one customer
         store.add_purchase("c3", 5.0, timeutil.iso(AS_OF_US - 300 * DAY_US))
         assert store.refresh(as_of=timeutil.from_us(AS_OF_US))["recomputed"] == 1
-        # a day passes: 'recent' leaves the 7-day window; the others only age (recency by UPDATE)
+        # a day passes: 'recent' leaves the 7-day window; the others only age (recency derived by the view)
         result = store.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))
         assert result["recomputed"] == 1 and result["rows"] == 21
         assert store.conn.execute("SELECT purchase_recency_days, purchase_count_7d FROM customer_features "
@@ -190,25 +190,6 @@ def test_refresh_of_chosen_families_equals_materialize():
             inc.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))
             full.materialize(as_of=timeutil.from_us(AS_OF_US + DAY_US), families=chosen)
             assert snapshot(inc) == snapshot(full)
-
-
-def test_refresh_recency_header_lines_are_the_columns_its_update_writes_and_reads():
-    """The -- sets: and -- reads: lines of refresh_recency (what refresh reads to decide whether
-    it can run the update) are the feature columns of customer_features its UPDATE writes and
-    reads, as SQLite's authorizer sees the statement (besides as_of, as_of_us and shop_id)."""
-    import sqlite3
-
-    from authorized import customer_features_columns
-    from store import registry
-    from store.resources import query
-
-    with CustomerActivityFeatures() as store:
-        store.materialize(as_of=timeutil.from_us(AS_OF_US))
-        seen = customer_features_columns(store.conn, query("refresh_recency"),
-                                         {"as_of": "x", "as_of_us": AS_OF_US, "shop_id": store.shop_id})
-    bookkeeping = {"as_of", "as_of_us", "shop_id"}
-    assert seen[sqlite3.SQLITE_UPDATE] - bookkeeping == set(registry.sets("refresh_recency"))
-    assert seen[sqlite3.SQLITE_READ] - bookkeeping == set(registry.reads("refresh_recency"))
 
 
 def test_the_recency_edge_of_all_features_follows_the_recency_threshold():
