@@ -150,7 +150,8 @@ def _definitions_changed(run, plan):
 def refresh(conn, shop_id, as_of_us, reg=None):
     """Bring the shop's last snapshot forward (or back) to ``as_of_us``, recomputing only
     customers whose values can have changed; a full materialize when there is no usable
-    snapshot (none yet, other columns, a family without declared window edges).
+    snapshot (none yet, other columns, a family without declared window edges) or when every
+    family of the snapshot has a refresh-all hook.
 
     A customer is recomputed family by family: every family when it is logged in
     changed_customers or has an event at as_of itself (between the old and the new
@@ -179,6 +180,10 @@ def refresh(conn, shop_id, as_of_us, reg=None):
     started = timeutil.iso(timeutil.now_us())
     lo, hi = sorted((run["as_of_us"], as_of_us))
     fams = [f for f in plan.families if f.refresh_all is None]
+    if not fams:
+        # every family is brought forward for everyone by its refresh-all hook, which updates
+        # the rows there are: a full materialize is the same work and adds new customers' rows
+        return materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
     # (full bit, edge bit) of each family: the edge bit marks customers whose only change
     # is an edge crossing, for the family's edge query; the full bit when it has none
     bits = {f.query: (1 << (2 * i), 1 << (2 * i + (1 if f.edge_query else 0))) for i, f in enumerate(fams)}

@@ -192,6 +192,25 @@ def test_refresh_of_chosen_families_equals_materialize():
             assert snapshot(inc) == snapshot(full)
 
 
+def test_refresh_of_families_refreshed_for_everyone_only_adds_new_customers():
+    # behavior_segments alone: every family of the snapshot is brought forward for everyone by
+    # its refresh-all hook, which updates rows; a customer new since the snapshot needs a row.
+    for chosen in (["behavior_segments"], ["cart_features", "behavior_segments"]):
+        with CustomerActivityFeatures() as inc, CustomerActivityFeatures() as full:
+            for store in (inc, full):
+                store.add_purchase("a", 1.0, timeutil.iso(AS_OF_US - 61 * DAY_US))
+                store.add_purchase("b", 3.0, timeutil.iso(AS_OF_US - 2 * DAY_US))
+                store.flush()
+            inc.materialize(as_of=timeutil.from_us(AS_OF_US), families=chosen)
+            for store in (inc, full):
+                store.add_purchase("new", 2.0, timeutil.iso(AS_OF_US + DAY_US // 2))
+                store.flush()
+            inc.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))
+            full.materialize(as_of=timeutil.from_us(AS_OF_US + DAY_US), families=chosen)
+            assert [r[1] for r in snapshot(full)] == ["a", "b", "new"]
+            assert snapshot(inc) == snapshot(full)
+
+
 def test_the_recency_edge_of_all_features_follows_the_recency_threshold():
     # recency_risk (all_features) flips when the last purchase crosses as_of - (threshold + 1) whole
     # days: the family declares that edge so refresh recomputes it (no second copy of the rule)
