@@ -31,7 +31,7 @@ import sqlite3
 import typing
 
 from . import registry, timeutil
-from .db import atomic, quote_identifier
+from .db import atomic, authorized_actions, quote_identifier
 from .errors import FamilyDefinitionError, StoreError
 from .registry import (ALL_TIME_RULE, FIXED, FREQUENCY_RULE, TYPES, WINDOW_RULE, WINDOWED,  # noqa: F401
                        Family, Feature)
@@ -131,30 +131,24 @@ def derived_columns(reg=None):
         check.execute("CREATE TABLE derived_inputs ("
                       + ", ".join(quote_identifier(c, names) for c in allowed) + ")")
         for column, (expr, fam, source, line) in declared.items():
-            read, refused = set(), []
-
-            def authorizer(action, table, col, db, trigger):
-                if action == sqlite3.SQLITE_SELECT:
-                    return sqlite3.SQLITE_OK
-                if action == sqlite3.SQLITE_READ and table == "derived_inputs" and col in names:
-                    read.add(col)
-                    return sqlite3.SQLITE_OK
-                if action == sqlite3.SQLITE_FUNCTION:
-                    return sqlite3.SQLITE_OK
-                refused.append(f"{table or ''}.{col or ''}".strip("."))
-                return sqlite3.SQLITE_DENY
-
-            check.set_authorizer(authorizer)
+            sql = f"SELECT ({expr}) FROM derived_inputs"
             try:
-                cur = check.execute(f"SELECT ({expr}) FROM derived_inputs")
-                if cur.description is None or len(cur.description) != 1:
+                actions = authorized_actions(check, sql)
+                read = {col for action, table, col, _ in actions
+                        if action == sqlite3.SQLITE_READ and table == "derived_inputs" and col in names}
+                refused = sorted(f"{table or ''}.{col or ''}".strip(".") for action, table, col, _ in actions
+                                 if action not in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION)
+                                 and not (action == sqlite3.SQLITE_READ and table == "derived_inputs"
+                                          and col in names))
+                if not refused and len(check.execute(sql + " LIMIT 0").description) != 1:
                     raise sqlite3.Error("not one expression")
             except (sqlite3.Error, sqlite3.Warning, ValueError) as exc:
-                why = f"reads {', '.join(refused)}" if refused else str(exc)
                 raise FamilyDefinitionError(source, line, f"{fam}: derived column {column}: the expression may "
-                                            f"read only as_of_us and stored all-time columns ({why})") from None
-            finally:
-                check.set_authorizer(None)
+                                            f"read only as_of_us and stored all-time columns ({exc})") from None
+            if refused:
+                raise FamilyDefinitionError(source, line, f"{fam}: derived column {column}: the expression may "
+                                            f"read only as_of_us and stored all-time columns "
+                                            f"(reads {', '.join(refused)})")
             out[column] = Derived(column, expr, frozenset(read), fam)
     finally:
         check.close()

@@ -26,14 +26,14 @@ RELATIONS = (TABLE, STORED_TABLE, AS_OF_TABLE, NEW_TABLE, PREVIOUS_TABLE, PREVIO
 def table_exists(conn, name, schema="main"):
     """True when ``schema`` (main, temp or an attached schema, never a caller's text) has a
     table or view ``name``."""
-    return conn.execute(f"SELECT 1 FROM {schema}.sqlite_master WHERE type IN ('table', 'view') AND name = ?",
-                        [name]).fetchone() is not None
+    return relation_kind(conn, name, schema) is not None
 
 
-def relation_kind(conn, name):
-    """'table' or 'view' for an existing relation ``name`` of main, None when there is none (a store
-    materialised before derived columns has ``customer_features`` as a table)."""
-    row = conn.execute("SELECT type FROM main.sqlite_master WHERE type IN ('table', 'view') AND name = ?",
+def relation_kind(conn, name, schema="main"):
+    """'table' or 'view' for an existing relation ``name`` of ``schema`` (as for table_exists), None
+    when there is none (a store materialised before derived columns has ``customer_features`` as a
+    table)."""
+    row = conn.execute(f"SELECT type FROM {schema}.sqlite_master WHERE type IN ('table', 'view') AND name = ?",
                        [name]).fetchone()
     return row[0] if row else None
 
