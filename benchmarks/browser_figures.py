@@ -29,7 +29,7 @@ import urllib.request
 from pathlib import Path
 
 SEED_FAMILIES = ("purchase_features", "session_features", "cart_features", "support_features",
-                 "all_features", "purchase_last", "primary_device")
+                 "all_features", "primary_device")
 
 
 def build(db, customers):

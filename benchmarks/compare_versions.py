@@ -21,7 +21,7 @@ import time
 
 AS_OF = "2026-01-01T00:00:00Z"
 SEED_FAMILIES = ("purchase_features", "session_features", "cart_features", "support_features",
-                 "all_features", "purchase_last", "primary_device")
+                 "all_features", "primary_device")
 
 
 def main(db, what):

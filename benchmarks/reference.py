@@ -26,7 +26,7 @@ from datetime import datetime, timedelta, timezone
 US_PER_DAY = 86_400_000_000
 # The materialize families computing the same 84 feature columns as these references.
 SEED_FAMILIES = ("purchase_features", "session_features", "cart_features", "support_features",
-                 "all_features", "purchase_last", "primary_device")
+                 "all_features", "primary_device")
 WINDOWS = (7, 30, 90, 365, None)  # None = all time
 
 

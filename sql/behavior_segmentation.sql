@@ -134,6 +134,8 @@ FROM all_features
 -- added by: issue 5 (behaviour features)
 -- window: all events at or before as_of (no window); docs/behavior.md
 -- helpers: customer_id
+-- table only: account_created_us
+-- derived: account_age_days = CASE WHEN account_created_us <= as_of_us THEN (as_of_us - account_created_us) / 86400000000 END
 -- The population-relative and as_of-continuous features (materialize: the
 -- family behavior_segments, recomputed for every customer on each refresh).
 -- The scores reach their targets through one window over target UNION ALL
@@ -165,9 +167,11 @@ SELECT
         ELSE 'needs_attention'
     END AS customer_segment,
     -- account_age_days: Whole days from the customer's created_at to as_of.; integer, days; NULL when created_at is unknown or after as_of; window: customers.created_at (not an event)
-    --   (whole days, floor)
-    CASE WHEN cu.created_at_us <= x.as_of_us THEN (x.as_of_us - cu.created_at_us) / 86400000000 END
-        AS account_age_days
+    --   (derived: whole days, floor; the derived line above is its definition, computed after
+    --   this query's columns from account_created_us and the target's as_of_us, and when
+    --   customer_features is read)
+    -- account_created_us: The customer's created_at.; integer, microseconds since 1970-01-01 UTC; NULL when unknown; window: customers.created_at (not an event)
+    cu.created_at_us AS account_created_us
 FROM (
     SELECT target_id, customer_id, as_of_us,
            MAX(r) OVER w AS recency_score, MAX(f) OVER w AS frequency_score,
@@ -196,8 +200,8 @@ WHERE x.target_id IS NOT NULL
 SELECT
     -- customer_id: the customer; text
     customer_id,
-    -- recency_score, frequency_score, monetary_score, customer_segment, account_age_days: as in behavior_segments
-    recency_score, frequency_score, monetary_score, customer_segment, account_age_days
+    -- recency_score, frequency_score, monetary_score, customer_segment, account_created_us: as in behavior_segments
+    recency_score, frequency_score, monetary_score, customer_segment, account_created_us
 FROM behavior_segments
 ORDER BY customer_id
 
@@ -206,13 +210,14 @@ ORDER BY customer_id
 -- customer_features (its stored rows, customer_features_stored) to :as_of_us (store.behavior.refresh_segments): each row
 -- takes the values behavior_segments_rows computed for its customer into the
 -- temporary table behavior_segments_computed; one primary-key lookup per row.
--- It sets exactly the behavior_segments family's columns (store.behavior makes the
--- temporary table from them; tests/test_behavior_materialize.py checks the SET list).
+-- It sets exactly the behavior_segments family's stored columns, those that are not
+-- derived (store.behavior makes the temporary table from them, registry.stored_columns;
+-- tests/test_behavior_materialize.py checks the SET list).
 UPDATE customer_features_stored SET
-    (recency_score, frequency_score, monetary_score, customer_segment, account_age_days) = (
+    (recency_score, frequency_score, monetary_score, customer_segment, account_created_us) = (
         SELECT
             -- the behavior_segments columns, copied
-            s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_age_days
+            s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_created_us
         FROM temp.behavior_segments_computed AS s
         WHERE s.customer_id = customer_features_stored.customer_id
     )

@@ -2,19 +2,6 @@
 -- Family-style queries read `target(target_id, customer_id, as_of_us)` like
 -- the queries of purchases.sql; see there for the shared parameters.
 
--- family: purchase_last
--- order: 20
--- tables: purchases
-SELECT
-    t.target_id AS target_id,
-    -- last_purchase_us: Time of the last purchase at or before as_of.; integer, microseconds since 1970-01-01 UTC; NULL when no purchase
-    (SELECT MAX(p.event_time_us)
-     FROM purchases AS p
-     WHERE p.shop_id = :shop_id
-       AND p.customer_id = t.customer_id
-       AND p.event_time_us <= t.as_of_us) AS last_purchase_us
-FROM target AS t
-
 -- family: primary_device
 -- order: 40
 -- tables: sessions

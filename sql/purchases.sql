@@ -18,7 +18,7 @@
 -- tables: purchases
 -- edges days: 30, 90
 -- helpers: purchase_count_short, purchase_count_long
--- table only: purchase_count
+-- table only: purchase_count, last_purchase_us
 -- derived: purchase_recency_days = (as_of_us - last_purchase_us) / 86400000000
 SELECT
     t.target_id AS target_id,
@@ -36,7 +36,8 @@ SELECT
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
     ), 0.0) AS average_order_value,
     -- purchase_recency_days: Whole days (floor) from the last purchase at or before as_of to as_of.; integer, days; NULL when no purchase; window: all time
-    (MAX(t.as_of_us) - MAX(p.event_time_us)) / 86400000000 AS purchase_recency_days,
+    --   (derived: the derived line above is its definition, computed after this query's
+    --   columns from last_purchase_us and the target's as_of_us, and when customer_features is read)
     -- total_purchase_value: Sum of the order values of the purchases in the window.; real, currency units; 0.0 when none
     TOTAL(p.order_value) FILTER (
         WHERE :window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us
@@ -44,7 +45,9 @@ SELECT
     -- purchase_count_short: Purchases in the 30 days up to as_of (read by the retention rules).; integer, count; 0 when none
     COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :short_window_us) AS purchase_count_short,
     -- purchase_count_long: Purchases in the 90 days up to as_of (read by the retention rules).; integer, count; 0 when none
-    COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :long_window_us) AS purchase_count_long
+    COUNT(p.event_time_us) FILTER (WHERE p.event_time_us >= t.as_of_us - :long_window_us) AS purchase_count_long,
+    -- last_purchase_us: Time of the last purchase at or before as_of.; integer, microseconds since 1970-01-01 UTC; NULL when no purchase; window: all time
+    MAX(p.event_time_us) AS last_purchase_us
 FROM target AS t
 LEFT JOIN purchases AS p
     ON p.shop_id = :shop_id

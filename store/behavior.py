@@ -98,9 +98,10 @@ def statement(target=_features.ONE_TARGET, *, snapshot=False):
     """
     one = target == _features.ONE_TARGET
     single = _SNAPSHOT if (one and snapshot) else _SINGLE if one else {}
-    parts = [target] + [f"{name} AS MATERIALIZED (\n{query(single.get(name, name))}\n)"
+    reg = registry.builtin()
+    parts = [target] + [f"{name} AS MATERIALIZED (\n{_features.runnable(reg, single.get(name, name))}\n)"
                         for name in CTES if single.get(name, name) is not None]
-    return "WITH " + ",\n".join(parts) + "\n" + query("behavior_features")
+    return "WITH " + ",\n".join(parts) + "\n" + _features.runnable(reg, "behavior_features")
 
 
 # For one customer, the ranks the RFM scores are computed from are counted (no window
@@ -203,9 +204,9 @@ def refresh_segments(conn, shop_id, as_of_us):
     the shop in customer_features at ``as_of_us``.
 
     refresh() recomputes only customers whose own values can have changed; RFM scores and
-    segments also change when other customers buy, and account age changes every day,
-    so this family is brought forward for everyone: the family's columns of every customer
-    with a row (behavior_segments_rows: the family itself over a target of those rows, so its
+    segments also change when other customers buy, so this family is brought forward for
+    everyone (its derived account age follows as_of in the view): the family's stored columns
+    of every customer with a row (behavior_segments_rows: the family itself over a target of those rows, so its
     rules are written once; one pass over the shop's purchases, one sort per score) into a
     keyed temporary table, then one UPDATE of every row (behavior_segments_update), one
     primary-key lookup each.
@@ -217,7 +218,7 @@ def refresh_segments(conn, shop_id, as_of_us):
     params = parameters(shop_id)
     params["as_of_us"] = as_of_us
     conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-    columns = [f.name for f in registry.columns("behavior_segments")]  # what behavior_segments_update sets
+    columns = [f.name for f in registry.stored_columns("behavior_segments")]  # what behavior_segments_update sets
     conn.execute(f"CREATE TEMP TABLE {table} (customer_id TEXT PRIMARY KEY, "
                  + ", ".join(quote_identifier(c, set(columns)) for c in columns) + ") WITHOUT ROWID")
     try:

@@ -96,9 +96,10 @@ def _checked(records):
 
 
 class Derived(typing.NamedTuple):
-    """A column a family declares ``derived`` (its ``-- derived: NAME = EXPR`` line): not stored,
-    computed when ``customer_features`` is read from ``expr`` (the SQL text as written) over the
-    snapshot's ``as_of_us`` and the stored columns ``inputs``."""
+    """A column a family declares ``derived`` (its ``-- derived: NAME = EXPR`` line): ``expr``
+    (the SQL text as written) over ``as_of_us`` and the family's own stored columns ``inputs``
+    is its only definition; it is not stored. Every statement running the family computes it
+    (store.features.runnable) and customer_features computes it when read (store.plan.view_sql)."""
 
     name: str
     expr: str
@@ -109,50 +110,50 @@ class Derived(typing.NamedTuple):
 @functools.lru_cache(maxsize=64)
 def derived_columns(reg=None):
     """{column: Derived} of the registry's ``derived:`` lines, each checked by SQLite: the
-    expression is prepared as ``SELECT (expr) FROM`` a relation of ``as_of_us`` and every stored
-    all-time feature column of the registry (FIXED, not itself derived), under an authorizer that
-    allows reading those columns and nothing else (no table, no other column, no parameter, no
-    write). A refusal raises FamilyDefinitionError naming the family's file and the line."""
+    expression is prepared as ``SELECT (expr) FROM`` a relation of ``as_of_us`` and the stored
+    all-time feature columns of its own family (FIXED, not itself derived), under an authorizer
+    that allows reading those columns and nothing else (no table, no other column, no parameter,
+    no write). A refusal raises FamilyDefinitionError naming the family's file and the line."""
     reg = reg or registry.builtin()
-    declared = {}
-    for b in reg.blocks:
-        if b.family is None:
-            continue
-        for (column, expr), line in zip(b.family.derived, b.derived_lines):
-            declared[column] = (expr, b.family.query, b.source, line)
-    if not declared:
-        return {}
-    stored = [f.name for f in reg.features() if f.materialize == FIXED and f.name not in declared]
-    allowed = ["as_of_us"] + stored
-    names = set(allowed)
-    check = sqlite3.connect(":memory:")
     out = {}
+    check = sqlite3.connect(":memory:")
     try:
-        check.execute("CREATE TABLE derived_inputs ("
-                      + ", ".join(quote_identifier(c, names) for c in allowed) + ")")
-        for column, (expr, fam, source, line) in declared.items():
-            sql = f"SELECT ({expr}) FROM derived_inputs"
-            try:
-                actions = authorized_actions(check, sql)
-                read = {col for action, table, col, _ in actions
-                        if action == sqlite3.SQLITE_READ and table == "derived_inputs" and col in names}
-                refused = sorted(f"{table or ''}.{col or ''}".strip(".") for action, table, col, _ in actions
-                                 if action not in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION)
-                                 and not (action == sqlite3.SQLITE_READ and table == "derived_inputs"
-                                          and col in names))
-                if not refused and len(check.execute(sql + " LIMIT 0").description) != 1:
-                    raise sqlite3.Error("not one expression")
-            except (sqlite3.Error, sqlite3.Warning, ValueError) as exc:
-                raise FamilyDefinitionError(source, line, f"{fam}: derived column {column}: the expression may "
-                                            f"read only as_of_us and stored all-time columns ({exc})") from None
-            if refused:
-                raise FamilyDefinitionError(source, line, f"{fam}: derived column {column}: the expression may "
-                                            f"read only as_of_us and stored all-time columns "
-                                            f"(reads {', '.join(refused)})")
-            out[column] = Derived(column, expr, frozenset(read), fam)
+        for b in reg.blocks:
+            if b.family is None or not b.family.derived:
+                continue
+            declared = {column for column, _ in b.family.derived}
+            allowed = ["as_of_us"] + [f.name for f in b.features
+                                      if f.materialize == FIXED and f.name not in declared]
+            for (column, expr), line in zip(b.family.derived, b.derived_lines):
+                out[column] = _checked_derived(check, b, column, expr, line, allowed)
     finally:
         check.close()
     return out
+
+
+def _checked_derived(check, block, column, expr, line, allowed):
+    """The Derived of one ``derived:`` line of ``block``, prepared in ``check`` over a relation of
+    the columns ``allowed`` (see derived_columns); FamilyDefinitionError when refused."""
+    fam, names = block.family.query, set(allowed)
+    rule = "the expression may read only as_of_us and the family's stored all-time columns"
+    check.execute("DROP TABLE IF EXISTS derived_inputs")
+    check.execute("CREATE TABLE derived_inputs (" + ", ".join(quote_identifier(c, names) for c in allowed) + ")")
+    sql = f"SELECT ({expr}) FROM derived_inputs"
+    try:
+        actions = authorized_actions(check, sql)
+        read = {col for action, table, col, _ in actions
+                if action == sqlite3.SQLITE_READ and table == "derived_inputs" and col in names}
+        refused = sorted(f"{table or ''}.{col or ''}".strip(".") for action, table, col, _ in actions
+                         if action not in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION)
+                         and not (action == sqlite3.SQLITE_READ and table == "derived_inputs" and col in names))
+        if not refused and len(check.execute(sql + " LIMIT 0").description) != 1:
+            raise sqlite3.Error("not one expression")
+    except (sqlite3.Error, sqlite3.Warning, ValueError) as exc:
+        raise FamilyDefinitionError(block.source, line, f"{fam}: derived column {column}: {rule} ({exc})") from None
+    if refused:
+        raise FamilyDefinitionError(block.source, line, f"{fam}: derived column {column}: {rule} "
+                                    f"(reads {', '.join(refused)})")
+    return Derived(column, expr, frozenset(read), fam)
 
 
 def by_name(reg=None):

@@ -116,6 +116,33 @@ def parameters(shop_id, *, days=None, frequency_days=DEFAULT_FREQUENCY_DAYS):
 
 
 
+@functools.lru_cache(maxsize=256)
+def runnable(reg, name):
+    """The query ``name`` of the registry ``reg`` as every statement of the store runs it: as
+    written in its file; for a family with ``-- derived: COLUMN = EXPR`` lines, the query as
+    written, then each derived column, ``EXPR`` evaluated over the query's row and its target's
+    ``as_of_us``::
+
+        SELECT q.*, (EXPR) AS COLUMN, ...
+        FROM (<the query>) AS q
+        JOIN (SELECT target_id AS derived_target_id, as_of_us FROM target) AS derived_as_of
+          ON derived_as_of.derived_target_id = q.target_id
+
+    ``EXPR`` is the column's only definition: customer_features computes it from the same text
+    over the stored columns (store.plan.view_sql). Its names are ``as_of_us`` and the family's
+    own stored columns (store.catalog.derived_columns checks that), so each resolves to one
+    column of this join. Column names come from the registry through quote_identifier."""
+    text = reg.query(name)
+    derived = reg.derived(name)
+    if not derived:
+        return text
+    allowed = {column for column, _ in derived}
+    columns = "".join(f", ({expr}) AS {quote_identifier(column, allowed)}" for column, expr in derived)
+    return (f"SELECT q.*{columns}\nFROM (\n{text}\n) AS q\n"
+            "LEFT JOIN (SELECT target_id AS derived_target_id, as_of_us FROM target) AS derived_as_of\n"
+            "  ON derived_as_of.derived_target_id = q.target_id")
+
+
 def compose(main, ctes=(), target=ONE_TARGET):
     """One statement: ``WITH <target>, <cte queries> <main query>``.
 
@@ -125,11 +152,12 @@ def compose(main, ctes=(), target=ONE_TARGET):
     automatic indexes to join them, which cost more than the query itself
     (all_features: 43 -> 35 us), while cohort statements keep them.
     """
+    reg = registry.builtin()
     if target is ONE_TARGET:
-        parts = [target] + [f"{name} AS (SELECT * FROM (\n{query(name)}\n) LIMIT 1)" for name in ctes]
+        parts = [target] + [f"{name} AS (SELECT * FROM (\n{runnable(reg, name)}\n) LIMIT 1)" for name in ctes]
     else:
-        parts = [target] + [f"{name} AS (\n{query(name)}\n)" for name in ctes]
-    return "WITH " + ",\n".join(parts) + "\n" + query(main)
+        parts = [target] + [f"{name} AS (\n{runnable(reg, name)}\n)" for name in ctes]
+    return "WITH " + ",\n".join(parts) + "\n" + runnable(reg, main)
 
 
 @functools.lru_cache(maxsize=None)
@@ -288,7 +316,7 @@ class FeatureReader:
         # The user families of the store's registry (store.registry.Registry): [(family, text,
         # ((column, type), ...))]; their columns are added to every features dict, but those their
         # file declares `-- table only:` (a family with none left is not read). None: built-ins only.
-        user = [(b.name, reg.query(b.name), tuple((f.name, f.type) for f in b.features
+        user = [(b.name, runnable(reg, b.name), tuple((f.name, f.type) for f in b.features
                                                   if f.materialize and f.name not in b.table_only))
                 for b in reg.user_blocks()] if reg is not None else []
         self._user = [entry for entry in user if entry[2]]
@@ -515,7 +543,8 @@ def summary_sql(target, user=()):
     numeric = [(i, name) for i, (_, _, columns) in enumerate(user) for name, kind in columns
                if kind in ("integer", "real")]
     allowed = set(SUMMARY_KEYS) | {name for _, name in numeric} | {family for family, _, _ in user}
-    ctes = [target] + [f"{name} AS (\n{query(name)}\n)" for name in GETTER_CTES + (GETTER_QUERY,)]
+    reg = registry.builtin()
+    ctes = [target] + [f"{name} AS (\n{runnable(reg, name)}\n)" for name in GETTER_CTES + (GETTER_QUERY,)]
     ctes += [f"{quote_identifier(family, allowed)} AS (\n{text}\n)" for family, text, _ in user]
     means = [f"AVG(f.{quote_identifier(k, allowed)}) AS {quote_identifier(k, allowed)}" for k in SUMMARY_KEYS]
     means += [f"AVG(u{i}.{quote_identifier(name, allowed)}) AS {quote_identifier(name, allowed)}"

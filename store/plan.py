@@ -23,7 +23,7 @@ import typing
 from . import behavior, catalog, registry, timeutil
 from .db import authorized_actions, automatic_indexes, quote_identifier
 from .errors import StoreError, UnknownNameError
-from .features import parameters, target_relation, window_parameters
+from .features import parameters, runnable, target_relation, window_parameters
 from .resources import query
 from .runs import AS_OF_TABLE, NEW_TABLE, RELATIONS, STORED_TABLE, TABLE, last_run
 from .runs import table_exists as _table_exists
@@ -185,16 +185,10 @@ class Plan:
         names = [c[0] for c in self.columns]
         if len(set(names)) != len(names):
             raise StoreError("two materialized columns have the same name")
-        # The columns the families declare derived (catalog.derived_columns): computed by the view
-        # customer_features from as_of_us and stored columns, when the plan stores every input;
-        # a declared one whose inputs are not in the plan is stored (as_of_bound: its value
-        # moves with as_of, so refresh to another as_of rebuilds the table).
+        # The columns the families declare derived (catalog.derived_columns): not stored, computed
+        # by the view customer_features from as_of_us and their family's stored columns.
         declared = catalog.derived_columns(self.reg)
-        fixed = {f.name for f in self.fixed}
-        candidates = [c for c in self.feature_names if c in declared and c in fixed]
-        kept = set(self.feature_names) - set(candidates)
-        self.derived = {c: declared[c] for c in candidates if declared[c].inputs - {"as_of_us"} <= kept}
-        self.as_of_bound = tuple(c for c in candidates if c not in self.derived)
+        self.derived = {c: declared[c] for c in self.feature_names if c in declared}
         self.stored_names = [name for name, _ in catalog.KEY_COLUMNS if name not in ("as_of", "as_of_us")] + [
             c for c in self.feature_names if c not in self.derived]
         self.edges_days = set(self.windows) | {ALL_TIME_FREQUENCY_DAYS}
@@ -461,13 +455,14 @@ def stage_sql(reg, name, helpers, first=(), columns="*"):
     """The SELECT that stages the query ``name`` of the registry ``reg``, as written: ``WITH``
     the relations ``first`` (the target relation, or none), then the queries ``helpers`` (names
     of ``reg``) as MATERIALIZED CTEs named after them, then ``SELECT columns FROM (<the
-    query>)``. ``columns``: ``*`` or identifiers this module quoted. Plan.stage_statements and
+    query>)``, each query as the store runs it (``features.runnable``: with its derived
+    columns). ``columns``: ``*`` or identifiers this module quoted. Plan.stage_statements and
     refresh's edge queries compose their statements here."""
     allowed = set(helpers)
-    head = ",\n".join(list(first) + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{reg.query(h)}\n)"
+    head = ",\n".join(list(first) + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{runnable(reg, h)}\n)"
                                       for h in helpers])
     head = f"WITH {head}\n" if head else ""
-    return f"{head}SELECT {columns} FROM (\n{reg.query(name)}\n)"
+    return f"{head}SELECT {columns} FROM (\n{runnable(reg, name)}\n)"
 
 
 class Statement(typing.NamedTuple):

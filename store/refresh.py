@@ -174,7 +174,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
             or relation_kind(conn, TABLE) != "view"
             or table_columns(conn, TABLE) != plan.column_names
             or table_columns(conn, STORED_TABLE) != plan.stored_names
-            or ((plan.everyone_on_as_of_change or plan.as_of_bound) and run["as_of_us"] != as_of_us)
+            or (plan.everyone_on_as_of_change and run["as_of_us"] != as_of_us)
             or not _has_change_triggers(conn, plan.tables)):
         return materialize(conn, shop_id, as_of_us, windows, families, reg=reg)
     started = timeutil.iso(timeutil.now_us())

@@ -30,11 +30,15 @@ one of these keys ends the header::
                                   their comments (a column computed from others: all_features)
     -- object: NAME: COMMENT      a feature that is not an SQL column (a dict returned by a
                                   getter), computed by this query; COMMENT as for a column
-    -- derived: NAME = EXPR       (one line per column) a column of the family that depends only
-                                  on as_of: customer_features computes it at read time from EXPR,
-                                  an SQL expression over ``as_of_us`` and stored (not derived)
-                                  all-time columns of the registry, instead of storing it
-                                  (store.catalog.derived_columns checks EXPR with SQLite)
+    -- derived: NAME = EXPR       (one line per column) a column of the family that depends on
+                                  as_of: EXPR, an SQL expression over ``as_of_us`` and the
+                                  family's own stored (not derived) all-time columns, is its only
+                                  definition. The query does not compute it (its comment line
+                                  stands where it is listed); every statement running the family
+                                  computes it after the query's columns (store.features.runnable),
+                                  and customer_features computes it at read time from the stored
+                                  columns instead of storing it (store.plan.view_sql).
+                                  store.catalog.derived_columns checks EXPR with SQLite.
 
 Every output column of the family has a comment line right before it::
 
@@ -421,6 +425,13 @@ def columns(name):
     return ()
 
 
+def stored_columns(name):
+    """The feature columns of the family ``name`` that a materialisation stores (``columns``
+    but those of its ``-- derived:`` lines), in catalog order."""
+    derived = {column for column, _ in builtin().derived(name)}
+    return tuple(f for f in columns(name) if f.name not in derived)
+
+
 def family_source(name):
     """(file name, line) of the family's header."""
     for b in blocks():
@@ -486,6 +497,14 @@ class Registry:
         for b in self.blocks:
             if b.name == name:
                 return b.requires
+        return ()
+
+    def derived(self, name):
+        """((column, SQL expression), ...) of the ``-- derived:`` lines of the family ``name``
+        (empty for a query that is not a family or declares none)."""
+        for b in self.blocks:
+            if b.name == name and b.family is not None:
+                return b.family.derived
         return ()
 
 

@@ -17,7 +17,8 @@ Refused: a syntax error or more than one statement; a statement that writes or c
 schema; a table that is not one of the store's event tables (``store.ingest.KINDS``), or one
 its ``-- tables:`` line does not name; a parameter the store does not bind; no ``target_id``
 as the first output column; an output column without its comment line, a comment without
-its column; a column or family name already taken by a built-in or an earlier family
+its column; an output column given twice (a derived column the query computes too); a column
+or family name already taken by a built-in or an earlier family
 (store.registry.read_user_file); a column name that is not a plain identifier; a header
 line naming store internals.
 """
@@ -27,7 +28,7 @@ import sqlite3
 from . import catalog, registry
 from .db import configure, migrate
 from .errors import FamilyDefinitionError
-from .features import parameters
+from .features import parameters, runnable
 from .ingest import KINDS
 from .plan import DEFAULT_WINDOWS, Plan
 
@@ -155,7 +156,7 @@ def check_family(conn, reg, block):
     params = known_parameters()
     guard = _Guard(EVENT_TABLES)
     try:
-        columns = _prepare(conn, reg.query(block.name), params, guard)
+        columns = _prepare(conn, runnable(reg, block.name), params, guard)
     except (sqlite3.DatabaseError, sqlite3.ProgrammingError, sqlite3.Warning) as exc:
         fail(_reason(exc, guard))
     undeclared = sorted(guard.read - set(fam.tables))
@@ -163,6 +164,12 @@ def check_family(conn, reg, block):
         fail(f"reads {undeclared[0]}, which its '-- tables:' line does not name")
     if not columns or columns[0] != "target_id":
         fail("its first output column must be target_id (one row per target)")
+    derived = {column for column, _ in fam.derived}
+    twice = sorted(name for name in set(columns) if columns.count(name) > 1)
+    if twice:
+        fail(f"output column {twice[0]} appears twice" + (
+            " (a derived column is computed from its '-- derived:' line only, not by the query)"
+            if twice[0] in derived else ""))
     commented = {f.name for f in block.features} | set(block.helpers)
     for name in columns[1:]:
         if name not in commented:

@@ -9,6 +9,7 @@ from customer_activity_features import CustomerActivityFeatures
 from oracle_feature_store import AS_OF_US, DAY_US
 from store import catalog, registry, timeutil, user_families
 from store.errors import FamilyDefinitionError
+from store.features import runnable
 
 
 def _table(store):
@@ -44,7 +45,8 @@ def test_the_view_after_refresh_equals_a_full_materialize_at_the_same_as_of():
         assert kinds["customer_features"] == "view" and kinds["customer_features_stored"] == "table"
         stored = [r[1] for r in inc.conn.execute("PRAGMA table_info(customer_features_stored)")]
         assert "purchase_recency_days" not in stored and "as_of" not in stored and "as_of_us" not in stored
-        assert [n for n in names if n not in stored] == ["as_of", "as_of_us", "purchase_recency_days"]
+        assert [n for n in names if n not in stored] == ["as_of", "as_of_us", "purchase_recency_days",
+                                                         "account_age_days"]
         row = inc.conn.execute("SELECT as_of, purchase_recency_days FROM customer_features "
                                "WHERE customer_id = 'c00'").fetchone()
         assert row == (timeutil.iso(AS_OF_US + 3 * DAY_US), 6)
@@ -108,50 +110,75 @@ SELECT
     t.target_id AS target_id,
     -- spend_total: Sum of the order values up to as_of.; real, currency units; 0.0 when none; window: all time
     TOTAL(p.order_value) AS spend_total,
+    -- spend_first_us: Time of the first purchase.; integer, microseconds; NULL when none; window: all time
+    MIN(p.event_time_us) AS spend_first_us{computed}
     -- spend_days: Days since the first purchase.; integer, days; NULL when none; window: all time
-    (MAX(t.as_of_us) - MIN(p.event_time_us)) / 86400000000 AS spend_days
 FROM target AS t
 LEFT JOIN purchases AS p
     ON p.shop_id = :shop_id AND p.customer_id = t.customer_id AND p.event_time_us <= t.as_of_us
 GROUP BY t.target_id
 """
+SPEND_DAYS = "-- derived: spend_days = (as_of_us - spend_first_us) / 86400000000"
+
+
+def _spend_file(tmp_path, derived=SPEND_DAYS, computed=""):
+    path = tmp_path / "spend.sql"
+    path.write_text(FAMILY.format(derived=derived, computed=computed), encoding="utf-8")
+    return path
 
 
 @pytest.mark.parametrize("line, reason", [
-    ("-- derived: spend_days = (SELECT COUNT(*) FROM purchases)", "may read only as_of_us and stored"),
+    ("-- derived: spend_days = (SELECT COUNT(*) FROM purchases)", "no such table: purchases"),
     ("-- derived: spend_days = as_of_us - nothing_here", "no such column: nothing_here"),
     ("-- derived: spend_days = as_of_us - spend_days", "no such column: spend_days"),
     ("-- derived: spend_days = as_of_us - :shop_id", "may read only"),
+    # another family's column, even a stored all-time one: a derived column reads its own family
+    ("-- derived: spend_days = as_of_us - last_purchase_us", "no such column: last_purchase_us"),
     ("-- derived: spend_nope = as_of_us", "not an all-time feature column of the family"),
     ("-- derived: spend_days as_of_us", "is 'COLUMN = SQL expression'"),
 ])
 def test_a_bad_derived_declaration_is_refused_with_file_and_line(tmp_path, line, reason):
-    path = tmp_path / "spend.sql"
-    path.write_text(FAMILY.format(derived=line), encoding="utf-8")
+    path = _spend_file(tmp_path, line)
     with pytest.raises(FamilyDefinitionError, match=reason) as info:
         user_families.load([path])
-    assert f"{path}:4" in str(info.value) or str(path) in str(info.value)
+    assert f"{path}, line 4" in str(info.value)
 
 
-def test_a_user_family_may_derive_a_column_from_as_of_and_stored_columns(tmp_path):
-    path = tmp_path / "spend.sql"
-    path.write_text(FAMILY.format(derived="-- derived: spend_days = (as_of_us - last_purchase_us) / 86400000000 "
-                                  "- 0 * spend_total"), encoding="utf-8")
+def test_a_derived_column_the_query_computes_too_is_refused(tmp_path):
+    path = _spend_file(tmp_path, computed=",\n    (MAX(t.as_of_us) - MIN(p.event_time_us)) / 86400000000 AS spend_days")
+    with pytest.raises(FamilyDefinitionError, match="output column spend_days appears twice .*derived"):
+        user_families.load([path])
+
+
+def test_a_user_family_derives_a_column_from_as_of_and_its_own_columns(tmp_path):
+    path = _spend_file(tmp_path, SPEND_DAYS + " - 0 * spend_total")
     reg = user_families.load([path])
-    assert catalog.derived_columns(reg)["spend_days"].inputs == {"as_of_us", "last_purchase_us", "spend_total"}
+    assert catalog.derived_columns(reg)["spend_days"].inputs == {"as_of_us", "spend_first_us", "spend_total"}
     assert catalog.derived_columns(registry.builtin())["purchase_recency_days"].inputs == {
         "as_of_us", "last_purchase_us"}
-
-
-def test_a_derived_column_without_its_inputs_is_stored_and_refresh_to_another_day_rebuilds():
-    # purchase_features without purchase_last (last_purchase_us): the recency is stored as the
-    # family computes it, so it moves with as_of only through a full materialize
-    with CustomerActivityFeatures() as store:
+    with CustomerActivityFeatures(feature_paths=[path]) as store:
         _shop(store, 3)
-        store.materialize(as_of=timeutil.from_us(AS_OF_US), families=["purchase_features"])
+        as_of = AS_OF_US + DAY_US // 2
+        expected = {f"c{i:02d}": (as_of - (AS_OF_US - (i * 17 + 3) * DAY_US)) // DAY_US for i in range(3)}
+        expected["late"] = (as_of - (AS_OF_US - 100 * DAY_US)) // DAY_US
+        expected["meta"] = None
+        # the one expression, computed by the family's statements (getters, features_at) and
+        # by the view over the stored columns
+        assert {c: store.get_all_features(c, as_of=timeutil.from_us(as_of))["spend_days"]
+                for c in expected} == expected
+        rows = store.features_at([(c, timeutil.from_us(as_of)) for c in expected])
+        assert {r["customer_id"]: r["spend_days"] for r in rows} == expected
+        store.materialize(as_of=timeutil.from_us(as_of))
         stored = [r[1] for r in store.conn.execute("PRAGMA table_info(customer_features_stored)")]
-        assert "purchase_recency_days" in stored and "last_purchase_us" not in stored
-        assert store.refresh(as_of=timeutil.from_us(AS_OF_US))["kind"] == "refresh"
-        assert store.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))["kind"] == "full"
-        assert store.conn.execute("SELECT purchase_recency_days FROM customer_features "
-                                  "WHERE customer_id = 'c00'").fetchone() == (4,)
+        assert "spend_days" not in stored and "spend_first_us" in stored
+        assert dict(store.conn.execute("SELECT customer_id, spend_days FROM customer_features")) == expected
+
+
+def test_every_statement_computes_a_derived_column_from_its_one_declaration():
+    # the family file does not compute purchase_recency_days: the statement that runs it does,
+    # from the derived line's text (the view's text too)
+    reg = registry.builtin()
+    expr = catalog.derived_columns(reg)["purchase_recency_days"].expr
+    body = "\n".join(line for line in reg.query("purchase_features").splitlines() if not line.lstrip().startswith("--"))
+    assert "86400000000" not in body and "purchase_recency_days" not in body
+    assert f"({expr}) AS \"purchase_recency_days\"" in runnable(reg, "purchase_features")

@@ -14,7 +14,7 @@ from store.resources import query
 AS_OF = "2025-06-30T00:00:00Z"
 LATER = "2025-07-02T00:00:00Z"
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
-SEED = list(catalog.SEED_FAMILIES) + ["all_features", "purchase_last", "primary_device"]
+SEED = list(catalog.SEED_FAMILIES) + ["all_features", "primary_device"]
 
 
 def _shop(store):

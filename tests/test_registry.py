@@ -26,11 +26,15 @@ def test_family_records_equal_the_frozen_records():
     by_name = lambda records: sorted(records, key=lambda r: r["query"])  # noqa: E731
     assert by_name(_family_record(f) for f in catalog.FAMILIES) == by_name(FROZEN["families"])
     assert {f.query: f.derived for f in catalog.FAMILIES if f.derived} == {
-        "purchase_features": (("purchase_recency_days", "(as_of_us - last_purchase_us) / 86400000000"),)}
-    # deliberate difference: the families come in catalog order (the order of their records and
-    # columns), so purchase_last follows purchase_features and primary_device session_features
+        "purchase_features": (("purchase_recency_days", "(as_of_us - last_purchase_us) / 86400000000"),),
+        "behavior_segments": (("account_age_days", "CASE WHEN account_created_us <= as_of_us "
+                               "THEN (as_of_us - account_created_us) / 86400000000 END"),)}
+    # deliberate differences: the families come in catalog order (the order of their records and
+    # columns), so primary_device follows session_features; last_purchase_us, the input of the
+    # derived purchase_recency_days, is a column of purchase_features (it was the one column of a
+    # family purchase_last: a derived column reads its own family's columns)
     assert [f.query for f in catalog.FAMILIES] == [
-        "purchase_features", "purchase_last", "session_features", "primary_device", "cart_features",
+        "purchase_features", "session_features", "primary_device", "cart_features",
         "support_features", "all_features", "sequence_features", "behavior_family", "behavior_segments"]
 
 
@@ -172,7 +176,7 @@ def test_family_sql_is_what_materialize_runs(monkeypatch, tmp_path):
         store.add_session("a", 60.0, "mobile", "2025-05-21T00:00:00Z")
         store.materialize(as_of=AS_OF_TEXT, windows=(7, 30))
         ran = {table: (body, params) for table, body, params in executed}
-        shared = next(params for table, _, params in executed if table == 'temp."purchase_last"')
+        shared = next(params for table, _, params in executed if table == 'temp."primary_device"')
         for family in store.materialize_families():
             text = store.family_sql(family)
             parts = text.split("-- materialize: INSERT INTO temp.")[1:]
@@ -246,7 +250,7 @@ def test_the_getters_lists_read_from_the_registry_equal_the_former_hand_written_
 def test_the_getter_keys_read_from_the_registry_equal_the_former_hand_written_ones():
     """get_all_features' keys and get_cohort_summary's were hand-written in store/features.py and
     customer_activity_features.py; now read from the registry (`table only:` leaves purchase_count,
-    session_count and cart_event_count out). Frozen copies:"""
+    last_purchase_us, session_count and cart_event_count out). Frozen copies:"""
     from customer_activity_features import SUMMARY_FEATURES
 
     numeric = ("purchase_frequency", "average_order_value", "purchase_recency_days", "total_purchase_value",
@@ -257,8 +261,8 @@ def test_the_getter_keys_read_from_the_registry_equal_the_former_hand_written_on
         6:] + ("activity_retention_tradeoff", "metadata")
     assert feature_queries.SUMMARY_KEYS == SUMMARY_FEATURES == numeric
     assert {b.name: b.table_only for b in registry.blocks() if b.table_only} == {
-        "purchase_features": ("purchase_count",), "session_features": ("session_count",),
-        "cart_features": ("cart_event_count",)}
+        "purchase_features": ("purchase_count", "last_purchase_us"), "session_features": ("session_count",),
+        "cart_features": ("cart_event_count",), "behavior_segments": ("account_created_us",)}
 
 
 def test_a_table_only_line_must_name_a_feature_column_of_the_family():

@@ -21,7 +21,7 @@ from serving import Server, get  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "docs" / "examples" / "user_features.sql"
-FAMILIES = ["purchase_features", "purchase_last", "session_features", "behavior_segments"]
+FAMILIES = ["purchase_features", "session_features", "behavior_segments"]
 
 
 @pytest.fixture(scope="module")

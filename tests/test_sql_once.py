@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from store import catalog, registry
 from store.resources import queries
 
 # fragment -> the queries allowed to hold it (exactly these, so a renamed rule updates this list)
@@ -18,8 +19,11 @@ RULES = {
     "THEN 'no_purchases'": {"behavior_segments"},
     "THEN 'champions'": {"behavior_segments"},
     "THEN 'at_risk'": {"behavior_segments"},
-    # account age: behavior_segments only
-    "(x.as_of_us - cu.created_at_us) / 86400000000": {"behavior_segments"},
+    # account age and purchase recency: the derived lines of behavior_segments and
+    # purchase_features only (test_a_derived_column_is_written_on_its_derived_line_only);
+    # no query's SQL computes them
+    "- cu.created_at_us) / 86400000000": set(),
+    "- MAX(p.event_time_us)) / 86400000000": set(),
     # the seed retention rules: all_features only (the behaviour families read its flags)
     "< :declining_ratio": {"all_features"},
     "> :support_escalation_ratio": {"all_features"},
@@ -79,3 +83,12 @@ def test_no_query_is_a_text_template(name):
 def test_comments_do_not_count():
     # a query that only mentions a rule in a comment does not hold it
     assert _normal("SELECT 1 -- THEN 'champions'\n") == "SELECT 1"
+
+
+@pytest.mark.parametrize("column", sorted(catalog.derived_columns(registry.builtin())))
+def test_a_derived_column_is_written_on_its_derived_line_only(column):
+    # its expression is in no query's SQL (store.features.runnable and store.plan.view_sql
+    # compose it from the family's -- derived: line), and the family query does not compute it
+    derived = catalog.derived_columns(registry.builtin())[column]
+    assert _holders(derived.expr) == set()
+    assert column not in _normal(queries()[derived.family])
