@@ -209,16 +209,22 @@ ORDER BY customer_id
 -- Brings the behavior_segments columns of every row of the shop in
 -- customer_features (its stored rows, customer_features_stored) to :as_of_us (store.behavior.refresh_segments): each row
 -- takes the values behavior_segments_rows computed for its customer into the
--- temporary table behavior_segments_computed; one primary-key lookup per row.
+-- temporary table behavior_segments_computed (one row per stored row of the shop), one
+-- primary-key lookup per row, and only a row whose values differ is written: a day
+-- later most customers keep their scores and segment (a rank among the shop's
+-- customers moves only when others overtake it), so a refresh writes few rows.
 -- It sets exactly the behavior_segments family's stored columns, those that are not
 -- derived (store.behavior makes the temporary table from them, registry.stored_columns;
 -- tests/test_behavior_materialize.py checks the SET list).
-UPDATE customer_features_stored SET
-    (recency_score, frequency_score, monetary_score, customer_segment, account_created_us) = (
-        SELECT
-            -- the behavior_segments columns, copied
-            s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_created_us
-        FROM temp.behavior_segments_computed AS s
-        WHERE s.customer_id = customer_features_stored.customer_id
-    )
-WHERE shop_id = :shop_id
+UPDATE customer_features_stored AS c SET
+    -- the behavior_segments columns, copied
+    recency_score = s.recency_score,
+    frequency_score = s.frequency_score,
+    monetary_score = s.monetary_score,
+    customer_segment = s.customer_segment,
+    account_created_us = s.account_created_us
+FROM temp.behavior_segments_computed AS s
+WHERE c.shop_id = :shop_id
+  AND c.customer_id = s.customer_id
+  AND (c.recency_score, c.frequency_score, c.monetary_score, c.customer_segment, c.account_created_us)
+      IS NOT (s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_created_us)

@@ -18,7 +18,7 @@ from . import registry, timeutil
 from .db import automatic_indexes, quote_identifier
 from .errors import StoreError
 from .resources import query
-from .runs import TABLE, last_run, table_columns
+from .runs import STORED_TABLE, TABLE, last_run, table_columns
 
 # -- documented constants (docs/behavior.md): defined in store.rules, named here too ----
 from .rules import (  # noqa: F401  (the documented constants, re-exported)
@@ -194,9 +194,11 @@ def iter_cohort(conn, shop_id, targets):
 # sql/behavior_features.sql and sql/behavior_segmentation.sql (store.registry).
 
 
-# refresh_segments' target: every row of the shop in customer_features, at the new as_of.
-_SHOP_ROWS_TARGET = ("target AS (SELECT customer_id AS target_id, customer_id, :as_of_us AS as_of_us "
-                     "FROM customer_features WHERE shop_id = :shop_id)")
+# refresh_segments' target: every stored row of the shop, at the new as_of, keyed by the stored
+# row's rowid (a target relation is keyed by target_id: the derived columns of a family join
+# their target on it, store.features.runnable).
+_SHOP_ROWS_TARGET = (f"target AS NOT MATERIALIZED (SELECT rowid AS target_id, customer_id, :as_of_us AS as_of_us "
+                     f"FROM main.{STORED_TABLE} WHERE shop_id = :shop_id)")
 
 
 def refresh_segments(conn, shop_id, as_of_us):

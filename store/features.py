@@ -131,7 +131,10 @@ def runnable(reg, name):
     ``EXPR`` is the column's only definition: customer_features computes it from the same text
     over the stored columns (store.plan.view_sql). Its names are ``as_of_us`` and the family's
     own stored columns (store.catalog.derived_columns checks that), so each resolves to one
-    column of this join. Column names come from the registry through quote_identifier."""
+    column of this join. Column names come from the registry through quote_identifier.
+    Every target relation of the store is keyed by target_id (a temp table's INTEGER PRIMARY
+    KEY, a stored row's rowid, the one-row CTE), so the join is one lookup per row; SQLite
+    drops it when the target's as_of_us is the bound ``:as_of_us``."""
     text = reg.query(name)
     derived = reg.derived(name)
     if not derived:

@@ -71,6 +71,32 @@ def test_refresh_writes_no_row_of_a_customer_whose_events_did_not_change():
                                   "WHERE customer_id = 'c11'").fetchone() == ((11 * 17 + 3),)
 
 
+def test_the_segments_refresh_writes_only_the_rows_whose_scores_or_segment_change():
+    # behavior_segments is brought forward for every row (its RFM scores rank the whole shop),
+    # but an UPDATE writes a row only when one of its values differs (issue 15 item 3)
+    with CustomerActivityFeatures() as store:
+        _shop(store)
+        store.materialize(as_of=timeutil.from_us(AS_OF_US))
+        conn = store.conn
+        conn.execute("CREATE TEMP TABLE written (customer_id TEXT)")
+        conn.execute("CREATE TEMP TRIGGER count_writes AFTER UPDATE ON main.customer_features_stored "
+                     "BEGIN INSERT INTO written VALUES (new.customer_id); END")
+        before = dict((r[0], tuple(r[1:])) for r in conn.execute("SELECT customer_id, * FROM customer_features_stored"))
+        store.add_purchase("c07", 500.0, timeutil.iso(AS_OF_US + DAY_US // 4))
+        store.flush()
+        later = AS_OF_US + DAY_US
+        assert store.refresh(as_of=timeutil.from_us(later))["kind"] == "refresh"
+        after = dict((r[0], tuple(r[1:])) for r in conn.execute("SELECT customer_id, * FROM customer_features_stored"))
+        changed = {c for c in after if after[c] != before[c]}
+        assert "c07" in changed and len(changed) < len(after)
+        assert {c for (c,) in conn.execute("SELECT DISTINCT customer_id FROM written")} <= changed
+        with CustomerActivityFeatures() as full:
+            _shop(full)
+            full.add_purchase("c07", 500.0, timeutil.iso(AS_OF_US + DAY_US // 4))
+            full.flush()
+            full.materialize(as_of=timeutil.from_us(later))
+            assert _table(store) == _table(full)
+
 def test_a_store_whose_table_is_still_a_table_keeps_working_and_refresh_rebuilds_it():
     with CustomerActivityFeatures() as store, CustomerActivityFeatures() as full:
         for s in (store, full):
