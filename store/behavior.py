@@ -201,6 +201,13 @@ _SHOP_ROWS_TARGET = (f"target AS NOT MATERIALIZED (SELECT rowid AS target_id, cu
                      f"FROM main.{STORED_TABLE} WHERE shop_id = :shop_id)")
 
 
+def segments_rows_sql():
+    """The SELECT of refresh_segments: behavior_segments_rows over every stored row of the shop
+    at ``:as_of_us`` (parameters: store.features.parameters and ``as_of_us``)."""
+    return _features.compose("behavior_segments_rows", registry.requires("behavior_segments_rows"),
+                             _SHOP_ROWS_TARGET)
+
+
 def refresh_segments(conn, shop_id, as_of_us):
     """Recompute the population-relative columns (family behavior_segments) of every row of
     the shop in customer_features at ``as_of_us``.
@@ -215,8 +222,7 @@ def refresh_segments(conn, shop_id, as_of_us):
     The caller prepares it inside store.db.automatic_indexes.
     """
     table = "behavior_segments_computed"
-    select = _features.compose("behavior_segments_rows", registry.requires("behavior_segments_rows"),
-                               _SHOP_ROWS_TARGET)
+    select = segments_rows_sql()
     params = parameters(shop_id)
     params["as_of_us"] = as_of_us
     conn.execute(f"DROP TABLE IF EXISTS temp.{table}")

@@ -13,7 +13,7 @@ The statements are those a refresh of 100 customers runs (``Plan.stage_statement
 import pytest
 
 from customer_activity_features import CustomerActivityFeatures
-from store import plan, synthetic
+from store import behavior, features, plan, synthetic
 from store.db import automatic_indexes
 from store.resources import query
 
@@ -101,3 +101,31 @@ def test_a_100_customer_cohort_reads_only_its_customers(shop):
         reads = [s for s in statements if s.lstrip().upper().startswith(("WITH", "SELECT"))]
         assert reads
         assert {s[:80]: bad for s in reads if (bad := whole_shop_reads(store.conn, s))} == {}
+
+
+def _target_walks(conn, sql, params):
+    """The EXPLAIN QUERY PLAN lines of ``sql`` that walk a relation once per row of another
+    (a SCAN on the right of a LEFT JOIN): what the join of a family's derived columns to its
+    target must never be (store.features.runnable)."""
+    return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)
+            if row[3].startswith("SCAN") and "LEFT-JOIN" in row[3]]
+
+
+def test_a_derived_columns_join_to_its_target_is_a_lookup(shop):
+    # the derived columns (purchase_recency_days, account_age_days) join each row of their
+    # family to its target's as_of_us: a lookup by target_id in every statement that runs a
+    # family with derived columns (materialize's, a cohort's, refresh_segments' over every row)
+    with CustomerActivityFeatures(shop) as store:
+        conn = store.conn
+        store.materialize(as_of=AS_OF, families=["purchase_features", "behavior_segments"])
+        params = dict(features.parameters(store.shop_id), as_of_us=AS_OF_US)
+        with automatic_indexes(conn):
+            assert _target_walks(conn, behavior.segments_rows_sql(), params) == []
+            p = plan.Plan(conn, families=["purchase_features", "behavior_segments"])
+            plan.fill_targets(conn, query("fill_targets_all_customers"),
+                              plan.all_customers_params(store.shop_id, AS_OF_US))
+            bound = p.params(store.shop_id, AS_OF_US)
+            for st in p.stage_statements(one_as_of=False):
+                if "derived_as_of" in st.sql:
+                    assert _target_walks(conn, st.sql, {**bound, **st.parameters}) == [], st.table
+            plan.drop_targets(conn)
