@@ -125,7 +125,7 @@ def runnable(reg, name):
 
         SELECT q.*, (EXPR) AS COLUMN, ...
         FROM (<the query>) AS q
-        JOIN (SELECT target_id AS derived_target_id, as_of_us FROM target) AS derived_as_of
+        LEFT JOIN (SELECT target_id AS derived_target_id, as_of_us FROM target) AS derived_as_of
           ON derived_as_of.derived_target_id = q.target_id
 
     ``EXPR`` is the column's only definition: customer_features computes it from the same text
@@ -134,7 +134,9 @@ def runnable(reg, name):
     column of this join. Column names come from the registry through quote_identifier.
     Every target relation of the store is keyed by target_id (a temp table's INTEGER PRIMARY
     KEY, a stored row's rowid, the one-row CTE), so the join is one lookup per row; SQLite
-    drops it when the target's as_of_us is the bound ``:as_of_us``."""
+    drops it when the target's as_of_us is the bound ``:as_of_us``. (LEFT: every row of the
+    query has its target, so it is the inner join's result, and SQLite keeps the query the
+    outer loop; as an inner join it built the query's rows into an ephemeral table first.)"""
     text = reg.query(name)
     derived = reg.derived(name)
     if not derived:
