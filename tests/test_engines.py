@@ -183,8 +183,8 @@ def test_engine_arguments_are_checked():
             store.materialize(engine="postgres")
         with pytest.raises(ValueError, match="workers"):
             store.materialize(engine="duckdb", workers=2)
-        with pytest.raises(EngineError, match="(?i)memory"):
-            store.materialize(engine="duckdb", memory_limit="lots")
+        with pytest.raises(EngineError, match="(?i)memory"):  # the statements of test_a_sample...'s as_of
+            store.materialize(as_of=AS_OF, engine="duckdb", memory_limit="lots")
 
 
 def test_duckdb_runs_under_the_memory_limit_given():
@@ -248,6 +248,7 @@ def test_verify_engine_reports_a_mismatch_with_exit_status_1(shop500, tmp_path, 
     from click.testing import CliRunner
     from store.cli import cli
 
-    result = CliRunner().invoke(cli, ["--db", str(db), "verify-engine", "duckdb", "--sample", "10"])
+    result = CliRunner().invoke(cli, ["--db", str(db), "verify-engine", "duckdb", "--as-of", AS_OF,
+                                 "--sample", "10"])
     assert result.exit_code == 1, result.output
     assert "1 mismatched" in result.output and "C0000003" in result.output
