@@ -3,6 +3,7 @@
 importing upper ones, and the CLI calling the store's methods instead of probing for them."""
 
 import ast
+import functools
 import sqlite3
 from pathlib import Path
 
@@ -16,7 +17,9 @@ MODULES = sorted((ROOT / "store").glob("*.py")) + [ROOT / "customer_activity_fea
                                                    ROOT / "migrations" / "migrations.py"]
 
 
+@functools.lru_cache(maxsize=None)
 def _tree(path):
+    """The module's syntax tree, parsed once for every test of the file (the tests only read it)."""
     return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
 
 
