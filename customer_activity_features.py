@@ -242,7 +242,7 @@ class CustomerActivityFeatures:
         self.strict = strict
         self._owns_connection = False
         if db is None:
-            conn = sqlite3.connect(":memory:", check_same_thread=False)
+            conn = _db.new_memory_database()
             self._owns_connection = True
             self.path = None
         elif _is_sqlite_utils_database(db):

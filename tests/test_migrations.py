@@ -85,6 +85,25 @@ def test_a_partly_migrated_database_gets_the_remaining_steps_and_the_same_schema
     assert len(applied_at) == 1 and applied_at.pop() > storedb.schema_image().rows[0][2][0][-1]
 
 
+def test_an_in_memory_store_has_the_schema_of_a_new_file(tmp_path):
+    # CustomerActivityFeatures() copies a per-process template (store.db.new_memory_database);
+    # a new file gets the schema image under the write lock: the same objects and steps
+    path = str(tmp_path / "store.db")
+    CustomerActivityFeatures(path).close()
+    with CustomerActivityFeatures() as memory:
+        objects = sorted(tuple(r) for r in memory.conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"))
+        assert storedb.applied_steps(memory.conn) == storedb.known_steps()
+        applied_at = {r[0] for r in memory.conn.execute("SELECT applied_at FROM _sqlite_migrations")}
+        assert len(applied_at) == 1 and applied_at.pop() >= storedb.schema_image().rows[0][2][0][-1]
+    file_conn = sqlite3.connect(path)
+    try:
+        assert objects == sorted(tuple(r) for r in file_conn.execute(
+            "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY name"))
+    finally:
+        file_conn.close()
+
+
 def test_a_newer_schema_is_refused_and_left_untouched(tmp_path):
     path = tmp_path / "store.db"
     with CustomerActivityFeatures(path) as store:
