@@ -470,6 +470,11 @@ def _is_empty(conn):
     return conn.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()[0] == 0
 
 
+def _applied_now():
+    """The time a step is recorded as applied, now, in sqlite-utils' format (str of an aware datetime)."""
+    return str(datetime.datetime.now(datetime.timezone.utc))
+
+
 def _create_schema(conn):
     """Give an empty database (caller holds the write transaction) the schema every step
     applied gives it: the image's objects created as SQLite stored them after the steps, its
@@ -482,7 +487,7 @@ def _create_schema(conn):
     tables = [table for table, _, _ in image.rows]
     for table, columns, rows in image.rows:
         if table == MIGRATIONS_TABLE:  # sqlite-utils' record of each step: applied now
-            now = str(datetime.datetime.now(datetime.timezone.utc))  # sqlite-utils' format
+            now = _applied_now()
             rows = [tuple(now if c == "applied_at" else v for c, v in zip(columns, row)) for row in rows]
         names = ", ".join(quote_identifier(c, columns) for c in columns)
         conn.executemany(f"INSERT INTO {quote_identifier(table, tables)} ({names}) "
@@ -512,9 +517,9 @@ def new_memory_database():
     its creation (``migrate`` creates a file's schema under the write lock)."""
     conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
     _schema_template().backup(conn)
-    now = str(datetime.datetime.now(datetime.timezone.utc))  # sqlite-utils' format, as _create_schema
     with atomic(conn):
-        conn.execute(f"UPDATE {quote_identifier(MIGRATIONS_TABLE, (MIGRATIONS_TABLE,))} SET applied_at = ?", [now])
+        conn.execute(f"UPDATE {quote_identifier(MIGRATIONS_TABLE, (MIGRATIONS_TABLE,))} SET applied_at = ?",
+                     [_applied_now()])
     return conn
 
 
