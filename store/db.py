@@ -151,7 +151,8 @@ def automatic_indexes(conn):
             conn.execute("PRAGMA automatic_index = OFF")
 
 
-def _uri(path, parameters):
+def file_uri(path, parameters):
+    """The SQLite URI of a database file with query ``parameters`` (e.g. ``"mode=ro"``)."""
     return Path(path).resolve().as_uri() + "?" + parameters
 
 
@@ -160,7 +161,7 @@ def connect(path, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS):
     see ``open_store`` for opening a store."""
     path = Path(path)
     if read_only:
-        conn = sqlite3.connect(_uri(path, "mode=ro"), uri=True, check_same_thread=False)
+        conn = sqlite3.connect(file_uri(path, "mode=ro"), uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), check_same_thread=False)
     return configure(conn, read_only=read_only, busy_timeout_ms=busy_timeout_ms)
@@ -277,7 +278,7 @@ def examine_file(path):
     if head != SQLITE_HEADER:
         return FileKind("not_sqlite")
     try:
-        conn = sqlite3.connect(_uri(path, "mode=ro&immutable=1"), uri=True)
+        conn = sqlite3.connect(file_uri(path, "mode=ro&immutable=1"), uri=True)
     except sqlite3.Error:
         return FileKind("unknown")
     try:
@@ -402,7 +403,7 @@ def _open_read_only(path, busy_timeout_ms):
     """(connection, immutable): ``mode=ro``, else ``immutable=1`` when that cannot open it and no
     -wal/-journal file holds bytes. The first statement reads the schema, so a file that cannot
     be read fails here."""
-    conn = sqlite3.connect(_uri(path, "mode=ro"), uri=True, check_same_thread=False)
+    conn = sqlite3.connect(file_uri(path, "mode=ro"), uri=True, check_same_thread=False)
     try:
         configure(conn, read_only=True, busy_timeout_ms=busy_timeout_ms)  # a recovering writer is waited for
         conn.execute(query("schema_object_count")).fetchone()
@@ -422,7 +423,7 @@ def _open_read_only(path, busy_timeout_ms):
             f"alone would miss. Someone who may write {path.resolve().parent} must checkpoint it "
             f"first (open the store once read-write, or run: sqlite3 {path} "
             "'PRAGMA wal_checkpoint(TRUNCATE)')") from refused
-    conn = sqlite3.connect(_uri(path, "mode=ro&immutable=1"), uri=True, check_same_thread=False)
+    conn = sqlite3.connect(file_uri(path, "mode=ro&immutable=1"), uri=True, check_same_thread=False)
     try:
         conn.execute(query("schema_object_count")).fetchone()
     except sqlite3.Error as exc:

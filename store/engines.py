@@ -32,22 +32,27 @@ customer_features in customer id order.
 
 Each statement creates one relation (``EngineStatement.relation``); the last is the
 final SELECT (relation None). ``run_duckdb`` runs them in DuckDB over the shop's events,
-moved from the store in Arrow record batches (``copy_to_duckdb``), and streams the
-result back. duckdb, sqlglot and pyarrow are the optional extra ``[duckdb]``, imported
-here only, inside the functions that need them.
+moved from the store in Arrow record batches (``copy_to_duckdb``: read by SQLite itself
+through the ADBC SQLite driver from the store's file), and streams the result back
+(``write_duckdb``: Arrow batches into a SQLite file of the run's scratch directory, which the
+store's connection attaches and copies from). duckdb, sqlglot, pyarrow and the ADBC SQLite
+driver are the optional extra ``[duckdb]``, imported here only, inside the functions that
+need them.
 """
 
 import contextlib
 import functools
 import itertools
 import math
-import operator
 import os
+import sqlite3
 import typing
 
 from . import plan as _plan
-from .db import quote_identifier
+from . import scratch
+from .db import database_file, file_uri, quote_identifier
 from .errors import EngineError, require_extra
+from .plan import attach
 from .resources import query
 
 DIALECTS = ("duckdb", "spark")
@@ -459,8 +464,8 @@ BATCH_ROWS = 50_000            # rows per Arrow record batch moved between the s
 _ARROW_TYPES = {"BIGINT": "int64", "DOUBLE": "float64", "TEXT": "string", "BLOB": "binary"}
 
 
-def duckdb_connection(memory_limit=None, temp_directory=None, threads=None, database=":memory:"):
-    """A new DuckDB connection to ``database`` (default in memory) under ``memory_limit`` (e.g.
+def duckdb_connection(memory_limit=None, temp_directory=None, threads=None):
+    """A new DuckDB connection to a new in-memory database under ``memory_limit`` (e.g.
     '1GB'; default DEFAULT_MEMORY_LIMIT), spilling to ``temp_directory`` (default: the system's
     temporary directory). Insertion order is not preserved (every result that needs an order
     has an ORDER BY), which lets DuckDB stream under the limit."""
@@ -473,23 +478,27 @@ def duckdb_connection(memory_limit=None, temp_directory=None, threads=None, data
     if threads:
         config["threads"] = int(threads)
     try:
-        return duckdb.connect(database, config=config)
+        dcon = duckdb.connect(":memory:", config=config)
     except duckdb.Error as exc:
         raise EngineError(f"DuckDB refused its settings: {exc}") from exc
+    dcon.execute("SET enable_progress_bar = false")  # the caller's terminal is the store's, not DuckDB's
+    return dcon
 
 
 @contextlib.contextmanager
 def duckdb_session(memory_limit=None, temp_directory=None):
-    """A DuckDB connection to a new database file in a new directory of ``temp_directory``
-    (removed on exit): its tables (the copied events, the staged families) live in DuckDB's
-    buffer pool under ``memory_limit`` and are written to that file beyond it, so memory stays
-    bounded by the limit, not by the number of events."""
+    """A DuckDB connection to a new in-memory database that spills to a new directory of
+    ``temp_directory`` (removed on exit): its tables (the copied events, the staged families)
+    and its intermediate results live in DuckDB's buffer pool under ``memory_limit`` and go
+    to that directory beyond it, so memory stays bounded by the limit, not by the number of
+    events. (A database file instead was measured slower at 100,000 customers, 20.4 against
+    17.7 s end to end, for the same bound: benchmarks/README.md.)"""
     import shutil
     import tempfile
 
     folder = tempfile.mkdtemp(prefix="caf-duckdb-", dir=temp_directory)
     try:
-        dcon = duckdb_connection(memory_limit, folder, database=os.path.join(folder, "engine.duckdb"))
+        dcon = duckdb_connection(memory_limit, folder)
         try:
             yield dcon
         finally:
@@ -498,94 +507,207 @@ def duckdb_session(memory_limit=None, temp_directory=None):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+READ_BATCH_ROWS = 65_536       # rows per Arrow batch the ADBC SQLite driver reads from the store's file
+# The first row of each read from the store's file: a value of each column's type. The ADBC
+# SQLite driver infers a column's Arrow type from the first batch it reads (a column of NULLs
+# would be int64, and a text value after it an error); this row fixes the types and is dropped.
+_TYPING_VALUES = {"BIGINT": "0", "DOUBLE": "0.0", "TEXT": "''", "BLOB": "x''"}
+
+
+def _adbc():
+    return require("duckdb", "adbc_driver_sqlite.dbapi")
+
+
 def copy_to_duckdb(conn, dcon, shop_id, schemas):
     """Copy the shop's rows of each store table of ``schemas`` (and the timezone tables of the
-    connection) into DuckDB tables of the same names and column types, streamed: the rows
-    are fetched from SQLite ``BATCH_ROWS`` at a time into Arrow record batches, each
-    appended to the DuckDB table (memory bounded by a batch). Returns {table: rows}."""
-    pa = require("duckdb", "pyarrow")
+    connection) into DuckDB tables of the same names and column types, streamed in Arrow
+    record batches (memory bounded by a batch). Returns {table: rows}.
+
+    The tables of a store file are read by SQLite itself into Arrow, without a Python object
+    per value: the ADBC SQLite driver, over a read-only connection to the file in one read
+    transaction (one snapshot of every table). That is the committed state, so the caller
+    must not have changed these tables in its open transaction; ``materialize`` holds the
+    write lock meanwhile, so no other writer can commit and the snapshot is the one ``conn``
+    reads. The timezone tables (temporary tables of ``conn``) and the tables of a store with no
+    file (in memory) are fetched through ``conn`` (``_copy_through_python``)."""
+    path = database_file(conn)
     counts = {}
     for table, cols in schemas.items():
-        names = list(cols)
-        allowed = set(names)
-        quoted = ", ".join(quote_identifier(c, allowed) for c in names)
-        tq = quote_identifier(table, set(schemas))
-        arrow_schema = pa.schema([(c, getattr(pa, _ARROW_TYPES.get(cols[c], "string"))()) for c in names])
-        decl = ", ".join(f"{quote_identifier(c, allowed)} {cols[c] if cols[c] != 'TEXT' else 'VARCHAR'}"
-                         for c in names)
-        dcon.execute(f"CREATE TABLE {tq} ({decl})")
-        if table in TZ_TABLES:
-            cur = conn.execute(f"SELECT {quoted} FROM temp.{tq}")
-        elif "shop_id" in cols:
-            cur = conn.execute(f"SELECT {quoted} FROM main.{tq} WHERE shop_id = ?", [shop_id])
-        else:
-            cur = conn.execute(f"SELECT {quoted} FROM main.{tq}")
-        n = 0
-        while True:
-            rows = cur.fetchmany(BATCH_ROWS)
-            if not rows:
-                break
-            columns = list(zip(*rows))
-            batch = pa.RecordBatch.from_arrays([pa.array(columns[i], type=arrow_schema.field(i).type)
-                                                for i in range(len(names))], schema=arrow_schema)
-            dcon.register("caf_batch", batch)
-            dcon.execute(f"INSERT INTO {tq} SELECT * FROM caf_batch")
-            dcon.unregister("caf_batch")
-            n += len(rows)
-        counts[table] = n
+        _create_duckdb_table(dcon, table, cols, schemas)
+    from_file = [t for t in schemas if path is not None and t not in TZ_TABLES]
+    if from_file:
+        dbapi = _adbc()
+        try:
+            source = dbapi.connect(file_uri(path, "mode=ro"))
+        except dbapi.Error as exc:
+            raise EngineError(f"cannot read the store file {path}: {exc}") from exc
+        try:
+            for table in from_file:
+                counts[table] = _copy_from_file(source, dcon, shop_id, table, schemas[table], schemas)
+        finally:
+            source.close()
+    for table, cols in schemas.items():
+        if table not in counts:
+            counts[table] = _copy_through_python(conn, dcon, shop_id, table, cols, schemas)
     return counts
 
 
-def run_duckdb(dcon, statements):
-    """Run ``statements`` (``statements_for('duckdb', ...)``) in DuckDB: each relation a table
-    (a view for ``purchase_local_time``), then the final SELECT, whose cursor is returned."""
+def _create_duckdb_table(dcon, table, cols, schemas):
+    allowed = set(cols)
+    decl = ", ".join(f"{quote_identifier(c, allowed)} {cols[c] if cols[c] != 'TEXT' else 'VARCHAR'}"
+                     for c in cols)
+    dcon.execute(f"CREATE TABLE {quote_identifier(table, set(schemas))} ({decl})")
+
+
+def _shop_rows_sql(table, cols, schemas, schema="main", first=""):
+    """(SELECT ``first`` and the columns ``cols`` of the shop's rows of a store table, whether
+    it takes the shop id as its parameter)."""
+    allowed = set(cols)
+    quoted = ", ".join(quote_identifier(c, allowed) for c in cols)
+    source = f"{schema}.{quote_identifier(table, set(schemas))}"
+    if "shop_id" in cols:
+        return f"SELECT {first}{quoted} FROM {source} WHERE shop_id = ?", True
+    return f"SELECT {first}{quoted} FROM {source}", False
+
+
+def _copy_from_file(source, dcon, shop_id, table, cols, schemas):
+    """The shop's rows of ``table`` read by ADBC connection ``source`` into the DuckDB table."""
+    dbapi = _adbc()
     duckdb = require("duckdb", "duckdb")
-    allowed = {st.relation for st in statements if st.relation}
-    st = None
+    allowed = set(cols)
+    select, by_shop = _shop_rows_sql(table, cols, schemas, first="1, ")
+    typing_row = ", ".join(f"{_TYPING_VALUES[cols[c]]} AS {quote_identifier(c, allowed)}" for c in cols)
+    sql = f"SELECT 0 AS caf_row, {typing_row} UNION ALL {select}"
+    quoted = ", ".join(quote_identifier(c, allowed) for c in cols)
+    cur = source.cursor()
     try:
-        for st in statements[:-1]:
-            name = quote_identifier(st.relation, allowed)
-            kind = "VIEW" if st.view else "TABLE"
-            dcon.execute(f"CREATE OR REPLACE {kind} {name} AS {st.sql}")
-        st = statements[-1]
-        return dcon.execute(st.sql)
+        cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(READ_BATCH_ROWS)})
+        cur.execute(sql, [shop_id] if by_shop else [])
+        dcon.register("caf_source", cur.fetch_record_batch())
+        try:
+            return dcon.execute(f"INSERT INTO {quote_identifier(table, set(schemas))} SELECT {quoted} "
+                                "FROM caf_source WHERE caf_row = 1").fetchone()[0]
+        finally:
+            dcon.unregister("caf_source")
+    except (dbapi.Error, duckdb.Error, OSError) as exc:
+        raise EngineError(f"cannot copy the table {table} into DuckDB: {exc}") from exc
+    finally:
+        cur.close()
+
+
+def _copy_through_python(conn, dcon, shop_id, table, cols, schemas):
+    """The rows of ``table`` fetched through ``conn`` ``BATCH_ROWS`` at a time, each batch an
+    Arrow record batch appended to the DuckDB table."""
+    pa = require("duckdb", "pyarrow")
+    names = list(cols)
+    arrow_schema = pa.schema([(c, getattr(pa, _ARROW_TYPES.get(cols[c], "string"))()) for c in names])
+    select, by_shop = _shop_rows_sql(table, cols, schemas, "temp" if table in TZ_TABLES else "main")
+    cur = conn.execute(select, [shop_id] if by_shop else [])
+    tq = quote_identifier(table, set(schemas))
+    n = 0
+    while True:
+        rows = cur.fetchmany(BATCH_ROWS)
+        if not rows:
+            break
+        columns = list(zip(*rows))
+        batch = pa.RecordBatch.from_arrays([pa.array(columns[i], type=arrow_schema.field(i).type)
+                                            for i in range(len(names))], schema=arrow_schema)
+        dcon.register("caf_batch", batch)
+        dcon.execute(f"INSERT INTO {tq} SELECT * FROM caf_batch")
+        dcon.unregister("caf_batch")
+        n += len(rows)
+    return n
+
+
+def run_duckdb(dcon, statements, arrow=False):
+    """Run ``statements`` (``statements_for('duckdb', ...)``) in DuckDB (``stage_duckdb``, then
+    ``select_duckdb`` of the last): the final SELECT's cursor, or with ``arrow`` a reader of
+    its rows in Arrow record batches of ``BATCH_ROWS``."""
+    stage_duckdb(dcon, statements[:-1])
+    return select_duckdb(dcon, statements[-1], arrow)
+
+
+def stage_duckdb(dcon, statements):
+    """Each statement's relation a DuckDB table (a view for ``purchase_local_time``)."""
+    duckdb = require("duckdb", "duckdb")
+    allowed = {st.relation for st in statements}
+    for st in statements:
+        try:
+            dcon.execute(f"CREATE OR REPLACE {'VIEW' if st.view else 'TABLE'} "
+                         f"{quote_identifier(st.relation, allowed)} AS {st.sql}")
+        except duckdb.Error as exc:
+            raise EngineError(f"DuckDB failed on {st.relation}: {exc}") from exc
+
+
+def select_duckdb(dcon, statement, arrow=False):
+    """The final SELECT's cursor, or with ``arrow`` a reader of Arrow record batches."""
+    duckdb = require("duckdb", "duckdb")
+    try:
+        return dcon.sql(statement.sql).to_arrow_reader(BATCH_ROWS) if arrow else dcon.execute(statement.sql)
     except duckdb.Error as exc:
-        raise EngineError(f"DuckDB failed on {st.relation or 'the final select'}: {exc}") from exc
+        raise EngineError(f"DuckDB failed on the final select: {exc}") from exc
 
 
-def write_duckdb(conn, plan, table, shop_id, params, *, memory_limit=None, temp_directory=None):
+ROWS_SCHEMA = "scratch"  # the schema name the rows computed elsewhere are attached under
+
+
+def write_duckdb(conn, plan, table, shop_id, params, cleanup, *, memory_limit=None):
     """Compute the rows of ``plan`` for every customer of the shop in DuckDB and insert their
-    stored columns into the store table ``table`` (customer_features_new; the caller swaps it in): the
-    statements are made (``statements_for``), the shop's rows of the tables they read are
-    copied into a new DuckDB (``duckdb_session``: a temporary file, ``memory_limit``), the
-    statements run there, and the final SELECT is streamed back ``BATCH_ROWS`` rows at a
-    time. Returns (rows written, {"translate": s, "read": s, "compute": s, "write": s}), wall
+    stored columns into the store table ``table`` (customer_features_new; the caller swaps it
+    in), inside the caller's write transaction. The statements are made (``statements_for``);
+    the shop's rows of the tables they read are copied into a new DuckDB database
+    (``copy_to_duckdb``; ``duckdb_session``, under ``memory_limit``) in a scratch directory
+    of this run (``store.scratch.run_dir``: ``cleanup``, an ExitStack closed after the COMMIT
+    or ROLLBACK, deletes it); the statements run there. The final SELECT's stored columns
+    go, in Arrow record batches, into a SQLite file of that directory with the same table
+    definition (the ADBC SQLite driver's bulk ingest: no Python object per value), which this
+    connection attaches and copies from in one ``INSERT ... SELECT`` (same definition: SQLite
+    copies the records as they are).
+
+    Returns (rows written, {"translate": s, "read": s, "compute": s, "write": s}), wall
     seconds of each step (translate: making the statements; read: the copy into DuckDB;
-    compute: the statements and the final SELECT; write: the inserts into ``table``)."""
+    compute: the family statements; write: the final SELECT, computed as its batches are
+    written, and the copy into ``table``)."""
     import time
 
-    require("duckdb", "duckdb", "sqlglot", "pyarrow")  # every module of the extra, before any work
+    dbapi, duckdb, pa = require("duckdb", "adbc_driver_sqlite.dbapi", "duckdb", "pyarrow")
+    require("duckdb", "sqlglot")  # every module of the extra, before any work
     started = time.perf_counter()
     schemas = input_schemas(conn, plan)
     statements = statements_for("duckdb", plan, params, schemas)
     translated = time.perf_counter()
-    with duckdb_session(memory_limit, temp_directory) as dcon:
+    workdir = scratch.run_dir(cleanup)
+    rows_file = os.path.join(workdir, "rows.db")
+    with contextlib.closing(sqlite3.connect(rows_file, isolation_level=None)) as rows_db:
+        rows_db.execute(plan.create_sql(table))
+        types = table_schema(rows_db, table)
+    arrow_schema = pa.schema([(c, getattr(pa, _ARROW_TYPES[types[c]])()) for c in plan.stored_names])
+    positions = plan.stored_positions
+    with duckdb_session(memory_limit, workdir) as dcon:
         copy_to_duckdb(conn, dcon, shop_id, schemas)
         read = time.perf_counter()
-        cur = run_duckdb(dcon, statements)
+        stage_duckdb(dcon, statements[:-1])
         computed = time.perf_counter()
-        insert = plan.insert_values_sql(table)
-        stored = operator.itemgetter(*plan.stored_positions)  # the final select has every column
-        n = 0
-        while True:
-            t0 = time.perf_counter()
-            rows = cur.fetchmany(BATCH_ROWS)
-            computed += time.perf_counter() - t0  # the final select's rows are computed as they are fetched
-            if not rows:
-                break
-            conn.executemany(insert, map(stored, rows))
-            n += len(rows)
-        done = time.perf_counter()
+        result = select_duckdb(dcon, statements[-1], arrow=True)
+
+        def stored_batches():
+            for batch in result:  # the stored columns, typed as the table declares them
+                yield pa.RecordBatch.from_arrays([batch.column(i).cast(arrow_schema.field(k).type)
+                                                  for k, i in enumerate(positions)], schema=arrow_schema)
+        target = dbapi.connect(file_uri(rows_file, "mode=rw"))
+        try:
+            with contextlib.closing(target.cursor()) as cur:
+                cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(arrow_schema, stored_batches()),
+                                mode="append")
+            target.commit()
+        except (dbapi.Error, duckdb.Error, pa.ArrowException, OSError) as exc:
+            raise EngineError(f"cannot write DuckDB's rows: {exc}") from exc
+        finally:
+            target.close()
+    schema = attach(conn, cleanup, rows_file, ROWS_SCHEMA)
+    qt = quote_identifier(table, (table,))
+    n = conn.execute(f"INSERT INTO main.{qt} SELECT * FROM {schema}.{qt}").rowcount
+    done = time.perf_counter()
     return n, {"translate": round(translated - started, 3), "read": round(read - translated, 3),
                "compute": round(computed - read, 3), "write": round(done - computed, 3)}
 

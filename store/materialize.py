@@ -60,7 +60,7 @@ def materialize(conn, shop_id, as_of_us, windows=DEFAULT_WINDOWS, families=None,
                 if engine != "sqlite":
                     from . import engines
 
-                    recomputed, timings = engines.write_duckdb(conn, plan, NEW_TABLE, shop_id, params,
+                    recomputed, timings = engines.write_duckdb(conn, plan, NEW_TABLE, shop_id, params, cleanup,
                                                                memory_limit=memory_limit)
                     return recomputed
                 if bounds:

@@ -9,14 +9,13 @@ table (``write_partitioned``), all inside its one write transaction.
 import json
 import numbers
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
 
 from . import localtime, scratch
 from .errors import StoreError
-from .plan import check_schema
+from .plan import attach
 from .resources import query
 from .runs import NEW_TABLE
 
@@ -62,9 +61,7 @@ def write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, para
     and more); if this function is left by an exception (a worker failed, KeyboardInterrupt)
     the workers still running are stopped and waited for before the directory goes.
     """
-    scratch.sweep_stale()
-    workdir = scratch.make_dir()
-    cleanup.callback(shutil.rmtree, workdir, ignore_errors=True)
+    workdir = scratch.run_dir(cleanup)
     jobs = []
     try:
         for i, (lo, hi) in enumerate(bounds):
@@ -88,19 +85,11 @@ def write_partitioned(conn, cleanup, plan, path, shop_id, as_of_us, bounds, para
         raise StoreError("a materialize worker failed: " + "; ".join(failures))
     recomputed = 0
     for i, (task, _) in enumerate(jobs):
-        schema = check_schema(f"part{i}")
-        conn.execute(f"ATTACH DATABASE ? AS {schema}", [task["scratch"]])
-        cleanup.callback(_detach, conn, schema)
+        schema = attach(conn, cleanup, task["scratch"], f"part{i}")
         # same definition on both sides: SQLite copies the records without decoding them
         conn.execute(f"INSERT INTO main.{NEW_TABLE} SELECT * FROM {schema}.{NEW_TABLE}")
         recomputed += conn.execute(f"SELECT COUNT(*) FROM {schema}.target").fetchone()[0]
     return recomputed
-
-
-def _detach(conn, schema):
-    """Run after COMMIT or ROLLBACK (DETACH is refused inside a transaction)."""
-    if not conn.in_transaction:
-        conn.execute(f"DETACH DATABASE {check_schema(schema)}")
 
 
 WORKER_STOP_WAIT_S = 5

@@ -479,10 +479,26 @@ _SCHEMAS = re.compile(r"main|temp|part[0-9]{1,3}|scratch")
 
 
 def check_schema(name):
-    """A schema name from the allowlist: main, temp, scratch (a worker's file), partN (attached)."""
+    """A schema name from the allowlist: main, temp, scratch (a worker's file; the rows another
+    engine computed, attached), partN (a worker's file, attached)."""
     if not _SCHEMAS.fullmatch(name):
         raise ValueError(f"not a staging schema: {name!r}")
     return name
+
+
+def attach(conn, cleanup, path, schema):
+    """ATTACH the database file ``path`` as ``schema`` (``check_schema``) and return the name;
+    ``cleanup`` (an ExitStack closed after the COMMIT or ROLLBACK: DETACH is refused inside
+    a transaction) detaches it."""
+    schema = check_schema(schema)
+    conn.execute(f"ATTACH DATABASE ? AS {schema}", [str(path)])
+    cleanup.callback(_detach, conn, schema)
+    return schema
+
+
+def _detach(conn, schema):
+    if not conn.in_transaction:
+        conn.execute(f"DETACH DATABASE {check_schema(schema)}")
 
 
 def stage_keyed(conn, table, body, params, name):

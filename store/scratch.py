@@ -89,6 +89,16 @@ def make_dir():
     return path
 
 
+def run_dir(cleanup):
+    """A new scratch directory of this run (``make_dir``), made after removing the stale ones of
+    runs whose process is gone (``sweep_stale``); ``cleanup`` (an ExitStack, closed when the
+    run ends however it ends) deletes it."""
+    sweep_stale()
+    path = make_dir()
+    cleanup.callback(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 def _read_owner(path, name):
     """The owner record of a scratch directory; from its name when the record is missing
     (a kill between the directory and its record); None when it has neither."""
