@@ -50,8 +50,9 @@ import typing
 
 from . import plan as _plan
 from . import scratch
-from .db import database_file, file_uri, quote_identifier
+from .db import BUSY_TIMEOUT_MS, database_file, file_uri, quote_identifier
 from .errors import EngineError, require_extra
+from .parallel import partition_bounds
 from .plan import attach
 from .resources import query
 
@@ -518,7 +519,7 @@ def _adbc():
     return require("duckdb", "adbc_driver_sqlite.dbapi")
 
 
-def copy_to_duckdb(conn, dcon, shop_id, schemas):
+def copy_to_duckdb(conn, dcon, shop_id, schemas, through_connection=False):
     """Copy the shop's rows of each store table of ``schemas`` (and the timezone tables of the
     connection) into DuckDB tables of the same names and column types, streamed in Arrow
     record batches (memory bounded by a batch). Returns {table: rows}.
@@ -529,23 +530,23 @@ def copy_to_duckdb(conn, dcon, shop_id, schemas):
     must not have changed these tables in its open transaction; ``materialize`` holds the
     write lock meanwhile, so no other writer can commit and the snapshot is the one ``conn``
     reads. The timezone tables (temporary tables of ``conn``) and the tables of a store with no
-    file (in memory) are fetched through ``conn`` (``_copy_through_python``)."""
-    path = database_file(conn)
+    file (in memory), or every table with ``through_connection``, are fetched through ``conn``
+    (``_copy_through_python``; benchmarks/engine_transfer.py compares the two ways)."""
+    path = None if through_connection else database_file(conn)
     counts = {}
     for table, cols in schemas.items():
         _create_duckdb_table(dcon, table, cols, schemas)
     from_file = [t for t in schemas if path is not None and t not in TZ_TABLES]
     if from_file:
-        dbapi = _adbc()
-        try:
-            source = dbapi.connect(file_uri(path, "mode=ro"))
-        except dbapi.Error as exc:
-            raise EngineError(f"cannot read the store file {path}: {exc}") from exc
-        try:
-            for table in from_file:
-                counts[table] = _copy_from_file(source, dcon, shop_id, table, schemas[table], schemas)
-        finally:
-            source.close()
+        from concurrent.futures import ThreadPoolExecutor
+
+        bounds = partition_bounds(conn, shop_id, READERS) or [("", None)]
+        with ThreadPoolExecutor(len(bounds), thread_name_prefix="caf-read") as pool:
+            parts = list(pool.map(lambda b: _copy_range_from_file(path, dcon, shop_id, from_file, schemas, *b),
+                                  bounds))
+        for part in parts:
+            for table, n in part.items():
+                counts[table] = counts.get(table, 0) + n
     for table, cols in schemas.items():
         if table not in counts:
             counts[table] = _copy_through_python(conn, dcon, shop_id, table, cols, schemas)
@@ -559,30 +560,67 @@ def _create_duckdb_table(dcon, table, cols, schemas):
     dcon.execute(f"CREATE TABLE {quote_identifier(table, set(schemas))} ({decl})")
 
 
-def _shop_rows_sql(table, cols, schemas, schema="main", first=""):
+def _shop_rows_sql(table, cols, schemas, schema="main", first="", bounded=(False, False)):
     """(SELECT ``first`` and the columns ``cols`` of the shop's rows of a store table, whether
-    it takes the shop id as its parameter)."""
+    it takes the shop id as its first parameter). ``bounded``: (a lower, an upper) bound on
+    customer_id as the next parameters (``customer_id >= ?``, ``customer_id < ?``; each a
+    range of the key when the table has shop_id)."""
     allowed = set(cols)
     quoted = ", ".join(quote_identifier(c, allowed) for c in cols)
+    where = ["shop_id = ?"] if "shop_id" in cols else []
+    where += [cond for cond, on in zip(("customer_id >= ?", "customer_id < ?"), bounded) if on]
     source = f"{schema}.{quote_identifier(table, set(schemas))}"
-    if "shop_id" in cols:
-        return f"SELECT {first}{quoted} FROM {source} WHERE shop_id = ?", True
-    return f"SELECT {first}{quoted} FROM {source}", False
+    return (f"SELECT {first}{quoted} FROM {source}" + (" WHERE " + " AND ".join(where) if where else ""),
+            "shop_id" in cols)
 
 
-def _copy_from_file(source, dcon, shop_id, table, cols, schemas):
-    """The shop's rows of ``table`` read by ADBC connection ``source`` into the DuckDB table."""
+READERS = 2  # threads reading the store's file into DuckDB, each a range of customer ids
+
+
+def _copy_range_from_file(path, dcon, shop_id, tables, schemas, lo, hi):
+    """The shop's rows with lo <= customer_id < hi (hi None: no upper bound) of ``tables``
+    read from the store file ``path`` into DuckDB, on a connection and a DuckDB cursor of this
+    thread's own; a table without customer_id is read whole by the range that starts at ''.
+    Returns {table: rows}."""
+    dbapi = _adbc()
+    try:
+        source = dbapi.connect(file_uri(path, "mode=ro"))
+    except dbapi.Error as exc:
+        raise EngineError(f"cannot read the store file {path}: {exc}") from exc
+    counts = {}
+    cursor = dcon.cursor()
+    try:
+        with contextlib.closing(source.cursor()) as cur:  # two readers may start at once
+            cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
+            cur.fetchall()
+        for table in tables:
+            cols = schemas[table]
+            if "customer_id" in cols:
+                bounds = [b for b, on in zip((lo, hi), (bool(lo), hi is not None)) if on]
+                counts[table] = _copy_from_file(source, cursor, shop_id, table, cols, schemas, bounds,
+                                                (bool(lo), hi is not None))
+            elif not lo:
+                counts[table] = _copy_from_file(source, cursor, shop_id, table, cols, schemas, [], (False, False))
+    finally:
+        cursor.close()
+        source.close()
+    return counts
+
+
+def _copy_from_file(source, dcon, shop_id, table, cols, schemas, bounds, bounded):
+    """The shop's rows of ``table`` (within the customer id ``bounds``: ``_shop_rows_sql``) read
+    by ADBC connection ``source`` into the DuckDB table."""
     dbapi = _adbc()
     duckdb = require("duckdb", "duckdb")
     allowed = set(cols)
-    select, by_shop = _shop_rows_sql(table, cols, schemas, first="1, ")
+    select, by_shop = _shop_rows_sql(table, cols, schemas, first="1, ", bounded=bounded)
     typing_row = ", ".join(f"{_TYPING_VALUES[cols[c]]} AS {quote_identifier(c, allowed)}" for c in cols)
     sql = f"SELECT 0 AS caf_row, {typing_row} UNION ALL {select}"
     quoted = ", ".join(quote_identifier(c, allowed) for c in cols)
     cur = source.cursor()
     try:
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(READ_BATCH_ROWS)})
-        cur.execute(sql, [shop_id] if by_shop else [])
+        cur.execute(sql, ([shop_id] if by_shop else []) + list(bounds))
         dcon.register("caf_source", cur.fetch_record_batch())
         try:
             return dcon.execute(f"INSERT INTO {quote_identifier(table, set(schemas))} SELECT {quoted} "
@@ -619,12 +657,11 @@ def _copy_through_python(conn, dcon, shop_id, table, cols, schemas):
     return n
 
 
-def run_duckdb(dcon, statements, arrow=False):
-    """Run ``statements`` (``statements_for('duckdb', ...)``) in DuckDB (``stage_duckdb``, then
-    ``select_duckdb`` of the last): the final SELECT's cursor, or with ``arrow`` a reader of
-    its rows in Arrow record batches of ``BATCH_ROWS``."""
+def run_duckdb(dcon, statements):
+    """Run ``statements`` (``statements_for('duckdb', ...)``) in DuckDB: ``stage_duckdb`` of
+    every relation, then ``select_duckdb``: the final SELECT's rows as Arrow record batches."""
     stage_duckdb(dcon, statements[:-1])
-    return select_duckdb(dcon, statements[-1], arrow)
+    return select_duckdb(dcon, statements)
 
 
 def stage_duckdb(dcon, statements):
@@ -639,13 +676,88 @@ def stage_duckdb(dcon, statements):
             raise EngineError(f"DuckDB failed on {st.relation}: {exc}") from exc
 
 
-def select_duckdb(dcon, statement, arrow=False):
-    """The final SELECT's cursor, or with ``arrow`` a reader of Arrow record batches."""
+FINAL_CHUNK_TARGETS = 100_000  # targets per run of the final SELECT (select_duckdb)
+_ALL = "_all"  # suffix of a staged table renamed while its name is a view of one chunk
+CHUNK_TABLE = "caf_chunk"
+
+
+def select_duckdb(dcon, statements, chunk_targets=None):
+    """Yield the rows of the final SELECT (the last of ``statements``, run after the others
+    are staged) as Arrow record batches of at most ``BATCH_ROWS`` rows, in target order,
+    computed ``chunk_targets`` (default FINAL_CHUNK_TARGETS) targets at a time.
+
+    The final SELECT joins ``target`` to every staged table on ``target_id``; over a whole
+    shop DuckDB holds one hash table per staged table at once (about 33), which at 1,000,000
+    customers does not fit a 1GB ``memory_limit`` (the join cannot spill). So the SELECT runs
+    as written once per range of target ids: each table it reads (``target`` and the staged
+    tables) is renamed ``<name>_all`` and ``<name>`` becomes a view of that range's rows (the
+    bounds in a one-row table, set with bound parameters), so a run's hash tables hold one
+    chunk's rows. Ranges in increasing order, each ordered by the SELECT: the target order."""
     duckdb = require("duckdb", "duckdb")
+    chunk_targets = chunk_targets or FINAL_CHUNK_TARGETS
+    tables = [st.relation for st in statements[:-1] if not st.view]
+    allowed = set(tables) | {t + _ALL for t in tables}
+    final = statements[-1].sql
     try:
-        return dcon.sql(statement.sql).to_arrow_reader(BATCH_ROWS) if arrow else dcon.execute(statement.sql)
+        lo, hi = dcon.execute(f"SELECT MIN(target_id), MAX(target_id) FROM {TARGET}").fetchone()
+        dcon.execute(f"CREATE TABLE {CHUNK_TABLE} (lo BIGINT, hi BIGINT)")
+        dcon.execute(f"INSERT INTO {CHUNK_TABLE} VALUES (0, 0)")
+        for t in tables:
+            name, whole = quote_identifier(t, allowed), quote_identifier(t + _ALL, allowed)
+            dcon.execute(f"ALTER TABLE {name} RENAME TO {whole}")
+            dcon.execute(f"CREATE VIEW {name} AS SELECT x.* FROM {whole} AS x, {CHUNK_TABLE} AS c "
+                         "WHERE x.target_id >= c.lo AND x.target_id < c.hi")
+        start = lo or 0
+        while lo is not None and start <= hi:
+            dcon.execute(f"UPDATE {CHUNK_TABLE} SET lo = ?, hi = ?", [start, start + chunk_targets])
+            yield from dcon.sql(final).to_arrow_reader(BATCH_ROWS)
+            start += chunk_targets
     except duckdb.Error as exc:
         raise EngineError(f"DuckDB failed on the final select: {exc}") from exc
+
+
+def ahead(items, depth=4):
+    """Yield the items of the iterator ``items`` in order, produced by a thread of their own up
+    to ``depth`` items ahead of the consumer: DuckDB computes the next record batches while the
+    caller writes the last ones (both outside Python's GIL). An exception of the producer is
+    raised here; closing this generator stops the producer and waits for it."""
+    import queue
+    import threading
+
+    channel = queue.Queue(depth)
+    stop = threading.Event()
+
+    def put(entry):
+        while not stop.is_set():
+            try:
+                channel.put(entry, timeout=0.1)
+                return True
+            except queue.Full:
+                pass
+        return False
+
+    def produce():
+        try:
+            for item in items:
+                if not put((True, item)):
+                    return
+            put((False, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            put((False, exc))
+
+    thread = threading.Thread(target=produce, name="caf-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            more, value = channel.get()
+            if not more:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        thread.join()
 
 
 ROWS_SCHEMA = "scratch"  # the schema name the rows computed elsewhere are attached under
@@ -688,21 +800,21 @@ def write_duckdb(conn, plan, table, shop_id, params, cleanup, *, memory_limit=No
         read = time.perf_counter()
         stage_duckdb(dcon, statements[:-1])
         computed = time.perf_counter()
-        result = select_duckdb(dcon, statements[-1], arrow=True)
 
         def stored_batches():
-            for batch in result:  # the stored columns, typed as the table declares them
+            for batch in select_duckdb(dcon, statements):  # the stored columns, typed as declared
                 yield pa.RecordBatch.from_arrays([batch.column(i).cast(arrow_schema.field(k).type)
                                                   for k, i in enumerate(positions)], schema=arrow_schema)
+        batches = ahead(stored_batches())  # DuckDB computes the next batches while these are written
         target = dbapi.connect(file_uri(rows_file, "mode=rw"))
         try:
             with contextlib.closing(target.cursor()) as cur:
-                cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(arrow_schema, stored_batches()),
-                                mode="append")
+                cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(arrow_schema, batches), mode="append")
             target.commit()
         except (dbapi.Error, duckdb.Error, pa.ArrowException, OSError) as exc:
             raise EngineError(f"cannot write DuckDB's rows: {exc}") from exc
         finally:
+            batches.close()  # the producing thread is done before DuckDB's connection closes
             target.close()
     schema = attach(conn, cleanup, rows_file, ROWS_SCHEMA)
     qt = quote_identifier(table, (table,))
@@ -719,12 +831,8 @@ def duckdb_rows(conn, plan, shop_id, params, *, lo=None, hi=None, memory_limit=N
     statements = statements_for("duckdb", plan, params, schemas, lo=lo, hi=hi)
     with duckdb_session(memory_limit) as dcon:
         copy_to_duckdb(conn, dcon, shop_id, schemas)
-        cur = run_duckdb(dcon, statements)
-        while True:
-            rows = cur.fetchmany(BATCH_ROWS)
-            if not rows:
-                break
-            yield from rows
+        for batch in run_duckdb(dcon, statements):  # int64, double and string columns: int, float, str
+            yield from zip(*(column.to_pylist() for column in batch.columns))
 
 
 # The engines ``verify`` compares with SQLite: dialect -> row source (conn, plan, shop_id, params,
@@ -745,7 +853,10 @@ def verify(conn, shop_id, dialect, as_of_us, *, sample=2000, reg=None, windows=N
            memory_limit=None, examples=5):
     """Compute the rows of every family (or ``families``) for the first ``sample`` customers of
     the shop (0: every customer) at ``as_of_us`` on SQLite and on ``dialect``, and compare
-    them cell by cell (``cells_equal``). Nothing is written to the store. Returns
+    them cell by cell (``cells_equal``). Nothing is written to the store. DuckDB reads the
+    store file's committed state in a read transaction of its own (``copy_to_duckdb``), after
+    SQLite's has begun: a write another process commits in between shows as mismatched cells of
+    the customers it changed. Returns
     {"engine", "as_of", "customers", "rows", "columns", "cells", "mismatched_cells",
     "mismatched_rows", "by_column": {column: mismatches}, "examples": [...], "seconds": {...}}."""
     import time

@@ -155,6 +155,8 @@ def test_materialize_on_duckdb_writes_the_same_table(shop500, tmp_path, monkeypa
     # batches of 2 rows: a column NULL in its first rows and text later (browser) is read as
     # text because of the typing row, not as the integers the ADBC driver would infer
     monkeypatch.setattr(engines, "READ_BATCH_ROWS", 2)
+    # the final select in chunks of 37 targets (14 runs), the rows still in customer order
+    monkeypatch.setattr(engines, "FINAL_CHUNK_TARGETS", 37)
     with CustomerActivityFeatures(path, feature_paths=[EXAMPLE]) as store:
         plain = store.materialize(as_of=AS_OF)
         expected = table_rows(store)
@@ -275,3 +277,41 @@ def test_verify_engine_reports_a_mismatch_with_exit_status_1(shop500, tmp_path, 
                                  "--sample", "10"])
     assert result.exit_code == 1, result.output
     assert "1 mismatched" in result.output and "C0000003" in result.output
+
+
+def test_the_transfer_benchmark_runs_each_way(tmp_path):
+    """benchmarks/engine_transfer.py (the README's figures for moving rows): each way moves every row."""
+    from benchmarks import engine_transfer
+
+    db = tmp_path / "s.db"
+    with CustomerActivityFeatures(db) as store:
+        synthetic.populate(store, 40)
+        store.materialize(as_of=AS_OF)
+        events = sum(store.conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0]
+                     for t in ("customers", "purchases", "cart_events", "sessions", "support_interactions"))
+    got = {(kind, way): engine_transfer.run_one(str(db), kind, way)["rows"] for kind, way in engine_transfer.WAYS}
+    assert got[("read", "python")] == got[("read", "adbc")] >= events  # + the timezone tables' rows
+    assert got[("write", "executemany")] == got[("write", "adbc")] == 40
+
+
+def test_ahead_keeps_order_raises_the_producers_error_and_stops_when_closed():
+    import threading
+
+    assert list(engines.ahead(iter(range(100)), depth=3)) == list(range(100))
+
+    def failing():
+        yield 1
+        raise EngineError("boom")
+    with pytest.raises(EngineError, match="boom"):
+        list(engines.ahead(failing()))
+    made = []
+
+    def endless():
+        for i in range(10**9):
+            made.append(i)
+            yield i
+    it = engines.ahead(endless(), depth=2)
+    assert next(it) == 0
+    it.close()  # the producer stops: at most a few items past the queue's depth
+    assert len(made) <= 5
+    assert not [t for t in threading.enumerate() if t.name == "caf-ahead"]
