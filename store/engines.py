@@ -594,33 +594,32 @@ def _copy_range_from_file(path, dcon, shop_id, tables, schemas, lo, hi):
             cur.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_MS)}")
             cur.fetchall()
         for table in tables:
-            cols = schemas[table]
-            if "customer_id" in cols:
-                bounds = [b for b, on in zip((lo, hi), (bool(lo), hi is not None)) if on]
-                counts[table] = _copy_from_file(source, cursor, shop_id, table, cols, schemas, bounds,
-                                                (bool(lo), hi is not None))
+            if "customer_id" in schemas[table]:
+                counts[table] = _copy_from_file(source, cursor, shop_id, table, schemas, lo, hi)
             elif not lo:
-                counts[table] = _copy_from_file(source, cursor, shop_id, table, cols, schemas, [], (False, False))
+                counts[table] = _copy_from_file(source, cursor, shop_id, table, schemas, "", None)
     finally:
         cursor.close()
         source.close()
     return counts
 
 
-def _copy_from_file(source, dcon, shop_id, table, cols, schemas, bounds, bounded):
-    """The shop's rows of ``table`` (within the customer id ``bounds``: ``_shop_rows_sql``) read
-    by ADBC connection ``source`` into the DuckDB table."""
+def _copy_from_file(source, dcon, shop_id, table, schemas, lo, hi):
+    """The shop's rows of ``table`` with lo <= customer_id < hi ('' and None: unbounded) read by
+    ADBC connection ``source`` into the DuckDB table."""
     dbapi = _adbc()
     duckdb = require("duckdb", "duckdb")
+    cols = schemas[table]
     allowed = set(cols)
-    select, by_shop = _shop_rows_sql(table, cols, schemas, first="1, ", bounded=bounded)
+    select, by_shop = _shop_rows_sql(table, cols, schemas, first="1, ", bounded=(bool(lo), hi is not None))
+    params = ([shop_id] if by_shop else []) + ([lo] if lo else []) + ([hi] if hi is not None else [])
     typing_row = ", ".join(f"{_TYPING_VALUES[cols[c]]} AS {quote_identifier(c, allowed)}" for c in cols)
     sql = f"SELECT 0 AS caf_row, {typing_row} UNION ALL {select}"
     quoted = ", ".join(quote_identifier(c, allowed) for c in cols)
     cur = source.cursor()
     try:
         cur.adbc_statement.set_options(**{"adbc.sqlite.query.batch_rows": str(READ_BATCH_ROWS)})
-        cur.execute(sql, ([shop_id] if by_shop else []) + list(bounds))
+        cur.execute(sql, params)
         dcon.register("caf_source", cur.fetch_record_batch())
         try:
             return dcon.execute(f"INSERT INTO {quote_identifier(table, set(schemas))} SELECT {quoted} "

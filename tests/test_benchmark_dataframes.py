@@ -34,7 +34,7 @@ def _store(history, metadata_only=()):
     return store
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=events(max_size=40))
 def test_pandas_agrees_with_handwritten_sql(history):
     with _store(history, metadata_only=("only-metadata",)) as store:
@@ -44,7 +44,7 @@ def test_pandas_agrees_with_handwritten_sql(history):
         check(store, dataframes.pandas_rows(df), n)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(history=events(max_size=40))
 def test_duckdb_agrees_with_handwritten_sql(history):
     pytest.importorskip("duckdb")
