@@ -25,9 +25,7 @@ Prints wall and CPU seconds and the process's peak RSS of each, as JSON lines an
 import argparse
 import contextlib
 import json
-import os
 import resource
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -77,20 +75,9 @@ def run_one(db, kind, way):
                         break
                     conn.executemany(insert, batch)
             else:
-                import adbc_driver_sqlite.dbapi as dbapi
                 from store import scratch
-                from store.plan import attach
-                workdir = scratch.run_dir(cleanup)
-                rows_file = os.path.join(workdir, "rows.db")
-                with contextlib.closing(sqlite3.connect(rows_file, isolation_level=None)) as c:
-                    c.execute(plan.create_sql(NEW_TABLE))
-                target = dbapi.connect(rows_file)
-                with contextlib.closing(target.cursor()) as cur:
-                    cur.adbc_ingest(NEW_TABLE, dcon.sql(select).to_arrow_reader(engines.BATCH_ROWS), mode="append")
-                target.commit()
-                target.close()
-                schema = attach(conn, cleanup, rows_file, "scratch")
-                conn.execute(f"INSERT INTO main.{NEW_TABLE} SELECT * FROM {schema}.{NEW_TABLE}")
+                engines.write_batches(conn, cleanup, scratch.run_dir(cleanup), plan, NEW_TABLE,
+                                      dcon.sql(select).to_arrow_reader(engines.BATCH_ROWS))
             out.update(seconds=time.perf_counter() - t0, cpu_seconds=time.process_time() - c0,
                        rows=conn.execute(f"SELECT COUNT(*) FROM {NEW_TABLE}").fetchone()[0])
             conn.execute("ROLLBACK")

@@ -762,6 +762,39 @@ def ahead(items, depth=4):
 ROWS_SCHEMA = "scratch"  # the schema name the rows computed elsewhere are attached under
 
 
+def write_batches(conn, cleanup, workdir, plan, table, batches):
+    """Insert Arrow record batches of the stored columns (``plan.stored_names``, in that order)
+    into the store table ``table`` inside the caller's write transaction, without a Python
+    object per value: the batches go into a SQLite file in ``workdir`` with the same table
+    definition (the ADBC SQLite driver's bulk ingest, each column cast to its declared type),
+    which ``conn`` attaches (``cleanup``, an ExitStack closed after the COMMIT or ROLLBACK,
+    detaches it) and copies from in one ``INSERT ... SELECT`` (same definition: SQLite copies
+    the records as they are). Returns the number of rows inserted."""
+    dbapi, duckdb, pa = require("duckdb", "adbc_driver_sqlite.dbapi", "duckdb", "pyarrow")
+    rows_file = os.path.join(workdir, "rows.db")
+    with contextlib.closing(sqlite3.connect(rows_file, isolation_level=None)) as rows_db:
+        rows_db.execute(plan.create_sql(table))
+        types = table_schema(rows_db, table)
+    arrow_schema = pa.schema([(c, getattr(pa, _ARROW_TYPES[types[c]])()) for c in plan.stored_names])
+
+    def typed():
+        for batch in batches:
+            yield pa.RecordBatch.from_arrays([batch.column(k).cast(field.type) for k, field in enumerate(arrow_schema)],
+                                             schema=arrow_schema)
+    target = dbapi.connect(file_uri(rows_file, "mode=rw"))
+    try:
+        with contextlib.closing(target.cursor()) as cur:
+            cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(arrow_schema, typed()), mode="append")
+        target.commit()
+    except (dbapi.Error, duckdb.Error, pa.ArrowException, OSError) as exc:
+        raise EngineError(f"cannot write the computed rows: {exc}") from exc
+    finally:
+        target.close()
+    schema = attach(conn, cleanup, rows_file, ROWS_SCHEMA)
+    qt = quote_identifier(table, (table,))
+    return conn.execute(f"INSERT INTO main.{qt} SELECT * FROM {schema}.{qt}").rowcount
+
+
 def write_duckdb(conn, plan, table, shop_id, params, cleanup, *, memory_limit=None):
     """Compute the rows of ``plan`` for every customer of the shop in DuckDB and insert their
     stored columns into the store table ``table`` (customer_features_new; the caller swaps it
@@ -769,11 +802,9 @@ def write_duckdb(conn, plan, table, shop_id, params, cleanup, *, memory_limit=No
     the shop's rows of the tables they read are copied into a new DuckDB database
     (``copy_to_duckdb``; ``duckdb_session``, under ``memory_limit``) in a scratch directory
     of this run (``store.scratch.run_dir``: ``cleanup``, an ExitStack closed after the COMMIT
-    or ROLLBACK, deletes it); the statements run there. The final SELECT's stored columns
-    go, in Arrow record batches, into a SQLite file of that directory with the same table
-    definition (the ADBC SQLite driver's bulk ingest: no Python object per value), which this
-    connection attaches and copies from in one ``INSERT ... SELECT`` (same definition: SQLite
-    copies the records as they are).
+    or ROLLBACK, deletes it); the statements run there; the final SELECT's stored columns go
+    into ``table`` in Arrow record batches (``write_batches``), DuckDB computing the next
+    batches while the last are written (``ahead``).
 
     Returns (rows written, {"translate": s, "read": s, "compute": s, "write": s}), wall
     seconds of each step (translate: making the statements; read: the copy into DuckDB;
@@ -781,43 +812,23 @@ def write_duckdb(conn, plan, table, shop_id, params, cleanup, *, memory_limit=No
     written, and the copy into ``table``)."""
     import time
 
-    dbapi, duckdb, pa = require("duckdb", "adbc_driver_sqlite.dbapi", "duckdb", "pyarrow")
-    require("duckdb", "sqlglot")  # every module of the extra, before any work
+    require("duckdb", "adbc_driver_sqlite.dbapi", "duckdb", "pyarrow", "sqlglot")  # the extra, before any work
     started = time.perf_counter()
     schemas = input_schemas(conn, plan)
     statements = statements_for("duckdb", plan, params, schemas)
     translated = time.perf_counter()
     workdir = scratch.run_dir(cleanup)
-    rows_file = os.path.join(workdir, "rows.db")
-    with contextlib.closing(sqlite3.connect(rows_file, isolation_level=None)) as rows_db:
-        rows_db.execute(plan.create_sql(table))
-        types = table_schema(rows_db, table)
-    arrow_schema = pa.schema([(c, getattr(pa, _ARROW_TYPES[types[c]])()) for c in plan.stored_names])
-    positions = plan.stored_positions
+    positions = plan.stored_positions  # the final select has every column
     with duckdb_session(memory_limit, workdir) as dcon:
         copy_to_duckdb(conn, dcon, shop_id, schemas)
         read = time.perf_counter()
         stage_duckdb(dcon, statements[:-1])
         computed = time.perf_counter()
-
-        def stored_batches():
-            for batch in select_duckdb(dcon, statements):  # the stored columns, typed as declared
-                yield pa.RecordBatch.from_arrays([batch.column(i).cast(arrow_schema.field(k).type)
-                                                  for k, i in enumerate(positions)], schema=arrow_schema)
-        batches = ahead(stored_batches())  # DuckDB computes the next batches while these are written
-        target = dbapi.connect(file_uri(rows_file, "mode=rw"))
+        batches = ahead(batch.select(positions) for batch in select_duckdb(dcon, statements))
         try:
-            with contextlib.closing(target.cursor()) as cur:
-                cur.adbc_ingest(table, pa.RecordBatchReader.from_batches(arrow_schema, batches), mode="append")
-            target.commit()
-        except (dbapi.Error, duckdb.Error, pa.ArrowException, OSError) as exc:
-            raise EngineError(f"cannot write DuckDB's rows: {exc}") from exc
+            n = write_batches(conn, cleanup, workdir, plan, table, batches)
         finally:
             batches.close()  # the producing thread is done before DuckDB's connection closes
-            target.close()
-    schema = attach(conn, cleanup, rows_file, ROWS_SCHEMA)
-    qt = quote_identifier(table, (table,))
-    n = conn.execute(f"INSERT INTO main.{qt} SELECT * FROM {schema}.{qt}").rowcount
     done = time.perf_counter()
     return n, {"translate": round(translated - started, 3), "read": round(read - translated, 3),
                "compute": round(computed - read, 3), "write": round(done - computed, 3)}
