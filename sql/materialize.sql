@@ -6,24 +6,14 @@
 -- order: 40
 -- tables: sessions
 -- requires: session_devices
--- Reads the session_devices query (sessions.sql) as a CTE. One row per target
--- with sessions: its first-ranked device (materialize stages it into a table of
--- its own, so a WHERE on the rank costs one sort less than a GROUP BY).
--- The tie rule is the ORDER BY of session_devices, ranked here again: a rank
--- column in session_devices itself (read by every get_all_features) cost the
--- single-customer read 5-8 us (about 5%) for a 0.1-0.2 s gain here at 100k
--- (tests/test_sql_once.py lists this second evaluation).
+-- Reads the session_devices query (sessions.sql) as a CTE: one row per target
+-- with sessions, its device of rank 1 (the tie rule is session_devices').
 SELECT
     d.target_id AS target_id,
     -- primary_device: The most used device; a tie goes to the device seen first, then to the name.; text, device name; NULL when no session; window: materialized over all time up to as_of; get_primary_device(days=N) uses the window
     d.device_type AS primary_device
-FROM (
-    SELECT target_id, device_type,
-           ROW_NUMBER() OVER (PARTITION BY target_id
-                              ORDER BY session_count DESC, first_seen_us, device_type) AS rank
-    FROM session_devices
-) AS d
-WHERE d.rank = 1
+FROM session_devices AS d
+WHERE d.device_rank = 1
 
 -- name: fill_targets_from_json
 -- Fills a cohort's temporary target table in one statement from a JSON array

@@ -36,8 +36,10 @@ GROUP BY t.target_id
 -- name: session_devices
 -- order: 35
 -- object: device_usage_pattern: Number of sessions per device in the window, most used first.; object, {device: session count}; {} when none; window: windowed
--- One row per (target, device) with sessions in the window, most used first;
--- a tie goes to the device seen first, then to the device name.
+-- One row per (target, device) with sessions in the window, most used first.
+-- The device tie rule is written here only: most sessions, then the device seen
+-- first, then the device name (device_rank); primary_device (materialize.sql)
+-- keeps the rows of rank 1.
 SELECT
     t.target_id AS target_id,
     -- device_type: the session's device; text; 'unknown' when none was given
@@ -45,7 +47,10 @@ SELECT
     -- session_count: sessions on this device in the window; integer
     COUNT(*) AS session_count,
     -- first_seen_us: first session on this device in the window; microseconds since the epoch
-    MIN(s.event_time_us) AS first_seen_us
+    MIN(s.event_time_us) AS first_seen_us,
+    -- device_rank: the device's place among the target's devices, 1 = most used; integer
+    ROW_NUMBER() OVER (PARTITION BY t.target_id
+                       ORDER BY COUNT(*) DESC, MIN(s.event_time_us), s.device_type) AS device_rank
 FROM target AS t
 -- CROSS JOIN (SQLite keeps its left side the outer loop): one primary key seek per
 -- target, whatever the planner guesses; a scan of the shop's sessions with a target
@@ -56,4 +61,5 @@ WHERE s.shop_id = :shop_id
   AND s.event_time_us <= t.as_of_us
   AND (:window_us IS NULL OR s.event_time_us >= t.as_of_us - :window_us)
 GROUP BY t.target_id, s.device_type
+-- in device_rank's order, written as its keys so that SQLite sorts once for both
 ORDER BY t.target_id, session_count DESC, first_seen_us, device_type

@@ -43,12 +43,13 @@ RULES = {
     # RFM/T: the counted purchases and their period
     "(p.order_value > 0 OR :include_zero)": {"rfm_counted_purchases"},
     "+ :bias_us) / :period_us - :bias_periods": {"rfm_counted_purchases", "rfm_period_of"},
-    # the device tie rule (most sessions, then first seen, then name): the ORDER BY of
-    # session_devices; known second evaluations: primary_device ranks its rows by the same keys
-    # (a rank column in session_devices would cost every get_all_features ~5%, see
-    # sql/materialize.sql), and behavior_device's preferred_device (all time, 'unknown' left out)
-    "session_count DESC, first_seen_us, device_type": {"session_devices", "primary_device"},
-    "COUNT(*) DESC, MIN(s.event_time_us), s.device_type": {"behavior_device"},
+    # the device tie rule (most sessions, then first seen, then name): session_devices' device_rank
+    # (its ORDER BY sorts by the same keys, so that SQLite sorts once); primary_device reads the
+    # rank. Known second evaluation: behavior_device's preferred_device (all time, 'unknown' left
+    # out) ranks its own groups; reading session_devices there made SQLite scan the ranked rows
+    # once per target (no automatic index on that join), and a correlated LIMIT 1 does not run on Spark
+    "COUNT(*) DESC, MIN(s.event_time_us), s.device_type": {"session_devices", "behavior_device"},
+    "session_count DESC, first_seen_us, device_type": {"session_devices"},
     # the local-time lookup (store/localtime.py): purchase_local_time only, which the RFM
     # purchases and the behaviour features' purchases read (installed as a temp view)
     "FROM temp.caf_tz_offsets": {"purchase_local_time"},
