@@ -47,7 +47,7 @@ def _family_edges(fam, windows, reg=None):
     return out
 
 
-_REFRESH_TEMP = ("refresh_hits", "refresh_family_edges", "refresh_target")
+_REFRESH_TEMP = ("refresh_hits", "refresh_edges", "refresh_family_edges", "refresh_target")
 
 
 _EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
@@ -63,13 +63,12 @@ def _stage_edge_query(conn, fam, params):
 
 def _refresh_hits_sql(table, allowed):
     """The statement of ``refresh_hits`` for one event table, as written in sql/materialize.sql:
-    the query reads the CTEs ``refresh_intervals`` (its query) and ``refresh_events``, the
-    event table ``table`` (a name of ``allowed``, the plan's tables) read in place. SQLite
-    flattens ``refresh_events`` into the query, so it walks the table's index as if the
-    query named the table."""
+    the query reads the CTE ``refresh_events``, the event table ``table`` (a name of
+    ``allowed``, the plan's tables) read in place, and the table's window edges in
+    ``temp.refresh_edges``. SQLite flattens ``refresh_events`` into the query, so it walks
+    the table's index as if the query named the table."""
     events = quote_identifier(table, allowed)
-    return ("WITH refresh_intervals AS MATERIALIZED (\n" + query("refresh_intervals") + "\n),\n"
-            f"refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.{events})\n"
+    return (f"WITH refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.{events})\n"
             + query("refresh_hits"))
 
 
@@ -201,12 +200,15 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                      "bit INTEGER NOT NULL, PRIMARY KEY (events_table, edge_days, bit))")
         conn.executemany("INSERT INTO temp.refresh_family_edges (bit, events_table, edge_days) VALUES (?, ?, ?)",
                          edge_rows)
+        # each event table's window edges for refresh_hits, and edge 0 (an event between the two as_of)
+        conn.execute("CREATE TEMP TABLE refresh_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
+                     "PRIMARY KEY (events_table, edge_days)) WITHOUT ROWID")
+        conn.executemany("INSERT INTO temp.refresh_edges (events_table, edge_days) VALUES (?, ?)",
+                         sorted({(t, 0) for t in plan.tables} | {(t, e) for _, t, e in edge_rows}))
         for t in plan.tables:
-            edges = sorted({e for _, t2, e in edge_rows if t2 == t})
             conn.execute("INSERT INTO temp.refresh_hits (customer_id, events_table, edge_days)\n"
                          + _refresh_hits_sql(t, allowed_tables),
-                         {"shop_id": shop_id, "lo_us": lo, "hi_us": hi, "edges_days": json.dumps(edges),
-                          "events_table": t})
+                         {"shop_id": shop_id, "lo_us": lo, "hi_us": hi, "events_table": t})
         conn.execute("CREATE TEMP TABLE refresh_target (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
                      "as_of_us INTEGER NOT NULL, mask INTEGER NOT NULL)")
         conn.execute("INSERT INTO temp.refresh_target (target_id, customer_id, as_of_us, mask) "

@@ -219,3 +219,58 @@ def test_the_recency_edge_of_all_features_follows_the_recency_threshold():
 
     fam = catalog.family("all_features")
     assert RECENCY_CONCERN_DAYS + 1 in fam.edges_days and fam.edge_tables == ("purchases",)
+
+
+# refresh_hits (sql/materialize.sql) on its own: the (customer, window edge) pairs of the events that
+# lie in an edge's interval [lo - e days, hi - e days] (e = 0: between the two as_of), as the
+# interval definition gives them, for times on and beside the day boundaries of the intervals.
+def _near_edges(lo, span):
+    offsets = st.sampled_from((-DAY_US, -1, 0, 1, DAY_US // 2, DAY_US - 1, DAY_US, DAY_US + 1))
+    return st.builds(lambda days, off: lo - days * DAY_US + off, st.integers(-2, 400), offsets) | \
+        st.integers(lo - 401 * DAY_US, lo + span + DAY_US)
+
+
+@settings(max_examples=60, deadline=None)
+@given(data=st.data(), lo=st.sampled_from((AS_OF_US, AS_OF_US + 1, -5 * DAY_US - 7, 0)),
+       span=st.sampled_from((0, 1, DAY_US // 2, DAY_US - 1, DAY_US, DAY_US + 1, 2 * DAY_US, 400 * DAY_US)),
+       edges=st.sets(st.integers(1, 400), max_size=6))
+def test_refresh_hits_are_the_events_in_each_edge_interval(data, lo, span, edges):
+    import sqlite3
+
+    from store.resources import query
+    hi = lo + span
+    times = data.draw(st.lists(_near_edges(lo, span), max_size=30))
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE events (shop_id TEXT, customer_id TEXT, event_time_us INTEGER)")
+    conn.executemany("INSERT INTO events VALUES ('', ?, ?)", [(f"c{i % 7}", t) for i, t in enumerate(times)])
+    conn.execute("INSERT INTO events VALUES ('other shop', 'c0', ?)", [lo])
+    conn.execute("CREATE TEMP TABLE refresh_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
+                 "PRIMARY KEY (events_table, edge_days)) WITHOUT ROWID")
+    conn.executemany("INSERT INTO temp.refresh_edges VALUES (?, ?)",
+                     [("events", e) for e in {0} | edges] + [("other", e) for e in range(0, 401, 3)])
+    sql = "WITH refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM events)\n" + query("refresh_hits")
+    got = set(conn.execute(sql, {"shop_id": "", "lo_us": lo, "hi_us": hi, "events_table": "events"}))
+    expected = {(f"c{i % 7}", "events", e) for i, t in enumerate(times) for e in {0} | edges
+                if lo - e * DAY_US <= t <= hi - e * DAY_US}
+    assert got == expected
+
+
+def test_refresh_hits_walk_the_events_once_with_a_range_seek_among_the_edges():
+    # the event table is the outer loop (one walk of the shop's events), the edges of its table a
+    # primary-key range per event; the other way round, SQLite walked the events once per edge
+    from store.resources import query
+    with CustomerActivityFeatures() as store:
+        store.add_purchase("c1", 10.0, timeutil.iso(AS_OF_US - DAY_US))
+        store.conn.execute("CREATE TEMP TABLE refresh_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
+                           "PRIMARY KEY (events_table, edge_days)) WITHOUT ROWID")
+        store.conn.executemany("INSERT INTO temp.refresh_edges VALUES (?, ?)",
+                               [(t, e) for t in ("purchases", "sessions") for e in range(0, 400, 10)])
+        sql = ("WITH refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.purchases)\n"
+               + query("refresh_hits"))
+        plan = [row[3] for row in store.conn.execute(
+            "EXPLAIN QUERY PLAN " + sql, {"shop_id": store.shop_id, "lo_us": AS_OF_US, "hi_us": AS_OF_US + DAY_US,
+                                          "events_table": "purchases"})]
+        steps = [p for p in plan if p.startswith(("SCAN", "SEARCH"))]
+        assert "purchases" in steps[0]
+        assert "refresh_edges" in steps[1] or steps[1].startswith("SEARCH i ")
+        assert "edge_days>? AND edge_days<?" in steps[1]
