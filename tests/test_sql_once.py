@@ -46,8 +46,9 @@ RULES = {
     # the device tie rule (most sessions, then first seen, then name): session_devices' device_rank
     # (its ORDER BY sorts by the same keys, so that SQLite sorts once); primary_device reads the
     # rank. Known second evaluation: behavior_device's preferred_device (all time, 'unknown' left
-    # out) ranks its own groups; reading session_devices there made SQLite scan the ranked rows
-    # once per target (no automatic index on that join), and a correlated LIMIT 1 does not run on Spark
+    # out) ranks its own groups: read from session_devices, SQLite scanned the ranked rows once per
+    # target (no automatic index on that join), a correlated LIMIT 1 does not run on Spark, and two
+    # indexed joins cost its statement ~60% (benchmarks/README.md, issues 12 and 15, 2026-12-03)
     "COUNT(*) DESC, MIN(s.event_time_us), s.device_type": {"session_devices", "behavior_device"},
     "session_count DESC, first_seen_us, device_type": {"session_devices"},
     # the local-time lookup (store/localtime.py): purchase_local_time only, which the RFM
