@@ -61,15 +61,24 @@ def _stage_edge_query(conn, fam, params):
     return stage_keyed(conn, table, body, params, fam.edge_query)
 
 
-def _refresh_hits_sql(table, allowed):
+def refresh_hits_sql(table, allowed):
     """The statement of ``refresh_hits`` for one event table, as written in sql/materialize.sql:
     the query reads the CTE ``refresh_events``, the event table ``table`` (a name of
     ``allowed``, the plan's tables) read in place, and the table's window edges in
-    ``temp.refresh_edges``. SQLite flattens ``refresh_events`` into the query, so it walks
-    the table's index as if the query named the table."""
+    ``temp.refresh_edges`` (``fill_refresh_edges``). SQLite flattens ``refresh_events`` into
+    the query, so it walks the table's index as if the query named the table."""
     events = quote_identifier(table, allowed)
     return (f"WITH refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.{events})\n"
             + query("refresh_hits"))
+
+
+def fill_refresh_edges(conn, edges):
+    """Create ``temp.refresh_edges``, the window edges refresh_hits reads, with the rows
+    ``edges``: (event table, edge in days) pairs, edge 0 (an event between the two as_of)
+    included by the caller for every table."""
+    conn.execute("CREATE TEMP TABLE refresh_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
+                 "PRIMARY KEY (events_table, edge_days)) WITHOUT ROWID")
+    conn.executemany("INSERT INTO temp.refresh_edges (events_table, edge_days) VALUES (?, ?)", sorted(set(edges)))
 
 
 def _drop_refresh_temp(conn):
@@ -201,13 +210,10 @@ def refresh(conn, shop_id, as_of_us, reg=None):
         conn.executemany("INSERT INTO temp.refresh_family_edges (bit, events_table, edge_days) VALUES (?, ?, ?)",
                          edge_rows)
         # each event table's window edges for refresh_hits, and edge 0 (an event between the two as_of)
-        conn.execute("CREATE TEMP TABLE refresh_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
-                     "PRIMARY KEY (events_table, edge_days)) WITHOUT ROWID")
-        conn.executemany("INSERT INTO temp.refresh_edges (events_table, edge_days) VALUES (?, ?)",
-                         sorted({(t, 0) for t in plan.tables} | {(t, e) for _, t, e in edge_rows}))
+        fill_refresh_edges(conn, [(t, 0) for t in plan.tables] + [(t, e) for _, t, e in edge_rows])
         for t in plan.tables:
             conn.execute("INSERT INTO temp.refresh_hits (customer_id, events_table, edge_days)\n"
-                         + _refresh_hits_sql(t, allowed_tables),
+                         + refresh_hits_sql(t, allowed_tables),
                          {"shop_id": shop_id, "lo_us": lo, "hi_us": hi, "events_table": t})
         conn.execute("CREATE TEMP TABLE refresh_target (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
                      "as_of_us INTEGER NOT NULL, mask INTEGER NOT NULL)")

@@ -237,18 +237,15 @@ def _near_edges(lo, span):
 def test_refresh_hits_are_the_events_in_each_edge_interval(data, lo, span, edges):
     import sqlite3
 
-    from store.resources import query
+    from store.refresh import fill_refresh_edges, refresh_hits_sql
     hi = lo + span
     times = data.draw(st.lists(_near_edges(lo, span), max_size=30))
     conn = sqlite3.connect(":memory:")
     conn.execute("CREATE TABLE events (shop_id TEXT, customer_id TEXT, event_time_us INTEGER)")
     conn.executemany("INSERT INTO events VALUES ('', ?, ?)", [(f"c{i % 7}", t) for i, t in enumerate(times)])
     conn.execute("INSERT INTO events VALUES ('other shop', 'c0', ?)", [lo])
-    conn.execute("CREATE TEMP TABLE refresh_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
-                 "PRIMARY KEY (events_table, edge_days)) WITHOUT ROWID")
-    conn.executemany("INSERT INTO temp.refresh_edges VALUES (?, ?)",
-                     [("events", e) for e in {0} | edges] + [("other", e) for e in range(0, 401, 3)])
-    sql = "WITH refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM events)\n" + query("refresh_hits")
+    fill_refresh_edges(conn, [("events", e) for e in {0} | edges] + [("other", e) for e in range(0, 401, 3)])
+    sql = refresh_hits_sql("events", {"events"})
     got = set(conn.execute(sql, {"shop_id": "", "lo_us": lo, "hi_us": hi, "events_table": "events"}))
     expected = {(f"c{i % 7}", "events", e) for i, t in enumerate(times) for e in {0} | edges
                 if lo - e * DAY_US <= t <= hi - e * DAY_US}
@@ -258,15 +255,11 @@ def test_refresh_hits_are_the_events_in_each_edge_interval(data, lo, span, edges
 def test_refresh_hits_walk_the_events_once_with_a_range_seek_among_the_edges():
     # the event table is the outer loop (one walk of the shop's events), the edges of its table a
     # primary-key range per event; the other way round, SQLite walked the events once per edge
-    from store.resources import query
+    from store.refresh import fill_refresh_edges, refresh_hits_sql
     with CustomerActivityFeatures() as store:
         store.add_purchase("c1", 10.0, timeutil.iso(AS_OF_US - DAY_US))
-        store.conn.execute("CREATE TEMP TABLE refresh_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
-                           "PRIMARY KEY (events_table, edge_days)) WITHOUT ROWID")
-        store.conn.executemany("INSERT INTO temp.refresh_edges VALUES (?, ?)",
-                               [(t, e) for t in ("purchases", "sessions") for e in range(0, 400, 10)])
-        sql = ("WITH refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.purchases)\n"
-               + query("refresh_hits"))
+        fill_refresh_edges(store.conn, [(t, e) for t in ("purchases", "sessions") for e in range(0, 400, 10)])
+        sql = refresh_hits_sql("purchases", {"purchases"})
         plan = [row[3] for row in store.conn.execute(
             "EXPLAIN QUERY PLAN " + sql, {"shop_id": store.shop_id, "lo_us": AS_OF_US, "hi_us": AS_OF_US + DAY_US,
                                           "events_table": "purchases"})]
