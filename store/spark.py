@@ -33,6 +33,11 @@ SESSION_SETTINGS = {
     "spark.sql.ansi.enabled": "false",
 }
 EXCLUDED_RULES = ("org.apache.spark.sql.catalyst.optimizer.RemoveRedundantAliases",)
+# The memory page of Spark's sorters in the local sessions this package starts. The final select
+# joins ~35 staged relations by sort-merge joins, each sorter holding at least one page in the
+# same task; with the default page (1-64 MB, from the heap) a local[2] run of the test shop ran
+# out ("Unable to acquire 44 bytes of memory, got 0"), and more heap only made the pages larger.
+SORT_PAGE_SIZE = "1m"
 _EXCLUDED_KEY = "spark.sql.optimizer.excludedRules"
 _SPARK_TYPES = {"INTEGER": "bigint", "REAL": "double", "TEXT": "string"}
 
@@ -128,7 +133,7 @@ def session():
         return active
     spark = (SparkSession.builder.master("local[2]").appName("caf verify-engine spark")
              .config("spark.ui.showConsoleProgress", "false").config("spark.sql.shuffle.partitions", "8")
-             .getOrCreate())
+             .config("spark.buffer.pageSize", SORT_PAGE_SIZE).getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 

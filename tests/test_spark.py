@@ -35,6 +35,7 @@ def spark():
     session = (SparkSession.builder.master("local[2]").appName("caf tests")
                .config("spark.ui.enabled", "false").config("spark.ui.showConsoleProgress", "false")
                .config("spark.sql.shuffle.partitions", "2")
+               .config("spark.buffer.pageSize", caf_spark.SORT_PAGE_SIZE)
                .config("spark.sql.codegen.wholeStage", "false").config("spark.sql.adaptive.enabled", "false")
                .getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
