@@ -6,17 +6,22 @@
 --   :new_customer_us        'new': first purchase at most this long before as_of (30 days)
 --   :risk_points            points per raised flag in risk_score (25; 4 flags -> 0..100)
 --   (the retention flags come from all_features, with the seed's constants of store.features)
--- Queries: behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores (or behavior_rfm_scores_few for one
--- customer), behavior_retention (reads all_features), behavior_segments, behavior_segments_rows.
+-- Queries: behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores (or behavior_rfm_ranks_few or
+-- behavior_rfm_scores_snapshot for one customer), behavior_retention (reads all_features), behavior_segments,
+-- behavior_segments_rows, and those of store.behavior.refresh_segments (at the end).
 
 -- name: behavior_rfm_population
 -- One row per (as_of of the targets, shop customer with a purchase at or
--- before it): the population the RFM scores are ranked in.
+-- before it): the population the RFM scores are ranked in, with each
+-- member's three measures (higher ranks higher: a later last purchase, more
+-- purchases, more value). store.behavior.refresh_segments runs it over the
+-- purchases of the customers whose purchases changed only (its relation
+-- `purchases` bound to behavior_rfm_refresh_purchases).
 SELECT
     a.as_of_us AS as_of_us,
     p.customer_id AS customer_id,
-    -- recency_us: as_of - last purchase; microseconds
-    a.as_of_us - MAX(p.event_time_us) AS recency_us,
+    -- last_us: last purchase at or before as_of (the recency measure); microseconds since the epoch
+    MAX(p.event_time_us) AS last_us,
     -- frequency: purchases at or before as_of; integer
     COUNT(*) AS frequency,
     -- monetary: sum of order values at or before as_of; currency units
@@ -31,29 +36,33 @@ GROUP BY a.as_of_us, p.customer_id
 
 -- name: behavior_rfm_ranks
 -- Per member of the population: how many members have a strictly worse value
--- (longer recency, fewer purchases, less value), by a rank over the whole
--- population, and the population's size. behavior_rfm_scores turns these into
--- scores; behavior_rfm_ranks_few counts the same numbers for a few targets.
+-- (an earlier last purchase, fewer purchases, less value), by a rank over the
+-- whole population, and the population's size. behavior_rfm_scores turns these
+-- into scores; behavior_rfm_ranks_few counts the same numbers for a few targets.
 SELECT
-    as_of_us,
-    customer_id,
-    -- worse_recency: members with a longer recency; integer
-    RANK() OVER (PARTITION BY as_of_us ORDER BY recency_us DESC) - 1 AS worse_recency,
+    m.as_of_us AS as_of_us,
+    m.customer_id AS customer_id,
+    -- worse_recency: members with an earlier last purchase (a longer recency); integer
+    RANK() OVER (PARTITION BY m.as_of_us ORDER BY m.last_us) - 1 AS worse_recency,
     -- worse_frequency: members with fewer purchases; integer
-    RANK() OVER (PARTITION BY as_of_us ORDER BY frequency) - 1 AS worse_frequency,
+    RANK() OVER (PARTITION BY m.as_of_us ORDER BY m.frequency) - 1 AS worse_frequency,
     -- worse_monetary: members with less value; integer
-    RANK() OVER (PARTITION BY as_of_us ORDER BY monetary) - 1 AS worse_monetary,
-    -- population: members of the population at this as_of; integer
-    COUNT(*) OVER (PARTITION BY as_of_us) AS population,
-    -- first_us: first purchase (for the 'new' segment); microseconds since the epoch
-    first_us
-FROM behavior_rfm_population
+    RANK() OVER (PARTITION BY m.as_of_us ORDER BY m.monetary) - 1 AS worse_monetary,
+    -- population: members of the population at this as_of (a count joined in: one sort fewer than a window); integer
+    n.population AS population,
+    -- last_us, frequency, monetary, first_us: the member's measures (behavior_rfm_population)
+    m.last_us AS last_us, m.frequency AS frequency, m.monetary AS monetary, m.first_us AS first_us
+FROM behavior_rfm_population AS m
+JOIN (SELECT as_of_us, COUNT(*) AS population FROM behavior_rfm_population GROUP BY as_of_us) AS n
+    ON n.as_of_us = m.as_of_us
 
 -- name: behavior_rfm_scores
 -- The RFM score rule, written here only: score of a value = 1 + floor(:rfm_bins
 -- x (members of the population with a strictly worse value) / (population
 -- size)): quantile classes by rank, ties share a score, 1..:rfm_bins. Reads
 -- behavior_rfm_ranks (or, for one customer, behavior_rfm_ranks_few in its place).
+-- With the member's measures: behavior_segments stores them (rfm_*), so that a
+-- refresh ranks the shop from the stored rows (store.behavior.refresh_segments).
 SELECT
     as_of_us,
     customer_id,
@@ -63,8 +72,8 @@ SELECT
     1 + (:rfm_bins * worse_frequency) / population AS frequency_score,
     -- monetary_score: 1..rfm_bins, higher = more value; integer
     1 + (:rfm_bins * worse_monetary) / population AS monetary_score,
-    -- first_us: first purchase (for the 'new' segment); microseconds since the epoch
-    first_us
+    -- last_us, frequency, monetary, first_us: the member's measures (behavior_rfm_population)
+    last_us, frequency, monetary, first_us
 FROM behavior_rfm_ranks
 
 -- name: behavior_rfm_ranks_few
@@ -76,11 +85,14 @@ SELECT
     me.as_of_us AS as_of_us,
     me.customer_id AS customer_id,
     -- worse_recency, worse_frequency, worse_monetary, population: as in behavior_rfm_ranks; integer
-    SUM(pop.recency_us > me.recency_us) AS worse_recency,
+    SUM(pop.last_us < me.last_us) AS worse_recency,
     SUM(pop.frequency < me.frequency) AS worse_frequency,
     SUM(pop.monetary < me.monetary) AS worse_monetary,
     COUNT(*) AS population,
-    -- first_us: first purchase; microseconds since the epoch
+    -- last_us, frequency, monetary, first_us: the member's measures
+    me.last_us AS last_us,
+    me.frequency AS frequency,
+    me.monetary AS monetary,
     me.first_us AS first_us
 FROM (SELECT DISTINCT t.as_of_us, t.customer_id FROM target AS t) AS w
 JOIN behavior_rfm_population AS me ON me.as_of_us = w.as_of_us AND me.customer_id = w.customer_id
@@ -88,29 +100,32 @@ JOIN behavior_rfm_population AS pop ON pop.as_of_us = w.as_of_us
 GROUP BY me.as_of_us, me.customer_id
 
 -- name: behavior_rfm_scores_snapshot
--- reads: recency_score, frequency_score, monetary_score
--- The same scores as behavior_rfm_scores, read from the shop's materialized
+-- reads: recency_score, frequency_score, monetary_score, rfm_last_us, rfm_frequency, rfm_monetary, rfm_first_us
+-- The same rows as behavior_rfm_scores, read from the shop's materialized
 -- customer_features rows (family behavior_segments) at the target's as_of:
 -- store.behavior uses it for a single customer only when that snapshot is
 -- current (its last run is at this as_of, no event changed since, the
 -- customer has a row), so the values are those the population would give.
--- One primary-key lookup and one indexed MIN instead of a pass over the
--- shop's purchases.
+-- One primary-key lookup instead of a pass over the shop's purchases; a
+-- customer without a purchase (NULL measures) is no member, as there.
 SELECT
     t.as_of_us AS as_of_us,
     t.customer_id AS customer_id,
-    -- recency_score, frequency_score, monetary_score: customer_features columns; integer 1..rfm_bins; NULL when no purchase
+    -- recency_score, frequency_score, monetary_score: customer_features columns; integer 1..rfm_bins
     cf.recency_score AS recency_score,
     cf.frequency_score AS frequency_score,
     cf.monetary_score AS monetary_score,
-    -- first_us: first purchase at or before as_of; microseconds since the epoch; NULL when none
-    (SELECT MIN(p.event_time_us) FROM purchases AS p
-      WHERE p.shop_id = :shop_id AND p.customer_id = t.customer_id AND p.event_time_us <= t.as_of_us) AS first_us
+    -- last_us, frequency, monetary, first_us: the stored measures (rfm_*)
+    cf.rfm_last_us AS last_us,
+    cf.rfm_frequency AS frequency,
+    cf.rfm_monetary AS monetary,
+    cf.rfm_first_us AS first_us
 FROM target AS t
 JOIN customer_features AS cf
     ON cf.shop_id = :shop_id
    AND cf.customer_id = t.customer_id
    AND cf.as_of_us = t.as_of_us
+WHERE cf.rfm_frequency > 0
 
 -- name: behavior_retention
 -- requires: all_features
@@ -134,7 +149,7 @@ FROM all_features
 -- added by: issue 5 (behaviour features)
 -- window: all events at or before as_of (no window); docs/behavior.md
 -- helpers: customer_id
--- table only: account_created_us
+-- table only: account_created_us, rfm_last_us, rfm_frequency, rfm_monetary, rfm_first_us
 -- derived: account_age_days = CASE WHEN account_created_us <= as_of_us THEN (as_of_us - account_created_us) / 86400000000 END
 -- The population-relative and as_of-continuous features (materialize: the
 -- family behavior_segments, recomputed for every customer on each refresh).
@@ -171,16 +186,29 @@ SELECT
     --   this query's columns from account_created_us and the target's as_of_us, and when
     --   customer_features is read)
     -- account_created_us: The customer's created_at.; integer, microseconds since 1970-01-01 UTC; NULL when unknown; window: customers.created_at (not an event)
-    cu.created_at_us AS account_created_us
+    cu.created_at_us AS account_created_us,
+    -- The customer's RFM measures (behavior_rfm_population), stored so that refresh ranks the shop
+    -- from the stored rows instead of a pass over its purchases (store.behavior.refresh_segments):
+    -- rfm_last_us: The last purchase at or before as_of (the recency measure).; integer, microseconds since 1970-01-01 UTC; NULL when no purchase; window: all time up to as_of
+    x.last_us AS rfm_last_us,
+    -- rfm_frequency: Purchases at or before as_of (the frequency measure).; integer, count; NULL when no purchase; window: all time up to as_of
+    x.frequency AS rfm_frequency,
+    -- rfm_monetary: Sum of the order values at or before as_of (the monetary measure).; real, currency units; NULL when no purchase; window: all time up to as_of
+    x.monetary AS rfm_monetary,
+    -- rfm_first_us: The first purchase at or before as_of (the 'new' rule).; integer, microseconds since 1970-01-01 UTC; NULL when no purchase; window: all time up to as_of
+    x.first_us AS rfm_first_us
 FROM (
     SELECT target_id, customer_id, as_of_us,
            MAX(r) OVER w AS recency_score, MAX(f) OVER w AS frequency_score,
-           MAX(m) OVER w AS monetary_score, MAX(first) OVER w AS first_us
+           MAX(m) OVER w AS monetary_score, MAX(first) OVER w AS first_us,
+           MAX(last) OVER w AS last_us, MAX(freq) OVER w AS frequency, MAX(mon) OVER w AS monetary
     FROM (
-        SELECT target_id, customer_id, as_of_us, NULL AS r, NULL AS f, NULL AS m, NULL AS first
+        SELECT target_id, customer_id, as_of_us, NULL AS r, NULL AS f, NULL AS m, NULL AS first,
+               NULL AS last, NULL AS freq, NULL AS mon
         FROM target
         UNION ALL
-        SELECT NULL, customer_id, as_of_us, recency_score, frequency_score, monetary_score, first_us
+        SELECT NULL, customer_id, as_of_us, recency_score, frequency_score, monetary_score, first_us,
+               last_us, frequency, monetary
         FROM behavior_rfm_scores
     )
     WINDOW w AS (PARTITION BY as_of_us, customer_id)
@@ -200,8 +228,9 @@ WHERE x.target_id IS NOT NULL
 SELECT
     -- customer_id: the customer; text
     customer_id,
-    -- recency_score, frequency_score, monetary_score, customer_segment, account_created_us: as in behavior_segments
-    recency_score, frequency_score, monetary_score, customer_segment, account_created_us
+    -- recency_score, frequency_score, monetary_score, customer_segment, account_created_us, rfm_*: as in behavior_segments
+    recency_score, frequency_score, monetary_score, customer_segment, account_created_us,
+    rfm_last_us, rfm_frequency, rfm_monetary, rfm_first_us
 FROM behavior_segments
 ORDER BY customer_id
 
@@ -222,9 +251,118 @@ UPDATE customer_features_stored AS c SET
     frequency_score = s.frequency_score,
     monetary_score = s.monetary_score,
     customer_segment = s.customer_segment,
-    account_created_us = s.account_created_us
+    account_created_us = s.account_created_us,
+    rfm_last_us = s.rfm_last_us,
+    rfm_frequency = s.rfm_frequency,
+    rfm_monetary = s.rfm_monetary,
+    rfm_first_us = s.rfm_first_us
 FROM temp.behavior_segments_computed AS s
 WHERE c.shop_id = :shop_id
   AND c.customer_id = s.customer_id
-  AND (c.recency_score, c.frequency_score, c.monetary_score, c.customer_segment, c.account_created_us)
-      IS NOT (s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_created_us)
+  AND (c.recency_score, c.frequency_score, c.monetary_score, c.customer_segment, c.account_created_us,
+       c.rfm_last_us, c.rfm_frequency, c.rfm_monetary, c.rfm_first_us)
+      IS NOT (s.recency_score, s.frequency_score, s.monetary_score, s.customer_segment, s.account_created_us,
+              s.rfm_last_us, s.rfm_frequency, s.rfm_monetary, s.rfm_first_us)
+
+-- The queries of store.behavior.refresh_segments: a refresh brings the scores and segments
+-- forward without a pass over the shop's purchases. The population is read from the stored rows
+-- (their rfm_* measures), those of the customers whose purchases changed first brought to the
+-- new as_of; the scores of every member are ranked from it (behavior_rfm_scores, the rule written
+-- once), and only the rows whose scores or segment can have changed are recomputed: those
+-- customers, the members whose scores moved, those whose first purchase crossed the 'new'
+-- rule's edge.
+
+-- name: behavior_rfm_changed
+-- The customers whose own behavior_segments inputs can differ between the last run's as_of and
+-- the new one: those logged in changed_customers since that run (any event or their customers
+-- row) and those with a purchase between the two as_of (refresh()'s temp.refresh_hits, edge 0).
+-- Every other customer keeps its measures (they read nothing but its purchases at or before
+-- as_of) and its account_created_us.
+SELECT
+    -- customer_id: the customer; text
+    c.customer_id AS customer_id
+FROM changed_customers AS c
+WHERE c.shop_id = :shop_id
+UNION
+SELECT h.customer_id
+FROM temp.refresh_hits AS h
+WHERE h.edge_days = 0 AND h.events_table = 'purchases'
+
+-- name: behavior_rfm_refresh_purchases
+-- The purchases of the customers of temp.behavior_rfm_changed (behavior_rfm_changed): the
+-- relation `purchases` of behavior_rfm_population when refresh_segments computes their measures
+-- at the new as_of (their rows of the population, one seek per customer).
+SELECT
+    -- shop_id, customer_id, event_time_us, order_value: the purchase's columns (sql/purchases.sql)
+    p.shop_id AS shop_id,
+    p.customer_id AS customer_id,
+    p.event_time_us AS event_time_us,
+    p.order_value AS order_value
+FROM temp.behavior_rfm_changed AS r
+CROSS JOIN main.purchases AS p
+WHERE p.shop_id = :shop_id
+  AND p.customer_id = r.customer_id
+
+-- name: behavior_rfm_measures_update
+-- Stores the measures behavior_rfm_population gave the customers of temp.behavior_rfm_changed
+-- (temp.behavior_rfm_fresh, customer_id -> last_us, frequency, monetary, first_us; no row: no
+-- purchase at or before the new as_of) into their stored rows.
+UPDATE customer_features_stored AS c SET
+    rfm_last_us = f.last_us,
+    rfm_frequency = f.frequency,
+    rfm_monetary = f.monetary,
+    rfm_first_us = f.first_us
+FROM temp.behavior_rfm_changed AS ch
+LEFT JOIN temp.behavior_rfm_fresh AS f ON f.customer_id = ch.customer_id
+WHERE c.shop_id = :shop_id
+  AND c.customer_id = ch.customer_id
+
+-- name: behavior_rfm_population_stored
+-- reads: rfm_last_us, rfm_frequency, rfm_monetary, rfm_first_us
+-- behavior_rfm_population read from the shop's stored rows (their measures, at :as_of_us; one
+-- walk of the stored table): refresh_segments ranks it once the changed customers' measures
+-- are stored.
+SELECT
+    -- as_of_us, customer_id, last_us, frequency, monetary, first_us: as in behavior_rfm_population
+    :as_of_us AS as_of_us,
+    customer_id AS customer_id,
+    rfm_last_us AS last_us,
+    rfm_frequency AS frequency,
+    rfm_monetary AS monetary,
+    rfm_first_us AS first_us
+FROM customer_features_stored
+WHERE shop_id = :shop_id AND rfm_frequency > 0
+
+-- name: behavior_rfm_scores_staged
+-- behavior_rfm_scores at the new as_of over the stored population, as refresh_segments staged
+-- them (temp.behavior_rfm_scores_now, one row per member of the shop), for the target's
+-- customers (one primary-key lookup each).
+SELECT
+    -- as_of_us, customer_id, recency_score, frequency_score, monetary_score, last_us, frequency, monetary, first_us: as in behavior_rfm_scores
+    n.as_of_us, n.customer_id, n.recency_score, n.frequency_score, n.monetary_score,
+    n.last_us, n.frequency, n.monetary, n.first_us
+FROM target AS t
+JOIN temp.behavior_rfm_scores_now AS n ON n.customer_id = t.customer_id
+
+-- name: behavior_segments_refresh_targets
+-- The stored rows whose behavior_segments columns can differ at :as_of_us from those at
+-- :previous_us, one target each (its rowid, as refresh_segments' target): the customers whose
+-- inputs changed (temp.behavior_rfm_changed), the members whose scores at the new as_of
+-- (temp.behavior_rfm_scores_now) differ from the stored ones (others bought: their rank among
+-- the shop's customers moved), and the members whose first purchase is between :new_low_us
+-- and :new_high_us (the 'new' rule's edge crossed between the two as_of). Every other row
+-- keeps its values.
+SELECT
+    -- target_id: the stored row's rowid; integer
+    s.rowid AS target_id,
+    -- customer_id: the customer; text
+    s.customer_id AS customer_id,
+    -- as_of_us: the new as_of; microseconds since the epoch
+    :as_of_us AS as_of_us
+FROM customer_features_stored AS s
+LEFT JOIN temp.behavior_rfm_scores_now AS n ON n.customer_id = s.customer_id
+WHERE s.shop_id = :shop_id
+  AND (s.customer_id IN (SELECT customer_id FROM temp.behavior_rfm_changed)
+       OR s.rfm_first_us BETWEEN :new_low_us AND :new_high_us
+       OR (s.recency_score, s.frequency_score, s.monetary_score)
+          IS NOT (n.recency_score, n.frequency_score, n.monetary_score))

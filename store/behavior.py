@@ -107,8 +107,8 @@ def statement(target=_features.ONE_TARGET, *, snapshot=False):
 # For one customer, the ranks the RFM scores are computed from are counted (no window
 # sorts of the whole population): same values, see sql/behavior_segmentation.sql.
 _SINGLE = {"behavior_rfm_ranks": "behavior_rfm_ranks_few"}
-# ... or, when the shop's materialized snapshot is current, read from it (no
-# pass over the shop's purchases at all; None: CTE left out).
+# ... or, when the shop's materialized snapshot is current, the scores and measures are read
+# from it (no pass over the shop's purchases at all; None: CTE left out).
 _SNAPSHOT = {"behavior_rfm_scores": "behavior_rfm_scores_snapshot", "behavior_rfm_population": None,
              "behavior_rfm_ranks": None}
 # The customer_features columns the snapshot query reads (its -- reads: line, sql/behavior_segmentation.sql).
@@ -194,43 +194,92 @@ def iter_cohort(conn, shop_id, targets):
 # sql/behavior_features.sql and sql/behavior_segmentation.sql (store.registry).
 
 
-# refresh_segments' target: every stored row of the shop, at the new as_of, keyed by the stored
-# row's rowid (a target relation is keyed by target_id: the derived columns of a family join
-# their target on it, store.features.runnable).
-_SHOP_ROWS_TARGET = (f"target AS NOT MATERIALIZED (SELECT rowid AS target_id, customer_id, :as_of_us AS as_of_us "
-                     f"FROM main.{STORED_TABLE} WHERE shop_id = :shop_id)")
+# refresh_segments' target: the stored rows whose segment columns can have changed, at the new
+# as_of, keyed by the stored row's rowid (a target relation is keyed by target_id: the derived
+# columns of a family join their target on it, store.features.runnable).
+_REFRESH_TARGET = "target AS (SELECT target_id, customer_id, as_of_us FROM temp.behavior_segments_target)"
+# refresh_segments reads the population from the stored rows, then the scores it staged.
+_STORED_POPULATION = {"behavior_rfm_population": "behavior_rfm_population_stored"}
+_STAGED_SCORES = {"behavior_rfm_scores": "behavior_rfm_scores_staged", "behavior_rfm_population": None,
+                  "behavior_rfm_ranks": None}
+_REFRESH_TEMP = ("behavior_rfm_changed", "behavior_rfm_fresh", "behavior_rfm_scores_now",
+                 "behavior_segments_target", "behavior_segments_computed")
 
 
-def segments_rows_sql():
-    """The SELECT of refresh_segments: behavior_segments_rows over every stored row of the shop
-    at ``:as_of_us`` (parameters: store.features.parameters and ``as_of_us``)."""
-    return _features.compose("behavior_segments_rows", registry.requires("behavior_segments_rows"),
-                             _SHOP_ROWS_TARGET)
+def _with(main, ctes, first, substitute=None):
+    """``WITH first..., <each of ctes as a CTE named after it>, then the query main``: a CTE's
+    body is the query ``substitute[name]`` in its place when given (the same columns, read from
+    elsewhere; None: the CTE is left out)."""
+    substitute = substitute or {}
+    reg = registry.builtin()
+    parts = list(first) + [f"{name} AS MATERIALIZED (\n{_features.runnable(reg, substitute.get(name, name))}\n)"
+                           for name in ctes if substitute.get(name, name) is not None]
+    return "WITH " + ",\n".join(parts) + "\n" + _features.runnable(reg, main)
 
 
-def refresh_segments(conn, shop_id, as_of_us):
-    """Recompute the population-relative columns (family behavior_segments) of every row of
-    the shop in customer_features at ``as_of_us``.
+def segments_rows_sql(target=_REFRESH_TARGET, substitute=_STAGED_SCORES):
+    """The SELECT of refresh_segments' last step: behavior_segments_rows over ``target`` (a target
+    relation of stored rows, keyed by rowid), its CTEs those of its requires line, the queries
+    ``substitute`` names in place of some (by default the scores staged in
+    temp.behavior_rfm_scores_now). Parameters: store.features.parameters and ``as_of_us``."""
+    return _with("behavior_segments_rows", registry.requires("behavior_segments_rows"), [target], substitute)
 
-    refresh() recomputes only customers whose own values can have changed; RFM scores and
-    segments also change when other customers buy, so this family is brought forward for
-    everyone (its derived account age follows as_of in the view): the family's stored columns
-    of every customer with a row (behavior_segments_rows: the family itself over a target of those rows, so its
-    rules are written once; one pass over the shop's purchases, one sort per score) into a
-    keyed temporary table, then one UPDATE of every row (behavior_segments_update), one
-    primary-key lookup each.
-    The caller prepares it inside store.db.automatic_indexes.
+
+def refresh_segments(conn, shop_id, as_of_us, previous_us):
+    """Bring the population-relative columns (family behavior_segments) of the shop's stored rows
+    from ``previous_us`` (the last run's as_of) to ``as_of_us``, inside refresh() (which has
+    filled temp.refresh_hits and not yet cleared changed_customers).
+
+    RFM scores and segments also change when other customers buy, so every member is ranked
+    again, but from the stored rows, without a pass over the shop's purchases: (1) the measures
+    of the customers whose purchases changed (behavior_rfm_changed: logged in changed_customers,
+    or a purchase between the two as_of) at the new as_of, behavior_rfm_population over their
+    purchases only, into their stored rows (rfm_*); (2) the scores of every member,
+    behavior_rfm_scores over the stored measures (behavior_rfm_population_stored: the rule is
+    written once, there); (3) the rows that can differ (behavior_segments_refresh_targets): those
+    customers, the members whose scores moved, those whose first purchase crossed the 'new'
+    rule's edge; (4) behavior_segments over those rows only, the staged scores in place of the
+    ranking, and behavior_segments_update writes the rows whose values differ. Its derived
+    account age follows as_of in the view. The caller prepares it inside
+    store.db.automatic_indexes.
     """
-    table = "behavior_segments_computed"
-    select = segments_rows_sql()
     params = parameters(shop_id)
-    params["as_of_us"] = as_of_us
-    conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
-    columns = [f.name for f in registry.stored_columns("behavior_segments")]  # what behavior_segments_update sets
-    conn.execute(f"CREATE TEMP TABLE {table} (customer_id TEXT PRIMARY KEY, "
-                 + ", ".join(quote_identifier(c, set(columns)) for c in columns) + ") WITHOUT ROWID")
+    params.update(as_of_us=as_of_us, previous_us=previous_us)
+    lo, hi = sorted((previous_us, as_of_us))
+    params.update(new_low_us=lo - params["new_customer_us"], new_high_us=hi - params["new_customer_us"])
+    one_as_of = "target AS (SELECT 0 AS target_id, '' AS customer_id, :as_of_us AS as_of_us)"
+
+    def drop():
+        for table in _REFRESH_TEMP:
+            conn.execute(f"DROP TABLE IF EXISTS temp.{quote_identifier(table, _REFRESH_TEMP)}")
+
+    drop()
     try:
-        conn.execute(f"INSERT INTO temp.{table} " + select, params)
+        # (1) the changed customers' measures: the population query over their purchases
+        conn.execute("CREATE TEMP TABLE behavior_rfm_changed (customer_id TEXT PRIMARY KEY) WITHOUT ROWID")
+        conn.execute("INSERT INTO temp.behavior_rfm_changed " + query("behavior_rfm_changed"), params)
+        conn.execute("CREATE TEMP TABLE behavior_rfm_fresh (customer_id TEXT PRIMARY KEY, last_us, frequency, "
+                     "monetary, first_us) WITHOUT ROWID")
+        fresh = _with("behavior_rfm_population", (), [one_as_of, f"purchases AS (\n{query('behavior_rfm_refresh_purchases')}\n)"])
+        conn.execute("INSERT INTO temp.behavior_rfm_fresh SELECT customer_id, last_us, frequency, monetary, first_us "
+                     f"FROM (\n{fresh}\n)", params)
+        conn.execute(query("behavior_rfm_measures_update"), params)
+        # (2) every member's scores, ranked from the stored measures
+        conn.execute("CREATE TEMP TABLE behavior_rfm_scores_now (customer_id TEXT PRIMARY KEY, as_of_us, "
+                     "recency_score, frequency_score, monetary_score, last_us, frequency, monetary, first_us) "
+                     "WITHOUT ROWID")
+        scores = _with("behavior_rfm_scores", ("behavior_rfm_population", "behavior_rfm_ranks"), [], _STORED_POPULATION)
+        conn.execute("INSERT INTO temp.behavior_rfm_scores_now (as_of_us, customer_id, recency_score, frequency_score, "
+                     "monetary_score, last_us, frequency, monetary, first_us) " + scores, params)
+        # (3) the rows that can differ
+        conn.execute("CREATE TEMP TABLE behavior_segments_target (target_id INTEGER PRIMARY KEY, "
+                     "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
+        conn.execute("INSERT INTO temp.behavior_segments_target " + query("behavior_segments_refresh_targets"), params)
+        # (4) the family over those rows; only the rows whose values differ are written
+        columns = [f.name for f in registry.stored_columns("behavior_segments")]  # what behavior_segments_update sets
+        conn.execute("CREATE TEMP TABLE behavior_segments_computed (customer_id TEXT PRIMARY KEY, "
+                     + ", ".join(quote_identifier(c, set(columns)) for c in columns) + ") WITHOUT ROWID")
+        conn.execute("INSERT INTO temp.behavior_segments_computed " + segments_rows_sql(), params)
         conn.execute(query("behavior_segments_update"), params)
     finally:
-        conn.execute(f"DROP TABLE IF EXISTS temp.{table}")
+        drop()

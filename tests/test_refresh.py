@@ -211,6 +211,48 @@ def test_refresh_of_families_refreshed_for_everyone_only_adds_new_customers():
             assert snapshot(inc) == snapshot(full)
 
 
+@st.composite
+def segment_histories(draw):
+    """Purchases on (or a microsecond / half a day off) the 'new' rule's edge (NEW_CUSTOMER_DAYS,
+    one day more or less) and anywhere in the year before, and other events."""
+    from store.rules import NEW_CUSTOMER_DAYS
+    out = []
+    for kind, rec in draw(events(min_size=1, max_size=20)):
+        rec = dict(rec)
+        if kind == "purchase" and draw(st.booleans()):
+            days = NEW_CUSTOMER_DAYS + draw(st.sampled_from((-1, 0, 1)))
+            rec["purchase_date"] = timeutil.iso(AS_OF_US - days * DAY_US
+                                                + draw(st.sampled_from((-1, 0, 1, DAY_US // 2, -DAY_US // 2))))
+        out.append((kind, rec))
+    return out
+
+
+@settings(max_examples=30, deadline=None)
+@given(history=segment_histories(), steps=st.lists(st.sampled_from((DAY_US, DAY_US // 2, 1, 0, -DAY_US, 40 * DAY_US)),
+                                                    min_size=1, max_size=3),
+       new=events(max_size=4), chosen=st.sampled_from((["cart_features", "behavior_segments"],
+                                                      ["session_features", "behavior_segments"], None)))
+def test_refresh_of_segments_equals_materialize(history, steps, new, chosen):
+    # behavior_segments' refresh (store.behavior.refresh_segments) recomputes only the rows whose
+    # scores or segment can change: the recomputed customers, the members between a boundary's old
+    # and new value, the first purchases crossing the 'new' rule's edge. Without purchase_features
+    # the last are no refresh target of another family: only that rule finds them.
+    with CustomerActivityFeatures() as inc, CustomerActivityFeatures() as full:
+        load(inc, history)
+        load(full, history)
+        inc.materialize(as_of=timeutil.from_us(AS_OF_US), families=chosen)
+        as_of = AS_OF_US
+        for round_no, step in enumerate(steps):
+            if round_no == 1:  # new events (purchases: other customers' scores move) between two refreshes
+                batch = _renamed(new, round_no)
+                load(inc, batch)
+                load(full, batch)
+            as_of += step
+            assert inc.refresh(as_of=timeutil.from_us(as_of))["kind"] == "refresh"
+            full.materialize(as_of=timeutil.from_us(as_of), families=chosen)
+            assert snapshot(inc) == snapshot(full)
+
+
 def test_the_recency_edge_of_all_features_follows_the_recency_threshold():
     # recency_risk (all_features) flips when the last purchase crosses as_of - (threshold + 1) whole
     # days: the family declares that edge so refresh recomputes it (no second copy of the rule)

@@ -262,7 +262,8 @@ def test_the_getter_keys_read_from_the_registry_equal_the_former_hand_written_on
     assert feature_queries.SUMMARY_KEYS == SUMMARY_FEATURES == numeric
     assert {b.name: b.table_only for b in registry.blocks() if b.table_only} == {
         "purchase_features": ("purchase_count", "last_purchase_us"), "session_features": ("session_count",),
-        "cart_features": ("cart_event_count",), "behavior_segments": ("account_created_us",)}
+        "cart_features": ("cart_event_count",),
+        "behavior_segments": ("account_created_us", "rfm_last_us", "rfm_frequency", "rfm_monetary", "rfm_first_us")}
 
 
 def test_a_table_only_line_must_name_a_feature_column_of_the_family():

@@ -38,7 +38,8 @@ RULES = {
     ":risk_points *": {"behavior_retention"},
     # loyalty_trend: behavior_loyalty_counts only (behavior_temporal and the edge query read it)
     "/ (:loyalty_half_days / 30.0)": {"behavior_loyalty_counts"},
-    # the RFM score rule: behavior_rfm_scores only (the ranks are counted or ranked elsewhere)
+    # the RFM score rule: behavior_rfm_scores only (the ranks are counted or ranked elsewhere; a
+    # refresh ranks the stored measures with it, store.behavior.refresh_segments)
     "1 + (:rfm_bins *": {"behavior_rfm_scores"},
     # RFM/T: the counted purchases and their period
     "(p.order_value > 0 OR :include_zero)": {"rfm_counted_purchases"},
