@@ -5,7 +5,7 @@
 -- one place the local-time lookup is written. store/localtime.py installs
 -- this query, as written, as the temporary view purchase_local_time on every
 -- store connection (with the tables it reads), and the queries that need a
--- purchase's local time read that view: rfm_counted_purchases (RFM/T periods,
+-- purchase's local time read that view: rfm_local_times (RFM/T periods,
 -- sql/rfm.sql) and behavior_purchase_local (hours, weekdays, seasons,
 -- sql/behavior_temporal.sql). A view, not a CTE of their requires lines: the
 -- behaviour statements materialise every CTE, which would compute every

@@ -16,11 +16,10 @@
 -- Shared parameters: :shop_id, :period_us, :bias_us, :bias_periods,
 -- :include_zero (0/1), :include_first (0/1), :freq_multiplier (REAL > 0).
 
--- name: rfm_counted_purchases
--- The counted purchases of the shop, each with its period: the one place the
--- queries below apply the counting rule and the period of the local time
--- (the relation purchase_local_time, sql/localtime.sql); they read it as a
--- CTE (their requires line).
+-- name: rfm_local_times
+-- The counted purchases of the shop with their local wall-clock time: the one
+-- place the queries below apply the counting rule, to the relation
+-- purchase_local_time (sql/localtime.sql). rfm_counted_purchases reads it.
 SELECT
     -- customer_id: the customer; text
     p.customer_id AS customer_id,
@@ -28,14 +27,28 @@ SELECT
     p.event_time_us AS event_time_us,
     -- order_value: the order value; currency units
     p.order_value AS order_value,
-    -- period: the period number of the purchase's local time; integer
-    (p.local_us + :bias_us) / :period_us - :bias_periods AS period
+    -- local_us: the purchase's local wall-clock time (purchase_local_time); microseconds since 1970-01-01 local
+    p.local_us AS local_us
 FROM purchase_local_time AS p
 WHERE p.shop_id = :shop_id
   AND (p.order_value > 0 OR :include_zero)
 
+-- name: rfm_counted_purchases
+-- Each row of the relation rfm_local_times with its period: the one place the
+-- period arithmetic is written. The queries below read it as a CTE after
+-- rfm_local_times (their requires line); for one instant (an observation or
+-- calibration end), store.rfm.period_of gives it rfm_instant as rfm_local_times.
+SELECT
+    -- customer_id, event_time_us, order_value: as in rfm_local_times
+    l.customer_id AS customer_id,
+    l.event_time_us AS event_time_us,
+    l.order_value AS order_value,
+    -- period: the period number of the local time; integer; NULL when local_us is NULL
+    (l.local_us + :bias_us) / :period_us - :bias_periods AS period
+FROM rfm_local_times AS l
+
 -- name: rfm_last_period
--- requires: rfm_counted_purchases
+-- requires: rfm_local_times, rfm_counted_purchases
 -- The default observation end: the period of the last counted purchase.
 SELECT
     -- last_period: largest period number of a counted purchase; integer; NULL when the shop has none
@@ -45,7 +58,7 @@ SELECT
 FROM rfm_counted_purchases AS c
 
 -- name: rfm_summary
--- requires: rfm_counted_purchases
+-- requires: rfm_local_times, rfm_counted_purchases
 -- One row per customer with a counted purchase in a period <= :end_period
 -- (a purchase later in the observation end's own period counts, as in
 -- lifetimes), ordered by customer_id.
@@ -74,7 +87,7 @@ GROUP BY c.customer_id
 ORDER BY c.customer_id
 
 -- name: rfm_calibration_holdout
--- requires: rfm_counted_purchases
+-- requires: rfm_local_times, rfm_counted_purchases
 -- Calibration: counted purchases at or before :calibration_end_us (an instant),
 -- summarised as rfm_summary with the observation end :calibration_period.
 -- Holdout: counted purchases with :calibration_end_us < time <= :observation_end_us.
@@ -120,17 +133,24 @@ GROUP BY c.customer_id
 HAVING COUNT(*) FILTER (WHERE c.part = 0) > 0
 ORDER BY c.customer_id
 
--- name: rfm_period_of
--- The period number of one instant (an observation or calibration end). Its
--- local time is caf_local_us(:time_us), the SQL function store/localtime.py
--- installs with the offsets table (the same values as purchase_local_time's
--- lookup, from the same rows; one Python call per statement here).
+-- name: rfm_instant
+-- One instant, :time_us (an observation or calibration end), as the one row of
+-- a relation rfm_local_times: store.rfm.period_of reads its period from
+-- rfm_counted_purchases over it. Its local time is caf_local_us(:time_us), the
+-- SQL function store/localtime.py installs with the offsets table (the same
+-- values as purchase_local_time's lookup, from the same rows; one Python call
+-- per statement here).
 SELECT
-    -- period: period number of :time_us in the store's timezone; integer; NULL when :time_us is NULL
-    (caf_local_us(:time_us) + :bias_us) / :period_us - :bias_periods AS period
+    -- customer_id, order_value: none; NULL
+    NULL AS customer_id,
+    -- event_time_us: the instant; microseconds since the epoch (UTC); NULL when :time_us is NULL
+    :time_us AS event_time_us,
+    NULL AS order_value,
+    -- local_us: its local wall-clock time; microseconds since 1970-01-01 local
+    caf_local_us(:time_us) AS local_us
 
 -- name: rfm_holdout_count
--- requires: rfm_counted_purchases
+-- requires: rfm_local_times, rfm_counted_purchases
 -- Whether any counted purchase falls in the holdout (:calibration_end_us, :observation_end_us].
 SELECT
     -- holdout_purchases: 1 when there is at least one counted holdout purchase, else 0; integer

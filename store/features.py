@@ -169,7 +169,7 @@ def compose(main, ctes=(), target=ONE_TARGET):
 def with_requires(name):
     """The query ``name`` preceded by the queries of its ``-- requires:`` line as CTEs
     named after them, in that order (a query that reads no ``target``, e.g. those of
-    sql/rfm.sql reading rfm_counted_purchases); the query itself when it requires none."""
+    sql/rfm.sql reading rfm_local_times and rfm_counted_purchases); the query itself when it requires none."""
     ctes = registry.requires(name)
     if not ctes:
         return query(name)

@@ -32,7 +32,7 @@ them in the timezone the store is configured with (an IANA name, default
 
 * the deterministic SQL function ``caf_local_us(x)`` giving the same value
   from the same rows (a Python callback per call: slower, see docs/rfm.md),
-  for ad-hoc use and for one instant (``rfm_period_of``).
+  for ad-hoc use and for one instant (``rfm_instant``, sql/rfm.sql).
 
 Local wall-clock microseconds are "microseconds since 1970-01-01 00:00 local
 time": day number ``floor(local_us / 86400e6)``, hour of day, weekday all follow

@@ -91,8 +91,11 @@ def parameters(shop_id, freq="D", freq_multiplier=1, include_first=False, includ
 
 
 def period_of(conn, params, time_us):
-    """The period number of an instant, computed by the same SQL as the purchases'."""
-    return conn.execute(query("rfm_period_of"), {**params, "time_us": time_us}).fetchone()[0]
+    """The period number of an instant, computed by the same SQL as the purchases'
+    (rfm_counted_purchases over the one row of rfm_instant, as its rfm_local_times)."""
+    sql = (f"WITH rfm_local_times AS (\n{query('rfm_instant')}\n)\n"
+           f"SELECT period FROM (\n{query('rfm_counted_purchases')}\n)")
+    return conn.execute(sql, {**params, "time_us": time_us}).fetchone()[0]
 
 
 def _zone(conn):

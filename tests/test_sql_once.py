@@ -42,8 +42,8 @@ RULES = {
     # refresh ranks the stored measures with it, store.behavior.refresh_segments)
     "1 + (:rfm_bins *": {"behavior_rfm_scores"},
     # RFM/T: the counted purchases and their period
-    "(p.order_value > 0 OR :include_zero)": {"rfm_counted_purchases"},
-    "+ :bias_us) / :period_us - :bias_periods": {"rfm_counted_purchases", "rfm_period_of"},
+    "(p.order_value > 0 OR :include_zero)": {"rfm_local_times"},
+    "+ :bias_us) / :period_us - :bias_periods": {"rfm_counted_purchases"},
     # the device tie rule (most sessions, then first seen, then name): session_devices' device_rank
     # (its ORDER BY sorts by the same keys, so that SQLite sorts once); primary_device reads the
     # rank. Known second evaluation: behavior_device's preferred_device (all time, 'unknown' left
