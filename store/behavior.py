@@ -84,6 +84,15 @@ def parameters(shop_id):
     return _features.parameters(shop_id)
 
 
+def _with(main, ctes, first, substitute=None):
+    """``WITH first..., <each of ctes as a CTE named after it>, then the query main``: a CTE's
+    body is the query ``substitute[name]`` in its place when given (the same columns, read from
+    elsewhere; None: the CTE is left out)."""
+    substitute = substitute or {}
+    reg = registry.builtin()
+    parts = list(first) + [f"{name} AS MATERIALIZED (\n{_features.runnable(reg, substitute.get(name, name))}\n)"
+                           for name in ctes if substitute.get(name, name) is not None]
+    return "WITH " + ",\n".join(parts) + "\n" + _features.runnable(reg, main)
 
 
 def statement(target=_features.ONE_TARGET, *, snapshot=False):
@@ -97,11 +106,7 @@ def statement(target=_features.ONE_TARGET, *, snapshot=False):
     are read from the materialized customer_features row instead of ranked.
     """
     one = target == _features.ONE_TARGET
-    single = _SNAPSHOT if (one and snapshot) else _SINGLE if one else {}
-    reg = registry.builtin()
-    parts = [target] + [f"{name} AS MATERIALIZED (\n{_features.runnable(reg, single.get(name, name))}\n)"
-                        for name in CTES if single.get(name, name) is not None]
-    return "WITH " + ",\n".join(parts) + "\n" + _features.runnable(reg, "behavior_features")
+    return _with("behavior_features", CTES, [target], _SNAPSHOT if (one and snapshot) else _SINGLE if one else {})
 
 
 # For one customer, the ranks the RFM scores are computed from are counted (no window
@@ -206,17 +211,6 @@ _REFRESH_TEMP = ("behavior_rfm_changed", "behavior_rfm_fresh", "behavior_rfm_sco
                  "behavior_segments_target", "behavior_segments_computed")
 
 
-def _with(main, ctes, first, substitute=None):
-    """``WITH first..., <each of ctes as a CTE named after it>, then the query main``: a CTE's
-    body is the query ``substitute[name]`` in its place when given (the same columns, read from
-    elsewhere; None: the CTE is left out)."""
-    substitute = substitute or {}
-    reg = registry.builtin()
-    parts = list(first) + [f"{name} AS MATERIALIZED (\n{_features.runnable(reg, substitute.get(name, name))}\n)"
-                           for name in ctes if substitute.get(name, name) is not None]
-    return "WITH " + ",\n".join(parts) + "\n" + _features.runnable(reg, main)
-
-
 def segments_rows_sql(target=_REFRESH_TARGET, substitute=_STAGED_SCORES):
     """The SELECT of refresh_segments' last step: behavior_segments_rows over ``target`` (a target
     relation of stored rows, keyed by rowid), its CTEs those of its requires line, the queries
@@ -260,7 +254,8 @@ def refresh_segments(conn, shop_id, as_of_us, previous_us):
         conn.execute("INSERT INTO temp.behavior_rfm_changed " + query("behavior_rfm_changed"), params)
         conn.execute("CREATE TEMP TABLE behavior_rfm_fresh (customer_id TEXT PRIMARY KEY, last_us, frequency, "
                      "monetary, first_us) WITHOUT ROWID")
-        fresh = _with("behavior_rfm_population", (), [one_as_of, f"purchases AS (\n{query('behavior_rfm_refresh_purchases')}\n)"])
+        their_purchases = f"purchases AS (\n{query('behavior_rfm_refresh_purchases')}\n)"
+        fresh = _with("behavior_rfm_population", (), [one_as_of, their_purchases])
         conn.execute("INSERT INTO temp.behavior_rfm_fresh SELECT customer_id, last_us, frequency, monetary, first_us "
                      f"FROM (\n{fresh}\n)", params)
         conn.execute(query("behavior_rfm_measures_update"), params)
