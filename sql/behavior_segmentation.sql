@@ -152,7 +152,8 @@ FROM all_features
 -- table only: account_created_us, rfm_last_us, rfm_frequency, rfm_monetary, rfm_first_us
 -- derived: account_age_days = CASE WHEN account_created_us <= as_of_us THEN (as_of_us - account_created_us) / 86400000000 END
 -- The population-relative and as_of-continuous features (materialize: the
--- family behavior_segments, recomputed for every customer on each refresh).
+-- family behavior_segments; a refresh brings them forward for the whole shop,
+-- store.behavior.refresh_segments, recomputing the rows that can differ).
 -- The scores reach their targets through one window over target UNION ALL
 -- scores (a sort, never a join of two derived tables: SQLite does not always
 -- index those, and a cohort would then cost targets x population).
@@ -235,12 +236,12 @@ FROM behavior_segments
 ORDER BY customer_id
 
 -- name: behavior_segments_update
--- Brings the behavior_segments columns of every row of the shop in
--- customer_features (its stored rows, customer_features_stored) to :as_of_us (store.behavior.refresh_segments): each row
--- takes the values behavior_segments_rows computed for its customer into the
--- temporary table behavior_segments_computed (one row per stored row of the shop), one
--- primary-key lookup per row, and only a row whose values differ is written: a day
--- later most customers keep their scores and segment (a rank among the shop's
+-- Brings the behavior_segments columns of the shop's stored rows
+-- (customer_features_stored) that refresh_segments recomputed to :as_of_us: each row
+-- of the temporary table behavior_segments_computed (behavior_segments_rows over the
+-- rows that can differ, behavior_segments_refresh_targets) is copied into its stored
+-- row, one primary-key lookup each, and only a row whose values differ is written:
+-- a day later most customers keep their scores and segment (a rank among the shop's
 -- customers moves only when others overtake it), so a refresh writes few rows.
 -- It sets exactly the behavior_segments family's stored columns, those that are not
 -- derived (store.behavior makes the temporary table from them, registry.stored_columns;

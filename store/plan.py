@@ -43,8 +43,9 @@ TARGETS = "temp.target"
 
 
 # The named refresh hooks a family's ``-- refresh all: HOOK`` line may name (the allowlist):
-# callables (conn, shop_id, as_of_us) that bring the family's columns of every row of the shop
-# to a new as_of (values relative to the whole shop, see catalog.Family.refresh_all).
+# callables (conn, shop_id, as_of_us, previous_us) that bring the family's columns of every row of
+# the shop from the last run's as_of (previous_us) to a new one (values relative to the whole shop,
+# see catalog.Family.refresh_all).
 REFRESH_HOOKS = {"refresh_segments": behavior.refresh_segments}
 
 

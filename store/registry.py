@@ -133,9 +133,10 @@ class Family:
     change with ``as_of`` for any customer, so ``refresh`` recomputes everyone.
     ``requires``: other named queries it reads as CTEs (only for families
     without WINDOWED features). ``refresh_all``: a callable
-    ``(conn, shop_id, as_of_us)`` that ``refresh`` runs after its incremental
-    insert to bring the family's columns of every row of the shop to the new
-    as_of (for values that depend on other customers, e.g. RFM ranks); the
+    ``(conn, shop_id, as_of_us, previous_us)`` that ``refresh`` runs after its
+    incremental insert to bring the family's columns of every row of the shop
+    from the last run's as_of to the new one (for values that depend on other
+    customers, e.g. RFM ranks); the
     registry holds the hook's name, store.catalog the callable.
     ``keyed``: queries among ``requires`` that return exactly one row per target;
     ``materialize`` computes each into a table of its own before the family
