@@ -14,11 +14,11 @@ import functools
 import itertools
 
 from . import features as _features
-from . import registry, timeutil
+from . import registry
 from .db import automatic_indexes, quote_identifier
 from .errors import StoreError
 from .resources import query
-from .runs import STORED_TABLE, TABLE, last_run, table_columns
+from .runs import TABLE, last_run, table_columns
 
 # -- documented constants (docs/behavior.md): defined in store.rules, named here too ----
 from .rules import (  # noqa: F401  (the documented constants, re-exported)
@@ -207,6 +207,9 @@ _REFRESH_TARGET = "target AS (SELECT target_id, customer_id, as_of_us FROM temp.
 _STORED_POPULATION = {"behavior_rfm_population": "behavior_rfm_population_stored"}
 _STAGED_SCORES = {"behavior_rfm_scores": "behavior_rfm_scores_staged", "behavior_rfm_population": None,
                   "behavior_rfm_ranks": None}
+# The columns of behavior_rfm_scores, in its order: refresh_segments stages them by customer.
+_SCORES_COLUMNS = ("as_of_us", "customer_id", "recency_score", "frequency_score", "monetary_score",
+                   "last_us", "frequency", "monetary", "first_us")
 _REFRESH_TEMP = ("behavior_rfm_changed", "behavior_rfm_fresh", "behavior_rfm_scores_now",
                  "behavior_segments_target", "behavior_segments_computed")
 
@@ -260,12 +263,10 @@ def refresh_segments(conn, shop_id, as_of_us, previous_us):
                      f"FROM (\n{fresh}\n)", params)
         conn.execute(query("behavior_rfm_measures_update"), params)
         # (2) every member's scores, ranked from the stored measures
-        conn.execute("CREATE TEMP TABLE behavior_rfm_scores_now (customer_id TEXT PRIMARY KEY, as_of_us, "
-                     "recency_score, frequency_score, monetary_score, last_us, frequency, monetary, first_us) "
-                     "WITHOUT ROWID")
+        conn.execute("CREATE TEMP TABLE behavior_rfm_scores_now (" + ", ".join(_SCORES_COLUMNS)
+                     + ", PRIMARY KEY (customer_id)) WITHOUT ROWID")
         scores = _with("behavior_rfm_scores", ("behavior_rfm_population", "behavior_rfm_ranks"), [], _STORED_POPULATION)
-        conn.execute("INSERT INTO temp.behavior_rfm_scores_now (as_of_us, customer_id, recency_score, frequency_score, "
-                     "monetary_score, last_us, frequency, monetary, first_us) " + scores, params)
+        conn.execute("INSERT INTO temp.behavior_rfm_scores_now " + scores, params)
         # (3) the rows that can differ
         conn.execute("CREATE TEMP TABLE behavior_segments_target (target_id INTEGER PRIMARY KEY, "
                      "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
