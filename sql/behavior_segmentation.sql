@@ -240,7 +240,8 @@ ORDER BY customer_id
 -- (customer_features_stored) that refresh_segments recomputed to :as_of_us: each row
 -- of the temporary table behavior_segments_computed (behavior_segments_rows over the
 -- rows that can differ, behavior_segments_refresh_targets) is copied into its stored
--- row, one primary-key lookup each, and only a row whose values differ is written:
+-- row, one primary-key lookup each (the IN list: SQLite, without statistics, would take
+-- `shop_id = ?` for selective and walk the shop's rows), and only a row whose values differ is written:
 -- a day later most customers keep their scores and segment (a rank among the shop's
 -- customers moves only when others overtake it), so a refresh writes few rows.
 -- It sets exactly the behavior_segments family's stored columns, those that are not
@@ -259,6 +260,7 @@ UPDATE customer_features_stored AS c SET
     rfm_first_us = s.rfm_first_us
 FROM temp.behavior_segments_computed AS s
 WHERE c.shop_id = :shop_id
+  AND c.customer_id IN (SELECT customer_id FROM temp.behavior_segments_computed)
   AND c.customer_id = s.customer_id
   AND (c.recency_score, c.frequency_score, c.monetary_score, c.customer_segment, c.account_created_us,
        c.rfm_last_us, c.rfm_frequency, c.rfm_monetary, c.rfm_first_us)
@@ -266,12 +268,34 @@ WHERE c.shop_id = :shop_id
               s.rfm_last_us, s.rfm_frequency, s.rfm_monetary, s.rfm_first_us)
 
 -- The queries of store.behavior.refresh_segments: a refresh brings the scores and segments
--- forward without a pass over the shop's purchases. The population is read from the stored rows
--- (their rfm_* measures), those of the customers whose purchases changed first brought to the
--- new as_of; the scores of every member are ranked from it (behavior_rfm_scores, the rule written
--- once), and only the rows whose scores or segment can have changed are recomputed: those
--- customers, the members whose scores moved, those whose first purchase crossed the 'new'
--- rule's edge.
+-- forward without a pass over the shop's purchases and without ranking the shop again. A score
+-- depends on the population only through its boundaries (behavior_rfm_boundaries_stored), found
+-- by walks of the stored measures' indexes; only the rows whose scores or segment can have
+-- changed are recomputed: the customers whose purchases changed, the members whose measure lies
+-- between a boundary's old and new value, those whose first purchase crossed the 'new' rule's edge.
+
+-- name: behavior_rfm_index_last_us
+-- The indexes of the members' stored measures (rfm_*, family behavior_segments) that
+-- refresh_segments reads: a boundary is a walk of one (behavior_rfm_boundaries_stored), the
+-- members between two values one seek (behavior_segments_refresh_targets). store.behavior
+-- .index_stored creates them: materialize with each snapshot, refresh_segments when missing.
+CREATE INDEX IF NOT EXISTS customer_features_rfm_last_us
+    ON customer_features_stored (shop_id, rfm_last_us) WHERE rfm_frequency > 0
+
+-- name: behavior_rfm_index_frequency
+-- As behavior_rfm_index_last_us, for the purchase counts.
+CREATE INDEX IF NOT EXISTS customer_features_rfm_frequency
+    ON customer_features_stored (shop_id, rfm_frequency) WHERE rfm_frequency > 0
+
+-- name: behavior_rfm_index_monetary
+-- As behavior_rfm_index_last_us, for the order values.
+CREATE INDEX IF NOT EXISTS customer_features_rfm_monetary
+    ON customer_features_stored (shop_id, rfm_monetary) WHERE rfm_frequency > 0
+
+-- name: behavior_rfm_index_first_us
+-- As behavior_rfm_index_last_us, for the first purchases (the 'new' rule's edge).
+CREATE INDEX IF NOT EXISTS customer_features_rfm_first_us
+    ON customer_features_stored (shop_id, rfm_first_us) WHERE rfm_frequency > 0
 
 -- name: behavior_rfm_changed
 -- The customers whose own behavior_segments inputs can differ between the last run's as_of and
@@ -307,7 +331,8 @@ WHERE p.shop_id = :shop_id
 -- name: behavior_rfm_measures_update
 -- Stores the measures behavior_rfm_population gave the customers of temp.behavior_rfm_changed
 -- (temp.behavior_rfm_fresh, customer_id -> last_us, frequency, monetary, first_us; no row: no
--- purchase at or before the new as_of) into their stored rows.
+-- purchase at or before the new as_of) into their stored rows, one primary-key lookup each (the
+-- IN list, as in behavior_segments_update).
 UPDATE customer_features_stored AS c SET
     rfm_last_us = f.last_us,
     rfm_frequency = f.frequency,
@@ -316,43 +341,78 @@ UPDATE customer_features_stored AS c SET
 FROM temp.behavior_rfm_changed AS ch
 LEFT JOIN temp.behavior_rfm_fresh AS f ON f.customer_id = ch.customer_id
 WHERE c.shop_id = :shop_id
+  AND c.customer_id IN (SELECT customer_id FROM temp.behavior_rfm_changed)
   AND c.customer_id = ch.customer_id
 
--- name: behavior_rfm_population_stored
--- reads: rfm_last_us, rfm_frequency, rfm_monetary, rfm_first_us
--- behavior_rfm_population read from the shop's stored rows (their measures, at :as_of_us; one
--- walk of the stored table): refresh_segments ranks it once the changed customers' measures
--- are stored.
+-- name: behavior_rfm_members
+-- reads: rfm_frequency
+-- The population's size as the shop's stored rows hold it: the members (a purchase at or before
+-- the rows' as_of); a count of one index (behavior_rfm_index_frequency).
 SELECT
-    -- as_of_us, customer_id, last_us, frequency, monetary, first_us: as in behavior_rfm_population
-    :as_of_us AS as_of_us,
-    customer_id AS customer_id,
-    rfm_last_us AS last_us,
-    rfm_frequency AS frequency,
-    rfm_monetary AS monetary,
-    rfm_first_us AS first_us
-FROM customer_features_stored
+    -- population: the members; integer
+    COUNT(*) AS population
+FROM customer_features_stored INDEXED BY customer_features_rfm_frequency
 WHERE shop_id = :shop_id AND rfm_frequency > 0
 
--- name: behavior_rfm_scores_staged
--- behavior_rfm_scores at the new as_of over the stored population, as refresh_segments staged
--- them (temp.behavior_rfm_scores_now, one row per member of the shop), for the target's
--- customers (one primary-key lookup each).
+-- name: behavior_rfm_boundaries_stored
+-- reads: rfm_last_us, rfm_frequency, rfm_monetary
+-- The k-th boundary of each measure over the stored members (:population of them,
+-- behavior_rfm_members), for k = :k in 1 .. :rfm_bins - 1. behavior_rfm_scores' rule gives a
+-- score above k exactly when the members with a strictly worse value are at least
+-- ceil(k x population / rfm_bins), the boundary's position; that is when the value is greater
+-- than the value at this position in ascending order (ties included). So a member's score is 1 +
+-- the number of boundaries below its value (behavior_rfm_scores_bounded), and a score changes
+-- only for a member whose value lies between a boundary's old and new value. Each value is
+-- one walk of an index (behavior_rfm_index_*) to the position: no sort.
 SELECT
-    -- as_of_us, customer_id, recency_score, frequency_score, monetary_score, last_us, frequency, monetary, first_us: as in behavior_rfm_scores
-    n.as_of_us, n.customer_id, n.recency_score, n.frequency_score, n.monetary_score,
-    n.last_us, n.frequency, n.monetary, n.first_us
+    -- k: the boundary, 1 .. rfm_bins - 1; integer
+    :k AS k,
+    -- last_us, frequency, monetary: the measure's value at the boundary's position (1-based, ascending)
+    (SELECT rfm_last_us FROM customer_features_stored INDEXED BY customer_features_rfm_last_us
+     WHERE shop_id = :shop_id AND rfm_frequency > 0 ORDER BY rfm_last_us LIMIT 1 OFFSET (:k * :population + :rfm_bins - 1) / :rfm_bins - 1) AS last_us,
+    (SELECT rfm_frequency FROM customer_features_stored INDEXED BY customer_features_rfm_frequency
+     WHERE shop_id = :shop_id AND rfm_frequency > 0 ORDER BY rfm_frequency LIMIT 1 OFFSET (:k * :population + :rfm_bins - 1) / :rfm_bins - 1) AS frequency,
+    (SELECT rfm_monetary FROM customer_features_stored INDEXED BY customer_features_rfm_monetary
+     WHERE shop_id = :shop_id AND rfm_frequency > 0 ORDER BY rfm_monetary LIMIT 1 OFFSET (:k * :population + :rfm_bins - 1) / :rfm_bins - 1) AS monetary
+WHERE :population > 0
+
+-- name: behavior_rfm_scores_bounded
+-- reads: rfm_last_us, rfm_frequency, rfm_monetary, rfm_first_us
+-- behavior_rfm_scores at the new as_of for the target's customers, from their stored measures
+-- and the boundaries refresh_segments staged (temp.behavior_rfm_boundaries_new, rows of
+-- behavior_rfm_boundaries_stored): a score is 1 + the number of boundaries below the value,
+-- the same score as the rank rule (see there). One primary-key lookup per target.
+SELECT
+    -- as_of_us, customer_id: as in behavior_rfm_scores
+    t.as_of_us AS as_of_us,
+    t.customer_id AS customer_id,
+    -- recency_score, frequency_score, monetary_score: as in behavior_rfm_scores; integer 1..rfm_bins
+    1 + (SELECT COUNT(*) FROM temp.behavior_rfm_boundaries_new AS b WHERE b.last_us < s.rfm_last_us) AS recency_score,
+    1 + (SELECT COUNT(*) FROM temp.behavior_rfm_boundaries_new AS b WHERE b.frequency < s.rfm_frequency)
+        AS frequency_score,
+    1 + (SELECT COUNT(*) FROM temp.behavior_rfm_boundaries_new AS b WHERE b.monetary < s.rfm_monetary)
+        AS monetary_score,
+    -- last_us, frequency, monetary, first_us: the stored measures (rfm_*)
+    s.rfm_last_us AS last_us,
+    s.rfm_frequency AS frequency,
+    s.rfm_monetary AS monetary,
+    s.rfm_first_us AS first_us
 FROM target AS t
-JOIN temp.behavior_rfm_scores_now AS n ON n.customer_id = t.customer_id
+CROSS JOIN customer_features_stored AS s
+    ON s.shop_id = :shop_id
+   AND s.customer_id = t.customer_id
+WHERE s.rfm_frequency > 0
 
 -- name: behavior_segments_refresh_targets
+-- reads: rfm_last_us, rfm_frequency, rfm_monetary, rfm_first_us
 -- The stored rows whose behavior_segments columns can differ at :as_of_us from those at
 -- :previous_us, one target each (its rowid, as refresh_segments' target): the customers whose
--- inputs changed (temp.behavior_rfm_changed), the members whose scores at the new as_of
--- (temp.behavior_rfm_scores_now) differ from the stored ones (others bought: their rank among
--- the shop's customers moved), and the members whose first purchase is between :new_low_us
--- and :new_high_us (the 'new' rule's edge crossed between the two as_of). Every other row
--- keeps its values.
+-- inputs changed (temp.behavior_rfm_changed); the members whose first purchase is between
+-- :new_low_us and :new_high_us (the 'new' rule's edge crossed between the two as_of); the
+-- members whose measure lies between a boundary's value before the changed customers' measures
+-- were stored and after (temp.behavior_rfm_boundaries_old and _new, behavior_rfm_boundaries_stored;
+-- with no members before or after, every member is a changed customer). Every other row keeps its
+-- scores and segment. Each part is a seek: the primary key, behavior_rfm_index_*.
 SELECT
     -- target_id: the stored row's rowid; integer
     s.rowid AS target_id,
@@ -360,10 +420,31 @@ SELECT
     s.customer_id AS customer_id,
     -- as_of_us: the new as_of; microseconds since the epoch
     :as_of_us AS as_of_us
+FROM temp.behavior_rfm_changed AS c
+CROSS JOIN customer_features_stored AS s ON s.shop_id = :shop_id AND s.customer_id = c.customer_id
+UNION
+SELECT s.rowid, s.customer_id, :as_of_us
 FROM customer_features_stored AS s
-LEFT JOIN temp.behavior_rfm_scores_now AS n ON n.customer_id = s.customer_id
-WHERE s.shop_id = :shop_id
-  AND (s.customer_id IN (SELECT customer_id FROM temp.behavior_rfm_changed)
-       OR s.rfm_first_us BETWEEN :new_low_us AND :new_high_us
-       OR (s.recency_score, s.frequency_score, s.monetary_score)
-          IS NOT (n.recency_score, n.frequency_score, n.monetary_score))
+WHERE s.shop_id = :shop_id AND s.rfm_frequency > 0
+  AND s.rfm_first_us BETWEEN :new_low_us AND :new_high_us
+UNION
+SELECT s.rowid, s.customer_id, :as_of_us
+FROM temp.behavior_rfm_boundaries_old AS o
+JOIN temp.behavior_rfm_boundaries_new AS n ON n.k = o.k AND n.last_us <> o.last_us
+JOIN customer_features_stored AS s
+    ON s.shop_id = :shop_id AND s.rfm_frequency > 0
+   AND s.rfm_last_us > MIN(o.last_us, n.last_us) AND s.rfm_last_us <= MAX(o.last_us, n.last_us)
+UNION
+SELECT s.rowid, s.customer_id, :as_of_us
+FROM temp.behavior_rfm_boundaries_old AS o
+JOIN temp.behavior_rfm_boundaries_new AS n ON n.k = o.k AND n.frequency <> o.frequency
+JOIN customer_features_stored AS s
+    ON s.shop_id = :shop_id AND s.rfm_frequency > 0
+   AND s.rfm_frequency > MIN(o.frequency, n.frequency) AND s.rfm_frequency <= MAX(o.frequency, n.frequency)
+UNION
+SELECT s.rowid, s.customer_id, :as_of_us
+FROM temp.behavior_rfm_boundaries_old AS o
+JOIN temp.behavior_rfm_boundaries_new AS n ON n.k = o.k AND n.monetary <> o.monetary
+JOIN customer_features_stored AS s
+    ON s.shop_id = :shop_id AND s.rfm_frequency > 0
+   AND s.rfm_monetary > MIN(o.monetary, n.monetary) AND s.rfm_monetary <= MAX(o.monetary, n.monetary)

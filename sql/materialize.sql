@@ -161,6 +161,16 @@ CREATE TABLE IF NOT EXISTS customer_features_as_of (
     as_of_us INTEGER NOT NULL
 )
 
+-- name: stored_indexes
+-- The indexes created on the table :table (not those of its primary key): swap_in drops those
+-- of the replaced stored rows, so that the new rows' indexes take their names.
+SELECT
+    -- name: the index; text
+    name
+FROM sqlite_master
+WHERE type = 'index' AND tbl_name = :table AND sql IS NOT NULL
+ORDER BY name
+
 -- name: set_features_as_of
 -- The shop's snapshot is at :as_of (ISO-8601 UTC text) / :as_of_us: written by
 -- materialize, import and refresh, which then write no row for the calendar.

@@ -203,22 +203,29 @@ def iter_cohort(conn, shop_id, targets):
 # as_of, keyed by the stored row's rowid (a target relation is keyed by target_id: the derived
 # columns of a family join their target on it, store.features.runnable).
 _REFRESH_TARGET = "target AS (SELECT target_id, customer_id, as_of_us FROM temp.behavior_segments_target)"
-# refresh_segments reads the population from the stored rows, then the scores it staged.
-_STORED_POPULATION = {"behavior_rfm_population": "behavior_rfm_population_stored"}
-_STAGED_SCORES = {"behavior_rfm_scores": "behavior_rfm_scores_staged", "behavior_rfm_population": None,
-                  "behavior_rfm_ranks": None}
-# The columns of behavior_rfm_scores, in its order: refresh_segments stages them by customer.
-_SCORES_COLUMNS = ("as_of_us", "customer_id", "recency_score", "frequency_score", "monetary_score",
-                   "last_us", "frequency", "monetary", "first_us")
-_REFRESH_TEMP = ("behavior_rfm_changed", "behavior_rfm_fresh", "behavior_rfm_scores_now",
-                 "behavior_segments_target", "behavior_segments_computed")
+# refresh_segments' last step reads the scores from the stored measures and the staged boundaries.
+_BOUNDED_SCORES = {"behavior_rfm_scores": "behavior_rfm_scores_bounded", "behavior_rfm_population": None,
+                   "behavior_rfm_ranks": None}
+# The indexes of the stored measures refresh_segments reads (sql/behavior_segmentation.sql).
+_INDEXES = ("behavior_rfm_index_last_us", "behavior_rfm_index_frequency", "behavior_rfm_index_monetary",
+            "behavior_rfm_index_first_us")
+_REFRESH_TEMP = ("behavior_rfm_changed", "behavior_rfm_fresh", "behavior_rfm_boundaries_old",
+                 "behavior_rfm_boundaries_new", "behavior_segments_target", "behavior_segments_computed")
 
 
-def segments_rows_sql(target=_REFRESH_TARGET, substitute=_STAGED_SCORES):
+def index_stored(conn):
+    """Create the indexes of the stored RFM measures that refresh_segments reads, when missing
+    (materialize calls it after it swaps a snapshot in; refresh_segments before it reads them)."""
+    for name in _INDEXES:
+        conn.execute(query(name))
+
+
+def segments_rows_sql(target=_REFRESH_TARGET, substitute=_BOUNDED_SCORES):
     """The SELECT of refresh_segments' last step: behavior_segments_rows over ``target`` (a target
     relation of stored rows, keyed by rowid), its CTEs those of its requires line, the queries
-    ``substitute`` names in place of some (by default the scores staged in
-    temp.behavior_rfm_scores_now). Parameters: store.features.parameters and ``as_of_us``."""
+    ``substitute`` names in place of some (by default the scores from the stored measures and the
+    boundaries staged in temp.behavior_rfm_boundaries_new). Parameters: store.features.parameters
+    and ``as_of_us``."""
     return _with("behavior_segments_rows", registry.requires("behavior_segments_rows"), [target], substitute)
 
 
@@ -227,18 +234,19 @@ def refresh_segments(conn, shop_id, as_of_us, previous_us):
     from ``previous_us`` (the last run's as_of) to ``as_of_us``, inside refresh() (which has
     filled temp.refresh_hits and not yet cleared changed_customers).
 
-    RFM scores and segments also change when other customers buy, so every member is ranked
-    again, but from the stored rows, without a pass over the shop's purchases: (1) the measures
-    of the customers whose purchases changed (behavior_rfm_changed: logged in changed_customers,
-    or a purchase between the two as_of) at the new as_of, behavior_rfm_population over their
-    purchases only, into their stored rows (rfm_*); (2) the scores of every member,
-    behavior_rfm_scores over the stored measures (behavior_rfm_population_stored: the rule is
-    written once, there); (3) the rows that can differ (behavior_segments_refresh_targets): those
-    customers, the members whose scores moved, those whose first purchase crossed the 'new'
-    rule's edge; (4) behavior_segments over those rows only, the staged scores in place of the
-    ranking, and behavior_segments_update writes the rows whose values differ. Its derived
-    account age follows as_of in the view. The caller prepares it inside
-    store.db.automatic_indexes.
+    RFM scores and segments also change when other customers buy, but a score depends on the
+    rest of the shop only through the population's boundaries (behavior_rfm_boundaries_stored),
+    and those are walks of the stored measures' indexes (index_stored), not a ranking: (1) the
+    boundaries before (temp.behavior_rfm_boundaries_old); (2) the measures of the customers whose
+    purchases changed (behavior_rfm_changed: logged in changed_customers, or a purchase between
+    the two as_of) at the new as_of, behavior_rfm_population over their purchases only, into
+    their stored rows (rfm_*); (3) the boundaries after (_new); (4) the rows that can differ
+    (behavior_segments_refresh_targets): those customers, the members whose measure lies between
+    a boundary's old and new value, those whose first purchase crossed the 'new' rule's edge;
+    (5) behavior_segments over those rows only, the scores from the new boundaries
+    (behavior_rfm_scores_bounded) in place of the ranking, and behavior_segments_update writes the
+    rows whose values differ. Its derived account age follows as_of in the view. The caller
+    prepares it inside store.db.automatic_indexes.
     """
     params = parameters(shop_id)
     params.update(as_of_us=as_of_us, previous_us=previous_us)
@@ -252,7 +260,20 @@ def refresh_segments(conn, shop_id, as_of_us, previous_us):
 
     drop()
     try:
-        # (1) the changed customers' measures: the population query over their purchases
+        index_stored(conn)
+        boundaries = "INSERT INTO temp.{} SELECT k, last_us, frequency, monetary FROM (\n" + query(
+            "behavior_rfm_boundaries_stored") + "\n)"
+
+        def stage_boundaries(table):
+            quoted = quote_identifier(table, _REFRESH_TEMP)
+            conn.execute(f"CREATE TEMP TABLE {quoted} (k INTEGER PRIMARY KEY, last_us, frequency, monetary)")
+            population = conn.execute(query("behavior_rfm_members"), params).fetchone()[0]
+            conn.executemany(boundaries.format(quoted),
+                             [dict(params, k=k, population=population) for k in range(1, params["rfm_bins"])])
+
+        # (1) the boundaries before the changed customers' measures are stored
+        stage_boundaries("behavior_rfm_boundaries_old")
+        # (2) the changed customers' measures: the population query over their purchases
         conn.execute("CREATE TEMP TABLE behavior_rfm_changed (customer_id TEXT PRIMARY KEY) WITHOUT ROWID")
         conn.execute("INSERT INTO temp.behavior_rfm_changed " + query("behavior_rfm_changed"), params)
         conn.execute("CREATE TEMP TABLE behavior_rfm_fresh (customer_id TEXT PRIMARY KEY, last_us, frequency, "
@@ -262,16 +283,13 @@ def refresh_segments(conn, shop_id, as_of_us, previous_us):
         conn.execute("INSERT INTO temp.behavior_rfm_fresh SELECT customer_id, last_us, frequency, monetary, first_us "
                      f"FROM (\n{fresh}\n)", params)
         conn.execute(query("behavior_rfm_measures_update"), params)
-        # (2) every member's scores, ranked from the stored measures
-        conn.execute("CREATE TEMP TABLE behavior_rfm_scores_now (" + ", ".join(_SCORES_COLUMNS)
-                     + ", PRIMARY KEY (customer_id)) WITHOUT ROWID")
-        scores = _with("behavior_rfm_scores", ("behavior_rfm_population", "behavior_rfm_ranks"), [], _STORED_POPULATION)
-        conn.execute("INSERT INTO temp.behavior_rfm_scores_now " + scores, params)
-        # (3) the rows that can differ
+        # (3) the boundaries after
+        stage_boundaries("behavior_rfm_boundaries_new")
+        # (4) the rows that can differ
         conn.execute("CREATE TEMP TABLE behavior_segments_target (target_id INTEGER PRIMARY KEY, "
                      "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")
         conn.execute("INSERT INTO temp.behavior_segments_target " + query("behavior_segments_refresh_targets"), params)
-        # (4) the family over those rows; only the rows whose values differ are written
+        # (5) the family over those rows; only the rows whose values differ are written
         columns = [f.name for f in registry.stored_columns("behavior_segments")]  # what behavior_segments_update sets
         conn.execute("CREATE TEMP TABLE behavior_segments_computed (customer_id TEXT PRIMARY KEY, "
                      + ", ".join(quote_identifier(c, set(columns)) for c in columns) + ") WITHOUT ROWID")

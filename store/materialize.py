@@ -127,6 +127,11 @@ def swap_in(conn, shop_id, plan, fill, as_of_us):
         conn.execute(f"ALTER TABLE {NEW_TABLE} RENAME TO {STORED_TABLE}")
     finally:
         conn.execute("PRAGMA legacy_alter_table = OFF")
+    # the replaced rows keep no index (drift reads them whole): their names are the new rows' now
+    previous_indexes = {name for (name,) in conn.execute(query("stored_indexes"), {"table": PREVIOUS_STORED_TABLE})}
+    for name in sorted(previous_indexes):
+        conn.execute(f"DROP INDEX {quote_identifier(name, previous_indexes)}")
+    plan.prepare_stored(conn)
     set_as_of(conn, shop_id, as_of_us)
     conn.execute(plan.view_sql())
     return count

@@ -15,6 +15,7 @@ The targets of a run are the temp table ``target(target_id, customer_id, as_of_u
 through ``store.db.quote_identifier``; values are bound.
 """
 
+import dataclasses
 import numbers
 import sqlite3
 import re
@@ -42,11 +43,19 @@ ALL_TIME_FREQUENCY_DAYS = 30
 TARGETS = "temp.target"
 
 
-# The named refresh hooks a family's ``-- refresh all: HOOK`` line may name (the allowlist):
-# callables (conn, shop_id, as_of_us, previous_us) that bring the family's columns of every row of
-# the shop from the last run's as_of (previous_us) to a new one (values relative to the whole shop,
-# see catalog.Family.refresh_all).
-REFRESH_HOOKS = {"refresh_segments": behavior.refresh_segments}
+@dataclasses.dataclass(frozen=True)
+class RefreshHook:
+    """A named refresh hook: ``refresh(conn, shop_id, as_of_us, previous_us)`` brings the family's
+    columns of every row of the shop from the last run's as_of (previous_us) to a new one (values
+    relative to the whole shop, see catalog.Family.refresh_all); ``prepare(conn)`` makes what it
+    reads of the stored rows (their indexes) once materialize has swapped a snapshot in."""
+
+    refresh: typing.Callable
+    prepare: typing.Callable
+
+
+# The named refresh hooks a family's ``-- refresh all: HOOK`` line may name (the allowlist).
+REFRESH_HOOKS = {"refresh_segments": RefreshHook(behavior.refresh_segments, behavior.index_stored)}
 
 
 def check_windows(windows):
@@ -213,6 +222,13 @@ class Plan:
         cols += [d for d, (name, *_) in zip(self.feature_column_defs(), self.columns) if name in stored]
         return (f"CREATE TABLE {check_schema(schema)}.{quote_identifier(table, (STORED_TABLE, NEW_TABLE))} (\n    "
                 + ",\n    ".join(cols) + ",\n    PRIMARY KEY (shop_id, customer_id)\n)")
+
+    def prepare_stored(self, conn):
+        """What the plan's refresh hooks read of the stored rows (``RefreshHook.prepare``): run
+        once the rows are swapped in as ``STORED_TABLE``."""
+        for fam in self.families:
+            if fam.refresh_all is not None:
+                REFRESH_HOOKS[fam.refresh_all].prepare(conn)
 
     def view_sql(self, view=TABLE, stored=STORED_TABLE, as_of_table=AS_OF_TABLE):
         """CREATE VIEW ``view``: every column of the plan (``column_names``, in order) over the

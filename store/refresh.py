@@ -248,7 +248,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
             set_as_of(conn, shop_id, as_of_us)
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
                 if fam.refresh_all is not None:
-                    REFRESH_HOOKS[fam.refresh_all](conn, shop_id, as_of_us, run["as_of_us"])
+                    REFRESH_HOOKS[fam.refresh_all].refresh(conn, shop_id, as_of_us, run["as_of_us"])
         recomputed = conn.execute("SELECT COUNT(*) FROM temp.refresh_target").fetchone()[0]
         _drop_refresh_temp(conn)
         result = finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed, families is None)

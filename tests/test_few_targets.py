@@ -29,13 +29,13 @@ _SEEKS = {"SeekGE", "SeekGT", "SeekLE", "SeekLT"}
 _POINT = {"Found", "NotFound", "NoConflict", "SeekRowid", "NotExists"}
 
 
-def whole_shop_reads(conn, sql, params=()):
-    """[(event table or index, why)] of the cursors the statement ``sql`` walks over the whole
-    shop: opened on an event table of the main database and rewound, or sought on fewer than
-    two key columns."""
+def whole_shop_reads(conn, sql, params=(), tables=EVENT_TABLES):
+    """[(table or index, why)] of the cursors the statement ``sql`` walks over the whole shop:
+    opened on one of ``tables`` of the main database (an event table) or on one of their indexes
+    and rewound, or sought on fewer than two key columns."""
     roots = {row[0]: row[1] for row in conn.execute(
         "SELECT rootpage, name FROM main.sqlite_master WHERE tbl_name IN (%s) AND rootpage > 0"
-        % ", ".join("?" * len(EVENT_TABLES)), EVENT_TABLES)}
+        % ", ".join("?" * len(tables)), tables)}
     program = conn.execute("EXPLAIN " + sql, params).fetchall()
     cursors, bad = {}, []
     for _, opcode, p1, p2, p3, p4, *_ in program:
@@ -121,12 +121,14 @@ def test_a_derived_columns_join_to_its_target_is_a_lookup(shop):
         store.materialize(as_of=AS_OF, families=["purchase_features", "behavior_segments"])
         params = dict(features.parameters(store.shop_id), as_of_us=AS_OF_US)
         with automatic_indexes(conn):
-            # refresh_segments' last statement, over every stored row and ranking the stored measures
+            # refresh_segments' last statement, over every stored row, its scores from the staged boundaries
+            conn.execute("CREATE TEMP TABLE behavior_rfm_boundaries_new (k INTEGER PRIMARY KEY, last_us, frequency, "
+                         "monetary)")
             every_row = behavior.segments_rows_sql(
                 "target AS NOT MATERIALIZED (SELECT rowid AS target_id, customer_id, :as_of_us AS as_of_us "
-                "FROM main.customer_features_stored WHERE shop_id = :shop_id)",
-                {"behavior_rfm_population": "behavior_rfm_population_stored"})
+                "FROM main.customer_features_stored WHERE shop_id = :shop_id)")
             assert _target_walks(conn, every_row, params) == []
+            conn.execute("DROP TABLE temp.behavior_rfm_boundaries_new")
             p = plan.Plan(conn, families=["purchase_features", "behavior_segments"])
             plan.fill_targets(conn, query("fill_targets_all_customers"),
                               plan.all_customers_params(store.shop_id, AS_OF_US))
@@ -147,8 +149,16 @@ class _Explaining:
 
     def execute(self, sql, params=()):
         if sql.lstrip().upper().startswith(("WITH", "SELECT", "INSERT", "UPDATE", "--")):
-            self.reads.append((sql, whole_shop_reads(self._conn, sql, params)))
+            self.reads.append((sql, whole_shop_reads(self._conn, sql, params),
+                               whole_shop_reads(self._conn, sql, params, ("customer_features_stored",))))
         return self._conn.execute(sql, params)
+
+    def executemany(self, sql, rows):
+        rows = list(rows)
+        if rows:
+            self.execute(sql, rows[0])
+            rows = rows[1:]
+        return self._conn.executemany(sql, rows)
 
     def __getattr__(self, name):
         return getattr(self._conn, name)
@@ -174,6 +184,14 @@ def test_a_refresh_walks_the_shop_only_to_find_the_window_edge_crossers(shop, tm
         conn = _Explaining(store.conn)
         result = refresh.refresh(conn, store.shop_id, AS_OF_US + timeutil.US_PER_DAY)
     assert result["kind"] == "refresh"
-    assert any("behavior_rfm_scores_now" in sql for sql, _ in conn.reads)  # the segments were brought forward
-    walks = {" ".join(sql.split())[:120]: bad for sql, bad in conn.reads if bad}
+    assert any("behavior_rfm_boundaries_new" in sql for sql, *_ in conn.reads)  # the segments were brought forward
+    walks = {" ".join(sql.split())[:120]: bad for sql, bad, _ in conn.reads if bad}
     assert walks and all("refresh_events" in sql for sql in walks), walks
+    # and no statement walks the shop's stored rows but the run record's count of them (its
+    # primary key) and the segments' boundaries: walks of the stored measures' indexes (the
+    # population's size, a position in each order; store.behavior.refresh_segments)
+    stored = {" ".join(sql.split()): bad for sql, _, bad in conn.reads if bad}
+    count = "SELECT COUNT(*) FROM customer_features WHERE shop_id = ?"
+    assert stored.pop(count) == [("sqlite_autoindex_customer_features_stored_1", "SeekGE on 1 key column")]
+    assert stored and all("behavior_rfm_members" in sql or "behavior_rfm_boundaries" in sql for sql in stored), stored
+    assert all(name.startswith("customer_features_rfm_") for bad in stored.values() for name, _ in bad), stored
