@@ -220,6 +220,18 @@ def index_stored(conn):
         conn.execute(query(name))
 
 
+def stage_boundaries(conn, table, params):
+    """The temporary table ``table`` (one of refresh_segments': behavior_rfm_boundaries_old or
+    _new): the rows of behavior_rfm_boundaries_stored, one per boundary k = 1 .. rfm_bins - 1,
+    over the shop's stored members now (``params``: store.features.parameters)."""
+    quoted = quote_identifier(table, _REFRESH_TEMP)
+    conn.execute(f"CREATE TEMP TABLE {quoted} (k INTEGER PRIMARY KEY, last_us, frequency, monetary)")
+    population = conn.execute(query("behavior_rfm_members"), params).fetchone()[0]
+    conn.executemany(f"INSERT INTO temp.{quoted} SELECT k, last_us, frequency, monetary FROM (\n"
+                     + query("behavior_rfm_boundaries_stored") + "\n)",
+                     [dict(params, k=k, population=population) for k in range(1, params["rfm_bins"])])
+
+
 def segments_rows_sql(target=_REFRESH_TARGET, substitute=_BOUNDED_SCORES):
     """The SELECT of refresh_segments' last step: behavior_segments_rows over ``target`` (a target
     relation of stored rows, keyed by rowid), its CTEs those of its requires line, the queries
@@ -261,18 +273,8 @@ def refresh_segments(conn, shop_id, as_of_us, previous_us):
     drop()
     try:
         index_stored(conn)
-        boundaries = "INSERT INTO temp.{} SELECT k, last_us, frequency, monetary FROM (\n" + query(
-            "behavior_rfm_boundaries_stored") + "\n)"
-
-        def stage_boundaries(table):
-            quoted = quote_identifier(table, _REFRESH_TEMP)
-            conn.execute(f"CREATE TEMP TABLE {quoted} (k INTEGER PRIMARY KEY, last_us, frequency, monetary)")
-            population = conn.execute(query("behavior_rfm_members"), params).fetchone()[0]
-            conn.executemany(boundaries.format(quoted),
-                             [dict(params, k=k, population=population) for k in range(1, params["rfm_bins"])])
-
         # (1) the boundaries before the changed customers' measures are stored
-        stage_boundaries("behavior_rfm_boundaries_old")
+        stage_boundaries(conn, "behavior_rfm_boundaries_old", params)
         # (2) the changed customers' measures: the population query over their purchases
         conn.execute("CREATE TEMP TABLE behavior_rfm_changed (customer_id TEXT PRIMARY KEY) WITHOUT ROWID")
         conn.execute("INSERT INTO temp.behavior_rfm_changed " + query("behavior_rfm_changed"), params)
@@ -284,7 +286,7 @@ def refresh_segments(conn, shop_id, as_of_us, previous_us):
                      f"FROM (\n{fresh}\n)", params)
         conn.execute(query("behavior_rfm_measures_update"), params)
         # (3) the boundaries after
-        stage_boundaries("behavior_rfm_boundaries_new")
+        stage_boundaries(conn, "behavior_rfm_boundaries_new", params)
         # (4) the rows that can differ
         conn.execute("CREATE TEMP TABLE behavior_segments_target (target_id INTEGER PRIMARY KEY, "
                      "customer_id TEXT NOT NULL, as_of_us INTEGER NOT NULL)")

@@ -98,7 +98,8 @@ def _refresh_temp_dropped_on_error(conn):
 
 
 def _refresh_write_sql(plan, bits, staged, edge_staged):
-    """INSERT OR REPLACE of every target's stored row (``plan.stored_names``): a family's columns from its staged table when
+    """INSERT of every target's stored row (``plan.stored_names``; an existing row is updated in
+    place, but for the columns of the families with a refresh-all hook): a family's columns from its staged table when
     the target's mask has the family's bit; a column of the family's edge query from that
     query's staged table when the mask has the family's edge bit (``edge_staged``: family ->
     (table, columns)); from the target's old row otherwise."""
@@ -132,10 +133,17 @@ def _refresh_write_sql(plan, bits, staged, edge_staged):
     joins += [f"LEFT JOIN temp.{quote_identifier(edge_staged[fam][0], _EDGE_QUERIES)} AS {alias} "
               f"ON {alias}.target_id = t.target_id" for fam, alias in edge_alias.items()]
     cols = ", ".join(quote_identifier(n, plan.allowed_columns) for n in plan.stored_names)
-    return (f"INSERT OR REPLACE INTO main.{STORED_TABLE} ({cols})\nSELECT " + ",\n    ".join(select)
+    # an existing row is updated in place, its columns of the families with a refresh-all hook
+    # left to the hook (they are its old values here): the indexes the hook reads are not touched
+    hooked = {name for name, _, cte, _ in plan.columns if family_of[cte] in plan.population_families}
+    keys = {name for name, _ in catalog.KEY_COLUMNS}
+    sets = ", ".join(f"{q} = excluded.{q}" for q in (quote_identifier(n, plan.allowed_columns)
+                                                     for n in plan.stored_names if n not in hooked | keys))
+    return (f"INSERT INTO main.{STORED_TABLE} ({cols})\nSELECT " + ",\n    ".join(select)
             + "\nFROM temp.refresh_target AS t\n"
             + f"LEFT JOIN main.{STORED_TABLE} AS o ON o.shop_id = :shop_id AND o.customer_id = t.customer_id\n"
-            + "\n".join(joins) + "\nORDER BY t.target_id")
+            + "\n".join(joins) + "\nWHERE true ORDER BY t.target_id\n"
+            + f"ON CONFLICT (shop_id, customer_id) DO UPDATE SET {sets}")
 
 
 def _definitions_changed(run, plan):

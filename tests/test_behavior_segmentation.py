@@ -78,3 +78,40 @@ def test_predictive_fields_are_not_built():
         assert set(behavior.NOT_BUILT) == {"churn_probability", "lifetime_value_prediction"}
         assert list(f) == list(ALL_KEYS)  # the oracle's frozen copy: keys and order
         assert all(v is None or type(v) is behavior.KEY_TYPES[k] for k, v in f.items())
+
+
+# The refresh's boundary form of the RFM scores (store.behavior.refresh_segments) against the
+# rank form (behavior_rfm_scores, the rule): both SQL texts as the store runs them, over one
+# population of stored measures with ties, every number of classes.
+_MEASURES = st.tuples(st.integers(0, 6), st.integers(1, 4), st.sampled_from((0.0, 9.5, 10.0, 10.0, 250.25)))
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_MEASURES, max_size=40), st.integers(1, 7), st.integers(0, 3))
+def test_the_boundary_form_of_the_scores_equals_the_rank_rule(members, bins, others):
+    import sqlite3
+
+    from store.resources import query
+
+    conn = sqlite3.connect(":memory:")
+    conn.execute("CREATE TABLE customer_features_stored (shop_id TEXT, customer_id TEXT, rfm_last_us INTEGER, "
+                 "rfm_frequency INTEGER, rfm_monetary REAL, rfm_first_us INTEGER, PRIMARY KEY (shop_id, customer_id))")
+    rows = [("s", f"c{i:03}", last, freq, value, 0) for i, (last, freq, value) in enumerate(members)]
+    rows += [("s", f"n{i}", None, None, None, None) for i in range(others)]  # customers without a purchase
+    rows += [("other", f"c{i:03}", 99, 9, 999.0, 0) for i in range(others)]  # another shop's members
+    conn.executemany("INSERT INTO customer_features_stored VALUES (?, ?, ?, ?, ?, ?)", rows)
+    behavior.index_stored(conn)
+    params = dict(behavior.parameters("s"), rfm_bins=bins, as_of_us=1)
+    population = ("behavior_rfm_population AS (SELECT :as_of_us AS as_of_us, customer_id, rfm_last_us AS last_us, "
+                  "rfm_frequency AS frequency, rfm_monetary AS monetary, rfm_first_us AS first_us "
+                  "FROM customer_features_stored WHERE shop_id = :shop_id AND rfm_frequency > 0)")
+    ranked = conn.execute(f"WITH {population},\nbehavior_rfm_ranks AS (\n{query('behavior_rfm_ranks')}\n)\n"
+                          f"SELECT customer_id, recency_score, frequency_score, monetary_score FROM (\n"
+                          f"{query('behavior_rfm_scores')}\n) ORDER BY customer_id", params).fetchall()
+    behavior.stage_boundaries(conn, "behavior_rfm_boundaries_new", params)
+    target = ("target AS (SELECT rowid AS target_id, customer_id, :as_of_us AS as_of_us "
+              "FROM customer_features_stored WHERE shop_id = :shop_id)")
+    bounded = conn.execute(f"WITH {target}\nSELECT customer_id, recency_score, frequency_score, monetary_score "
+                           f"FROM (\n{query('behavior_rfm_scores_bounded')}\n) ORDER BY customer_id", params).fetchall()
+    assert bounded == ranked
+    assert len(ranked) == len(members)
