@@ -430,21 +430,12 @@ WHERE s.shop_id = :shop_id AND s.rfm_frequency > 0
 UNION
 SELECT s.rowid, s.customer_id, :as_of_us
 FROM temp.behavior_rfm_boundaries_old AS o
-JOIN temp.behavior_rfm_boundaries_new AS n ON n.k = o.k AND n.last_us <> o.last_us
-JOIN customer_features_stored AS s
-    ON s.shop_id = :shop_id AND s.rfm_frequency > 0
-   AND s.rfm_last_us > MIN(o.last_us, n.last_us) AND s.rfm_last_us <= MAX(o.last_us, n.last_us)
-UNION
-SELECT s.rowid, s.customer_id, :as_of_us
-FROM temp.behavior_rfm_boundaries_old AS o
-JOIN temp.behavior_rfm_boundaries_new AS n ON n.k = o.k AND n.frequency <> o.frequency
-JOIN customer_features_stored AS s
-    ON s.shop_id = :shop_id AND s.rfm_frequency > 0
-   AND s.rfm_frequency > MIN(o.frequency, n.frequency) AND s.rfm_frequency <= MAX(o.frequency, n.frequency)
-UNION
-SELECT s.rowid, s.customer_id, :as_of_us
-FROM temp.behavior_rfm_boundaries_old AS o
-JOIN temp.behavior_rfm_boundaries_new AS n ON n.k = o.k AND n.monetary <> o.monetary
-JOIN customer_features_stored AS s
-    ON s.shop_id = :shop_id AND s.rfm_frequency > 0
-   AND s.rfm_monetary > MIN(o.monetary, n.monetary) AND s.rfm_monetary <= MAX(o.monetary, n.monetary)
+JOIN temp.behavior_rfm_boundaries_new AS n ON n.k = o.k
+CROSS JOIN customer_features_stored AS s
+-- each disjunct whole (shop, members, one measure's range): SQLite then seeks each index
+WHERE (s.shop_id = :shop_id AND s.rfm_frequency > 0
+       AND s.rfm_last_us > MIN(o.last_us, n.last_us) AND s.rfm_last_us <= MAX(o.last_us, n.last_us))
+   OR (s.shop_id = :shop_id AND s.rfm_frequency > 0
+       AND s.rfm_frequency > MIN(o.frequency, n.frequency) AND s.rfm_frequency <= MAX(o.frequency, n.frequency))
+   OR (s.shop_id = :shop_id AND s.rfm_frequency > 0
+       AND s.rfm_monetary > MIN(o.monetary, n.monetary) AND s.rfm_monetary <= MAX(o.monetary, n.monetary))
