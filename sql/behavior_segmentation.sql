@@ -62,7 +62,8 @@ JOIN (SELECT as_of_us, COUNT(*) AS population FROM behavior_rfm_population GROUP
 -- size)): quantile classes by rank, ties share a score, 1..:rfm_bins. Reads
 -- behavior_rfm_ranks (or, for one customer, behavior_rfm_ranks_few in its place).
 -- With the member's measures: behavior_segments stores them (rfm_*), so that a
--- refresh ranks the shop from the stored rows (store.behavior.refresh_segments).
+-- refresh finds the scores from the stored rows (behavior_rfm_boundaries_stored:
+-- the same rule in boundary form, store.behavior.refresh_segments).
 SELECT
     as_of_us,
     customer_id,
@@ -188,7 +189,7 @@ SELECT
     --   customer_features is read)
     -- account_created_us: The customer's created_at.; integer, microseconds since 1970-01-01 UTC; NULL when unknown; window: customers.created_at (not an event)
     cu.created_at_us AS account_created_us,
-    -- The customer's RFM measures (behavior_rfm_population), stored so that refresh ranks the shop
+    -- The customer's RFM measures (behavior_rfm_population), stored so that refresh finds the scores
     -- from the stored rows instead of a pass over its purchases (store.behavior.refresh_segments):
     -- rfm_last_us: The last purchase at or before as_of (the recency measure).; integer, microseconds since 1970-01-01 UTC; NULL when no purchase; window: all time up to as_of
     x.last_us AS rfm_last_us,
