@@ -143,7 +143,7 @@ def _refresh_write_sql(plan, bits, staged, edge_staged):
             + "\nFROM temp.refresh_target AS t\n"
             + f"LEFT JOIN main.{STORED_TABLE} AS o ON o.shop_id = :shop_id AND o.customer_id = t.customer_id\n"
             + "\n".join(joins) + "\nWHERE true ORDER BY t.target_id\n"
-            + f"ON CONFLICT (shop_id, customer_id) DO UPDATE SET {sets}")
+            + "ON CONFLICT (shop_id, customer_id) " + (f"DO UPDATE SET {sets}" if sets else "DO NOTHING"))
 
 
 def _definitions_changed(run, plan):
