@@ -4,9 +4,12 @@
 the customers whose values can have changed: those logged in
 ``changed_customers`` by the triggers of migration 0003, and those with an
 event in ``[lo, hi]`` or ``[lo - e, hi - e]`` for a window edge ``e``, where
-``lo``/``hi`` are the old and new ``as_of``; a customer whose only change
+``lo``/``hi`` are the old and new ``as_of`` (found from the days of
+``event_days``, store.event_days, each checked by a seek of its events: no
+walk of the events); a customer whose only change
 is an edge crossing gets only the families with that edge recomputed (the
-other columns kept from its row). No other row is written: what depends on
+other columns kept from its row). A logged customer left with no event and
+no customers row loses its row, as a full ``materialize`` gives it none. No other row is written: what depends on
 ``as_of`` alone (``as_of`` itself, the columns a family declares ``derived``) is
 computed by the view ``customer_features`` from the shop's row of
 ``customer_features_as_of``, which refresh sets. The
@@ -17,7 +20,7 @@ a changed family definition or a changed column set makes it one.
 import contextlib
 import json
 
-from . import catalog, registry, timeutil
+from . import catalog, event_days, registry, timeutil
 from .db import atomic, automatic_indexes, quote_identifier
 from .features import target_relation
 from .materialize import materialize, set_as_of
@@ -47,7 +50,7 @@ def _family_edges(fam, windows, reg=None):
     return out
 
 
-_REFRESH_TEMP = ("refresh_hits", "refresh_edges", "refresh_family_edges", "refresh_target")
+_REFRESH_TEMP = ("refresh_hits", "refresh_edges", "refresh_family_edges", "refresh_target", "refresh_vanished")
 
 
 _EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
@@ -64,12 +67,10 @@ def _stage_edge_query(conn, fam, params):
 def refresh_hits_sql(table, allowed):
     """The statement of ``refresh_hits`` for one event table, as written in sql/materialize.sql:
     the query reads the CTE ``refresh_events``, the event table ``table`` (a name of
-    ``allowed``, the plan's tables) read in place, and the table's window edges in
-    ``temp.refresh_edges`` (``fill_refresh_edges``). SQLite flattens ``refresh_events`` into
-    the query, so it walks the table's index as if the query named the table."""
-    events = quote_identifier(table, allowed)
-    return (f"WITH refresh_events AS (SELECT shop_id, customer_id, event_time_us FROM main.{events})\n"
-            + query("refresh_hits"))
+    ``allowed``, the plan's tables), the days of its events in ``event_days``
+    (store.event_days) and the table's window edges in ``temp.refresh_edges``
+    (``fill_refresh_edges``)."""
+    return event_days.events_sql("refresh_hits", table, allowed)
 
 
 def fill_refresh_edges(conn, edges):
@@ -79,6 +80,17 @@ def fill_refresh_edges(conn, edges):
     conn.execute("CREATE TEMP TABLE refresh_edges (events_table TEXT NOT NULL, edge_days INTEGER NOT NULL, "
                  "PRIMARY KEY (events_table, edge_days)) WITHOUT ROWID")
     conn.executemany("INSERT INTO temp.refresh_edges (events_table, edge_days) VALUES (?, ?)", sorted(set(edges)))
+
+
+def _drop_vanished(conn, shop_id):
+    """Delete the stored rows of the logged customers with no customers row and no event left
+    (their events were deleted): a full materialize has no row for them. After the refresh-all
+    hooks, which have brought such a row's measures to none (it is then in no population)."""
+    conn.execute("CREATE TEMP TABLE refresh_vanished (customer_id TEXT PRIMARY KEY) WITHOUT ROWID")
+    conn.execute(query("refresh_vanished"), {"shop_id": shop_id})
+    for table in event_days.EVENT_TABLES:
+        conn.execute(event_days.events_sql("refresh_vanished_keep", table), {"shop_id": shop_id})
+    conn.execute(query("refresh_vanished_delete"), {"shop_id": shop_id})
 
 
 def _drop_refresh_temp(conn):
@@ -257,6 +269,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
             for fam in plan.families:  # families whose values depend on other customers (catalog.Family)
                 if fam.refresh_all is not None:
                     REFRESH_HOOKS[fam.refresh_all].refresh(conn, shop_id, as_of_us, run["as_of_us"])
+            _drop_vanished(conn, shop_id)
         recomputed = conn.execute("SELECT COUNT(*) FROM temp.refresh_target").fetchone()[0]
         _drop_refresh_temp(conn)
         result = finish(conn, shop_id, "refresh", plan, as_of_us, started, recomputed, families is None)

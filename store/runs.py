@@ -9,7 +9,7 @@ modules and ``materialize`` import in one direction only.
 
 import json
 
-from . import timeutil
+from . import event_days, timeutil
 from .db import applied_steps, quote_identifier
 
 TABLE = "customer_features"  # a view: the stored rows with the snapshot's as_of and the derived columns
@@ -63,7 +63,9 @@ def last_run(conn, shop_id):
 def finish(conn, shop_id, kind, plan, as_of_us, started, recomputed, every_family=True):
     """The end of a materialisation's transaction: the change log of the shop is consumed and
     the run recorded (``plan``: a store.plan.Plan; the caller drops its targets and its
-    ``atomic`` block commits)."""
+    ``atomic`` block commits). The days of the logged customers' events are added to
+    event_days first (store.event_days.sync)."""
+    event_days.sync(conn, shop_id)
     conn.execute("DELETE FROM changed_customers WHERE shop_id = ?", [shop_id])
     return record(conn, shop_id, kind, plan, as_of_us, started, recomputed, every_family)
 

@@ -149,7 +149,7 @@ class _Explaining:
 
     def execute(self, sql, params=()):
         if sql.lstrip().upper().startswith(("WITH", "SELECT", "INSERT", "UPDATE", "--")):
-            self.reads.append((sql, whole_shop_reads(self._conn, sql, params),
+            self.reads.append((sql, whole_shop_reads(self._conn, sql, params, EVENT_TABLES + ("event_days",)),
                                whole_shop_reads(self._conn, sql, params, ("customer_features_stored",))))
         return self._conn.execute(sql, params)
 
@@ -164,11 +164,12 @@ class _Explaining:
         return getattr(self._conn, name)
 
 
-def test_a_refresh_walks_the_shop_only_to_find_the_window_edge_crossers(shop, tmp_path):
+def test_a_refresh_walks_no_event_table(shop, tmp_path):
     # after 1% of the customers buy and a day passes, no statement of refresh() reads an event
-    # table over the whole shop but refresh_hits (a walk of each event table for the customers
-    # whose events crossed a window edge: issue 15 item 2, not done); the segments' ranks are
-    # taken from the stored measures (store.behavior.refresh_segments), not from the purchases
+    # table over the whole shop: the window-edge crossers come from ranges of event_days
+    # (refresh_hits, issue 15 item 2), which the run keeps from the change log (event_days_changed,
+    # the log the outer loop); the segments' ranks are taken from the stored measures
+    # (store.behavior.refresh_segments), not from the purchases
     import shutil
 
     from store import refresh, timeutil
@@ -186,7 +187,9 @@ def test_a_refresh_walks_the_shop_only_to_find_the_window_edge_crossers(shop, tm
     assert result["kind"] == "refresh"
     assert any("behavior_rfm_boundaries_new" in sql for sql, *_ in conn.reads)  # the segments were brought forward
     walks = {" ".join(sql.split())[:120]: bad for sql, bad, _ in conn.reads if bad}
-    assert walks and all("refresh_events" in sql for sql in walks), walks
+    assert not walks, walks
+    assert any("JOIN event_days" in sql for sql, *_ in conn.reads)  # refresh_hits, by ranges of days
+    assert any("INSERT OR IGNORE INTO event_days" in sql for sql, *_ in conn.reads)  # the run keeps it
     # and no statement walks the shop's stored rows but the run record's count of them (its
     # primary key) and the segments' boundaries: walks of the stored measures' indexes (the
     # population's size, a position in each order; store.behavior.refresh_segments)

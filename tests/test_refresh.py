@@ -265,7 +265,9 @@ def test_the_recency_edge_of_all_features_follows_the_recency_threshold():
 
 # refresh_hits (sql/materialize.sql) on its own: the (customer, window edge) pairs of the events that
 # lie in an edge's interval [lo - e days, hi - e days] (e = 0: between the two as_of), as the
-# interval definition gives them, for times on and beside the day boundaries of the intervals.
+# interval definition gives them, for times on and beside the day boundaries of the intervals; the
+# days of event_days filled by event_days_changed (what every run does), with days listed whose
+# events are gone (a deleted or moved event leaves its day listed).
 def _near_edges(lo, span):
     offsets = st.sampled_from((-DAY_US, -1, 0, 1, DAY_US // 2, DAY_US - 1, DAY_US, DAY_US + 1))
     return st.builds(lambda days, off: lo - days * DAY_US + off, st.integers(-2, 400), offsets) | \
@@ -277,26 +279,37 @@ def _near_edges(lo, span):
        span=st.sampled_from((0, 1, DAY_US // 2, DAY_US - 1, DAY_US, DAY_US + 1, 2 * DAY_US, 400 * DAY_US)),
        edges=st.sets(st.integers(1, 400), max_size=6))
 def test_refresh_hits_are_the_events_in_each_edge_interval(data, lo, span, edges):
-    import sqlite3
-
+    from store.event_days import events_sql
     from store.refresh import fill_refresh_edges, refresh_hits_sql
     hi = lo + span
     times = data.draw(st.lists(_near_edges(lo, span), max_size=30))
-    conn = sqlite3.connect(":memory:")
-    conn.execute("CREATE TABLE events (shop_id TEXT, customer_id TEXT, event_time_us INTEGER)")
-    conn.executemany("INSERT INTO events VALUES ('', ?, ?)", [(f"c{i % 7}", t) for i, t in enumerate(times)])
-    conn.execute("INSERT INTO events VALUES ('other shop', 'c0', ?)", [lo])
-    fill_refresh_edges(conn, [("events", e) for e in {0} | edges] + [("other", e) for e in range(0, 401, 3)])
-    sql = refresh_hits_sql("events", {"events"})
-    got = set(conn.execute(sql, {"shop_id": "", "lo_us": lo, "hi_us": hi, "events_table": "events"}))
+    gone = data.draw(st.lists(_near_edges(lo, span), max_size=10))  # listed days without events
+    with CustomerActivityFeatures() as store:
+        conn = store.conn
+        conn.execute("CREATE TABLE events (shop_id TEXT, customer_id TEXT, event_time_us INTEGER)")
+        conn.executemany("INSERT INTO events VALUES ('', ?, ?)", [(f"c{i % 7}", t) for i, t in enumerate(times)])
+        conn.execute("INSERT INTO events VALUES ('other shop', 'c0', ?)", [lo])
+        conn.execute("DELETE FROM changed_customers")
+        conn.executemany("INSERT OR IGNORE INTO changed_customers VALUES (?, ?)",
+                         [("", f"c{i % 7}") for i in range(len(times))] + [("other shop", "c0")])
+        for shop in ("", "other shop"):
+            conn.execute(events_sql("event_days_changed", "events", {"events"}), {"shop_id": shop, "events_table": "events"})
+        conn.executemany("INSERT OR IGNORE INTO event_days VALUES ('', 'events', ? / 86400000000, ?)",
+                         [(t, f"c{i % 5}") for i, t in enumerate(gone)])
+        listed = set(conn.execute("SELECT customer_id, day FROM event_days WHERE shop_id = '' AND events_table = 'events'"))
+        assert {(f"c{i % 7}", int(t / DAY_US)) for i, t in enumerate(times)} <= listed  # SQLite divides toward zero
+        fill_refresh_edges(conn, [("events", e) for e in {0} | edges] + [("other", e) for e in range(0, 401, 3)])
+        sql = refresh_hits_sql("events", {"events"})
+        got = set(conn.execute(sql, {"shop_id": "", "lo_us": lo, "hi_us": hi, "events_table": "events"}))
     expected = {(f"c{i % 7}", "events", e) for i, t in enumerate(times) for e in {0} | edges
                 if lo - e * DAY_US <= t <= hi - e * DAY_US}
     assert got == expected
 
 
-def test_refresh_hits_walk_the_events_once_with_a_range_seek_among_the_edges():
-    # the event table is the outer loop (one walk of the shop's events), the edges of its table a
-    # primary-key range per event; the other way round, SQLite walked the events once per edge
+def test_refresh_hits_read_a_range_of_days_and_seek_each_candidates_events():
+    # no walk of the events (issue 15 item 2): each edge of the table (the outer loop) reads one
+    # range of event_days' key, and each customer found there is checked by one seek of its
+    # events in the edge's interval
     from store.refresh import fill_refresh_edges, refresh_hits_sql
     with CustomerActivityFeatures() as store:
         store.add_purchase("c1", 10.0, timeutil.iso(AS_OF_US - DAY_US))
@@ -306,6 +319,26 @@ def test_refresh_hits_walk_the_events_once_with_a_range_seek_among_the_edges():
             "EXPLAIN QUERY PLAN " + sql, {"shop_id": store.shop_id, "lo_us": AS_OF_US, "hi_us": AS_OF_US + DAY_US,
                                           "events_table": "purchases"})]
         steps = [p for p in plan if p.startswith(("SCAN", "SEARCH"))]
-        assert "purchases" in steps[0]
-        assert "refresh_edges" in steps[1] or steps[1].startswith("SEARCH i ")
-        assert "edge_days>? AND edge_days<?" in steps[1]
+        assert not [p for p in steps if p.startswith("SCAN")], plan
+        assert steps[0].startswith("SEARCH i ") and "events_table=?" in steps[0], plan
+        assert steps[1].startswith("SEARCH d ") and "day>? AND day<?" in steps[1], plan
+        assert any("purchases" in p and "customer_id=? AND event_time_us>? AND event_time_us<?" in p
+                   for p in steps[2:]), plan
+
+
+def test_refresh_drops_a_customer_whose_events_were_all_deleted():
+    # a full materialize has no row for a customer with no event and no customers row; nor has a
+    # refresh (found by tests/test_event_days.py's property test: refresh kept the row, zeroed)
+    with CustomerActivityFeatures() as store:
+        store.add_purchase("gone", 10.0, timeutil.iso(AS_OF_US - DAY_US))
+        store.add_purchase("kept", 10.0, timeutil.iso(AS_OF_US - DAY_US))
+        store.set_customer_metadata("meta only", {"n": 1})
+        store.flush()
+        store.materialize(as_of=timeutil.iso(AS_OF_US))
+        with store.conn:
+            store.conn.execute("DELETE FROM purchases WHERE customer_id IN ('gone', 'meta only')")
+        assert store.refresh(as_of=timeutil.iso(AS_OF_US + DAY_US))["rows"] == 2
+        assert [r[1] for r in snapshot(store)] == ["kept", "meta only"]
+        inc = snapshot(store)
+        store.materialize(as_of=timeutil.iso(AS_OF_US + DAY_US))
+        assert inc == snapshot(store)
