@@ -17,19 +17,15 @@ CREATE TABLE event_days (
     PRIMARY KEY (shop_id, events_table, day, customer_id)
 ) WITHOUT ROWID;
 
--- The days of the events already in the store, table by table (a store migrated here may hold
--- a snapshot whose change log is consumed).
+-- The days of the events already in the store, every event table (a store migrated here may
+-- hold a snapshot whose change log is consumed), sorted into the key's order so that it appends.
 INSERT OR IGNORE INTO event_days (shop_id, events_table, day, customer_id)
-    SELECT shop_id, 'purchases', event_time_us / 86400000000, customer_id FROM purchases ORDER BY 1, 3, 4;
-INSERT OR IGNORE INTO event_days (shop_id, events_table, day, customer_id)
-    SELECT shop_id, 'sessions', event_time_us / 86400000000, customer_id FROM sessions ORDER BY 1, 3, 4;
-INSERT OR IGNORE INTO event_days (shop_id, events_table, day, customer_id)
-    SELECT shop_id, 'cart_events', event_time_us / 86400000000, customer_id FROM cart_events ORDER BY 1, 3, 4;
-INSERT OR IGNORE INTO event_days (shop_id, events_table, day, customer_id)
-    SELECT shop_id, 'support_interactions', event_time_us / 86400000000, customer_id FROM support_interactions ORDER BY 1, 3, 4;
-INSERT OR IGNORE INTO event_days (shop_id, events_table, day, customer_id)
-    SELECT shop_id, 'refunds', event_time_us / 86400000000, customer_id FROM refunds ORDER BY 1, 3, 4;
-INSERT OR IGNORE INTO event_days (shop_id, events_table, day, customer_id)
-    SELECT shop_id, 'interactions', event_time_us / 86400000000, customer_id FROM interactions ORDER BY 1, 3, 4;
-INSERT OR IGNORE INTO event_days (shop_id, events_table, day, customer_id)
-    SELECT shop_id, 'purchase_attributions', event_time_us / 86400000000, customer_id FROM purchase_attributions ORDER BY 1, 3, 4;
+SELECT shop_id, events_table, event_time_us / 86400000000, customer_id FROM (
+    SELECT shop_id, 'purchases' AS events_table, event_time_us, customer_id FROM purchases
+    UNION ALL SELECT shop_id, 'sessions', event_time_us, customer_id FROM sessions
+    UNION ALL SELECT shop_id, 'cart_events', event_time_us, customer_id FROM cart_events
+    UNION ALL SELECT shop_id, 'support_interactions', event_time_us, customer_id FROM support_interactions
+    UNION ALL SELECT shop_id, 'refunds', event_time_us, customer_id FROM refunds
+    UNION ALL SELECT shop_id, 'interactions', event_time_us, customer_id FROM interactions
+    UNION ALL SELECT shop_id, 'purchase_attributions', event_time_us, customer_id FROM purchase_attributions
+) ORDER BY 1, 2, 3, 4;
