@@ -152,3 +152,26 @@ SELECT
 FROM target AS t
 JOIN behavior_retention AS rt ON rt.target_id = t.target_id
 LEFT JOIN behavior_loyalty_counts AS lt ON lt.target_id = t.target_id
+-- name: behavior_family_edges_all_features
+-- The relation all_features of behavior_family_edges in a refresh (store.refresh,
+-- in place of the family all_features): the columns behavior_retention reads,
+-- from the row the same refresh computed for the target (temp.all_features,
+-- staged when all_features was recomputed for it) or else from the target's
+-- stored row, whose all_features values still hold at the new as_of (refresh
+-- recomputes a family for every customer whose events crossed one of its
+-- edges). recency_risk, a helper of all_features, is stored as a column of
+-- behavior_family. So the edge query does not compute all_features and the
+-- four seed families a second time (0.41 s of a 2.8 s refresh at 100,000
+-- customers, 4.5-8.1 s at 1,000,000).
+SELECT
+    t.target_id AS target_id,
+    -- recency_risk, declining_engagement, support_risk, cart_abandonment_risk, retention_concern: as in all_features; 0/1
+    CASE WHEN a.target_id IS NULL THEN o.recency_risk ELSE a.recency_risk END AS recency_risk,
+    CASE WHEN a.target_id IS NULL THEN o.declining_engagement ELSE a.declining_engagement END AS declining_engagement,
+    CASE WHEN a.target_id IS NULL THEN o.support_risk ELSE a.support_risk END AS support_risk,
+    CASE WHEN a.target_id IS NULL THEN o.cart_abandonment_risk ELSE a.cart_abandonment_risk END AS cart_abandonment_risk,
+    CASE WHEN a.target_id IS NULL THEN o.retention_concern ELSE a.retention_concern END AS retention_concern
+FROM target AS t
+LEFT JOIN temp.all_features AS a ON a.target_id = t.target_id
+LEFT JOIN main.customer_features_stored AS o ON o.shop_id = :shop_id AND o.customer_id = t.customer_id
+

@@ -468,16 +468,19 @@ def view_sql(reg, view, stored, as_of_table, columns, stored_columns):
             f"JOIN main.{quote_identifier(as_of_table, RELATIONS)} AS a ON a.shop_id = s.shop_id")
 
 
-def stage_sql(reg, name, helpers, first=(), columns="*"):
+def stage_sql(reg, name, helpers, first=(), columns="*", substitute=None):
     """The SELECT that stages the query ``name`` of the registry ``reg``, as written: ``WITH``
     the relations ``first`` (the target relation, or none), then the queries ``helpers`` (names
     of ``reg``) as MATERIALIZED CTEs named after them, then ``SELECT columns FROM (<the
     query>)``, each query as the store runs it (``features.runnable``: with its derived
-    columns). ``columns``: ``*`` or identifiers this module quoted. Plan.stage_statements and
-    refresh's edge queries compose their statements here."""
+    columns). ``columns``: ``*`` or identifiers this module quoted. ``substitute``: {helper:
+    another query of ``reg``} whose text is the CTE's body in its place (the same columns, read
+    from elsewhere). Plan.stage_statements and refresh's edge queries compose their statements
+    here."""
     allowed = set(helpers)
-    head = ",\n".join(list(first) + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n{runnable(reg, h)}\n)"
-                                      for h in helpers])
+    substitute = substitute or {}
+    head = ",\n".join(list(first) + [f"{quote_identifier(h, allowed)} AS MATERIALIZED (\n"
+                                      f"{runnable(reg, substitute.get(h, h))}\n)" for h in helpers])
     head = f"WITH {head}\n" if head else ""
     return f"{head}SELECT {columns} FROM (\n{runnable(reg, name)}\n)"
 

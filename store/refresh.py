@@ -56,10 +56,20 @@ _REFRESH_TEMP = ("refresh_hits", "refresh_edges", "refresh_family_edges", "refre
 _EDGE_QUERIES = tuple(f.edge_query for f in catalog.FAMILIES if f.edge_query)
 
 
-def _stage_edge_query(conn, fam, params):
+def _stage_edge_query(conn, fam, params, staged):
     """Compute the family's edge query (catalog.Family.edge_query) for the targets in
-    temp.target into a temp table of its name keyed by target_id; returns its columns."""
-    body = stage_sql(registry.builtin(), fam.edge_query, fam.edge_requires, [target_relation(TARGETS, True)])
+    temp.target into a temp table of its name keyed by target_id; returns its columns.
+
+    A family the edge query reads that this refresh has staged (``staged``: its table
+    ``temp.<family>`` holds the rows recomputed for it) is read through the query
+    ``<edge query>_<family>`` when sql/ has one: those rows where there are, else the target's
+    stored row, whose values of that family still hold (it is recomputed for every customer
+    whose events crossed one of its edges); not computed a second time."""
+    reg = registry.builtin()
+    substitute = {name: f"{fam.edge_query}_{name}" for name in fam.edge_requires
+                  if name in staged and reg.known(f"{fam.edge_query}_{name}")}
+    body = stage_sql(reg, fam.edge_query, fam.edge_requires, [target_relation(TARGETS, True)],
+                     substitute=substitute)
     table = "temp." + quote_identifier(fam.edge_query, _EDGE_QUERIES)
     return stage_keyed(conn, table, body, params, fam.edge_query)
 
@@ -258,7 +268,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                             sub = Plan(conn, plan.windows, {fam.query}, reg)
                             staged[fam.query] = (sub, sub.stage(conn, params))
                         else:
-                            edge_staged[fam.query] = (fam.edge_query, _stage_edge_query(conn, fam, params))
+                            edge_staged[fam.query] = (fam.edge_query, _stage_edge_query(conn, fam, params, staged))
                 conn.execute(_refresh_write_sql(plan, bits, staged, edge_staged), params)
             finally:
                 for sub, names in staged.values():
