@@ -152,6 +152,7 @@ SELECT
 FROM target AS t
 JOIN behavior_retention AS rt ON rt.target_id = t.target_id
 LEFT JOIN behavior_loyalty_counts AS lt ON lt.target_id = t.target_id
+
 -- name: behavior_family_edges_all_features
 -- The relation all_features of behavior_family_edges in a refresh (store.refresh,
 -- in place of the family all_features): the columns behavior_retention reads,

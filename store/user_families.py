@@ -14,7 +14,7 @@ runs it (every window). A refusal raises ``FamilyDefinitionError`` naming the fi
 registered then.
 
 Refused: a syntax error or more than one statement; a statement that writes or changes the
-schema; a table that is not one of the store's event tables (``store.ingest.KINDS``), or one
+schema; a table that is not one of the store's event tables (``store.event_days.EVENT_TABLES``), or one
 its ``-- tables:`` line does not name; a parameter the store does not bind; no ``target_id``
 as the first output column; an output column without its comment line, a comment without
 its column; an output column given twice (a derived column the query computes too); a column
@@ -28,12 +28,11 @@ import sqlite3
 from . import catalog, registry
 from .db import configure, migrate
 from .errors import FamilyDefinitionError
+from .event_days import EVENT_TABLES
 from .features import parameters, runnable
-from .ingest import KINDS
 from .plan import DEFAULT_WINDOWS, Plan
 
 # The tables a user family may read: the store's event tables, and the target relation.
-EVENT_TABLES = frozenset(kind.table for kind in KINDS.values())
 _ALLOWED_ACTIONS = {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
                     getattr(sqlite3, "SQLITE_RECURSIVE", 33)}
 # The authorizer's action codes by name, for the refusal message.
