@@ -4,8 +4,9 @@
 -- requires all_features). Its edges days line: recency_risk (last purchase
 -- more than :recency_concern_days = 60 whole days before as_of) flips when the
 -- last purchase crosses as_of - 61 days, so refresh recomputes the family for
--- a customer with a purchase crossing that edge (the window edges of the
--- families it reads come with them).
+-- a customer with a purchase crossing that edge. The declared edges of the
+-- families it reads come with them (those of their 30- and 90-day helpers),
+-- not their windows: it reads no windowed column (`reads windows: no`).
 -- Its row is every column of the four families (SELECT * over them joined USING
 -- (target_id): no column list, so a column added to one of them is one of its
 -- columns too) and the flags: get_all_features and the cohorts read it.
@@ -31,6 +32,7 @@
 -- requires: purchase_features, session_features, cart_features, support_features
 -- edges days: 61
 -- edge tables: purchases
+-- reads windows: no
 -- window: window-free: computed from the 30- and 90-day windows ending at as_of, whatever days is
 -- helpers: recency_risk
 -- column order: high_short_term_activity, declining_engagement, support_risk, cart_abandonment_risk, retention_concern, activity_trend

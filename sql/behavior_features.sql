@@ -53,6 +53,7 @@ ORDER BY t.target_id
 -- keyed: behavior_purchase, behavior_engagement, behavior_search, behavior_shopping, behavior_device, behavior_temporal, behavior_retention
 -- edges days: 30, 61, 90, 180
 -- edge tables: purchases, cart_events, support_interactions
+-- reads windows: no
 -- edge query: behavior_family_edges
 -- edge requires: purchase_features, session_features, cart_features, support_features, all_features, behavior_retention, behavior_loyalty_counts
 -- added by: issue 5 (behaviour features)

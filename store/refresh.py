@@ -34,19 +34,21 @@ def _has_change_triggers(conn, tables):
     return all(f"changed_customers_{t}_insert" in names for t in tables)
 
 
-def _family_edges(fam, windows, reg=None):
+def _family_edges(fam, windows, reg=None, with_windows=True):
     """{(event table, window edge in days)} whose crossing events change the family's values
-    (besides the events at as_of itself): its declared edges, the windows and the all-time
-    frequency window when it has windowed features, on its edge tables; and those of the
-    families it reads."""
+    (besides the events at as_of itself): its declared edges, and with ``with_windows`` the
+    windows and the all-time frequency window when it has windowed features, on its edge
+    tables; and those of the families it requires (their windows only when it reads them:
+    ``reads windows``)."""
     edges = set(fam.edges_days or ())
-    if any(f.query == fam.query and f.materialize == catalog.WINDOWED for f in catalog.features(reg)):
+    if with_windows and any(f.query == fam.query and f.materialize == catalog.WINDOWED
+                            for f in catalog.features(reg)):
         edges |= set(windows) | {ALL_TIME_FREQUENCY_DAYS}
     out = {(t, e) for t in (fam.edge_tables if fam.edge_tables is not None else fam.tables) for e in edges}
     names = {f.query for f in catalog.families(reg)}
     for dep in fam.requires:
         if dep in names:
-            out |= _family_edges(catalog.family(dep, reg), windows, reg)
+            out |= _family_edges(catalog.family(dep, reg), windows, reg, fam.reads_windows)
     return out
 
 

@@ -15,6 +15,9 @@ one of these keys ends the header::
     -- edges days: 30, 90         window lengths in days, other than the materialized
                                   windows, that its values depend on; `any`: as_of itself
     -- edge tables: purchases     the tables whose events the edges apply to (default: tables)
+    -- reads windows: no          it reads none of the windowed columns of the families it
+                                  requires (default: yes): their declared edges change its
+                                  values, their windows do not
     -- edge query: NAME           a query computing only the columns that depend on the edges
     -- edge requires: a, b        the named queries the edge query reads
     -- refresh all: HOOK          a named refresh hook (store.plan.REFRESH_HOOKS) that
@@ -93,7 +96,8 @@ _LIST_KEYS = ("tables", "requires", "keyed", "edge tables", "edge requires", "he
               "table only", "sets", "reads")
 _PLAIN_KEYS = ("order", "requires", "sets", "reads")  # the header lines of a plain -- name: query
 _PLAIN_ONLY_KEYS = ("sets", "reads")
-_TEXT_KEYS = ("order", "edges days", "edge query", "refresh all", "optional", "added by", "window")
+_TEXT_KEYS = ("order", "edges days", "edge query", "refresh all", "optional", "added by", "window",
+              "reads windows")
 _DERIVED = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)\s*=\s*(\S.*)$")
 _HEADER_LINE = re.compile(r"^--\s*([a-z][a-z ]*[a-z]):\s?(.*)$")
 _COLUMN_LINE = re.compile(r"^\s*--\s*([A-Za-z_][A-Za-z0-9_]*):\s*(.*)$")
@@ -149,7 +153,10 @@ class Family:
     computing only the family's columns that depend on its window edges;
     ``refresh`` runs it in place of the family query for a customer whose only
     change is an event crossing one of the family's edges (None: the family
-    query).
+    query). ``reads_windows``: False when the family reads none of the windowed
+    columns of the families it requires (all_features reads their 30- and
+    90-day helpers, not their windows): an event crossing one of their declared
+    edges changes its values, one crossing one of their windows does not.
     """
 
     query: str
@@ -164,6 +171,7 @@ class Family:
     edge_query: str = None
     edge_requires: tuple = ()
     derived: tuple = ()   # ((column, SQL expression over as_of_us and stored columns), ...): `derived:` lines
+    reads_windows: bool = True
 
 
 @dataclass(frozen=True)
@@ -352,10 +360,14 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
                 raise FamilyDefinitionError(source, at, f"{name}: derived column {column} is declared twice")
             derived.append((column, expr.strip()))
             derived_lines.append(at)
+        reads_windows = value("reads windows", "yes")
+        if reads_windows not in ("yes", "no"):
+            fail("reads windows", f"reads windows must be yes or no, got {reads_windows!r}")
         family = Family(name, _items(value("tables")), edges_days, _items(value("requires", "")),
                         optional == "yes", added_by, value("refresh all") or None, _items(value("keyed", "")),
                         _items(value("edge tables")) if "edge tables" in header else None,
-                        value("edge query") or None, _items(value("edge requires", "")), tuple(derived))
+                        value("edge query") or None, _items(value("edge requires", "")), tuple(derived),
+                        reads_windows == "yes")
     return Block(name, source, line, order, family, tuple(feats), helpers, _items(value("requires", "")),
                  table_only, _items(value("sets", "")), _items(value("reads", "")),
                  tuple(derived_lines) if is_family else ())
@@ -645,6 +657,10 @@ def markdown():
                      ("reads", ", ".join(fam.requires) or "none"),
                      ("window edges (days)", "any change of as_of" if fam.edges_days is None
                       else ", ".join(map(str, fam.edges_days)) or "none")]
+            if fam.edge_tables is not None:
+                facts.append(("edge tables", ", ".join(fam.edge_tables) or "none"))
+            if not fam.reads_windows:
+                facts.append(("reads the windows of the families it requires", "no"))
             if fam.edge_query:
                 facts.append(("edge query", f"{fam.edge_query} (on {', '.join(fam.edge_tables or fam.tables)})"))
             if fam.refresh_all:

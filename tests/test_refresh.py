@@ -253,14 +253,22 @@ def test_refresh_of_segments_equals_materialize(history, steps, new, chosen):
             assert snapshot(inc) == snapshot(full)
 
 
-def test_the_recency_edge_of_all_features_follows_the_recency_threshold():
+def test_the_edges_of_all_features_follow_its_rules_constants():
     # recency_risk (all_features) flips when the last purchase crosses as_of - (threshold + 1) whole
-    # days: the family declares that edge so refresh recomputes it (no second copy of the rule)
-    from store import catalog
-    from store.features import RECENCY_CONCERN_DAYS
+    # days: the family declares that edge so refresh recomputes it (no second copy of the rule). Its
+    # other edges are the declared edges of the 30- and 90-day helpers it reads, not the windows of
+    # the families it requires (reads windows: no); the property tests above check that refresh
+    # still equals a full materialize
+    from store import catalog, refresh
+    from store.features import LONG_WINDOW_DAYS, RECENCY_CONCERN_DAYS, SHORT_WINDOW_DAYS
 
     fam = catalog.family("all_features")
     assert RECENCY_CONCERN_DAYS + 1 in fam.edges_days and fam.edge_tables == ("purchases",)
+    assert not fam.reads_windows and not catalog.family("behavior_family").reads_windows
+    short, long = SHORT_WINDOW_DAYS, LONG_WINDOW_DAYS
+    assert refresh._family_edges(fam, (7, 30, 90, 365)) == {
+        ("purchases", short), ("purchases", long), ("purchases", RECENCY_CONCERN_DAYS + 1),
+        ("sessions", short), ("cart_events", short), ("support_interactions", short)}
 
 
 # refresh_hits (sql/materialize.sql) on its own: the (customer, window edge) pairs of the events that

@@ -15,6 +15,7 @@ def _family_record(fam):
     record = {k: (list(v) if isinstance(v, tuple) else v) for k, v in fam.__dict__.items()}
     record["refresh_all"] = fam.refresh_all  # the hook's name (store.plan.REFRESH_HOOKS)
     del record["derived"]  # added after the freeze (issue 15 item 1): checked below
+    del record["reads_windows"]  # added after the freeze (issue 15, refresh): checked below
     return record
 
 
@@ -25,6 +26,7 @@ def test_feature_records_equal_the_frozen_records():
 def test_family_records_equal_the_frozen_records():
     by_name = lambda records: sorted(records, key=lambda r: r["query"])  # noqa: E731
     assert by_name(_family_record(f) for f in catalog.FAMILIES) == by_name(FROZEN["families"])
+    assert [f.query for f in catalog.FAMILIES if not f.reads_windows] == ["all_features", "behavior_family"]
     assert {f.query: f.derived for f in catalog.FAMILIES if f.derived} == {
         "purchase_features": (("purchase_recency_days", "(as_of_us - last_purchase_us) / 86400000000"),),
         "behavior_segments": (("account_age_days", "CASE WHEN account_created_us <= as_of_us "
@@ -115,6 +117,8 @@ def test_adding_a_column_to_a_built_in_family_file_adds_its_record():
      "helper column nothing has no comment"),
     ("-- tables: purchases\n", "-- tables: purchases\n-- sets: big_order_count\n", 6,
      "'sets' is a header line of a -- name: query, not of a family"),
+    ("-- tables: purchases\n", "-- tables: purchases\n-- reads windows: never\n", 6,
+     "reads windows must be yes or no"),
 ])
 def test_a_malformed_family_file_names_the_file_line_and_reason(old, new, line, reason):
     text = FAMILY.replace(old, new, 1)
