@@ -14,12 +14,12 @@
 -- behavior_purchase_frequency is the key purchase_frequency.
 
 -- name: behavior_features
--- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase_season_stats, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
 SELECT
     t.target_id AS target_id,
     -- purchase family (behavior_purchase.sql)
     pu.total_purchases, pu.avg_purchase_value, pu.purchase_frequency, pu.purchase_consistency,
-    pu.seasonal_purchase_pattern,
+    tm.seasonal_purchase_pattern,  -- with the local-time features (behavior_temporal.sql)
     -- engagement family (behavior_engagement.sql)
     en.total_sessions, en.avg_session_duration, en.page_views_per_session, en.bounce_rate, en.engagement_score,
     -- search and discovery family (behavior_search.sql)
@@ -49,7 +49,7 @@ ORDER BY t.target_id
 -- family: behavior_family
 -- order: 90
 -- tables: purchases, sessions, interactions, purchase_attributions, cart_events, support_interactions
--- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase_season_stats, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
 -- keyed: behavior_purchase, behavior_engagement, behavior_search, behavior_shopping, behavior_device, behavior_temporal, behavior_retention
 -- edges days: 30, 61, 90, 180
 -- edge tables: purchases, cart_events, support_interactions
@@ -75,7 +75,7 @@ SELECT
     -- purchase_consistency: 1 / (1 + CV^2) of the gaps between consecutive purchases (1 = perfectly regular).; real, ratio 0..1; NULL with fewer than 2 purchases
     pu.purchase_consistency,
     -- seasonal_purchase_pattern: The local season with most purchases (ties: earliest first purchase, then name).; text, winter/spring/summer/autumn; NULL when no purchase
-    pu.seasonal_purchase_pattern,
+    tm.seasonal_purchase_pattern,
     -- total_sessions: Number of sessions.; integer, count; 0 when none
     en.total_sessions,
     -- avg_session_duration: Mean session duration.; real, seconds; NULL when no session

@@ -4,10 +4,10 @@
 --   :shop_id
 --   :min_active_span_days   floor of the active span in purchase_frequency (1 day)
 -- Every purchase at or before the target's as_of counts (no window).
--- Reads the CTE behavior_purchase_seasons (behavior_temporal.sql).
+-- Its season feature, seasonal_purchase_pattern, is computed with the other
+-- local-time features by behavior_temporal (behavior_temporal.sql).
 
 -- name: behavior_purchase
--- requires: behavior_purchase_local, behavior_purchase_seasons
 SELECT
     t.target_id AS target_id,
     -- total_purchases: purchases at or before as_of; integer; 0 when none
@@ -23,8 +23,6 @@ SELECT
          WHEN gp.mean_gap = 0 THEN 1.0
          ELSE gp.mean_gap * gp.mean_gap / (gp.mean_gap * gp.mean_gap + gp.var_gap)
     END AS purchase_consistency,
-    -- seasonal_purchase_pattern: the local season (winter, spring, summer, autumn) with most purchases; ties: earliest first purchase in the season, then the name; text; NULL when no purchase
-    se.season AS seasonal_purchase_pattern,
     -- historical_value: sum of order values at or before as_of (value to date; replaces lifetime_value_prediction); currency units; 0.0 when none
     COALESCE(agg.total_value, 0.0) AS historical_value,
     -- first_purchase_us: first purchase at or before as_of; microseconds since the epoch; NULL when none
@@ -62,11 +60,3 @@ LEFT JOIN (
     )
     GROUP BY target_id
 ) AS gp ON gp.target_id = t.target_id
-LEFT JOIN (
-    SELECT target_id, MIN(season) AS season FROM (
-        SELECT target_id, season,
-               ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY purchase_count DESC, first_us, season) AS rn
-        FROM behavior_purchase_seasons
-    ) WHERE rn = 1
-    GROUP BY target_id  -- one row per target already; an aggregate gets an automatic index in cohort joins
-) AS se ON se.target_id = t.target_id

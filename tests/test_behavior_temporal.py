@@ -24,6 +24,13 @@ def test_local_hour_and_weekday():
             store.add_purchase("c", 1.0, "2025-03-03T23:30:00Z", order_id="o1")
             f = store.get_behavior_features("c", as_of=iso(AS_OF))
             assert (f["preferred_shopping_time"], f["shopping_day_preference"]) == (hour, weekday), tz
+    # before 1970 (negative seconds: the hour and weekday are floored remainders): 1969-12-31
+    # (a Wednesday) 23:30:00.5 UTC is Thursday 1970-01-01 05:00:00.5 in Kolkata
+    for tz, hour, weekday in (("UTC", 23, 2), ("Asia/Kolkata", 5, 3), ("America/New_York", 18, 2)):
+        with CustomerActivityFeatures(timezone=tz) as store:
+            store.add_purchase("c", 1.0, "1969-12-31T23:30:00.500000Z", order_id="o1")
+            f = store.get_behavior_features("c", as_of=iso(AS_OF))
+            assert (f["preferred_shopping_time"], f["shopping_day_preference"]) == (hour, weekday), tz
 
 
 def test_loyalty_trend_window_edges():
