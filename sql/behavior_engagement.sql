@@ -11,45 +11,17 @@
 -- session id, at or before as_of), the number of them of type page_view,
 -- product_view or category_view; otherwise unknown (NULL).
 
--- name: behavior_session_pages
--- One row per session of a target at or before its as_of.
-SELECT
-    t.target_id AS target_id,
-    -- event_id: the session id
-    s.event_id AS event_id,
-    -- event_time_us: session time; microseconds since the epoch, UTC (MIN of the one session's value:
-    -- no bare column beside the aggregates, so the query means the same on every engine)
-    MIN(s.event_time_us) AS event_time_us,
-    -- duration_seconds: seconds
-    MIN(s.duration_seconds) AS duration_seconds,
-    -- pages: page views of the session (rule above); integer; NULL when unknown
-    CASE
-        WHEN MIN(s.page_views) IS NOT NULL THEN MIN(s.page_views)
-        WHEN COUNT(i.event_id) > 0 THEN
-            COUNT(i.event_id) FILTER (WHERE i.event_type IN ('page_view', 'product_view', 'category_view'))
-    END AS pages
-FROM target AS t
-CROSS JOIN sessions AS s  -- the targets are the outer loop
-LEFT JOIN interactions AS i
-    ON i.shop_id = :shop_id
-   AND i.customer_id = t.customer_id
-   AND i.session_id = s.event_id
-   AND i.event_time_us <= t.as_of_us
-WHERE s.shop_id = :shop_id
-  AND s.customer_id = t.customer_id
-  AND s.event_time_us <= t.as_of_us
--- one group per session (event ids are unique in a shop), in the primary key's order: a
--- GROUP BY on the event id alone made the planner walk the shop's sessions by event id
-GROUP BY t.target_id, s.event_time_us, s.event_id
-
 -- name: behavior_engagement
--- requires: behavior_session_pages
--- One aggregate over the targets (GROUP BY at the top level, no derived table
--- around it): SQLite then indexes this CTE when the behaviour statement joins
--- it on target_id. Wrapped in an outer SELECT, the planner scanned it once per
--- row of another family CTE (materialize: 5,000 customers 2.9 s, 20,000 22.7 s).
+-- One aggregate over the sessions of the targets, each session first reduced
+-- to one row with its page views (the derived table sp: a session's
+-- interactions are rows of the join). The targets are the outer loop and sp
+-- is read as it is computed (no table of every session, no index built on
+-- one); GROUP BY at the top level, no derived table around it: SQLite then
+-- indexes this query's CTE when the behaviour statement joins it on target_id
+-- (wrapped in an outer SELECT, the planner scanned it once per row of another
+-- family CTE: materialize 5,000 customers 2.9 s, 20,000 22.7 s).
 SELECT
-    t.target_id AS target_id,
+    sp.target_id AS target_id,
     -- total_sessions: sessions at or before as_of; integer; 0 when none
     COUNT(sp.event_id) AS total_sessions,
     -- avg_session_duration: mean session duration; seconds; NULL when no session
@@ -66,6 +38,34 @@ SELECT
       + :engagement_weight_duration * MIN(COALESCE(AVG(sp.duration_seconds), 0.0) / :engagement_duration_cap_seconds, 1.0)
       + :engagement_weight_pages * MIN(COALESCE(AVG(sp.pages), 0.0) / :engagement_pages_cap, 1.0)
       AS engagement_score
-FROM target AS t
-LEFT JOIN behavior_session_pages AS sp ON sp.target_id = t.target_id
-GROUP BY t.target_id
+FROM (
+    -- One row per session of a target at or before its as_of, and one row of NULLs
+    -- for a target without a session.
+    SELECT
+        t.target_id AS target_id,
+        -- event_id: the session id; NULL for a target without a session
+        s.event_id AS event_id,
+        -- duration_seconds: seconds (MIN of the one session's value: no bare column beside
+        -- the aggregates, so the query means the same on every engine)
+        MIN(s.duration_seconds) AS duration_seconds,
+        -- pages: page views of the session (rule above); integer; NULL when unknown
+        CASE
+            WHEN MIN(s.page_views) IS NOT NULL THEN MIN(s.page_views)
+            WHEN COUNT(i.event_id) > 0 THEN
+                COUNT(i.event_id) FILTER (WHERE i.event_type IN ('page_view', 'product_view', 'category_view'))
+        END AS pages
+    FROM target AS t
+    LEFT JOIN sessions AS s  -- the targets are the outer loop
+        ON s.shop_id = :shop_id
+       AND s.customer_id = t.customer_id
+       AND s.event_time_us <= t.as_of_us
+    LEFT JOIN interactions AS i
+        ON i.shop_id = :shop_id
+       AND i.customer_id = t.customer_id
+       AND i.session_id = s.event_id
+       AND i.event_time_us <= t.as_of_us
+    -- one group per session (event ids are unique in a shop), in the primary key's order: a
+    -- GROUP BY on the event id alone made the planner walk the shop's sessions by event id
+    GROUP BY t.target_id, s.event_time_us, s.event_id
+) AS sp
+GROUP BY sp.target_id

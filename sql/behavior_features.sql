@@ -14,7 +14,7 @@
 -- behavior_purchase_frequency is the key purchase_frequency.
 
 -- name: behavior_features
--- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase_season_stats, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase_season_stats, behavior_purchase, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, behavior_rfm_population, behavior_rfm_ranks, behavior_rfm_scores, behavior_segments, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
 SELECT
     t.target_id AS target_id,
     -- purchase family (behavior_purchase.sql)
@@ -49,7 +49,7 @@ ORDER BY t.target_id
 -- family: behavior_family
 -- order: 90
 -- tables: purchases, sessions, interactions, purchase_attributions, cart_events, support_interactions
--- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase_season_stats, behavior_purchase, behavior_session_pages, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
+-- requires: behavior_purchase_local, behavior_purchase_seasons, behavior_purchase_season_stats, behavior_purchase, behavior_engagement, behavior_interaction_stream, behavior_search, behavior_shopping, behavior_device, behavior_loyalty_counts, behavior_temporal, purchase_features, session_features, cart_features, support_features, all_features, behavior_retention
 -- keyed: behavior_purchase, behavior_engagement, behavior_search, behavior_shopping, behavior_device, behavior_temporal, behavior_retention
 -- edges days: 30, 61, 90, 180
 -- edge tables: purchases, cart_events, support_interactions
