@@ -17,8 +17,10 @@ SELECT
     target_id, event_time_us, event_id, order_value, local_us,
     -- local_s: local_us floored to whole seconds (exact integer arithmetic: strftime on a
     -- fractional value would round to the millisecond); the argument of strftime(..., 'unixepoch')
-    -- and of the hour and weekday below (integer arithmetic: a tenth of strftime's cost)
-    (local_us - ((local_us % 1000000) + 1000000) % 1000000) / 1000000 AS local_s
+    (local_us - ((local_us % 1000000) + 1000000) % 1000000) / 1000000 AS local_s,
+    -- local_day: the local day, as whole days since 1970-01-01 (floored, as local_s); with
+    -- local_s, the hour and weekday below (integer arithmetic: a tenth of strftime's cost)
+    (local_us - ((local_us % 86400000000) + 86400000000) % 86400000000) / 86400000000 AS local_day
 FROM (
 SELECT
     t.target_id AS target_id,
@@ -126,9 +128,8 @@ LEFT JOIN (
         SELECT target_id, hour,
                ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY COUNT(*) DESC, MIN(event_time_us), hour) AS rn
         FROM (SELECT target_id, event_time_us,
-                     -- the local hour 0-23: the seconds since local midnight (a floored
-                     -- remainder: % keeps the dividend's sign), in whole hours
-                     ((local_s % 86400 + 86400) % 86400) / 3600 AS hour
+                     -- the local hour 0-23: the seconds since local midnight, in whole hours
+                     (local_s - local_day * 86400) / 3600 AS hour
               FROM behavior_purchase_local)
         GROUP BY target_id, hour
     ) WHERE rn = 1
@@ -138,9 +139,9 @@ LEFT JOIN (
         SELECT target_id, weekday,
                ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY COUNT(*) DESC, MIN(event_time_us), weekday) AS rn
         FROM (SELECT target_id, event_time_us,
-                     -- the local weekday, 0 = Monday: from the local day number (days since
-                     -- 1970-01-01, a Thursday: weekday 3, floored)
-                     ((local_s - (local_s % 86400 + 86400) % 86400) / 86400 % 7 + 10) % 7 AS weekday
+                     -- the local weekday, 0 = Monday: 1970-01-01 (local_day 0) was a Thursday,
+                     -- weekday 3 (% keeps the dividend's sign: + 10 brings it to 3..16)
+                     (local_day % 7 + 10) % 7 AS weekday
               FROM behavior_purchase_local)
         GROUP BY target_id, weekday
     ) WHERE rn = 1

@@ -284,6 +284,12 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
     def value(key, default=None):
         return header[key][1] if key in header else default
 
+    def yes_or_no(key, default):
+        answer = value(key, default)
+        if answer not in ("yes", "no"):
+            fail(key, f"{key} must be yes or no, got {answer!r}")
+        return answer == "yes"
+
     def fail(key, reason):
         raise FamilyDefinitionError(source, header[key][0] if key in header else line, reason)
 
@@ -340,9 +346,7 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
                 edges_days = tuple(int(e) for e in _items(edges))
             except ValueError:
                 fail("edges days", f"edges days must be whole days or 'any', got {edges!r}")
-        optional = value("optional", "no")
-        if optional not in ("yes", "no"):
-            fail("optional", f"optional must be yes or no, got {optional!r}")
+        optional = yes_or_no("optional", "no")
         if "tables" not in header:
             fail("tables", f"family {name}: no '-- tables:' line in its header")
         derived, derived_lines = [], []
@@ -360,14 +364,11 @@ def _block(name, source, line, header, objects, is_family, body, first_line):
                 raise FamilyDefinitionError(source, at, f"{name}: derived column {column} is declared twice")
             derived.append((column, expr.strip()))
             derived_lines.append(at)
-        reads_windows = value("reads windows", "yes")
-        if reads_windows not in ("yes", "no"):
-            fail("reads windows", f"reads windows must be yes or no, got {reads_windows!r}")
         family = Family(name, _items(value("tables")), edges_days, _items(value("requires", "")),
-                        optional == "yes", added_by, value("refresh all") or None, _items(value("keyed", "")),
+                        optional, added_by, value("refresh all") or None, _items(value("keyed", "")),
                         _items(value("edge tables")) if "edge tables" in header else None,
                         value("edge query") or None, _items(value("edge requires", "")), tuple(derived),
-                        reads_windows == "yes")
+                        yes_or_no("reads windows", "yes"))
     return Block(name, source, line, order, family, tuple(feats), helpers, _items(value("requires", "")),
                  table_only, _items(value("sets", "")), _items(value("reads", "")),
                  tuple(derived_lines) if is_family else ())
