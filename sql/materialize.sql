@@ -180,12 +180,13 @@ ORDER BY 3, 4
 
 -- name: refresh_targets
 -- The customers refresh() recomputes, one target each at the new as_of, with
--- the families to recompute for it as a bit mask (the bits of the families
--- are the JSON array :bits; temp.refresh_family_edges lists each family's
--- (bit, event table, window edge)): every family for the customers logged in
+-- the families to recompute for it as a bit mask (:all_bits is the sum of
+-- every family's bit; temp.refresh_family_edges lists each family's (bit,
+-- event table, window edge)): every family for the customers logged in
 -- changed_customers since the last run and for those with an event at as_of
 -- itself (temp.refresh_hits with edge_days 0, any table); a family for those
--- with an event of one of its tables crossing one of its window edges.
+-- with an event of one of its tables crossing one of its window edges. (UNION
+-- ALL: the GROUP BY sums each bit once.)
 SELECT
     -- target_id: 1, 2, ... in customer id order; integer
     ROW_NUMBER() OVER (ORDER BY b.customer_id) AS target_id,
@@ -194,21 +195,49 @@ SELECT
     -- as_of_us: the new point in time; microseconds since the epoch
     :as_of_us AS as_of_us,
     -- mask: the families to recompute, one bit each (a sum of distinct powers of two); integer > 0
-    SUM(b.bit) AS mask
+    CASE WHEN MAX(b.every_family) THEN :all_bits ELSE SUM(DISTINCT b.bit) END AS mask,
+    -- every_family: 1 when every family is recomputed because the customer's events changed
+    -- (logged, or an event at as_of itself), 0 when it only has events crossing window edges
+    -- (refresh_statement_targets reads it); integer, 0/1
+    MAX(b.every_family) AS every_family
 FROM (
-    SELECT c.customer_id AS customer_id, j.value AS bit
-    FROM changed_customers AS c, json_each(:bits) AS j
+    SELECT c.customer_id AS customer_id, 0 AS bit, 1 AS every_family
+    FROM changed_customers AS c
     WHERE c.shop_id = :shop_id
-    UNION
-    SELECT h.customer_id, j.value FROM temp.refresh_hits AS h, json_each(:bits) AS j WHERE h.edge_days = 0
-    UNION
-    SELECT h.customer_id, f.bit
+    UNION ALL
+    SELECT h.customer_id, 0, 1 FROM temp.refresh_hits AS h WHERE h.edge_days = 0
+    UNION ALL
+    SELECT h.customer_id, f.bit, 0
     FROM temp.refresh_hits AS h
     JOIN temp.refresh_family_edges AS f
         ON f.events_table = h.events_table
        AND f.edge_days = h.edge_days
 ) AS b
 GROUP BY b.customer_id
+
+-- name: refresh_statement_targets
+-- The targets of one statement of a windowed family in refresh() (the family's
+-- run over all time, or its run for one window): those of temp.refresh_target
+-- with the family's bit (:bit) whose events changed (every_family), and those
+-- with an event of one of the family's tables (:tables, a JSON array) crossing
+-- one of the edges the statement's columns depend on (:edges, a JSON array of
+-- days: the window's length for a window's run; for the all-time run, the
+-- family's declared edges and the 30-day frequency window). A customer whose
+-- events crossed only the 365-day edge of purchases gets only the 365-day run
+-- of purchase_features, not all five. The crossings are read from
+-- temp.refresh_hits by (table, edge), each customer found then by its index
+-- on temp.refresh_target.
+SELECT r.target_id, r.customer_id, r.as_of_us
+FROM temp.refresh_target AS r
+WHERE r.every_family AND r.mask & :bit
+UNION
+SELECT r.target_id, r.customer_id, r.as_of_us
+FROM temp.refresh_hits AS h
+JOIN temp.refresh_target AS r ON r.customer_id = h.customer_id
+WHERE h.events_table IN (SELECT value FROM json_each(:tables))
+  AND h.edge_days IN (SELECT value FROM json_each(:edges))
+  AND r.mask & :bit
+ORDER BY 1
 
 -- name: create_features_as_of
 -- The table of the snapshots' as_of, one row per shop: customer_features is a

@@ -281,19 +281,28 @@ class Plan:
         ``schema``: where the tables go (``temp``, or an attached scratch file in a
         partition worker). Returns the staged names; ``unstage`` drops them.
         """
-        schema = check_schema(schema)
-        statements = self.stage_statements(one_as_of, schema)
-        allowed = {st.table for st in statements}
         staged = []
         try:
-            for st in statements:
+            for st in self.stage_statements(one_as_of, schema):
                 staged.append(st.table)
-                stage_keyed(conn, f"{schema}." + quote_identifier(st.table, allowed), st.sql,
-                             {**params, **st.parameters}, st.table)
+                self.stage_statement(conn, st, params, schema)
         except BaseException:
             self.unstage(conn, staged, schema)
             raise
         return staged
+
+    def stage_statement(self, conn, statement, params, schema="temp"):
+        """Run one statement of ``stage_statements`` (for the targets of ``schema.target``) into
+        its table ``schema.<statement.table>``; returns the table's columns but target_id."""
+        schema = check_schema(schema)
+        table = f"{schema}." + quote_identifier(statement.table, self.staged_tables)
+        return stage_keyed(conn, table, statement.sql, {**params, **statement.parameters}, statement.table)
+
+    @property
+    def staged_tables(self):
+        """The names of the tables ``stage`` may create (the allowlist of their identifiers)."""
+        return {cte for _, _, cte, _ in self.columns} | {f.query for f in self.families} | {
+            k for f in self.families for k in f.keyed}
 
     def stage_statements(self, one_as_of=True, schema="temp"):
         """[Statement(table, sql, parameters)] of the statements ``stage`` runs, in order:

@@ -7,7 +7,8 @@ event in ``[lo, hi]`` or ``[lo - e, hi - e]`` for a window edge ``e``, where
 ``lo``/``hi`` are the old and new ``as_of`` (found from the days of
 ``event_days``, store.event_days, each checked by a seek of its events: no
 walk of the events); a customer whose only change
-is an edge crossing gets only the families with that edge recomputed (the
+is an edge crossing gets only the families with that edge recomputed, and of a
+windowed family only the runs with that edge (``_statement_edges``; the
 other columns kept from its row). A logged customer left with no event and
 no customers row loses its row, as a full ``materialize`` gives it none. No other row is written: what depends on
 ``as_of`` alone (``as_of`` itself, the columns a family declares ``derived``) is
@@ -50,6 +51,41 @@ def _family_edges(fam, windows, reg=None, with_windows=True):
         if dep in names:
             out |= _family_edges(catalog.family(dep, reg), windows, reg, fam.reads_windows)
     return out
+
+
+def _statement_edges(fam, windows):
+    """{staged table: the window edges in days its columns depend on} of a windowed family's
+    statements (``Plan.stage_statements``): the all-time run, its declared edges and the all-time
+    frequency window; the run for the window of ``w`` days, ``w`` alone (its columns follow the
+    windowed and frequency rules: events in the window). refresh stages each for the customers
+    whose events changed or crossed one of its edges (``refresh_statement_targets``)."""
+    out = {fam.query: set(fam.edges_days or ()) | {ALL_TIME_FREQUENCY_DAYS}}
+    out.update({window_table(fam.query, w): {w} for w in windows})
+    return out
+
+
+def _stage_by_statement(conn, sub, fam, bit, params):
+    """Stage the windowed family ``fam`` (the only family of the plan ``sub``) statement by
+    statement, each for its own targets (``_statement_edges``), and give each staged table a row
+    of NULLs for a target the family gave no row (a full materialize's LEFT JOIN has NULLs
+    there): the write then takes a target's columns from a statement's table when the target has a
+    row in it. Returns the staged tables."""
+    edges = _statement_edges(fam, sub.windows)
+    tables = json.dumps(sorted(fam.edge_tables if fam.edge_tables is not None else fam.tables))
+    names = []
+    try:
+        for st in sub.stage_statements():
+            fill_targets(conn, query("refresh_statement_targets"),
+                         {"bit": bit, "tables": tables, "edges": json.dumps(sorted(edges[st.table]))})
+            names.append(st.table)
+            sub.stage_statement(conn, st, params)
+            table = "temp." + quote_identifier(st.table, sub.staged_tables)
+            conn.execute(f"INSERT INTO {table} (target_id) SELECT t.target_id FROM {TARGETS} AS t "
+                         f"WHERE NOT EXISTS (SELECT 1 FROM {table} AS f WHERE f.target_id = t.target_id)")
+    except BaseException:
+        sub.unstage(conn, names)
+        raise
+    return names
 
 
 _REFRESH_TEMP = ("refresh_hits", "refresh_edges", "refresh_family_edges", "refresh_target", "refresh_vanished")
@@ -121,12 +157,13 @@ def _refresh_temp_dropped_on_error(conn):
         raise
 
 
-def _refresh_write_sql(plan, bits, staged, edge_staged):
+def _refresh_write_sql(plan, bits, staged, edge_staged, by_statement=()):
     """INSERT of every target's stored row (``plan.stored_names``; an existing row is updated in
     place, but for the columns of the families with a refresh-all hook): a family's columns from its staged table when
-    the target's mask has the family's bit; a column of the family's edge query from that
-    query's staged table when the mask has the family's edge bit (``edge_staged``: family ->
-    (table, columns)); from the target's old row otherwise."""
+    the target's mask has the family's bit (for a family of ``by_statement``, staged statement by
+    statement: when the target has a row in the statement's table); a column of the family's edge
+    query from that query's staged table when the mask has the family's edge bit (``edge_staged``:
+    family -> (table, columns)); from the target's old row otherwise."""
     family_of = {}
     for fam in plan.families:
         family_of[fam.query] = fam.query
@@ -150,7 +187,9 @@ def _refresh_write_sql(plan, bits, staged, edge_staged):
             expr = f"CASE WHEN t.mask & :bit_{bits[fam][1]} THEN {new} ELSE {expr} END"
         if fam in staged:
             new = f"{aliases[cte]}.{quote_identifier(col, allowed_cols)}"
-            expr = f"CASE WHEN t.mask & :bit_{bits[fam][0]} THEN {new} ELSE {expr} END"
+            when = (f"{aliases[cte]}.target_id IS NOT NULL" if fam in by_statement
+                    else f"t.mask & :bit_{bits[fam][0]}")
+            expr = f"CASE WHEN {when} THEN {new} ELSE {expr} END"
         select.append(expr)
     joins = [f"LEFT JOIN temp.{quote_identifier(cte, allowed_ctes)} AS {alias} ON {alias}.target_id = t.target_id"
              for cte, alias in aliases.items()]
@@ -247,13 +286,16 @@ def refresh(conn, shop_id, as_of_us, reg=None):
             conn.execute("INSERT INTO temp.refresh_hits (customer_id, events_table, edge_days)\n"
                          + refresh_hits_sql(t, allowed_tables),
                          {"shop_id": shop_id, "lo_us": lo, "hi_us": hi, "events_table": t})
+        conn.execute("CREATE INDEX temp.refresh_hits_edge ON refresh_hits (events_table, edge_days, customer_id)")
         conn.execute("CREATE TEMP TABLE refresh_target (target_id INTEGER PRIMARY KEY, customer_id TEXT NOT NULL, "
-                     "as_of_us INTEGER NOT NULL, mask INTEGER NOT NULL)")
-        conn.execute("INSERT INTO temp.refresh_target (target_id, customer_id, as_of_us, mask) "
+                     "as_of_us INTEGER NOT NULL, mask INTEGER NOT NULL, every_family INTEGER NOT NULL)")
+        conn.execute("INSERT INTO temp.refresh_target (target_id, customer_id, as_of_us, mask, every_family) "
                      + query("refresh_targets"),
                      {"shop_id": shop_id, "as_of_us": as_of_us,
-                      "bits": json.dumps(sorted(pair[0] for pair in bits.values()))})
-        staged, edge_staged = {}, {}
+                      "all_bits": sum(pair[0] for pair in bits.values())})
+        conn.execute("CREATE UNIQUE INDEX temp.refresh_target_customer ON refresh_target (customer_id)")
+        staged, edge_staged, by_statement = {}, {}, set()
+        windowed = {f.query for f in plan.windowed}
         with automatic_indexes(conn):
             try:
                 for fam in fams:
@@ -263,6 +305,12 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                         if conn.execute("SELECT 1 FROM temp.refresh_target WHERE mask & ? AND NOT mask & ? "
                                         "LIMIT 1", [bit, unless]).fetchone() is None:
                             continue
+                        if bit == full and edge == full and fam.query in windowed:
+                            # each run of a windowed family for the customers its edges concern
+                            sub = Plan(conn, plan.windows, {fam.query}, reg)
+                            staged[fam.query] = (sub, _stage_by_statement(conn, sub, fam, full, params))
+                            by_statement.add(fam.query)
+                            continue
                         fill_targets(conn, "SELECT target_id, customer_id, as_of_us FROM temp.refresh_target "
                                             "WHERE mask & :bit AND NOT mask & :unless ORDER BY target_id",
                                       {"bit": bit, "unless": unless})
@@ -271,7 +319,7 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                             staged[fam.query] = (sub, sub.stage(conn, params))
                         else:
                             edge_staged[fam.query] = (fam.edge_query, _stage_edge_query(conn, fam, params, staged))
-                conn.execute(_refresh_write_sql(plan, bits, staged, edge_staged), params)
+                conn.execute(_refresh_write_sql(plan, bits, staged, edge_staged, by_statement), params)
             finally:
                 for sub, names in staged.values():
                     sub.unstage(conn, names)

@@ -350,3 +350,42 @@ def test_refresh_drops_a_customer_whose_events_were_all_deleted():
         inc = snapshot(store)
         store.materialize(as_of=timeutil.iso(AS_OF_US + DAY_US))
         assert inc == snapshot(store)
+
+
+def test_refresh_runs_a_windowed_family_only_for_the_windows_an_edge_crossing_changes(monkeypatch):
+    # Each customer has one event on one edge: the one-day step moves it out of that window only.
+    from store.plan import Plan
+
+    ran = {}
+    real = Plan.stage_statement
+
+    def recording(self, conn, statement, params, schema="temp"):
+        ran[statement.table] = [r[0] for r in conn.execute("SELECT customer_id FROM temp.target ORDER BY 1")]
+        return real(self, conn, statement, params, schema)
+
+    with CustomerActivityFeatures() as inc, CustomerActivityFeatures() as full:
+        for store in (inc, full):
+            store.add_session("s7", 60.0, "mobile", timeutil.iso(AS_OF_US - 7 * DAY_US))
+            store.add_session("s365", 60.0, "mobile", timeutil.iso(AS_OF_US - 365 * DAY_US))
+            store.add_session("s365", 60.0, "mobile", timeutil.iso(AS_OF_US - 100 * DAY_US))
+            store.add_purchase("p90", 10.0, timeutil.iso(AS_OF_US - 90 * DAY_US))
+            store.add_purchase("p90", 10.0, timeutil.iso(AS_OF_US - 10 * DAY_US))
+            store.add_purchase("new", 10.0, timeutil.iso(AS_OF_US - 10 * DAY_US))
+            store.flush()
+        inc.materialize(as_of=timeutil.from_us(AS_OF_US))
+        inc.add_purchase("new", 30.0, timeutil.iso(AS_OF_US - 2 * DAY_US))  # logged: every run
+        monkeypatch.setattr(Plan, "stage_statement", recording)
+        inc.refresh(as_of=timeutil.from_us(AS_OF_US + DAY_US))
+        monkeypatch.undo()
+        full.add_purchase("new", 30.0, timeutil.iso(AS_OF_US - 2 * DAY_US))
+        full.materialize(as_of=timeutil.from_us(AS_OF_US + DAY_US))
+        assert snapshot(inc) == snapshot(full)
+    sessions = {table: ids for table, ids in ran.items() if table.startswith("session_features")}
+    assert sessions == {"session_features": ["new"], "session_features_7d": ["new", "s7"],
+                        "session_features_30d": ["new"], "session_features_90d": ["new"],
+                        "session_features_365d": ["new", "s365"]}
+    purchases = {table: ids for table, ids in ran.items() if table.startswith("purchase_features")}
+    # the all-time run reads the 90-day helper (purchases.sql: edges days: 30, 90)
+    assert purchases == {"purchase_features": ["new", "p90"], "purchase_features_7d": ["new"],
+                         "purchase_features_30d": ["new"], "purchase_features_90d": ["new", "p90"],
+                         "purchase_features_365d": ["new"]}
