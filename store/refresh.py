@@ -293,7 +293,10 @@ def refresh(conn, shop_id, as_of_us, reg=None):
                      + query("refresh_targets"),
                      {"shop_id": shop_id, "as_of_us": as_of_us,
                       "all_bits": sum(pair[0] for pair in bits.values())})
-        conn.execute("CREATE UNIQUE INDEX temp.refresh_target_customer ON refresh_target (customer_id)")
+        # refresh_statement_targets' two ways in: by customer (from an edge's crossings; covering)
+        # and the customers whose events changed (a few of the targets: a partial index)
+        conn.execute("CREATE INDEX temp.refresh_target_customer ON refresh_target (customer_id, mask, as_of_us)")
+        conn.execute("CREATE INDEX temp.refresh_target_every_family ON refresh_target (target_id) WHERE every_family")
         staged, edge_staged, by_statement = {}, {}, set()
         windowed = {f.query for f in plan.windowed}
         with automatic_indexes(conn):
