@@ -574,3 +574,11 @@ def test_naive_datetimes_are_local_time_in_any_zone(store):
     now = datetime.now()
     store.add_purchase("d", 1.0, now - timedelta(days=2, hours=2))  # 2 days even across a DST change
     assert store.get_purchase_recency("d") == 2
+
+
+def test_days_true_is_refused_after_days_1_was_read(busy):
+    # the shared parameters are built once per (shop, days, frequency days): True is not 1 there
+    busy.get_all_features("c1", 1, as_of=AS_OF)
+    with pytest.raises(ValueError, match="days"):
+        busy.get_all_features("c1", True, as_of=AS_OF)
+    assert busy.get_all_features("c1", 1, as_of=AS_OF) == busy.get_all_features("c1", 1.0, as_of=AS_OF)
