@@ -255,6 +255,52 @@ def test_refresh_recomputes_from_scratch_when_a_family_changed_was_added_or_remo
         assert "big_order_count" not in [r[1] for r in store.conn.execute("PRAGMA table_info(customer_features)")]
 
 
+# -- refresh of a windowed user family that gives no row for some targets ------------------------
+RECENT_BIG = """-- family: recent_big_orders
+-- order: 1000
+-- tables: purchases
+SELECT
+    t.target_id AS target_id,
+    -- recent_big_count: Orders above 100 in the window.; integer, count; NULL when none (no row)
+    COUNT(*) AS recent_big_count
+FROM target AS t
+JOIN purchases AS p
+    ON p.shop_id = :shop_id
+   AND p.customer_id = t.customer_id
+   AND p.event_time_us <= t.as_of_us
+   AND (:window_us IS NULL OR p.event_time_us >= t.as_of_us - :window_us)
+   AND p.order_value > 100
+GROUP BY t.target_id
+"""
+
+
+def test_refresh_of_a_windowed_user_family_without_rows_for_some_targets_equals_materialize(tmp_path):
+    # The inner join gives no row once the order has left the window, so a full materialize stores
+    # NULL there; a refresh recomputes only the run whose window the order left (issue 15: each run
+    # of a windowed family for the customers its edges concern) and must store NULL too, not the
+    # old count.
+    (tmp_path / "recent.sql").write_text(RECENT_BIG)
+    for step in (1, 7, 30):
+        with CustomerActivityFeatures(feature_paths=[tmp_path]) as inc, \
+                CustomerActivityFeatures(feature_paths=[tmp_path]) as full:
+            for store in (inc, full):
+                fill(store, [(AS_OF - timedelta(days=7), 150.0, "a7"), (AS_OF - timedelta(days=30), 150.0, "a30"),
+                             (AS_OF - timedelta(days=2), 20.0, "small")], [])
+                fill(store, [(AS_OF - timedelta(days=30), 500.0, "b30")], [], customer="c2")
+            inc.materialize(as_of=iso(AS_OF), windows=(7, 30))
+            before = inc.conn.execute("SELECT recent_big_count_7d, recent_big_count_30d FROM customer_features "
+                                      "WHERE customer_id = 'c1'").fetchone()
+            assert before == (1, 2)
+            result = inc.refresh(as_of=iso(AS_OF + timedelta(days=step)))
+            assert result["kind"] == "refresh"
+            full.materialize(as_of=iso(AS_OF + timedelta(days=step)), windows=(7, 30))
+            query = "SELECT * FROM customer_features ORDER BY customer_id"
+            assert list(inc.conn.execute(query)) == list(full.conn.execute(query)), step
+            after = inc.conn.execute("SELECT recent_big_count_7d, recent_big_count_30d FROM customer_features "
+                                     "WHERE customer_id = 'c1'").fetchone()
+            assert after == {1: (None, 1), 7: (None, 1), 30: (None, None)}[step]
+
+
 # -- refusals ------------------------------------------------------------------------------------
 def family(body, header="-- family: mine\n-- order: 1000\n-- tables: purchases\n"):
     return header + body
