@@ -44,13 +44,19 @@ def _family_edges(fam, windows, reg=None, with_windows=True):
     edges = set(fam.edges_days or ())
     if with_windows and any(f.query == fam.query and f.materialize == catalog.WINDOWED
                             for f in catalog.features(reg)):
-        edges |= set(windows) | {ALL_TIME_FREQUENCY_DAYS}
-    out = {(t, e) for t in (fam.edge_tables if fam.edge_tables is not None else fam.tables) for e in edges}
+        edges = edges.union(*_statement_edges(fam, windows).values())  # those of each of its runs
+    out = {(t, e) for t in _edge_tables(fam) for e in edges}
     names = {f.query for f in catalog.families(reg)}
     for dep in fam.requires:
         if dep in names:
             out |= _family_edges(catalog.family(dep, reg), windows, reg, fam.reads_windows)
     return out
+
+
+def _edge_tables(fam):
+    """The event tables whose events' crossings change the family: its ``edge tables`` line, else
+    its ``tables``."""
+    return fam.edge_tables if fam.edge_tables is not None else fam.tables
 
 
 def _statement_edges(fam, windows):
@@ -71,7 +77,7 @@ def _stage_by_statement(conn, sub, fam, bit, params):
     there): the write then takes a target's columns from a statement's table when the target has a
     row in it. Returns the staged tables."""
     edges = _statement_edges(fam, sub.windows)
-    tables = json.dumps(sorted(fam.edge_tables if fam.edge_tables is not None else fam.tables))
+    tables = json.dumps(sorted(_edge_tables(fam)))
     names = []
     try:
         for st in sub.stage_statements():
