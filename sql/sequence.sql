@@ -21,6 +21,9 @@
 -- One pass: target LEFT JOIN purchases (a target without purchases keeps one
 -- row of NULLs), window functions per target_id, then GROUP BY target_id (no
 -- join back to target, so no per-target scan of a materialised subquery).
+-- Each window definition is a pass of SQLite over every purchase (and each
+-- ORDER BY a sort), so the partition-wide values (n, the mean gap) share one
+-- definition, and the pass in time order computes only what needs that order.
 SELECT
     m.target_id AS target_id,
     -- sequence_purchase_count: Number of purchases at or before as_of.; integer, count; 0 when none; window: all events at or before as_of; ignores days; zero-value purchases included
@@ -52,15 +55,16 @@ FROM (
     FROM (
         SELECT
             o.*,
+            COUNT(o.event_time_us) OVER (PARTITION BY o.target_id) AS n,
             AVG(o.gap_us) OVER (PARTITION BY o.target_id) AS gap_mean_us,
             -- rank 1..n-1 of the non-NULL gaps, smallest first
             ROW_NUMBER() OVER (PARTITION BY o.target_id ORDER BY o.gap_us NULLS LAST) AS gap_rank
         FROM (
             SELECT
                 t.target_id AS target_id,
+                p.event_time_us AS event_time_us,
                 p.order_value AS order_value,
                 ROW_NUMBER() OVER w - 1 AS idx,
-                COUNT(p.event_time_us) OVER (PARTITION BY t.target_id) AS n,
                 p.event_time_us - LAG(p.event_time_us) OVER w AS gap_us
             FROM target AS t
             LEFT JOIN purchases AS p
