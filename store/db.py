@@ -32,6 +32,24 @@ from .errors import (DatabaseLockedError, NotAStoreError, OutputIsDatabaseError,
 from .resources import query, resource_dir
 
 BUSY_TIMEOUT_MS = 30_000  # the default busy timeout (busy_timeout= / caf --busy-timeout change it)
+
+
+def _usable_cpus():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not Linux
+        return os.cpu_count() or 1
+
+
+# PRAGMA threads: how many helper threads SQLite's sorter may use for one sort (0: the calling
+# thread alone). Only a sort larger than the page cache uses them (it sorts and merges runs it
+# spilled to temporary files), so a request's small sorts never start one; the GROUP BY, ORDER BY
+# and window sorts of materialize, refresh and features_at do. One helper when the process may
+# use more than one CPU: every family's materialize 216.1 -> 203.9 s at 1,000,000 customers and
+# 19.8 -> 19.1 s at 100,000 (peak RSS 65.5 -> 79.3 MB at 1,000,000; benchmarks/README.md,
+# 2026-12-04). The worker processes of materialize(workers=N) sort with none (store/partition.py):
+# the workers already use the CPUs.
+SORTER_THREADS = 1 if _usable_cpus() > 1 else 0
 MIGRATIONS_TABLE = "_sqlite_migrations"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
 SIDE_FILES = ("-wal", "-journal")  # files beside a database that can hold changes not yet in it
@@ -114,11 +132,13 @@ def check_busy_timeout(seconds=None):
     return int(round(float(seconds) * 1000))
 
 
-def configure(conn, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS):
-    """Apply the store's pragmas to a connection."""
+def configure(conn, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS, sorter_threads=SORTER_THREADS):
+    """Apply the store's pragmas to a connection (``sorter_threads``: PRAGMA threads, see
+    SORTER_THREADS)."""
     conn.isolation_level = None  # we issue BEGIN IMMEDIATE / COMMIT ourselves (atomic, begin, commit)
-    # A PRAGMA takes no bound parameter: the value is a whole number (check_busy_timeout).
+    # A PRAGMA takes no bound parameter: the values are whole numbers (check_busy_timeout).
     conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+    conn.execute(f"PRAGMA threads = {int(sorter_threads)}")
     conn.execute("PRAGMA foreign_keys = ON")
     if not read_only:
         mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -156,7 +176,7 @@ def file_uri(path, parameters):
     return Path(path).resolve().as_uri() + "?" + parameters
 
 
-def connect(path, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS):
+def connect(path, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS, sorter_threads=SORTER_THREADS):
     """Open a connection to a database file (created if missing unless read-only); no checks,
     see ``open_store`` for opening a store."""
     path = Path(path)
@@ -164,12 +184,12 @@ def connect(path, *, read_only=False, busy_timeout_ms=BUSY_TIMEOUT_MS):
         conn = sqlite3.connect(file_uri(path, "mode=ro"), uri=True, check_same_thread=False)
     else:
         conn = sqlite3.connect(str(path), check_same_thread=False)
-    return configure(conn, read_only=read_only, busy_timeout_ms=busy_timeout_ms)
+    return configure(conn, read_only=read_only, busy_timeout_ms=busy_timeout_ms, sorter_threads=sorter_threads)
 
 
-def open_reader(path):
+def open_reader(path, *, sorter_threads=SORTER_THREADS):
     """A read-only connection for concurrent readers of a file database."""
-    return connect(path, read_only=True)
+    return connect(path, read_only=True, sorter_threads=sorter_threads)
 
 
 def applied_steps(conn):

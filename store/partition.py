@@ -141,7 +141,7 @@ def compute_partition(task):
     """The worker's job (store/partition.py): one customer range of a materialisation, every
     family staged into the scratch file ``task['scratch']``; returns the number of targets."""
     from .db import open_reader
-    reader = open_reader(task["db"])
+    reader = open_reader(task["db"], sorter_threads=0)  # the workers already use the CPUs (db.SORTER_THREADS)
     try:
         reader.execute("ATTACH DATABASE ? AS scratch", [task["scratch"]])
         reader.execute("PRAGMA scratch.journal_mode = OFF")

@@ -2,6 +2,7 @@
 independent; buffered writes are visible to reads at once and to other connections
 after flush(), close() or leaving the with block."""
 
+import os
 import sqlite3
 import time
 from datetime import timedelta
@@ -215,3 +216,19 @@ def test_file_store_uses_wal_and_a_busy_timeout(tmp_path):
     with CustomerActivityFeatures(tmp_path / "store.db") as store:
         assert store.conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         assert store.conn.execute("PRAGMA busy_timeout").fetchone()[0] > 0
+
+
+def test_large_sorts_may_use_one_helper_thread(tmp_path):
+    # PRAGMA threads (store.db.SORTER_THREADS): one helper thread for SQLite's sorter when the
+    # process may use more than one CPU, on file and in-memory stores alike; a materialize worker
+    # process reads with none (store/partition.py), since the workers already use the CPUs.
+    from store import db
+    assert db.SORTER_THREADS == (1 if len(os.sched_getaffinity(0)) > 1 else 0)
+    with CustomerActivityFeatures(tmp_path / "store.db") as store, CustomerActivityFeatures() as memory:
+        for s in (store, memory):
+            assert s.conn.execute("PRAGMA threads").fetchone()[0] == db.SORTER_THREADS
+        reader = db.open_reader(tmp_path / "store.db", sorter_threads=0)
+        try:
+            assert reader.execute("PRAGMA threads").fetchone()[0] == 0
+        finally:
+            reader.close()
