@@ -32,6 +32,11 @@ from .errors import (DatabaseLockedError, NotAStoreError, OutputIsDatabaseError,
 from .resources import query, resource_dir
 
 BUSY_TIMEOUT_MS = 30_000  # the default busy timeout (busy_timeout= / caf --busy-timeout change it)
+MIGRATIONS_TABLE = "_sqlite_migrations"
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
+SIDE_FILES = ("-wal", "-journal")  # files beside a database that can hold changes not yet in it
+# SQLite's primary result codes (sqlite3 exports them from Python 3.11 on only)
+SQLITE_BUSY, SQLITE_READONLY, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 5, 8, 13, 14, 26
 
 
 def _usable_cpus():
@@ -50,11 +55,6 @@ def _usable_cpus():
 # 2026-12-04). The worker processes of materialize(workers=N) sort with none (store/partition.py):
 # the workers already use the CPUs.
 SORTER_THREADS = 1 if _usable_cpus() > 1 else 0
-MIGRATIONS_TABLE = "_sqlite_migrations"
-SQLITE_HEADER = b"SQLite format 3\x00"  # the first 16 bytes of every SQLite database file
-SIDE_FILES = ("-wal", "-journal")  # files beside a database that can hold changes not yet in it
-# SQLite's primary result codes (sqlite3 exports them from Python 3.11 on only)
-SQLITE_BUSY, SQLITE_READONLY, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 5, 8, 13, 14, 26
 
 
 def quote_identifier(name, allowed):
